@@ -1,0 +1,67 @@
+# Merit: `make demo` sets everything up and runs the demo; `make test` runs every test.
+# Every target is idempotent: stamps skip work that is already done.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SOLC_VERSION := 0.8.37
+SOLC := $(HOME)/.solcx/solc-v$(SOLC_VERSION)
+FORGE := node_modules/.bin/forge
+export FOUNDRY_SOLC := $(SOLC)
+export FOUNDRY_OFFLINE := true
+
+.PHONY: all setup demo test test-forge test-py bench artifacts brownie-check clean help
+
+help:
+	@echo "make demo           set up, then run 'merit demo' on the embedded chain and store"
+	@echo "make test           set up, then run forge and pytest"
+	@echo "make bench          benchmarks; results in bench/results/*.json"
+	@echo "make artifacts      recompile contracts into backend/chain/artifacts"
+	@echo "make brownie-check  compile and deploy with eth-brownie in its own virtualenv"
+
+setup: $(VENV)/.installed node_modules/.installed $(SOLC)
+
+# torch first, pinned to the CPU build on this machine's disk, so nothing pulls a CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(SOLC): node_modules/.installed $(VENV)/.installed
+	$(BIN)/python scripts/install_solc.py
+
+demo: setup
+	$(BIN)/merit demo
+
+test: setup test-forge test-py
+
+test-forge: setup
+	$(FORGE) test
+
+test-py: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m bench
+
+artifacts: setup
+	$(BIN)/python -m backend.chain.compile --write
+
+# eth-brownie pins 83 exact versions, so it lives in its own virtualenv, never the product's.
+BROWNIE_VENV := .venv-brownie
+$(BROWNIE_VENV)/.installed:
+	test -x $(BROWNIE_VENV)/bin/python || $(PY) -m venv $(BROWNIE_VENV)
+	$(BROWNIE_VENV)/bin/python -m pip install -q eth-brownie==1.22.2
+	touch $@
+
+brownie-check: setup $(BROWNIE_VENV)/.installed
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" BROWNIE_BIN=$(BROWNIE_VENV)/bin/brownie $(BIN)/python scripts/brownie_check.py
+
+clean:
+	rm -rf build .pytest_cache bench/results/*.tmp

@@ -1,0 +1,61 @@
+"""Merit's configuration: one typed settings object.
+
+Values come, highest priority first, from keyword arguments, ``MERIT_*`` environment variables,
+then ``$MERIT_HOME/config.toml``. Nothing else in Merit reads ``os.environ`` for configuration.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MERIT_HOME", Path.home() / ".merit")).expanduser()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MERIT_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="state directory: embedded store, deployments, keys")
+    chain: str = Field("embedded", description="'embedded' (in-process EVM) or a JSON-RPC URL such as http://127.0.0.1:8545")
+    ipfs: str = Field("embedded", description="'embedded' (blockstore under $MERIT_HOME/ipfs) or a Kubo RPC URL such as http://127.0.0.1:5001")
+    market: str | None = Field(None, description="Marketplace address; default: deployments/<chain_id>.json")
+    private_key: SecretStr | None = Field(None, description="hex private key that signs transactions and API requests")
+    api_url: str | None = Field(None, description="REST API base URL for the trainer client, e.g. http://127.0.0.1:8000")
+    rpc_timeout: float = Field(30.0, gt=0, description="seconds per JSON-RPC request")
+    rpc_retries: int = Field(5, ge=0, description="retries of transient RPC errors, with exponential backoff")
+    ipfs_timeout: float = Field(60.0, gt=0, description="seconds per Kubo RPC request")
+    ipfs_retries: int = Field(3, ge=0)
+    max_update_bytes: int = Field(64 * 1024 * 1024, gt=0, description="size cap of one trainer update")
+
+    @field_validator("chain", "ipfs")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        value = value.strip()
+        if value != "embedded" and not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError(f"expected 'embedded' or an http(s):// URL, got {value!r}")
+        return value
+
+    @property
+    def ipfs_dir(self) -> Path:
+        return self.home / "ipfs"
+
+    @property
+    def deployments_dir(self) -> Path:
+        return self.home / "deployments"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=default_home() / "config.toml")
+        return (init_settings, env_settings, toml)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
