@@ -1,0 +1,450 @@
+"""Shapley-value contribution estimators for a round: which trainers' updates made the model better.
+
+``shapley(utility, n, method=...)`` values n players under ``utility(frozenset[int]) -> float``
+(in a round: the validation accuracy of global + mean Δ over the coalition). Following pyDVL, the
+work splits into a *utility* (the caller's), a *sampler* (which coalitions to evaluate: planned in
+batches and run through a pluggable executor, see ``aggregator.executors``) and a *stopping rule*
+(the ``budget`` of distinct utility evaluations). Every coalition is evaluated at most once, and
+the result is a deterministic function of (utility, n, method, seed, budget).
+
+Methods, chosen by name:
+
+``"gtg"`` (default)
+    Guided, stratified Shapley estimation. As in GTG-Shapley, a round whose full coalition is worth
+    no more than the empty one is truncated (all values 0, two evaluations). Otherwise the sizes
+    0, 1, n−1 and n are enumerated exactly (2n + 2 evaluations); the rest of the budget goes to
+    complementary pairs (S, N∖S) of the middle sizes, balanced across players and allocated per size
+    in two stages (Neyman allocation from the first stage's residual spread). A constrained,
+    Shapley-kernel weighted regression surrogate fitted to every evaluated coalition gives the bulk
+    of each value in closed form; the stratified mean of the surrogate's residuals over every
+    evaluated coalition corrects it (a control variate, so an additive game comes out exact).
+    With a budget of at least 2^n it enumerates and is exact.
+``"exact"``
+    All 2^n coalitions (n ≤ 20).
+``"tmc"``
+    Truncated Monte Carlo permutation sampling (Ghorbani & Zou, 2019): a permutation's remaining
+    marginal contributions count as zero once its prefix is within ``truncation`` × |v(N) − v(∅)| of
+    v(N). Permutations run in batches, one prefix position per executor call.
+``"loo"``
+    Leave-one-out, v(N) − v(N∖{i}): n + 1 evaluations, the cheap mode.
+
+Default budget (``budget=None``): 2^n for n ≤ 10, so small rounds are exact, else
+``max(1024, 32·n)`` distinct evaluations.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from aggregator.executors import Executor, SequentialExecutor
+
+Utility = Callable[[frozenset], float]
+
+METHODS = ("gtg", "exact", "tmc", "loo")
+EXACT_MAX_PLAYERS = 20
+DEFAULT_EXACT_PLAYERS = 10
+# |v(N) − v(∅)| at or below this is "no progress this round" (GTG-Shapley's between-round truncation).
+ROUND_TRUNCATION = 1e-9
+TMC_TRUNCATION = 0.01
+_TMC_BATCH = 8
+
+
+@dataclass(frozen=True)
+class ShapleyResult:
+    """Estimated Shapley values, one per player, and what it cost.
+
+    ``evaluations`` counts distinct utility calls. ``exact`` is true when every coalition the
+    definition needs was evaluated; ``truncated`` when the round was skipped because v(N) ≈ v(∅).
+    """
+
+    values: list[float]
+    evaluations: int
+    method: str
+    seed: int
+    budget: int | None
+    exact: bool = False
+    truncated: bool = False
+
+
+def default_budget(n: int) -> int:
+    return 2**n if n <= DEFAULT_EXACT_PLAYERS else max(1024, 32 * n)
+
+
+def minimum_budget(n: int, method: str) -> int:
+    """The fewest distinct evaluations a method can run on: fewer is refused."""
+    if method == "exact":
+        return 2**n
+    if method == "loo":
+        return n + 1 if n else 1
+    return min(2**n, 2 * n + 2)
+
+
+def shapley(
+    utility: Utility,
+    n: int,
+    method: str = "gtg",
+    seed: int = 0,
+    budget: int | None = None,
+    executor: Executor | None = None,
+) -> ShapleyResult:
+    """Shapley values of n players under ``utility``, using at most ``budget`` distinct evaluations.
+
+    Example: ``shapley(lambda s: float(len(s)), 3, method="exact").values == [1.0, 1.0, 1.0]``.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    n = int(n)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if not callable(utility):
+        raise ValueError("utility must be callable: frozenset[int] -> float")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    if method == "exact" and n > EXACT_MAX_PLAYERS:
+        raise ValueError(f"method 'exact' needs 2^n evaluations; n={n} > {EXACT_MAX_PLAYERS} is refused, use 'gtg'")
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
+            raise ValueError(f"budget must be an int or None, got {budget!r}")
+        budget = int(budget)
+        floor = minimum_budget(n, method)
+        if budget < floor:
+            raise ValueError(f"budget {budget} is below the minimum of {floor} evaluations for method {method!r} with n={n}")
+    cap = budget if budget is not None else (2**n if method in ("exact", "loo") else default_budget(n))
+    game = _Game(utility, n, cap, executor or SequentialExecutor())
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
+    values, exact, truncated = _ESTIMATORS[method](game, rng)
+    return ShapleyResult(
+        values=[float(v) for v in values],
+        evaluations=game.evaluations,
+        method=method,
+        seed=int(seed),
+        budget=budget,
+        exact=exact,
+        truncated=truncated,
+    )
+
+
+class _Game:
+    """Memoized, budgeted access to the utility. Coalitions are int bitmasks inside this module."""
+
+    def __init__(self, utility: Utility, n: int, budget: int, executor: Executor) -> None:
+        self.utility = utility
+        self.n = n
+        self.full = (1 << n) - 1
+        self.budget = budget
+        self.executor = executor
+        self.cache: dict[int, float] = {}
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.cache)
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - len(self.cache)
+
+    def missing(self, masks) -> list[int]:
+        return list(dict.fromkeys(m for m in masks if m not in self.cache))
+
+    def evaluate(self, masks) -> list[float]:
+        """Values of ``masks``, evaluating the missing ones as one executor batch."""
+        masks = list(masks)
+        todo = self.missing(masks)
+        if len(todo) > self.remaining:
+            raise AssertionError("estimator planned past its budget")  # a bug here, never the caller's
+        if todo:
+            results = self.executor.map(self.utility, [_members(m) for m in todo])
+            for mask, value in zip(todo, results):
+                value = float(value)
+                if not math.isfinite(value):
+                    raise ValueError(f"utility returned {value} for coalition {sorted(_members(mask))}")
+                self.cache[mask] = value
+        return [self.cache[m] for m in masks]
+
+
+def _members(mask: int) -> frozenset[int]:
+    return frozenset(i for i in range(mask.bit_length()) if mask >> i & 1)
+
+
+def _mask(players) -> int:
+    return sum(1 << i for i in players)
+
+
+# --------------------------------------------------------------------------------------------- exact
+
+
+def _exact(game: _Game, rng: np.random.Generator) -> tuple[np.ndarray, bool, bool]:
+    n = game.n
+    if n == 0:
+        return np.zeros(0), True, False
+    values = np.array(game.evaluate(range(1 << n)))
+    return _exact_from_table(values, n), True, False
+
+
+def _exact_from_table(table: np.ndarray, n: int) -> np.ndarray:
+    """Shapley values from v on all 2^n masks: φ_i = Σ_{S∌i} |S|!(n−|S|−1)!/n! (v(S+i) − v(S))."""
+    masks = np.arange(1 << n)
+    sizes = np.zeros(1 << n, dtype=np.int64)
+    for i in range(n):
+        sizes += (masks >> i) & 1
+    weight = np.array([1.0 / (n * math.comb(n - 1, k)) for k in range(n)])
+    phi = np.empty(n)
+    for i in range(n):
+        without = masks[((masks >> i) & 1) == 0]
+        phi[i] = np.dot(weight[sizes[without]], table[without | (1 << i)] - table[without])
+    return phi
+
+
+# ----------------------------------------------------------------------------------------------- loo
+
+
+def _loo(game: _Game, rng: np.random.Generator) -> tuple[np.ndarray, bool, bool]:
+    n = game.n
+    if n == 0:
+        return np.zeros(0), True, False
+    values = game.evaluate([game.full] + [game.full & ~(1 << i) for i in range(n)])
+    return values[0] - np.array(values[1:]), n == 1, False
+
+
+# ----------------------------------------------------------------------------------------------- tmc
+
+
+def _tmc(game: _Game, rng: np.random.Generator, truncation: float = TMC_TRUNCATION) -> tuple[np.ndarray, bool, bool]:
+    n = game.n
+    if game.budget >= 1 << n:
+        return _exact(game, rng)
+    v_empty, v_full = game.evaluate([0, game.full])
+    span = abs(v_full - v_empty)
+    if span <= ROUND_TRUNCATION:
+        return np.zeros(n), False, True
+    total = np.zeros(n)
+    used = 0
+    stalled = 0
+    while stalled < 10 * n:
+        perms = [rng.permutation(n) for _ in range(max(1, min(_TMC_BATCH, game.remaining // max(1, n - 1))))]
+        kept = len(perms)
+        prefix = [0] * kept
+        previous = [v_empty] * kept
+        marginals = np.zeros((kept, n))
+        active = list(range(kept))
+        before = game.evaluations
+        for position in range(n):
+            wanted = {p: prefix[p] | (1 << int(perms[p][position])) for p in active}
+            while active and len(game.missing(wanted[p] for p in active)) > game.remaining:
+                kept = active.pop()  # out of budget: drop this permutation and every later one
+            if not active:
+                break
+            values = game.evaluate([wanted[p] for p in active])
+            still = []
+            for p, value in zip(active, values):
+                marginals[p, int(perms[p][position])] = value - previous[p]
+                prefix[p], previous[p] = wanted[p], value
+                if abs(v_full - value) > truncation * span:
+                    still.append(p)
+            active = still
+        total += marginals[:kept].sum(axis=0)
+        used += kept
+        stalled = stalled + kept if game.evaluations == before else 0
+        if kept < len(perms):
+            break
+    return (total / used if used else np.zeros(n)), False, False
+
+
+# ----------------------------------------------------------------------------------------------- gtg
+
+
+def _gtg(game: _Game, rng: np.random.Generator, **options) -> tuple[np.ndarray, bool, bool]:
+    n = game.n
+    if game.budget >= 1 << n:
+        return _exact(game, rng)
+    v_empty, v_full = game.evaluate([0, game.full])
+    if abs(v_full - v_empty) <= ROUND_TRUNCATION:
+        return np.zeros(n), False, True
+    singles = [1 << i for i in range(n)]
+    game.evaluate(singles + [game.full & ~m for m in singles])
+    sampler = _PairSampler(n, rng)
+    pairs = game.remaining // 2
+    first = int(round(pairs * options.get("pilot", 0.4)))
+    game.evaluate(sampler.draw(_allocate(first, sampler.static_weights(), sampler.capacity, sampler.taken)))
+    if pairs - first > 0:
+        weights = sampler.static_weights()
+        if options.get("adaptive", True):
+            z, y = _design(game)
+            residual = y - _fit(z, y, v_empty, v_full, n, options.get("surrogate", "linear"))[1]
+            weights = sampler.neyman_weights(z.sum(axis=1), residual)
+        game.evaluate(sampler.draw(_allocate(sampler.taken.sum() + pairs - first, weights, sampler.capacity, sampler.taken)))
+    z, y = _design(game)
+    phi_g, fitted = _fit(z, y, v_empty, v_full, n, options.get("surrogate", "linear"))
+    phi = phi_g + _stratified_residual_means(z, y - fitted, n)
+    phi += (v_full - v_empty - phi.sum()) / n
+    return phi, False, False
+
+
+def _design(game: _Game) -> tuple[np.ndarray, np.ndarray]:
+    masks = np.array(sorted(game.cache), dtype=np.int64)
+    z = ((masks[:, None] >> np.arange(game.n)) & 1).astype(bool)
+    y = np.array([game.cache[int(m)] for m in masks])
+    return z, y
+
+
+def _stratum_weights(sizes: np.ndarray, n: int) -> np.ndarray:
+    """Shapley-kernel mass of each coalition's size, spread over that size's evaluated coalitions.
+
+    So the regression fitted on a sample approximates the one over all 2^n coalitions, whose solution
+    is the Shapley value. The sizes 0 and n enter as constraints, not as weighted rows.
+    """
+    counts = np.bincount(sizes, minlength=n + 1)
+    inner = (sizes > 0) & (sizes < n)
+    w = np.zeros(len(sizes))
+    s = sizes[inner]
+    w[inner] = (n - 1) / (s * (n - s) * counts[s])
+    return w
+
+
+def _fit(z: np.ndarray, y: np.ndarray, v_empty: float, v_full: float, n: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the surrogate g with g(∅) = v(∅), g(N) = v(N); return (Shapley values of g, g on the rows)."""
+    sizes = z.sum(axis=1)
+    w = _stratum_weights(sizes, n)
+    zf = z.astype(float)
+    if kind == "quadratic" and n >= 2:
+        i, j = np.triu_indices(n, 1)
+        x = np.hstack([zf, zf[:, i] * zf[:, j]])
+        ridge = np.r_[np.zeros(n), np.ones(len(i))]
+        share = np.vstack([np.eye(n), 0.5 * (np.eye(n)[i] + np.eye(n)[j])]).T  # φ(g) = share @ coef
+    else:
+        x, ridge, share = zf, np.zeros(n), np.eye(n)
+    rows = w > 0
+    xw = x[rows] * w[rows, None]
+    lam = 1e-3 * w[rows].sum() / max(1, rows.sum())
+    k = x.shape[1]
+    kkt = np.zeros((k + 1, k + 1))
+    kkt[:k, :k] = xw.T @ x[rows] + np.diag(lam * ridge)
+    kkt[:k, k] = kkt[k, :k] = 1.0
+    rhs = np.r_[xw.T @ (y[rows] - v_empty), v_full - v_empty]
+    coef = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:k]
+    return share @ coef, v_empty + x @ coef
+
+
+def _stratified_residual_means(z: np.ndarray, r: np.ndarray, n: int) -> np.ndarray:
+    """(1/n) Σ_s [mean r over size-s coalitions with i − mean r over size-(s−1)... without i], per player.
+
+    The Shapley value written over strata: φ_i = (1/n) (Σ_{s=1..n} E[v(S) | |S|=s, i∈S] −
+    Σ_{s=0..n−1} E[v(S) | |S|=s, i∉S]). Every evaluated coalition enters every player's estimate.
+    A stratum side with no evaluated coalition contributes nothing, i.e. the surrogate is trusted there.
+    """
+    sizes = z.sum(axis=1)
+    total = np.zeros(n)
+    for s in range(n + 1):
+        rows = sizes == s
+        if not rows.any():
+            continue
+        a = z[rows].astype(float)
+        rs = r[rows]
+        count_in = a.sum(axis=0)
+        sum_in = rs @ a
+        count_out = len(rs) - count_in
+        sum_out = rs.sum() - sum_in
+        total += np.divide(sum_in, count_in, out=np.zeros(n), where=count_in > 0)
+        total -= np.divide(sum_out, count_out, out=np.zeros(n), where=count_out > 0)
+    return total / n
+
+
+def _allocate(total: int, weights: np.ndarray, capacity: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Integer counts summing to ``total`` (≥ current, ≤ capacity), proportional to weights: water-filling."""
+    total = int(min(total, capacity.sum()))
+    target = current.astype(float)
+    free = np.ones(len(weights), dtype=bool)
+    for _ in range(len(weights) + 1):
+        left = total - target[~free].sum()
+        wf = np.where(free, weights, 0.0)
+        if wf.sum() <= 0:
+            wf = np.where(free, 1.0, 0.0)
+        share = left * wf / wf.sum()
+        clipped = np.clip(share, current, capacity)
+        newly = free & (clipped != share)
+        target = np.where(free, clipped, target)
+        if not newly.any():
+            break
+        free &= ~newly
+    counts = np.floor(target).astype(np.int64)
+    order = np.argsort(-(target - counts), kind="stable")
+    for idx in order:
+        if counts.sum() >= total:
+            break
+        if counts[idx] < capacity[idx]:
+            counts[idx] += 1
+    return counts
+
+
+class _PairSampler:
+    """Complementary pairs (S, N∖S), |S| = p for p = 2..⌊n/2⌋, drawn without replacement.
+
+    Within a size, coalitions come as disjoint blocks of a random permutation, so every player is
+    in about the same number of sampled coalitions (a balanced design: fewer empty cells, less
+    variance than independent draws).
+    """
+
+    def __init__(self, n: int, rng: np.random.Generator) -> None:
+        self.n, self.rng = n, rng
+        self.sizes = np.arange(2, n // 2 + 1)
+        self.capacity = np.array([math.comb(n, p) // (2 if 2 * p == n else 1) for p in self.sizes], dtype=np.int64)
+        self.taken = np.zeros(len(self.sizes), dtype=np.int64)
+        self.seen: list[set[int]] = [set() for _ in self.sizes]
+        self.full = (1 << n) - 1
+
+    def static_weights(self) -> np.ndarray:
+        """Neyman weights if every size had the same spread: ∝ √(Var-factor of a pair at size p)."""
+        n, p = self.n, self.sizes.astype(float)
+        return np.where(2 * p == n, np.sqrt(1.0 / (2 * p * p)), np.sqrt(2.0 / (p * (n - p))))
+
+    def neyman_weights(self, sizes: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        n = self.n
+        spread = np.zeros(n + 1)
+        for s in range(2, n - 1):
+            rs = residual[sizes == s]
+            spread[s] = rs.var(ddof=1) if len(rs) > 1 else 0.0
+        mean_spread = spread[2 : n - 1].mean()
+        spread = np.maximum(spread, 0.05 * mean_spread + 1e-15)
+        p = self.sizes
+        var = np.where(2 * p == n, spread[p] / (2.0 * p * p), (spread[p] + spread[n - p]) / (p * (n - p)))
+        return np.sqrt(var)
+
+    def draw(self, counts: np.ndarray) -> list[int]:
+        masks: list[int] = []
+        for k, (p, want) in enumerate(zip(self.sizes, counts)):
+            extra = int(want - self.taken[k])
+            if extra <= 0:
+                continue
+            for s in self._draw_size(k, int(p), extra):
+                masks += [s, self.full & ~s]
+            self.taken[k] += extra
+        return masks
+
+    def _canonical(self, mask: int, p: int) -> int:
+        return min(mask, self.full & ~mask) if 2 * p == self.n else mask
+
+    def _draw_size(self, k: int, p: int, extra: int) -> list[int]:
+        seen, out = self.seen[k], []
+        left = int(self.capacity[k]) - len(seen)
+        if extra >= left // 2:  # dense: pick from what is left explicitly
+            rest = [m for m in (self._canonical(_mask(c), p) for c in itertools.combinations(range(self.n), p)) if m not in seen]
+            rest = sorted(set(rest))
+            picks = self.rng.choice(len(rest), size=min(extra, len(rest)), replace=False)
+            out = [rest[i] for i in sorted(picks)]
+        else:
+            while len(out) < extra:
+                perm = self.rng.permutation(self.n)
+                for b in range(self.n // p):
+                    mask = self._canonical(_mask(int(x) for x in perm[b * p : (b + 1) * p]), p)
+                    if mask not in seen and len(out) < extra:
+                        seen.add(mask)
+                        out.append(mask)
+        seen.update(out)
+        return out
+
+
+_ESTIMATORS = {"gtg": _gtg, "exact": _exact, "tmc": _tmc, "loo": _loo}
