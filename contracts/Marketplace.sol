@@ -1,0 +1,1023 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {Address} from "@openzeppelin/contracts/utils/Address.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+/**
+ * @title Merit Marketplace
+ * @notice One contract holding many collaborative-training projects. An owner escrows a reward pool,
+ * trainers stake and submit model updates (by IPFS CID), an aggregator scores each round and posts
+ * contribution weights and offender flags, and this contract turns those into rewards and slashes.
+ *
+ * @dev Round lifecycle: Open --deadline--> Aggregating --postResult--> Challenge --period--> Final.
+ * Aggregating and Expired are derived from time in views; `expire` records Expired and slashes the
+ * aggregator bond. A dispute moves Challenge to Disputed; the arbiter sends it back to Challenge
+ * (rejected) or to Aggregating with a fresh deadline (upheld, result voided).
+ *
+ * Storage is laid out for the per-round gas budget:
+ * - the headers, budgets and CIDs of rounds live in a two-slot ring per project (round r in slot r % 2),
+ *   pre-filled at creation so every later write is nonzero-to-nonzero. The current and previous rounds
+ *   are therefore readable in full; older rounds are reconstructed from events (`RoundOpened`,
+ *   `ResultPosted`, `RoundFinalized`);
+ * - per-round data that must survive (submitters, update-CID commitments, weights packed 8 per slot,
+ *   offender flags) is kept per round forever;
+ * - a participant's stake and claimable balance share one slot, nonzero from the moment they join,
+ *   so crediting a reward costs a warm-slot rewrite, not a fresh slot.
+ *
+ * Funds conservation: for every asset, this contract's balance equals the sum over projects of
+ * unopened budgets + carry + the current round's budget + stakes + claimable + bonds + held dispute
+ * bond + owner remainder. Every transfer out zeroes the paid balance first (checks-effects-interactions)
+ * and runs under a transient reentrancy guard.
+ */
+contract Marketplace is ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+
+    // ---------------------------------------------------------------------------------------------
+    // Types
+    // ---------------------------------------------------------------------------------------------
+
+    enum Phase {
+        None,
+        Open,
+        Aggregating,
+        Challenge,
+        Disputed,
+        Final,
+        Expired
+    }
+
+    enum Status {
+        Pending,
+        Running,
+        Ended,
+        Cancelled
+    }
+
+    /// @notice Why `createProject` rejected a configuration.
+    enum ConfigError {
+        ZeroRounds,
+        PoolTooSmall,
+        AmountTooLarge,
+        MinTrainers,
+        SlashBps,
+        ZeroAggregator,
+        ZeroArbiter,
+        ZeroWindow,
+        EmptySpec,
+        EmptyInitialModel
+    }
+
+    struct ProjectConfig {
+        address asset; // address(0) = ETH, else an ERC-20
+        uint256 pool; // full reward escrow, deposited at creation
+        uint256 stake; // trainer stake
+        uint256 aggregatorBond;
+        uint256 disputeBond;
+        address aggregator;
+        address arbiter;
+        uint32 rounds;
+        uint16 minTrainers;
+        uint16 maxTrainers; // <= MAX_TRAINERS
+        uint16 slashBps; // share of stake slashed per offence
+        uint32 submissionWindow;
+        uint32 aggregationWindow;
+        uint32 challengePeriod;
+        string specCid;
+        string initialModelCid;
+        bytes32 validationCommitment; // keccak256(abi.encode(validationCid, salt))
+    }
+
+    /// @dev Mutable per-project state. Slot 0 is read by almost every call.
+    struct Project {
+        // slot 0
+        address owner;
+        Status status;
+        uint32 currentRound;
+        uint16 trainerCount;
+        bool bonded;
+        bool revealed;
+        // slot 1
+        uint128 perRound; // pool / rounds
+        uint128 carry; // dust, unspent budgets and slashed bonds waiting for the next round
+        // slot 2
+        uint128 bondBalance; // aggregator bond held
+        uint128 remainder; // owner-withdrawable after Ended / Cancelled
+        // slot 3
+        address disputer; // nonzero while a round is Disputed
+        string validationCid;
+    }
+
+    /// @dev One participant in one project: trainer stake and claimable balance in a single slot.
+    struct Account {
+        uint112 claimable;
+        uint96 stake; // remaining stake (config stake minus slashes); kept after withdrawal for `slashed`
+        uint32 joinedRound;
+        bool joined;
+        bool withdrawn;
+    }
+
+    /// @dev Ring entry for round `number`. Slot 0 is the header.
+    struct RoundState {
+        // slot 0
+        uint32 number;
+        Phase phase; // stored phase: Open, Aggregating, Challenge, Disputed, Final or Expired
+        uint16 submissions;
+        uint40 openedAt;
+        uint40 submissionDeadline;
+        uint40 aggregationDeadline;
+        uint40 challengeDeadline;
+        uint40 weightSum; // Σ weights of unflagged submitters (<= 256 * 2^32)
+        // slot 1
+        uint256 budget;
+        string globalModelCid;
+        string reportCid;
+    }
+
+    /// @dev Per-round data kept for the life of the contract.
+    struct RoundData {
+        mapping(uint256 index => address) submitters;
+        mapping(address trainer => bytes32) cidHash;
+        mapping(uint256 word => uint256) weights; // 8 uint32 per word
+        uint256 flags;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Constants and storage
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Upper bound on trainers per project; bounds every loop in the contract.
+    uint256 public constant MAX_TRAINERS = 256;
+    /// @notice Scale the aggregator normalises weights to. The contract only uses ratios.
+    uint256 public constant WEIGHT_SCALE = 1e9;
+    uint256 private constant BPS = 10_000;
+    uint32 private constant NO_ROUND = type(uint32).max;
+
+    uint256 private _projectCount;
+    mapping(uint256 projectId => ProjectConfig) private _configs;
+    mapping(uint256 projectId => Project) private _projects;
+    mapping(uint256 projectId => mapping(address account => Account)) private _accounts;
+    mapping(uint256 projectId => RoundState[2]) private _ring;
+    mapping(uint256 projectId => mapping(uint32 round => RoundData)) private _rounds;
+
+    // ---------------------------------------------------------------------------------------------
+    // Events
+    // ---------------------------------------------------------------------------------------------
+
+    event ProjectCreated(
+        uint256 indexed projectId,
+        address indexed owner,
+        address indexed asset,
+        uint256 pool,
+        uint32 rounds,
+        address aggregator,
+        address arbiter,
+        string specCid,
+        string initialModelCid,
+        bytes32 validationCommitment
+    );
+    event AggregatorBonded(uint256 indexed projectId, address indexed aggregator, uint256 amount);
+    event TrainerJoined(uint256 indexed projectId, address indexed trainer, uint32 joinedRound, uint256 stake);
+    event ProjectStarted(uint256 indexed projectId);
+    event RoundOpened(
+        uint256 indexed projectId,
+        uint32 indexed round,
+        uint256 budget,
+        uint64 submissionDeadline,
+        uint64 aggregationDeadline
+    );
+    event UpdateSubmitted(
+        uint256 indexed projectId, uint32 indexed round, address indexed trainer, uint16 index, string cid
+    );
+    event ResultPosted(
+        uint256 indexed projectId,
+        uint32 indexed round,
+        string globalModelCid,
+        string reportCid,
+        uint32[] weights,
+        uint256 flags
+    );
+    event TrainerSlashed(uint256 indexed projectId, uint32 indexed round, address indexed trainer, uint256 amount);
+    event RewardCredited(uint256 indexed projectId, uint32 indexed round, address indexed trainer, uint256 amount);
+    event RoundFinalized(uint256 indexed projectId, uint32 indexed round, uint256 distributed, uint256 carried);
+    event Disputed(uint256 indexed projectId, uint32 indexed round, address indexed disputer, uint256 bond);
+    event DisputeResolved(uint256 indexed projectId, uint32 indexed round, address indexed disputer, bool upheld);
+    event AggregatorSlashed(uint256 indexed projectId, uint32 indexed round, uint256 amount);
+    event AggregationReopened(uint256 indexed projectId, uint32 indexed round, uint64 aggregationDeadline);
+    event RoundExpired(uint256 indexed projectId, uint32 indexed round, uint256 bondSlashed);
+    event ProjectCancelled(uint256 indexed projectId, uint256 refunded);
+    event ProjectEnded(uint256 indexed projectId, uint256 remainder);
+    event Claimed(uint256 indexed projectId, address indexed account, uint256 amount);
+    event StakeWithdrawn(uint256 indexed projectId, address indexed trainer, uint256 amount);
+    event BondWithdrawn(uint256 indexed projectId, address indexed aggregator, uint256 amount);
+    event RemainderWithdrawn(uint256 indexed projectId, address indexed owner, uint256 amount);
+    event ValidationRevealed(uint256 indexed projectId, string validationCid, bytes32 salt);
+
+    // ---------------------------------------------------------------------------------------------
+    // Errors
+    // ---------------------------------------------------------------------------------------------
+
+    error UnknownProject(uint256 projectId);
+    error InvalidConfig(ConfigError reason);
+    error TooManyTrainers(uint256 maxTrainers, uint256 limit);
+    error WrongValue(uint256 expected, uint256 actual);
+    error TransferAmountMismatch(uint256 expected, uint256 received);
+    error NotOwner(address caller);
+    error NotAggregator(address caller);
+    error NotArbiter(address caller);
+    error NotTrainer(address caller);
+    error NotParticipant(address caller);
+    error WrongStatus(Status actual);
+    error WrongPhase(Phase expected, Phase actual);
+    error WrongRound(uint32 expected, uint32 actual);
+    error AlreadyJoined(address trainer);
+    error ProjectFull(uint16 maxTrainers);
+    error NotEnoughTrainers(uint16 have, uint16 need);
+    error BondNotPosted();
+    error AlreadyBonded();
+    error AlreadySubmitted(address trainer, uint32 round);
+    error LengthMismatch(uint256 expected, uint256 actual);
+    error InvalidFlags(uint256 flags, uint256 submitters);
+    error EmptyCid();
+    error NoSubmissions(uint32 round);
+    error ChallengePeriodNotOver(uint64 challengeDeadline);
+    error ChallengePeriodOver(uint64 challengeDeadline);
+    error ResultPending(uint32 round);
+    error NothingToClaim();
+    error NothingToWithdraw();
+    error AlreadyWithdrawn();
+    error BadReveal();
+    error AlreadyRevealed();
+
+    // ---------------------------------------------------------------------------------------------
+    // Project setup
+    // ---------------------------------------------------------------------------------------------
+
+    /**
+     * @notice Creates a project and escrows its whole reward pool.
+     * @dev For ETH (`cfg.asset == address(0)`) send exactly `cfg.pool`; for an ERC-20 approve `cfg.pool`
+     * first and send no ETH. Tokens that deliver less than asked (fee-on-transfer) are rejected.
+     * @param cfg The fixed project parameters; see {ProjectConfig}.
+     * @return projectId The new project's id; ids start at 1.
+     */
+    function createProject(ProjectConfig calldata cfg) external payable nonReentrant returns (uint256 projectId) {
+        _validateConfig(cfg);
+
+        projectId = ++_projectCount;
+        _configs[projectId] = cfg;
+
+        Project storage p = _projects[projectId];
+        p.owner = msg.sender;
+        p.perRound = uint128(cfg.pool / cfg.rounds);
+        p.carry = uint128(cfg.pool % cfg.rounds);
+
+        // Pre-fill both ring entries so round writes never pay for fresh slots. The previous round of
+        // round 0 is entry 1, whose model is the initial model: `globalModelCid` reads it before round 0
+        // is final.
+        RoundState[2] storage ring = _ring[projectId];
+        for (uint256 i; i < 2; ++i) {
+            ring[i].number = NO_ROUND;
+            ring[i].budget = 1;
+            ring[i].globalModelCid = cfg.initialModelCid;
+            ring[i].reportCid = cfg.initialModelCid;
+        }
+
+        emit ProjectCreated(
+            projectId,
+            msg.sender,
+            cfg.asset,
+            cfg.pool,
+            cfg.rounds,
+            cfg.aggregator,
+            cfg.arbiter,
+            cfg.specCid,
+            cfg.initialModelCid,
+            cfg.validationCommitment
+        );
+        _pull(cfg.asset, cfg.pool);
+    }
+
+    /**
+     * @notice Posts the aggregator bond. Only the project's aggregator, while the project is Pending or
+     * Running and no bond is currently held.
+     * @dev After `expire` or an upheld dispute the bond is gone; posting it again re-opens an Expired
+     * round for aggregation with a fresh aggregation deadline.
+     * @param projectId The project.
+     */
+    function postAggregatorBond(uint256 projectId) external payable nonReentrant {
+        Project storage p = _project(projectId);
+        ProjectConfig storage cfg = _configs[projectId];
+        if (msg.sender != cfg.aggregator) revert NotAggregator(msg.sender);
+        if (p.status != Status.Pending && p.status != Status.Running) revert WrongStatus(p.status);
+        if (p.bonded) revert AlreadyBonded();
+
+        uint256 amount = cfg.aggregatorBond;
+        p.bonded = true;
+        p.bondBalance += amount.toUint128();
+        emit AggregatorBonded(projectId, msg.sender, amount);
+
+        if (p.status == Status.Running) {
+            RoundState storage r = _ring[projectId][p.currentRound & 1];
+            if (r.phase == Phase.Expired) {
+                uint40 deadline = uint40(block.timestamp + cfg.aggregationWindow);
+                r.phase = Phase.Aggregating;
+                r.aggregationDeadline = deadline;
+                emit AggregationReopened(projectId, p.currentRound, deadline);
+            }
+        }
+        _pull(cfg.asset, amount);
+    }
+
+    /**
+     * @notice Joins a project as a trainer by paying the stake.
+     * @dev Allowed while the project is Pending, or while its current round is Open, if there is room.
+     * @param projectId The project.
+     */
+    function join(uint256 projectId) external payable nonReentrant {
+        Project storage p = _project(projectId);
+        ProjectConfig storage cfg = _configs[projectId];
+        uint32 joinedRound;
+        if (p.status == Status.Running) {
+            Phase phase = _phase(_current(projectId, p));
+            if (phase != Phase.Open) revert WrongPhase(Phase.Open, phase);
+            joinedRound = p.currentRound;
+        } else if (p.status != Status.Pending) {
+            revert WrongStatus(p.status);
+        }
+        Account storage a = _accounts[projectId][msg.sender];
+        if (a.joined) revert AlreadyJoined(msg.sender);
+        if (p.trainerCount >= cfg.maxTrainers) revert ProjectFull(cfg.maxTrainers);
+
+        uint256 stake = cfg.stake;
+        p.trainerCount += 1;
+        a.joined = true;
+        a.stake = uint96(stake);
+        a.joinedRound = joinedRound;
+        emit TrainerJoined(projectId, msg.sender, joinedRound, stake);
+        _pull(cfg.asset, stake);
+    }
+
+    /**
+     * @notice Starts a Pending project: opens round 0. Anyone may call it once the aggregator bond is
+     * posted and at least `minTrainers` trainers have joined.
+     * @param projectId The project.
+     */
+    function start(uint256 projectId) external {
+        Project storage p = _project(projectId);
+        if (p.status != Status.Pending) revert WrongStatus(p.status);
+        if (!p.bonded) revert BondNotPosted();
+        uint16 need = _configs[projectId].minTrainers;
+        if (p.trainerCount < need) revert NotEnoughTrainers(p.trainerCount, need);
+
+        p.status = Status.Running;
+        emit ProjectStarted(projectId);
+        _openRound(projectId, p, 0);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Rounds
+    // ---------------------------------------------------------------------------------------------
+
+    /**
+     * @notice Commits the caller's model update for the current round. Once per trainer per round, only
+     * while the round is Open.
+     * @dev Stores keccak256(bytes(cid)) and the submission order; the full CID is in the event.
+     * @param projectId The project.
+     * @param round The current round (guards against a late transaction landing in the next round).
+     * @param cid The IPFS CID of the update (safetensors).
+     */
+    function submitUpdate(uint256 projectId, uint32 round, string calldata cid) external {
+        Project storage p = _project(projectId);
+        if (p.status != Status.Running) revert WrongStatus(p.status);
+        if (round != p.currentRound) revert WrongRound(p.currentRound, round);
+        if (bytes(cid).length == 0) revert EmptyCid();
+        if (!_accounts[projectId][msg.sender].joined) revert NotTrainer(msg.sender);
+        RoundState storage r = _ring[projectId][round & 1];
+        Phase phase = _phase(r);
+        if (phase != Phase.Open) revert WrongPhase(Phase.Open, phase);
+        RoundData storage d = _rounds[projectId][round];
+        if (d.cidHash[msg.sender] != bytes32(0)) revert AlreadySubmitted(msg.sender, round);
+
+        uint16 index = r.submissions;
+        r.submissions = index + 1;
+        d.cidHash[msg.sender] = keccak256(bytes(cid));
+        d.submitters[index] = msg.sender;
+        emit UpdateSubmitted(projectId, round, msg.sender, index, cid);
+    }
+
+    /**
+     * @notice Posts the aggregation result of the current round. Only the aggregator, only while the
+     * round is Aggregating and the aggregator's bond is held.
+     * @dev Nothing moves here: slashes and rewards are applied by `finalize`, so voiding a result after
+     * an upheld dispute needs no undo.
+     * @param projectId The project.
+     * @param round The current round.
+     * @param globalModelCid CID of the new global model (non-empty; the previous model if nothing was kept).
+     * @param reportCid CID of the round report (JSON).
+     * @param weights One contribution weight per submitter, in submission order (fixed point, ratios only).
+     * @param flags Bit i set means submitter i is an offender: slashed, and not rewarded.
+     */
+    function postResult(
+        uint256 projectId,
+        uint32 round,
+        string calldata globalModelCid,
+        string calldata reportCid,
+        uint32[] calldata weights,
+        uint256 flags
+    ) external {
+        RoundState storage r = _requirePostable(projectId, round, weights.length, flags);
+        if (bytes(globalModelCid).length == 0) revert EmptyCid();
+
+        uint256 sum = _storeResult(_rounds[projectId][round], weights, flags);
+        r.phase = Phase.Challenge;
+        r.weightSum = uint40(sum);
+        r.challengeDeadline = uint40(block.timestamp + _configs[projectId].challengePeriod);
+        r.globalModelCid = globalModelCid;
+        r.reportCid = reportCid;
+        emit ResultPosted(projectId, round, globalModelCid, reportCid, weights, flags);
+    }
+
+    /**
+     * @notice Finalizes the current round once its challenge period is over: slashes flagged trainers
+     * into the round budget, credits `budget * w_i / Σw` to each unflagged trainer, carries dust (or the
+     * whole budget when Σw = 0) into the next round, then opens the next round or ends the project.
+     * @dev A round with no submissions needs no result: anyone may finalize it once its submission
+     * window has closed, carrying its whole budget. Anyone may call.
+     * @param projectId The project.
+     */
+    function finalize(uint256 projectId) external {
+        Project storage p = _project(projectId);
+        if (p.status != Status.Running) revert WrongStatus(p.status);
+        uint32 round = p.currentRound;
+        RoundState storage r = _ring[projectId][round & 1];
+        Phase phase = _phase(r);
+
+        uint256 budget = r.budget;
+        uint256 distributed;
+        if (r.submissions == 0 && (phase == Phase.Aggregating || phase == Phase.Expired)) {
+            // Nothing to aggregate: the model carries forward unchanged.
+            r.globalModelCid = _ring[projectId][(round + 1) & 1].globalModelCid;
+            r.reportCid = "";
+        } else {
+            if (phase != Phase.Challenge) revert WrongPhase(Phase.Challenge, phase);
+            if (block.timestamp < r.challengeDeadline) revert ChallengePeriodNotOver(r.challengeDeadline);
+            (budget, distributed) = _settle(projectId, round, r.submissions, budget, r.weightSum);
+        }
+
+        uint256 carried = budget - distributed;
+        r.phase = Phase.Final;
+        r.budget = budget;
+        emit RoundFinalized(projectId, round, distributed, carried);
+
+        uint256 carry = p.carry + carried;
+        if (round + 1 == _configs[projectId].rounds) {
+            p.carry = 0;
+            p.remainder += carry.toUint128();
+            p.status = Status.Ended;
+            emit ProjectEnded(projectId, carry);
+        } else {
+            p.carry = carry.toUint128();
+            p.currentRound = round + 1;
+            _openRound(projectId, p, round + 1);
+        }
+    }
+
+    /**
+     * @notice Disputes the posted result of the current round by paying the dispute bond. Only a
+     * trainer of the project or its owner, only during the challenge period.
+     * @param projectId The project.
+     */
+    function dispute(uint256 projectId) external payable nonReentrant {
+        Project storage p = _project(projectId);
+        if (p.status != Status.Running) revert WrongStatus(p.status);
+        if (msg.sender != p.owner && !_accounts[projectId][msg.sender].joined) revert NotParticipant(msg.sender);
+        uint32 round = p.currentRound;
+        RoundState storage r = _ring[projectId][round & 1];
+        if (r.phase != Phase.Challenge) revert WrongPhase(Phase.Challenge, r.phase);
+        if (block.timestamp >= r.challengeDeadline) revert ChallengePeriodOver(r.challengeDeadline);
+
+        ProjectConfig storage cfg = _configs[projectId];
+        uint256 bond = cfg.disputeBond;
+        r.phase = Phase.Disputed;
+        p.disputer = msg.sender;
+        emit Disputed(projectId, round, msg.sender, bond);
+        _pull(cfg.asset, bond);
+    }
+
+    /**
+     * @notice Resolves the pending dispute. Only the arbiter.
+     * @dev Uphold: the result is voided, the aggregator bond is slashed into the carry, the disputer's
+     * bond becomes claimable by the disputer, and the round returns to Aggregating with a fresh
+     * deadline (the aggregator must re-post its bond before posting again). Reject: the dispute bond
+     * becomes claimable by the aggregator and the round returns to Challenge with its original deadline,
+     * so it may be finalizable at once.
+     * @param projectId The project.
+     * @param uphold Whether the dispute is upheld.
+     */
+    function resolveDispute(uint256 projectId, bool uphold) external {
+        Project storage p = _project(projectId);
+        ProjectConfig storage cfg = _configs[projectId];
+        if (msg.sender != cfg.arbiter) revert NotArbiter(msg.sender);
+        uint32 round = p.currentRound;
+        RoundState storage r = _ring[projectId][round & 1];
+        if (p.status != Status.Running || r.phase != Phase.Disputed) {
+            revert WrongPhase(Phase.Disputed, _phase(r));
+        }
+
+        address disputer = p.disputer;
+        p.disputer = address(0);
+        uint256 bond = cfg.disputeBond;
+        if (uphold) {
+            uint256 slashed = p.bondBalance;
+            p.bondBalance = 0;
+            p.bonded = false;
+            p.carry += uint128(slashed);
+            _credit(projectId, disputer, bond);
+            uint40 deadline = uint40(block.timestamp + cfg.aggregationWindow);
+            r.phase = Phase.Aggregating;
+            r.aggregationDeadline = deadline;
+            r.challengeDeadline = 0;
+            emit DisputeResolved(projectId, round, disputer, true);
+            emit AggregatorSlashed(projectId, round, slashed);
+            emit AggregationReopened(projectId, round, deadline);
+        } else {
+            _credit(projectId, cfg.aggregator, bond);
+            r.phase = Phase.Challenge;
+            emit DisputeResolved(projectId, round, disputer, false);
+        }
+    }
+
+    /**
+     * @notice Expires the current round when the aggregator missed its aggregation deadline: the
+     * aggregator bond is slashed into the carry and the round becomes Expired. Anyone may call.
+     * @dev The owner may then cancel, or the aggregator may re-post its bond to re-open aggregation.
+     * A round without submissions is finalized instead (there was nothing to aggregate).
+     * @param projectId The project.
+     */
+    function expire(uint256 projectId) external {
+        Project storage p = _project(projectId);
+        if (p.status != Status.Running) revert WrongStatus(p.status);
+        uint32 round = p.currentRound;
+        RoundState storage r = _ring[projectId][round & 1];
+        Phase phase = _phase(r);
+        if (phase != Phase.Expired || r.phase == Phase.Expired) revert WrongPhase(Phase.Expired, phase);
+        if (r.submissions == 0) revert NoSubmissions(round);
+
+        uint256 slashed = p.bondBalance;
+        p.bondBalance = 0;
+        p.bonded = false;
+        p.carry += uint128(slashed);
+        r.phase = Phase.Expired;
+        emit RoundExpired(projectId, round, slashed);
+    }
+
+    /**
+     * @notice Cancels the project. Only the owner, not while a result is pending (Challenge or Disputed).
+     * @dev Everything already final stays claimable. Only budget of rounds that never produced a result
+     * (the current one, unopened ones) and the carry become the owner's remainder.
+     * @param projectId The project.
+     */
+    function cancel(uint256 projectId) external {
+        Project storage p = _project(projectId);
+        if (msg.sender != p.owner) revert NotOwner(msg.sender);
+        ProjectConfig storage cfg = _configs[projectId];
+        uint256 refund = p.carry;
+        if (p.status == Status.Pending) {
+            refund += uint256(p.perRound) * cfg.rounds;
+        } else if (p.status == Status.Running) {
+            uint32 round = p.currentRound;
+            RoundState storage r = _ring[projectId][round & 1];
+            if (r.phase == Phase.Challenge || r.phase == Phase.Disputed) revert ResultPending(round);
+            refund += r.budget + uint256(p.perRound) * (cfg.rounds - round - 1);
+        } else {
+            revert WrongStatus(p.status);
+        }
+
+        p.status = Status.Cancelled;
+        p.carry = 0;
+        p.remainder += refund.toUint128();
+        emit ProjectCancelled(projectId, refund);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Payouts
+    // ---------------------------------------------------------------------------------------------
+
+    /**
+     * @notice Pays the caller's claimable balance in this project (rewards, refunded or won dispute bonds).
+     * @param projectId The project.
+     */
+    function claim(uint256 projectId) external nonReentrant {
+        Account storage a = _accounts[projectId][msg.sender];
+        uint256 amount = a.claimable;
+        if (amount == 0) revert NothingToClaim();
+        a.claimable = 0;
+        emit Claimed(projectId, msg.sender, amount);
+        _push(_configs[projectId].asset, msg.sender, amount);
+    }
+
+    /**
+     * @notice Returns the caller's stake minus slashes, after the project Ended or was Cancelled.
+     * @param projectId The project.
+     */
+    function withdrawStake(uint256 projectId) external nonReentrant {
+        Project storage p = _project(projectId);
+        _requireClosed(p);
+        Account storage a = _accounts[projectId][msg.sender];
+        if (!a.joined) revert NotTrainer(msg.sender);
+        if (a.withdrawn) revert AlreadyWithdrawn();
+        uint256 amount = a.stake;
+        a.withdrawn = true;
+        emit StakeWithdrawn(projectId, msg.sender, amount);
+        if (amount != 0) _push(_configs[projectId].asset, msg.sender, amount);
+    }
+
+    /**
+     * @notice Returns what is left of the aggregator's bond, after the project Ended or was Cancelled.
+     * Only the aggregator.
+     * @param projectId The project.
+     */
+    function withdrawBond(uint256 projectId) external nonReentrant {
+        Project storage p = _project(projectId);
+        ProjectConfig storage cfg = _configs[projectId];
+        if (msg.sender != cfg.aggregator) revert NotAggregator(msg.sender);
+        _requireClosed(p);
+        uint256 amount = p.bondBalance;
+        if (amount == 0) revert NothingToWithdraw();
+        p.bondBalance = 0;
+        p.bonded = false;
+        emit BondWithdrawn(projectId, msg.sender, amount);
+        _push(cfg.asset, msg.sender, amount);
+    }
+
+    /**
+     * @notice Pays the owner what the project did not spend: carried dust and unspent or refunded budgets.
+     * Only the owner, after the project Ended or was Cancelled.
+     * @param projectId The project.
+     */
+    function withdrawRemainder(uint256 projectId) external nonReentrant {
+        Project storage p = _project(projectId);
+        if (msg.sender != p.owner) revert NotOwner(msg.sender);
+        _requireClosed(p);
+        uint256 amount = p.remainder;
+        if (amount == 0) revert NothingToWithdraw();
+        p.remainder = 0;
+        emit RemainderWithdrawn(projectId, msg.sender, amount);
+        _push(_configs[projectId].asset, msg.sender, amount);
+    }
+
+    /**
+     * @notice Reveals the owner's validation set so that anyone can re-verify every round. Only the
+     * owner, once; the CID and salt must match the commitment given at creation.
+     * @param projectId The project.
+     * @param validationCid The validation set's CID.
+     * @param salt The salt used in the commitment.
+     */
+    function revealValidation(uint256 projectId, string calldata validationCid, bytes32 salt) external {
+        Project storage p = _project(projectId);
+        if (msg.sender != p.owner) revert NotOwner(msg.sender);
+        if (p.revealed) revert AlreadyRevealed();
+        if (keccak256(abi.encode(validationCid, salt)) != _configs[projectId].validationCommitment) {
+            revert BadReveal();
+        }
+        p.revealed = true;
+        p.validationCid = validationCid;
+        emit ValidationRevealed(projectId, validationCid, salt);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Views
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Number of projects created; ids are 1..projectCount.
+    function projectCount() external view returns (uint256) {
+        return _projectCount;
+    }
+
+    /// @notice The project's fixed configuration.
+    function getConfig(uint256 projectId) external view returns (ProjectConfig memory) {
+        _project(projectId);
+        return _configs[projectId];
+    }
+
+    /// @notice The project's mutable state.
+    function getProject(uint256 projectId)
+        external
+        view
+        returns (
+            address owner,
+            Status status,
+            uint32 currentRound,
+            uint16 trainerCount,
+            uint256 carry,
+            uint256 bondBalance,
+            string memory validationCid
+        )
+    {
+        Project storage p = _project(projectId);
+        return (p.owner, p.status, p.currentRound, p.trainerCount, p.carry, p.bondBalance, p.validationCid);
+    }
+
+    /**
+     * @notice A round's phase (Aggregating and Expired derived from time), deadlines, submission count,
+     * budget and posted CIDs.
+     * @dev The current and previous rounds are held in full. Older rounds report `Final` with zeroes;
+     * their history is in events. CIDs are empty unless a result is posted. A round's budget includes
+     * the slashes added at finalization.
+     */
+    function getRound(uint256 projectId, uint32 round)
+        external
+        view
+        returns (
+            Phase phase,
+            uint64 openedAt,
+            uint64 submissionDeadline,
+            uint64 aggregationDeadline,
+            uint64 challengeDeadline,
+            uint16 submissions,
+            uint256 budget,
+            string memory globalModelCid_,
+            string memory reportCid
+        )
+    {
+        Project storage p = _project(projectId);
+        RoundState storage r = _ring[projectId][round & 1];
+        if (r.number != round) {
+            return (round < p.currentRound ? Phase.Final : Phase.None, 0, 0, 0, 0, 0, 0, "", "");
+        }
+        phase = _phase(r);
+        if (phase == Phase.Challenge || phase == Phase.Disputed || phase == Phase.Final) {
+            globalModelCid_ = r.globalModelCid;
+            reportCid = r.reportCid;
+        }
+        return (
+            phase,
+            r.openedAt,
+            r.submissionDeadline,
+            r.aggregationDeadline,
+            r.challengeDeadline,
+            r.submissions,
+            r.budget,
+            globalModelCid_,
+            reportCid
+        );
+    }
+
+    /// @notice CID of the latest final global model, or the initial model before any round is final.
+    function globalModelCid(uint256 projectId) external view returns (string memory) {
+        Project storage p = _project(projectId);
+        uint32 round = p.currentRound;
+        if (p.status == Status.Ended) return _ring[projectId][round & 1].globalModelCid;
+        return _ring[projectId][(round + 1) & 1].globalModelCid;
+    }
+
+    /// @notice The round's submitters in submission order.
+    function getSubmitters(uint256 projectId, uint32 round) external view returns (address[] memory submitters) {
+        _project(projectId);
+        RoundData storage d = _rounds[projectId][round];
+        uint256 n = _submitterCount(d);
+        submitters = new address[](n);
+        for (uint256 i; i < n; ++i) {
+            submitters[i] = d.submitters[i];
+        }
+    }
+
+    /// @notice keccak256 of the update CID a trainer submitted in a round (zero if none).
+    function getSubmission(uint256 projectId, uint32 round, address trainer) external view returns (bytes32) {
+        return _rounds[projectId][round].cidHash[trainer];
+    }
+
+    /**
+     * @notice A trainer's membership, currently held stake (zero once withdrawn), total slashed and the
+     * round it joined in.
+     */
+    function getTrainer(uint256 projectId, address trainer)
+        external
+        view
+        returns (bool joined, uint256 stake, uint256 slashed, uint32 joinedRound)
+    {
+        Account storage a = _accounts[projectId][trainer];
+        if (!a.joined) return (false, 0, 0, 0);
+        return (true, a.withdrawn ? 0 : a.stake, _configs[projectId].stake - a.stake, a.joinedRound);
+    }
+
+    /// @notice What `account` can `claim` in this project now.
+    function claimable(uint256 projectId, address account) external view returns (uint256) {
+        return _accounts[projectId][account].claimable;
+    }
+
+    /// @notice The weights and flags of the round's latest posted result (a voided result until replaced).
+    function getResult(uint256 projectId, uint32 round) external view returns (uint32[] memory weights, uint256 flags) {
+        _project(projectId);
+        RoundData storage d = _rounds[projectId][round];
+        uint256 n = _submitterCount(d);
+        weights = new uint32[](n);
+        for (uint256 i; i < n; ++i) {
+            weights[i] = uint32(d.weights[i >> 3] >> ((i & 7) * 32));
+        }
+        return (weights, d.flags);
+    }
+
+    /// @notice The owner's withdrawable remainder (set when the project Ends or is Cancelled).
+    function remainder(uint256 projectId) external view returns (uint256) {
+        return _projects[projectId].remainder;
+    }
+
+    /// @notice The disputer of the current round while it is Disputed, else address(0).
+    function disputer(uint256 projectId) external view returns (address) {
+        return _projects[projectId].disputer;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Internal helpers
+    // ---------------------------------------------------------------------------------------------
+
+    function _validateConfig(ProjectConfig calldata cfg) private pure {
+        if (cfg.rounds == 0) revert InvalidConfig(ConfigError.ZeroRounds);
+        if (cfg.pool < cfg.rounds) revert InvalidConfig(ConfigError.PoolTooSmall);
+        if (cfg.maxTrainers > MAX_TRAINERS) revert TooManyTrainers(cfg.maxTrainers, MAX_TRAINERS);
+        if (cfg.minTrainers == 0 || cfg.minTrainers > cfg.maxTrainers) revert InvalidConfig(ConfigError.MinTrainers);
+        if (cfg.slashBps > BPS) revert InvalidConfig(ConfigError.SlashBps);
+        // Stakes must fit an Account's uint96; pools and bonds the Project's uint128 fields.
+        if (
+            cfg.stake > type(uint96).max || cfg.pool > type(uint96).max || cfg.aggregatorBond > type(uint96).max
+                || cfg.disputeBond > type(uint96).max
+        ) revert InvalidConfig(ConfigError.AmountTooLarge);
+        if (cfg.aggregator == address(0)) revert InvalidConfig(ConfigError.ZeroAggregator);
+        if (cfg.arbiter == address(0)) revert InvalidConfig(ConfigError.ZeroArbiter);
+        if (cfg.submissionWindow == 0 || cfg.aggregationWindow == 0 || cfg.challengePeriod == 0) {
+            revert InvalidConfig(ConfigError.ZeroWindow);
+        }
+        if (bytes(cfg.specCid).length == 0) revert InvalidConfig(ConfigError.EmptySpec);
+        if (bytes(cfg.initialModelCid).length == 0) revert InvalidConfig(ConfigError.EmptyInitialModel);
+    }
+
+    /// @dev Slashes flagged submitters into `budget`, then credits rewards pro rata to unflagged weights.
+    function _settle(uint256 projectId, uint32 round, uint256 n, uint256 budget, uint256 weightSum)
+        private
+        returns (uint256 newBudget, uint256 distributed)
+    {
+        RoundData storage d = _rounds[projectId][round];
+        uint256 flags = d.flags;
+        newBudget = budget;
+        if (flags != 0) newBudget += _slash(projectId, round, d, n, flags);
+        if (weightSum != 0) distributed = _reward(projectId, round, d, n, flags, newBudget, weightSum);
+    }
+
+    /// @dev Cuts `stake * slashBps` (at most what is left) from each flagged submitter; returns the total.
+    function _slash(uint256 projectId, uint32 round, RoundData storage d, uint256 n, uint256 flags)
+        private
+        returns (uint256 total)
+    {
+        ProjectConfig storage cfg = _configs[projectId];
+        uint256 penalty = cfg.stake * cfg.slashBps / BPS;
+        for (uint256 i; i < n; ++i) {
+            if (flags & (1 << i) == 0) continue;
+            address trainer = d.submitters[i];
+            Account storage a = _accounts[projectId][trainer];
+            uint256 cut = Math.min(penalty, a.stake);
+            a.stake -= uint96(cut);
+            total += cut;
+            emit TrainerSlashed(projectId, round, trainer, cut);
+        }
+    }
+
+    /// @dev Credits `budget * w_i / weightSum` to each unflagged submitter; returns the total credited.
+    function _reward(
+        uint256 projectId,
+        uint32 round,
+        RoundData storage d,
+        uint256 n,
+        uint256 flags,
+        uint256 budget,
+        uint256 weightSum
+    ) private returns (uint256 total) {
+        mapping(address => Account) storage accounts = _accounts[projectId];
+        uint256 word;
+        for (uint256 i; i < n; ++i) {
+            if (i & 7 == 0) word = d.weights[i >> 3];
+            uint256 w = uint32(word >> ((i & 7) * 32));
+            if (w == 0 || flags & (1 << i) != 0) continue;
+            address trainer = d.submitters[i];
+            uint256 reward = Math.mulDiv(budget, w, weightSum);
+            accounts[trainer].claimable += reward.toUint112();
+            total += reward;
+            emit RewardCredited(projectId, round, trainer, reward);
+        }
+    }
+
+    /// @dev Checks that the aggregator may post `n` weights and these flags for `round` now.
+    function _requirePostable(uint256 projectId, uint32 round, uint256 n, uint256 flags)
+        private
+        view
+        returns (RoundState storage r)
+    {
+        Project storage p = _project(projectId);
+        if (msg.sender != _configs[projectId].aggregator) revert NotAggregator(msg.sender);
+        if (p.status != Status.Running) revert WrongStatus(p.status);
+        if (round != p.currentRound) revert WrongRound(p.currentRound, round);
+        r = _ring[projectId][round & 1];
+        Phase phase = _phase(r);
+        if (phase != Phase.Aggregating) revert WrongPhase(Phase.Aggregating, phase);
+        if (!p.bonded) revert BondNotPosted();
+        if (n != r.submissions) revert LengthMismatch(r.submissions, n);
+        if (n < 256 && flags >> n != 0) revert InvalidFlags(flags, n);
+    }
+
+    /// @dev Packs the weights 8 per word, records the flags, and returns Σ weights of unflagged submitters.
+    function _storeResult(RoundData storage d, uint32[] calldata weights, uint256 flags) private returns (uint256 sum) {
+        uint256 n = weights.length;
+        uint256 word;
+        for (uint256 i; i < n; ++i) {
+            uint256 w = weights[i];
+            if (flags & (1 << i) == 0) sum += w;
+            word |= w << ((i & 7) * 32);
+            if (i & 7 == 7 || i == n - 1) {
+                d.weights[i >> 3] = word;
+                word = 0;
+            }
+        }
+        d.flags = flags;
+    }
+
+    function _openRound(uint256 projectId, Project storage p, uint32 round) private {
+        ProjectConfig storage cfg = _configs[projectId];
+        RoundState storage r = _ring[projectId][round & 1];
+        uint256 budget = uint256(p.perRound) + p.carry;
+        p.carry = 0;
+        uint40 submissionDeadline = uint40(block.timestamp + cfg.submissionWindow);
+        uint40 aggregationDeadline = submissionDeadline + cfg.aggregationWindow;
+
+        r.number = round;
+        r.phase = Phase.Open;
+        r.submissions = 0;
+        r.openedAt = uint40(block.timestamp);
+        r.submissionDeadline = submissionDeadline;
+        r.aggregationDeadline = aggregationDeadline;
+        r.challengeDeadline = 0;
+        r.weightSum = 0;
+        r.budget = budget;
+        emit RoundOpened(projectId, round, budget, submissionDeadline, aggregationDeadline);
+    }
+
+    function _credit(uint256 projectId, address account, uint256 amount) private {
+        _accounts[projectId][account].claimable += amount.toUint112();
+    }
+
+    /// @dev Effective phase: Open turns Aggregating at the submission deadline; Aggregating turns
+    /// Expired at the aggregation deadline.
+    function _phase(RoundState storage r) private view returns (Phase phase) {
+        phase = r.phase;
+        if (phase == Phase.Open) {
+            if (block.timestamp < r.submissionDeadline) return Phase.Open;
+            phase = Phase.Aggregating;
+        }
+        if (phase == Phase.Aggregating && block.timestamp >= r.aggregationDeadline) return Phase.Expired;
+    }
+
+    function _current(uint256 projectId, Project storage p) private view returns (RoundState storage) {
+        return _ring[projectId][p.currentRound & 1];
+    }
+
+    function _project(uint256 projectId) private view returns (Project storage p) {
+        p = _projects[projectId];
+        if (p.owner == address(0)) revert UnknownProject(projectId);
+    }
+
+    function _requireClosed(Project storage p) private view {
+        if (p.status != Status.Ended && p.status != Status.Cancelled) revert WrongStatus(p.status);
+    }
+
+    function _submitterCount(RoundData storage d) private view returns (uint256 n) {
+        while (n < MAX_TRAINERS && d.submitters[n] != address(0)) ++n;
+    }
+
+    /// @dev Takes `amount` of `asset` from the caller: exact msg.value for ETH, else transferFrom with a
+    /// balance check that rejects fee-on-transfer tokens.
+    function _pull(address asset, uint256 amount) private {
+        if (asset == address(0)) {
+            if (msg.value != amount) revert WrongValue(amount, msg.value);
+            return;
+        }
+        if (msg.value != 0) revert WrongValue(0, msg.value);
+        if (amount == 0) return;
+        IERC20 token = IERC20(asset);
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received != amount) revert TransferAmountMismatch(amount, received);
+    }
+
+    function _push(address asset, address to, uint256 amount) private {
+        if (asset == address(0)) {
+            Address.sendValue(payable(to), amount);
+        } else {
+            IERC20(asset).safeTransfer(to, amount);
+        }
+    }
+}
