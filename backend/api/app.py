@@ -1,0 +1,66 @@
+"""The FastAPI application: ``create_app(settings)`` wires the chain, the store and the routers."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from backend.api.chain_view import ChainView, SerializedChainView
+from backend.api.context import ApiContext, ContentStore
+from backend.api.errors import install_error_handlers
+from backend.api.limits import ApiLimits, RateLimiter
+from backend.api.metrics import ApiMetrics, MetricsMiddleware
+from backend.api.records import NonceRegistry, UploadIndex
+from backend.api.routers import health, metrics, projects, rewards, rounds, updates
+from backend.api.schemas import error_responses
+from backend.config import Settings, get_settings
+
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings | None = None, chain_view: ChainView | None = None,
+               store: ContentStore | None = None, *, limits: ApiLimits | None = None) -> FastAPI:
+    """The API app. Without a chain view or store it opens those that ``settings`` name."""
+    settings = settings or get_settings()
+    if chain_view is None:
+        from backend.api.chain_connect import open_chain_view
+
+        chain_view = open_chain_view(settings)
+    if store is None:
+        from backend.storage import open_store
+
+        store = open_store(settings.ipfs)
+    limits = limits or ApiLimits(max_body_bytes=settings.max_update_bytes)
+    api_home = settings.home / "api"
+    ctx = ApiContext(
+        settings=settings,
+        chain=SerializedChainView(chain_view),
+        store=store,
+        limits=limits,
+        rate_limiter=RateLimiter(limits.writes_per_minute, limits.write_burst),
+        uploads=UploadIndex(api_home / "uploads.sqlite3"),
+        nonces=NonceRegistry(api_home / "nonces.sqlite3"),
+        metrics=ApiMetrics(),
+        chain_kind="embedded" if settings.chain == "embedded" else "json-rpc",
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        ctx.close()
+
+    app = FastAPI(
+        title="Merit API",
+        version=API_VERSION,
+        summary="Trainers read projects, rounds, models and rewards, and upload signed updates.",
+        description="Writes are signed with the trainer's Ethereum key (EIP-191); see backend/api/signing.py. "
+                    'Every error is JSON {"error": code, "detail": text}.',
+        lifespan=lifespan,
+        responses=error_responses(422),  # FastAPI's default 422 schema is replaced by ours everywhere
+    )
+    app.state.merit = ctx
+    install_error_handlers(app)
+    for module in (health, projects, rounds, rewards, updates, metrics):
+        app.include_router(module.router)
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+    return app

@@ -1,0 +1,45 @@
+"""What every request handler shares: the chain view, the store, limits and records."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from fastapi import Request
+
+from backend.api.chain_view import ChainView
+from backend.api.limits import ApiLimits, RateLimiter
+from backend.api.metrics import ApiMetrics
+from backend.api.records import NonceRegistry, UploadIndex
+from backend.config import Settings
+
+
+class ContentStore(Protocol):
+    """The part of ``backend.storage`` the API uses."""
+
+    def add_bytes(self, data: bytes, cid_version: int = 1) -> str: ...
+
+    def get_bytes(self, cid: str) -> bytes: ...
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    chain: ChainView
+    store: ContentStore
+    limits: ApiLimits
+    rate_limiter: RateLimiter
+    uploads: UploadIndex
+    nonces: NonceRegistry
+    metrics: ApiMetrics
+    chain_kind: str
+    # model layouts by global-model CID: parsing a header is cheap, fetching the model is not
+    layouts: OrderedDict = field(default_factory=OrderedDict)
+
+    def close(self) -> None:
+        self.uploads.close()
+        self.nonces.close()
+
+
+def get_context(request: Request) -> ApiContext:
+    return request.app.state.merit

@@ -1,0 +1,60 @@
+"""Projects: the list, one project, and its current global model."""
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from backend.api.chain_view import ProjectInfo
+from backend.api.context import ApiContext, get_context
+from backend.api.errors import ApiError
+from backend.api.schemas import ProjectId, ProjectList, ProjectOut, error_responses
+
+router = APIRouter(prefix="/v1/projects", tags=["projects"])
+
+CID_HEADER = "X-Merit-CID"
+
+
+def existing_project(project_id: ProjectId, ctx: ApiContext = Depends(get_context)) -> ProjectInfo:
+    """The project named in the path; 404 if there is none."""
+    project = ctx.chain.project(project_id)
+    if project is None:
+        raise ApiError(404, "project_not_found", f"there is no project {project_id}; GET /v1/projects lists them")
+    return project
+
+
+def current_model_cid(ctx: ApiContext, project: ProjectInfo) -> str:
+    """The global model trainers start from: the latest posted one, else the spec's initial weights."""
+    if project.global_model_cid:
+        return project.global_model_cid
+    try:
+        spec = json.loads(ctx.store.get_bytes(project.spec_cid))
+        return str(spec["initial_weights"])
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(404, "model_not_found", f"project {project.project_id} has no global model yet") from None
+
+
+@router.get("", response_model=ProjectList)
+def list_projects(ctx: ApiContext = Depends(get_context)) -> ProjectList:
+    """Every project in the market."""
+    projects = (ctx.chain.project(pid) for pid in ctx.chain.project_ids())
+    return ProjectList(projects=[ProjectOut.of(p) for p in projects if p is not None])
+
+
+@router.get("/{project_id}", response_model=ProjectOut, responses=error_responses(404))
+def get_project(project: ProjectInfo = Depends(existing_project)) -> ProjectOut:
+    """One project: parameters, current round, trainers, model spec and global model CIDs."""
+    return ProjectOut.of(project)
+
+
+@router.get("/{project_id}/model", response_class=Response, responses={
+    200: {"description": f"the global weights as safetensors; the {CID_HEADER} header is their CID",
+          "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+          "headers": {CID_HEADER: {"description": "CID of the weights", "schema": {"type": "string"}}}},
+    **error_responses(404)})
+def get_model(project: ProjectInfo = Depends(existing_project), ctx: ApiContext = Depends(get_context)) -> Response:
+    """The current global model. Check the bytes against the CID on-chain before you use them."""
+    cid = current_model_cid(ctx, project)
+    return Response(ctx.store.get_bytes(cid), media_type="application/octet-stream",
+                    headers={CID_HEADER: cid, "ETag": f'"{cid}"', "Cache-Control": "no-cache"})

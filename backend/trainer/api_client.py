@@ -1,0 +1,114 @@
+"""The trainer's client for Merit's REST API: reads, and signed uploads of updates.
+
+    client = ApiClient("http://127.0.0.1:8000", private_key=key)
+    weights, cid = client.model(project_id)
+    cid = client.upload_update(project_id, round, update_bytes)   # then submitUpdate(project, round, cid) on-chain
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from backend.api.signing import sign_request
+from backend.errors import MeritError
+
+CID_HEADER = "X-Merit-CID"
+
+
+class ApiError(MeritError):
+    """The API refused a request. ``status`` is the HTTP status, ``error`` the API's code."""
+
+    def __init__(self, status: int, error: str, detail: str):
+        super().__init__(f"API refused the request: {detail}", f"HTTP {status} {error}")
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+class ApiClient:
+    def __init__(self, base_url: str, private_key: str | bytes | None = None, timeout: float = 120.0,
+                 transport: httpx.BaseTransport | None = None):
+        if not base_url.startswith(("http://", "https://")):
+            raise MeritError(f"API URL {base_url!r} is not http(s)", "pass --api http://HOST:PORT")
+        self._key = private_key
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "ApiClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reads
+    def health(self) -> dict[str, Any]:
+        return self._get("/v1/health").json()
+
+    def projects(self) -> list[dict[str, Any]]:
+        return self._get("/v1/projects").json()["projects"]
+
+    def project(self, project_id: int) -> dict[str, Any]:
+        return self._get(f"/v1/projects/{int(project_id)}").json()
+
+    def round(self, project_id: int, round: int) -> dict[str, Any]:
+        return self._get(f"/v1/projects/{int(project_id)}/rounds/{int(round)}").json()
+
+    def rewards(self, project_id: int, address: str) -> dict[str, Any]:
+        return self._get(f"/v1/projects/{int(project_id)}/rewards/{address}").json()
+
+    def model(self, project_id: int) -> tuple[bytes, str]:
+        """The current global weights (safetensors) and their CID, checked against each other.
+
+        The caller should still compare the CID with the one on-chain: the server is not trusted.
+        """
+        response = self._get(f"/v1/projects/{int(project_id)}/model")
+        cid = response.headers.get(CID_HEADER, "")
+        data = response.content
+        _check_cid(data, cid)
+        return data, cid
+
+    # -- writes
+    def upload_update(self, project_id: int, round: int, data: bytes) -> str:
+        """Upload an update (safetensors bytes) for a round; returns its CID, to commit on-chain."""
+        path = f"/v1/projects/{int(project_id)}/rounds/{int(round)}/updates"
+        response = self._signed("POST", path, data)
+        return response.json()["cid"]
+
+    def _signed(self, method: str, path: str, body: bytes) -> httpx.Response:
+        if self._key is None:
+            raise MeritError("signed API requests need the trainer's key", "set MERIT_PRIVATE_KEY")
+        headers = sign_request(self._key, method, path, body)
+        headers["Content-Type"] = "application/octet-stream"
+        return self._checked(self._http.request(method, path, content=body, headers=headers))
+
+    def _get(self, path: str) -> httpx.Response:
+        return self._checked(self._http.get(path))
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> httpx.Response:
+        if response.is_success:
+            return response
+        try:
+            body = response.json()
+            error, detail = str(body["error"]), str(body["detail"])
+        except (ValueError, KeyError, TypeError):
+            error, detail = "http_error", response.text[:200] or response.reason_phrase
+        raise ApiError(response.status_code, error, detail)
+
+
+def _check_cid(data: bytes, cid: str) -> None:
+    """Refuse model bytes that do not hash to the CID the server named (when storage can tell)."""
+    try:
+        from backend.storage import compute_cid
+    except ImportError:  # storage not installed: the caller's on-chain check still applies
+        return
+    if not cid:
+        raise MeritError("the API sent a model without its CID header", "is the URL a Merit API?")
+    version = 0 if cid.startswith("Qm") else 1
+    if compute_cid(data, cid_version=version) != cid:
+        from backend.errors import IntegrityError
+
+        raise IntegrityError(f"model bytes from the API do not match CID {cid}", "the server or network is faulty")

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from eth_account import Account
+from safetensors.numpy import save
+
+from backend.api import create_app
+from backend.api.limits import ApiLimits
+from backend.config import Settings
+from tests.api.fakes import FakeChain, MemoryStore
+from tests.api.server import serve
+
+LAYOUT = {"fc1.weight": (16, 12), "fc1.bias": (16,), "fc2.weight": (4, 16), "fc2.bias": (4,)}
+CAP = 256 * 1024
+
+
+def tensors(scale: float = 0.01, seed: int = 0, layout=LAYOUT, dtype=np.float32) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {name: (rng.standard_normal(shape) * scale).astype(dtype) for name, shape in layout.items()}
+
+
+def update_bytes(seed: int = 1, metadata: dict[str, str] | None = None, **kw) -> bytes:
+    return save(tensors(seed=seed, **kw), metadata=metadata)
+
+
+@dataclass
+class Market:
+    url: str
+    chain: FakeChain
+    store: MemoryStore
+    model_cid: str
+    trainer: object      # eth_account LocalAccount, joined to project 1
+    outsider: object     # not joined
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory) -> Market:
+    """A real uvicorn server on loopback over a fake chain: project 1, round 0 Open."""
+    home = tmp_path_factory.mktemp("merit-home")
+    store = MemoryStore()
+    model_cid = store.add_bytes(save(tensors(scale=0.1, seed=0)))
+    chain = FakeChain()
+    chain.add_project(1, model_cid, rounds=4, open_round=1)
+    trainer, outsider = Account.create(), Account.create()
+    chain.join(1, trainer.address)
+    settings = Settings(home=home, chain="embedded", ipfs="embedded", max_update_bytes=CAP)
+    app = create_app(settings, chain_view=chain, store=store,
+                     limits=ApiLimits(max_body_bytes=CAP, writes_per_minute=6000, write_burst=1000))
+    with serve(app) as url:
+        yield Market(url, chain, store, model_cid, trainer, outsider)

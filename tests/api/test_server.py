@@ -1,0 +1,190 @@
+"""The API over a real uvicorn server on loopback, with a fake chain and an in-memory store."""
+from __future__ import annotations
+
+import pickle
+import time
+
+import httpx
+import numpy as np
+import pytest
+from eth_account import Account
+
+from backend.api import signing
+from backend.api.chain_view import RoundPhase
+from backend.trainer.api_client import ApiClient, ApiError
+from tests.api.conftest import CAP, LAYOUT, update_bytes
+
+UPLOAD = "/v1/projects/1/rounds/{r}/updates"
+
+
+def post(market, path, body, key=None, headers=None, **sign_kw):
+    """POST raw bytes, signed by ``key`` (unless key is None) with overridable headers."""
+    h = signing.sign_request(key, "POST", path, body, **sign_kw) if key is not None else {}
+    h.update(headers or {})
+    return httpx.post(market.url + path, content=body, headers=h, timeout=30)
+
+
+def assert_error(response, status, error=None):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "detail"} and body["detail"]
+    if error:
+        assert body["error"] == error, body
+
+
+def test_reads(market):
+    with ApiClient(market.url) as client:
+        assert client.health()["status"] == "ok"
+        assert [p["project_id"] for p in client.projects()] == [1]
+        project = client.project(1)
+        assert project["current_round"] == 1 and project["global_model_cid"] == market.model_cid
+        assert client.round(1, 1)["phase"] == "Open"
+        data, cid = client.model(1)
+        assert cid == market.model_cid and data == market.store.get_bytes(cid)
+        rewards = client.rewards(1, market.trainer.address)
+        assert rewards["joined"] is True and rewards["claimable_wei"] == "0"
+
+
+def test_upload_then_duplicate(market):
+    trainer = Account.create()
+    market.chain.join(1, trainer.address)
+    data = update_bytes(seed=7, metadata={"project": "1", "round": "1", "trainer": trainer.address})
+    with ApiClient(market.url, private_key=trainer.key) as client:
+        cid = client.upload_update(1, 1, data)
+        assert market.store.get_bytes(cid) == data
+        with pytest.raises(ApiError) as err:
+            client.upload_update(1, 1, update_bytes(seed=8))
+        assert err.value.status == 409 and err.value.error == "duplicate_update"
+
+
+def test_onchain_submission_counts_as_submitted(market):
+    trainer = Account.create()
+    market.chain.join(1, trainer.address)
+    market.chain.submitted.add((1, 1, trainer.address.lower()))
+    assert_error(post(market, UPLOAD.format(r=1), update_bytes(), trainer.key), 409, "duplicate_update")
+
+
+def _bad_requests(market):
+    """(name, request thunk, status, error): each must be refused and change nothing."""
+    path = UPLOAD.format(r=1)
+    key = market.trainer.key
+    good = update_bytes(seed=3)
+    replay = signing.sign_request(key, "POST", path, good, nonce="replayed-nonce-1")
+    wrong_shape = dict(LAYOUT, **{"fc1.weight": (16, 13)})
+    nan = update_bytes(seed=3)
+    from safetensors.numpy import load, save
+    t = load(nan)
+    t["fc2.bias"][0] = np.nan
+    nan = save(t)
+    return [
+        ("unsigned", lambda: post(market, path, good), 401, "unauthorized"),
+        ("forged signature", lambda: post(market, path, good, Account.create().key,
+                                          headers={signing.HEADER_ADDRESS: market.trainer.address}), 401, "bad_signature"),
+        ("signature over other body", lambda: httpx.post(market.url + path, content=good,
+                                                          headers=signing.sign_request(key, "POST", path, b"x")), 401, "bad_signature"),
+        ("replayed nonce", lambda: (httpx.post(market.url + path, content=b"not safetensors", headers=signing.sign_request(
+            key, "POST", path, b"not safetensors", nonce="replayed-nonce-1")),
+            httpx.post(market.url + path, content=good, headers=replay))[1], 401, "nonce_reused"),
+        ("stale timestamp", lambda: post(market, path, good, key, timestamp=int(time.time()) - 301), 401, "stale_timestamp"),
+        ("future timestamp", lambda: post(market, path, good, key, timestamp=int(time.time()) + 3600), 401, "stale_timestamp"),
+        ("not joined", lambda: post(market, path, good, market.outsider.key), 403, "not_joined"),
+        ("wrong shapes", lambda: post(market, path, update_bytes(layout=wrong_shape), key), 422, "invalid_update"),
+        ("missing tensor", lambda: post(market, path, update_bytes(layout={"fc1.weight": (16, 12)}), key), 422, "invalid_update"),
+        ("wrong dtype", lambda: post(market, path, update_bytes(dtype=np.float64), key), 422, "invalid_update"),
+        ("NaN", lambda: post(market, path, nan, key), 422, "invalid_update"),
+        ("pickle bytes", lambda: post(market, path, pickle.dumps({"fc1.weight": [1.0]}), key), 422, "invalid_update"),
+        ("empty body", lambda: post(market, path, b"", key), 422, "invalid_update"),
+        ("wrong metadata", lambda: post(market, path, update_bytes(metadata={"round": "0"}), key), 422, "invalid_update"),
+        ("oversize", lambda: post(market, path, b"\0" * (CAP + 1), key), 413, "too_large"),
+        ("closed round", lambda: post(market, UPLOAD.format(r=0), good, key), 409, "round_not_open"),
+        ("pending round", lambda: post(market, UPLOAD.format(r=2), good, key), 409, "round_not_open"),
+        ("unknown round", lambda: post(market, UPLOAD.format(r=99), good, key), 404, "round_not_found"),
+        ("unknown project", lambda: post(market, "/v1/projects/9/rounds/0/updates", good, key), 404, "project_not_found"),
+    ]
+
+
+def test_bad_requests_are_refused_and_leave_nothing(market):
+    blobs_before = dict(market.store.blobs)
+    for name, send, status, error in _bad_requests(market):
+        response = send()
+        assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
+        assert_error(response, status, error)
+    assert market.store.blobs == blobs_before
+    # The trainer's slot for round 1 is still free: a good upload goes through.
+    with ApiClient(market.url, private_key=market.trainer.key) as client:
+        cid = client.upload_update(1, 1, update_bytes(seed=3))
+    assert cid in market.store.blobs
+    # ...and, now that it has, a second is a duplicate.
+    assert_error(post(market, UPLOAD.format(r=1), update_bytes(seed=4), market.trainer.key), 409, "duplicate_update")
+
+
+def test_oversize_chunked_body_is_refused_while_streaming(market):
+    trainer = Account.create()
+    market.chain.join(1, trainer.address)
+    key = trainer.key
+    path = UPLOAD.format(r=1)
+    body_len = 64 * CAP
+
+    def chunks():  # no Content-Length: the cap must be enforced on the stream itself
+        for _ in range(64):
+            yield b"\0" * CAP
+
+    headers = signing.sign_request(key, "POST", path, b"\0" * body_len)
+    response = httpx.post(market.url + path, content=chunks(), headers=headers, timeout=30)
+    assert_error(response, 413, "too_large")
+
+
+def test_rate_limit_answers_429_with_retry_after(tmp_path):
+    from backend.api import create_app
+    from backend.api.limits import ApiLimits
+    from backend.config import Settings
+    from tests.api.fakes import FakeChain, MemoryStore
+    from tests.api.server import serve
+
+    store, chain, trainer = MemoryStore(), FakeChain(), Account.create()
+    chain.add_project(1, store.add_bytes(update_bytes()), rounds=1)
+    chain.join(1, trainer.address)
+    app = create_app(Settings(home=tmp_path, chain="embedded", ipfs="embedded"), chain_view=chain, store=store,
+                     limits=ApiLimits(writes_per_minute=1, write_burst=2))
+    with serve(app) as url:
+        path = "/v1/projects/1/rounds/0/updates"
+        statuses = [httpx.post(url + path, content=b"junk", headers=signing.sign_request(trainer.key, "POST", path, b"junk"))
+                    for _ in range(3)]
+        assert [r.status_code for r in statuses] == [422, 422, 429]
+        assert int(statuses[2].headers["Retry-After"]) >= 1
+        assert_error(statuses[2], 429, "rate_limited")
+        # Requests in its name that are not signed by it do not spend its tokens or anyone's.
+        other = Account.create()
+        forged = signing.sign_request(other.key, "POST", path, b"junk")
+        forged[signing.HEADER_ADDRESS] = trainer.address
+        assert httpx.post(url + path, content=b"junk", headers=forged).status_code == 429  # already out
+        chain.join(1, other.address)
+        assert httpx.post(url + path, content=b"junk", headers=signing.sign_request(other.key, "POST", path, b"junk")).status_code == 422
+
+
+def test_errors_are_json_everywhere(market):
+    assert_error(httpx.get(market.url + "/v1/nope"), 404, "not_found")
+    assert_error(httpx.delete(market.url + "/v1/projects"), 405, "method_not_allowed")
+    assert_error(httpx.get(market.url + "/v1/projects/abc"), 422, "invalid_request")
+    assert_error(httpx.get(market.url + "/v1/projects/1/rewards/0xnothex"), 422, "invalid_request")
+    assert_error(httpx.get(market.url + "/v1/projects/5"), 404, "project_not_found")
+    assert_error(httpx.get(market.url + "/v1/projects/1/rounds/9"), 404, "round_not_found")
+
+
+def test_round_phase_is_read_from_chain(market):
+    market.chain.set_phase(1, 3, RoundPhase.AGGREGATING)
+    assert httpx.get(market.url + "/v1/projects/1/rounds/3").json()["phase"] == "Aggregating"
+
+
+def test_metrics_and_openapi(market):
+    httpx.get(market.url + "/v1/health")
+    text = httpx.get(market.url + "/metrics").text
+    assert 'merit_api_requests_total{method="GET",route="/v1/health",status="200"}' in text
+    assert "merit_api_uploads_rejected_total" in text
+    doc = httpx.get(market.url + "/openapi.json").json()
+    upload = doc["paths"]["/v1/projects/{project_id}/rounds/{round}/updates"]["post"]
+    assert "application/octet-stream" in upload["requestBody"]["content"]
+    assert {"401", "403", "409", "413", "422", "429"} <= set(upload["responses"])
+    headers = {p["name"] for p in upload["parameters"] if p["in"] == "header"}
+    assert headers == {signing.HEADER_ADDRESS, signing.HEADER_SIGNATURE, signing.HEADER_TIMESTAMP, signing.HEADER_NONCE}
+    assert "HTTPValidationError" not in doc.get("components", {}).get("schemas", {})
