@@ -45,7 +45,14 @@ case "$mode" in
     echo "Version: {long_version}.Linux.g++"
     ;;
   json)
-    "$NODE" "$SOLCJS" --standard-json | sed -n '/^{{/,$p'
+    # solcjs exits before a pipe is drained (output cut at 64 KiB); a file is written synchronously.
+    # Its stdin read fails with EAGAIN on a non-blocking pipe, so it reads a file too.
+    in=$(mktemp)
+    out=$(mktemp)
+    trap 'rm -f "$in" "$out"' EXIT
+    cat > "$in"
+    "$NODE" "$SOLCJS" --standard-json < "$in" > "$out"
+    sed -n '/^{{/,$p' "$out"
     ;;
   *)
     echo "merit solc wrapper: only --version and --standard-json are supported" >&2

@@ -1,0 +1,282 @@
+"""MarketClient: a typed Python client for every function and event of ``Marketplace``.
+
+    chain = connect("embedded")
+    market = MarketClient.deploy(chain, dev_account(0))
+    pid = market.create_project(config)
+    market.as_account(trainer).join(pid)
+
+Writes sign locally (a ``LocalAccount``), take nonces from a local manager, retry transient RPC
+failures, and raise ``ContractRevert`` (with the custom error's name and arguments) on a revert.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from backend.chain.compile import load_artifact
+from backend.chain.connection import Chain
+from backend.chain.transactions import ContractRevert, ErrorDecoder, Receipt, Transactor, with_retries
+from backend.chain.types import ETH, Phase, ProjectConfig, ProjectInfo, RoundInfo, Status, TrainerInfo
+from backend.errors import ChainError, ConfigError
+
+
+@dataclass
+class Deployment:
+    chain_id: int
+    marketplace: str
+    block: int
+    deployer: str
+    source_hash: str
+    test_token: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2) + "\n"
+
+
+def deployment_path(directory: Path, chain_id: int) -> Path:
+    return directory / f"{chain_id}.json"
+
+
+def save_deployment(directory: Path, deployment: Deployment) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = deployment_path(directory, deployment.chain_id)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(deployment.to_json())
+    tmp.replace(path)
+    return path
+
+
+def load_deployment(directory: Path, chain_id: int) -> Deployment:
+    path = deployment_path(directory, chain_id)
+    if not path.exists():
+        raise ConfigError(f"no Marketplace deployment recorded for chain {chain_id} (looked for {path})",
+                          "run `merit deploy --chain URL`, or pass --market ADDRESS")
+    try:
+        return Deployment(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a valid deployment file: {exc}", "delete it and run `merit deploy` again") from exc
+
+
+class _Contract:
+    """Shared plumbing for a deployed contract with an artifact."""
+
+    artifact_name = ""
+
+    def __init__(self, chain: Chain, address: str, account: LocalAccount | None = None,
+                 transactor: Transactor | None = None, retries: int = 5):
+        self.chain = chain
+        self.artifact = load_artifact(self.artifact_name)
+        self.address = Web3.to_checksum_address(address)
+        self.contract = chain.w3.eth.contract(address=self.address, abi=self.artifact["abi"])
+        self.account = account
+        self.tx = transactor or Transactor(chain, ErrorDecoder(self.artifact["abi"]), retries=retries)
+
+    def check_code(self) -> None:
+        code = with_retries(lambda: self.chain.w3.eth.get_code(self.address), self.tx.retries, "get_code")
+        if len(code) == 0:
+            raise ChainError(f"{self.address} is not a contract on chain {self.chain.chain_id}",
+                             "deploy with `merit deploy`, or pass the right --market address")
+
+    def _call(self, name: str, *args: Any) -> Any:
+        return self.tx.call(getattr(self.contract.functions, name)(*args), name)
+
+    def _send(self, name: str, *args: Any, value: int = 0, account: LocalAccount | None = None) -> Receipt:
+        signer = account or self.account
+        if signer is None:
+            raise ConfigError(f"{name} needs a signing key", "set MERIT_PRIVATE_KEY or pass --key")
+        return self.tx.send(getattr(self.contract.functions, name)(*args), signer, name, value=value)
+
+    @classmethod
+    def _deploy(cls, chain: Chain, account: LocalAccount, *ctor_args: Any) -> tuple[Any, Receipt]:
+        art = load_artifact(cls.artifact_name)
+        factory = chain.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        transactor = Transactor(chain, ErrorDecoder(art["abi"]))
+        receipt = transactor.send(factory.constructor(*ctor_args), account, f"deploy {cls.artifact_name}")
+        address = receipt.raw["contractAddress"]
+        return cls(chain, address, account, transactor), receipt
+
+
+class TestToken(_Contract):
+    """The ERC-20 used in tests and demos (mintable by anyone: a test asset, never real money)."""
+
+    artifact_name = "TestToken"
+
+    @classmethod
+    def deploy(cls, chain: Chain, account: LocalAccount) -> "TestToken":
+        return cls._deploy(chain, account)[0]
+
+    def balance_of(self, who: str) -> int:
+        return self._call("balanceOf", Web3.to_checksum_address(who))
+
+    def mint(self, to: str, amount: int, account: LocalAccount | None = None) -> Receipt:
+        return self._send("mint", Web3.to_checksum_address(to), amount, account=account)
+
+    def approve(self, spender: str, amount: int, account: LocalAccount | None = None) -> Receipt:
+        return self._send("approve", Web3.to_checksum_address(spender), amount, account=account)
+
+
+class MarketClient(_Contract):
+    artifact_name = "Marketplace"
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def deploy(cls, chain: Chain, account: LocalAccount) -> "MarketClient":
+        client, receipt = cls._deploy(chain, account)
+        client.deploy_receipt = receipt
+        return client
+
+    def as_account(self, account: LocalAccount | None) -> "MarketClient":
+        """The same contract seen by another signer (shares the nonce manager)."""
+        return MarketClient(self.chain, self.address, account, self.tx)
+
+    def deployment(self) -> Deployment:
+        receipt = getattr(self, "deploy_receipt", None)
+        return Deployment(chain_id=self.chain.chain_id, marketplace=self.address,
+                          block=receipt.block_number if receipt else 0,
+                          deployer=self.account.address if self.account else "",
+                          source_hash=self.artifact["sourceHash"])
+
+    # ---------------------------------------------------------------- asset handling
+    def _pay(self, asset: str, amount: int, signer: LocalAccount | None) -> int:
+        """For ETH, the value to attach; for an ERC-20, approve the market and attach nothing."""
+        if amount == 0:
+            return 0
+        if int(asset, 16) == 0:
+            return amount
+        TestToken(self.chain, asset, transactor=self.tx).approve(self.address, amount, account=signer or self.account)
+        return 0
+
+    def token(self, asset: str) -> TestToken:
+        return TestToken(self.chain, asset, self.account, self.tx)
+
+    def balance(self, asset: str, who: str) -> int:
+        who = Web3.to_checksum_address(who)
+        if int(asset, 16) == 0:
+            return self.chain.w3.eth.get_balance(who)
+        return TestToken(self.chain, asset, transactor=self.tx).balance_of(who)
+
+    # ---------------------------------------------------------------- writes
+    def create_project(self, cfg: ProjectConfig) -> int:
+        value = self._pay(cfg.asset, cfg.pool, None)
+        receipt = self._send("createProject", cfg.as_tuple(), value=value)
+        self.last_receipt = receipt
+        (event,) = self.contract.events.ProjectCreated().process_receipt(receipt.raw)
+        return int(event["args"]["projectId"])
+
+    def post_aggregator_bond(self, pid: int) -> Receipt:
+        cfg = self.config(pid)
+        return self._send("postAggregatorBond", pid, value=self._pay(cfg.asset, cfg.aggregatorBond, None))
+
+    def join(self, pid: int) -> Receipt:
+        cfg = self.config(pid)
+        return self._send("join", pid, value=self._pay(cfg.asset, cfg.stake, None))
+
+    def start(self, pid: int) -> Receipt:
+        return self._send("start", pid)
+
+    def submit_update(self, pid: int, round_: int, cid: str) -> Receipt:
+        return self._send("submitUpdate", pid, round_, cid)
+
+    def post_result(self, pid: int, round_: int, global_model_cid: str, report_cid: str, weights: list[int],
+                    flags: int) -> Receipt:
+        return self._send("postResult", pid, round_, global_model_cid, report_cid, list(weights), int(flags))
+
+    def finalize(self, pid: int) -> Receipt:
+        return self._send("finalize", pid)
+
+    def dispute(self, pid: int) -> Receipt:
+        cfg = self.config(pid)
+        return self._send("dispute", pid, value=self._pay(cfg.asset, cfg.disputeBond, None))
+
+    def resolve_dispute(self, pid: int, uphold: bool) -> Receipt:
+        return self._send("resolveDispute", pid, uphold)
+
+    def expire(self, pid: int) -> Receipt:
+        return self._send("expire", pid)
+
+    def cancel(self, pid: int) -> Receipt:
+        return self._send("cancel", pid)
+
+    def claim(self, pid: int) -> Receipt:
+        return self._send("claim", pid)
+
+    def withdraw_stake(self, pid: int) -> Receipt:
+        return self._send("withdrawStake", pid)
+
+    def withdraw_bond(self, pid: int) -> Receipt:
+        return self._send("withdrawBond", pid)
+
+    def withdraw_remainder(self, pid: int) -> Receipt:
+        return self._send("withdrawRemainder", pid)
+
+    def reveal_validation(self, pid: int, validation_cid: str, salt: bytes) -> Receipt:
+        return self._send("revealValidation", pid, validation_cid, salt)
+
+    # ---------------------------------------------------------------- views
+    def project_count(self) -> int:
+        return int(self._call("projectCount"))
+
+    def project_ids(self) -> list[int]:
+        return list(range(1, self.project_count() + 1))
+
+    def _check_project(self, pid: int) -> None:
+        if not isinstance(pid, int) or pid < 1 or pid > self.project_count():
+            raise ConfigError(f"project {pid} does not exist on this market", "list projects with `merit project list`")
+
+    def config(self, pid: int) -> ProjectConfig:
+        self._check_project(pid)
+        return ProjectConfig.from_tuple(self._call("getConfig", pid))
+
+    def project(self, pid: int) -> ProjectInfo:
+        self._check_project(pid)
+        owner, status, current, count, carry, bond, vcid = self._call("getProject", pid)
+        return ProjectInfo(owner, Status(status), int(current), int(count), int(carry), int(bond), vcid)
+
+    def round(self, pid: int, round_: int) -> RoundInfo:
+        values = self._call("getRound", pid, round_)
+        return RoundInfo(Phase(values[0]), *[int(v) for v in values[1:7]], values[7], values[8])
+
+    def submitters(self, pid: int, round_: int) -> list[str]:
+        return list(self._call("getSubmitters", pid, round_))
+
+    def trainer(self, pid: int, address: str) -> TrainerInfo:
+        joined, stake, slashed, joined_round = self._call("getTrainer", pid, Web3.to_checksum_address(address))
+        return TrainerInfo(bool(joined), int(stake), int(slashed), int(joined_round))
+
+    def is_joined(self, pid: int, address: str) -> bool:
+        return self.trainer(pid, address).joined
+
+    def claimable(self, pid: int, address: str) -> int:
+        return int(self._call("claimable", pid, Web3.to_checksum_address(address)))
+
+    def result(self, pid: int, round_: int) -> tuple[list[int], int]:
+        weights, flags = self._call("getResult", pid, round_)
+        return [int(w) for w in weights], int(flags)
+
+    def global_model_cid(self, pid: int) -> str:
+        return self._call("globalModelCid", pid)
+
+    # ---------------------------------------------------------------- events
+    def events(self, name: str, pid: int | None = None, from_block: int = 0, to_block: int | str = "latest") -> list[dict]:
+        """Decoded logs of one event, oldest first, optionally for one project."""
+        event = getattr(self.contract.events, name)
+        filters = {"projectId": pid} if pid is not None else None
+        logs = with_retries(lambda: event.get_logs(from_block=from_block, to_block=to_block, argument_filters=filters),
+                            self.tx.retries, f"events {name}")
+        return [dict(log["args"], blockNumber=log["blockNumber"], transactionHash=log["transactionHash"].hex())
+                for log in logs]
+
+    def submissions(self, pid: int, round_: int) -> list[tuple[str, str]]:
+        """(trainer, cid) for a round in submission order, from UpdateSubmitted events."""
+        logs = [e for e in self.events("UpdateSubmitted", pid) if int(e["round"]) == round_]
+        logs.sort(key=lambda e: int(e["index"]))
+        return [(e["trainer"], e["cid"]) for e in logs]
+
+
+__all__ = ["MarketClient", "TestToken", "Deployment", "ContractRevert", "ProjectConfig", "Phase", "Status", "ETH",
+           "save_deployment", "load_deployment"]

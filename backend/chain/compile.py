@@ -1,0 +1,152 @@
+"""Compile ``contracts/`` with solc through py-solc-x and write the committed artifacts.
+
+Artifacts (ABI, bytecode, and the hash of the sources they came from) live in
+``backend/chain/artifacts/`` so users run Merit without a compiler. ``tests/chain/test_artifacts.py``
+fails when they are stale. Regenerate with ``make artifacts`` (``python -m backend.chain.compile --write``).
+
+Settings match ``foundry.toml`` so forge tests, gas benchmarks and the product use one bytecode.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS = ROOT / "contracts"
+NODE_MODULES = ROOT / "node_modules"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+SOLC_VERSION = "0.8.37"
+# The contracts the product deploys; test helpers under contracts/test are forge's business.
+PRODUCT_CONTRACTS = ("Marketplace", "TestToken")
+SETTINGS = {
+    "optimizer": {"enabled": True, "runs": 200},
+    "evmVersion": "cancun",
+    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]}},
+}
+_IMPORT = re.compile(r'^\s*import\s+(?:[^"\']*from\s+)?["\']([^"\']+)["\']', re.M)
+
+
+def _product_sources() -> list[Path]:
+    return sorted(p for p in CONTRACTS.rglob("*.sol") if "test" not in p.relative_to(CONTRACTS).parts)
+
+
+def _resolve(name: str, importer: str) -> tuple[str, Path]:
+    """Source unit name and file for an import: relative to the importer, else OpenZeppelin
+    (``@...``) from node_modules, else from the repository root."""
+    unit = _normpath(f"{Path(importer).parent.as_posix()}/{name}") if name.startswith(".") else name
+    return unit, (NODE_MODULES if unit.startswith("@") else ROOT) / unit
+
+
+def _normpath(path: str) -> str:
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/".join(parts)
+
+
+def collect_sources() -> dict[str, str]:
+    """Every product source plus, transitively, what it imports (OpenZeppelin from node_modules)."""
+    sources: dict[str, str] = {}
+    todo = [(str(p.relative_to(ROOT)), p) for p in _product_sources()]
+    while todo:
+        unit, path = todo.pop()
+        if unit in sources:
+            continue
+        if not path.exists():
+            hint = "run `npm ci`" if unit.startswith("@") else "check the import path"
+            raise FileNotFoundError(f"solidity import {unit!r} not found at {path} ({hint})")
+        text = path.read_text()
+        sources[unit] = text
+        for name in _IMPORT.findall(text):
+            todo.append(_resolve(name, unit))
+    return dict(sorted(sources.items()))
+
+
+def source_hash(sources: dict[str, str] | None = None) -> str:
+    sources = collect_sources() if sources is None else sources
+    digest = hashlib.sha256(json.dumps({"solc": SOLC_VERSION, "settings": SETTINGS, "sources": sources},
+                                       sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def compile_contracts() -> dict[str, dict]:
+    """Compile with py-solc-x; returns {contract name: artifact dict}."""
+    import solcx
+
+    sources = collect_sources()
+    standard = {"language": "Solidity", "sources": {k: {"content": v} for k, v in sources.items()}, "settings": SETTINGS}
+    try:
+        out = solcx.compile_standard(standard, solc_version=SOLC_VERSION)
+    except solcx.exceptions.SolcNotInstalled as exc:
+        raise SystemExit(f"solc {SOLC_VERSION} is not installed: run `make setup` "
+                         "(or `python scripts/install_solc.py`)") from exc
+    errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        raise SystemExit("\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors))
+    digest = source_hash(sources)
+    artifacts = {}
+    for unit, contracts in out["contracts"].items():
+        for name, data in contracts.items():
+            if name not in PRODUCT_CONTRACTS or unit.startswith("@"):
+                continue
+            artifacts[name] = {
+                "contractName": name,
+                "sourceName": unit,
+                "abi": data["abi"],
+                "bytecode": "0x" + data["evm"]["bytecode"]["object"],
+                "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
+                "compiler": {"version": SOLC_VERSION, "settings": {k: v for k, v in SETTINGS.items() if k != "outputSelection"}},
+                "sourceHash": digest,
+            }
+    missing = set(PRODUCT_CONTRACTS) - set(artifacts)
+    if missing:
+        raise SystemExit(f"contracts not found in contracts/: {sorted(missing)}")
+    return artifacts
+
+
+def write_artifacts(artifacts: dict[str, dict]) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name, art in artifacts.items():
+        path = ARTIFACTS / f"{name}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(art, indent=1, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+
+def load_artifact(name: str) -> dict:
+    path = ARTIFACTS / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no artifact for {name} at {path}: run `make artifacts`")
+    return json.loads(path.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="write backend/chain/artifacts/*.json")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed artifacts are stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = [n for n in PRODUCT_CONTRACTS if not (ARTIFACTS / f"{n}.json").exists()
+                 or load_artifact(n)["sourceHash"] != source_hash()]
+        if stale:
+            print(f"stale artifacts: {stale}; run `make artifacts`", file=sys.stderr)
+            return 1
+        print("artifacts are up to date")
+        return 0
+    artifacts = compile_contracts()
+    if args.write:
+        write_artifacts(artifacts)
+    for name, art in artifacts.items():
+        print(f"{name}: {len(art['bytecode']) // 2 - 1} bytes of init code, {len(art['deployedBytecode']) // 2 - 1} deployed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Connecting to a chain: the in-process embedded EVM or any JSON-RPC node (Anvil, Ganache, a testnet).
+
+Both kinds of chain have the same development accounts: those of the well-known test mnemonic that
+Anvil and Hardhat use (``m/44'/60'/0'/0/i``), so addresses in docs and tests agree everywhere.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from backend.errors import ChainError
+
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_HD_PATH = "m/44'/60'/0'/0"
+DEV_ACCOUNTS = 20
+Account.enable_unaudited_hdwallet_features()
+
+
+def dev_account(index: int) -> LocalAccount:
+    """The index-th development account (funded on the embedded chain and on `merit chain up`)."""
+    return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"{DEV_HD_PATH}/{index}")
+
+
+@dataclass
+class Chain:
+    """A connected chain: the web3 handle plus what differs between kinds of chain."""
+
+    w3: Web3
+    kind: str  # "embedded" or "rpc"
+    url: str | None = None
+    _tester: object | None = field(default=None, repr=False)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @property
+    def chain_id(self) -> int:
+        return self.w3.eth.chain_id
+
+    def now(self) -> int:
+        """Timestamp of the latest block: the contract's clock."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def advance(self, seconds: int) -> int:
+        """Move the chain's clock forward and mine a block (embedded chain and dev nodes only)."""
+        seconds = int(seconds)
+        with self.lock:
+            if self.kind == "embedded":
+                target = self.now() + seconds
+                self._tester.time_travel(target)
+                return target
+            try:
+                self.w3.provider.make_request("evm_increaseTime", [seconds])
+                self.w3.provider.make_request("evm_mine", [])
+            except Exception as exc:  # a real network: time only moves by waiting
+                raise ChainError(f"cannot move time on {self.url}: {exc}",
+                                 "time travel works only on the embedded chain, Anvil or Ganache") from exc
+            return self.now()
+
+    @property
+    def supports_time_travel(self) -> bool:
+        if self.kind == "embedded":
+            return True
+        try:
+            version = self.w3.client_version.lower()
+        except Exception:
+            return False
+        return "anvil" in version or "ganache" in version or "hardhat" in version
+
+
+def embedded_chain(accounts: int = DEV_ACCOUNTS) -> Chain:
+    """A fresh in-process EVM (py-evm) whose dev accounts hold 1,000,000 ETH each."""
+    from eth_tester import EthereumTester
+    from eth_tester.backends.pyevm.main import PyEVMBackend
+    from web3 import EthereumTesterProvider
+
+    backend = PyEVMBackend.from_mnemonic(DEV_MNEMONIC, num_accounts=accounts, hd_path=DEV_HD_PATH)
+    tester = EthereumTester(backend)
+    return Chain(w3=Web3(EthereumTesterProvider(tester)), kind="embedded", _tester=tester)
+
+
+def rpc_chain(url: str, timeout: float = 30.0) -> Chain:
+    """Connect to a JSON-RPC node, failing with a message that says what to do."""
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id
+    except Exception as exc:
+        raise ChainError(f"cannot reach a JSON-RPC node at {url} ({type(exc).__name__})",
+                         "start one with `merit chain up`, or pass the right --chain URL") from exc
+    return Chain(w3=w3, kind="rpc", url=url)
+
+
+def connect(spec: str, timeout: float = 30.0) -> Chain:
+    """``"embedded"`` for the in-process chain, else a JSON-RPC URL."""
+    if spec == "embedded":
+        return embedded_chain()
+    if spec.startswith(("http://", "https://")):
+        return rpc_chain(spec, timeout=timeout)
+    raise ChainError(f"unknown chain {spec!r}", "use 'embedded' or an http(s):// JSON-RPC URL")
+
+
+def wait_for_rpc(url: str, timeout: float = 20.0) -> None:
+    """Block until a node answers at ``url`` (for processes we just started)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2})).eth.chain_id
+            return
+        except Exception as exc:  # not up yet
+            last = exc
+            time.sleep(0.1)
+    raise ChainError(f"no JSON-RPC node answered at {url} within {timeout:.0f}s ({last})")

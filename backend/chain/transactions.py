@@ -1,0 +1,249 @@
+"""Sending transactions: local signing, a local nonce manager, retries of transient RPC errors, and
+reverts turned into exceptions that carry the custom error's name and decoded arguments."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TimeExhausted, Web3RPCError
+
+from backend.chain.connection import Chain
+from backend.errors import ChainError, MeritError
+
+T = TypeVar("T")
+
+PANIC_CODES = {0x01: "assertion failed", 0x11: "arithmetic overflow or underflow", 0x12: "division by zero",
+               0x21: "invalid enum value", 0x32: "array index out of bounds", 0x41: "out of memory"}
+
+
+class ContractRevert(MeritError):
+    """A transaction or call reverted. ``name`` is the Solidity custom error, ``args`` its decoded arguments."""
+
+    def __init__(self, name: str, args: dict[str, Any], function: str | None = None):
+        self.name = name
+        self.args_ = args
+        self.function = function
+        shown = ", ".join(f"{k}={_show(v)}" for k, v in args.items())
+        where = f"{function}: " if function else ""
+        super().__init__(f"{where}contract refused with {name}({shown})", REVERT_HINTS.get(name))
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return self.args_
+
+
+# What a user can do about each refusal; the error names come from contracts/Marketplace.sol.
+REVERT_HINTS = {
+    "NotTrainer": "join the project first: `merit trainer join PROJECT`",
+    "AlreadyJoined": "this address has already joined the project",
+    "ProjectFull": "the project has reached its maximum number of trainers",
+    "AlreadySubmitted": "one update per trainer per round; wait for the next round",
+    "WrongPhase": "the round is not in the state this needs; check `merit project status PROJECT`",
+    "WrongRound": "that is not the project's current round; check `merit project status PROJECT`",
+    "NotOwner": "only the project's owner can do this: use the owner's key",
+    "NotAggregator": "only the project's aggregator can do this: use the aggregator's key",
+    "NotArbiter": "only the project's arbiter can do this",
+    "NothingToClaim": "there is nothing to claim (yet): rewards are credited when a round is finalized",
+    "WrongValue": "the ETH sent does not match the amount required",
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return str(value)
+
+
+class ErrorDecoder:
+    """Maps 4-byte selectors of an ABI's custom errors to names and decoded arguments."""
+
+    def __init__(self, abi: list[dict]):
+        self._errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        for item in abi:
+            if item.get("type") != "error":
+                continue
+            types = [_abi_type(i) for i in item.get("inputs", [])]
+            names = [i.get("name") or f"arg{n}" for n, i in enumerate(item.get("inputs", []))]
+            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+            self._errors[selector] = (item["name"], names, types)
+
+    def decode(self, data: str | bytes | None, function: str | None = None) -> ContractRevert | None:
+        if data is None:
+            return None
+        raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else bytes(data)
+        if len(raw) < 4:
+            return None
+        selector, payload = raw[:4], raw[4:]
+        if selector == bytes.fromhex("4e487b71"):  # Panic(uint256)
+            (code,) = abi_decode(["uint256"], payload)
+            return ContractRevert("Panic", {"code": hex(code), "meaning": PANIC_CODES.get(code, "unknown")}, function)
+        if selector == bytes.fromhex("08c379a0"):  # Error(string)
+            (reason,) = abi_decode(["string"], payload)
+            return ContractRevert("Error", {"reason": reason}, function)
+        if selector not in self._errors:
+            return ContractRevert("UnknownError", {"data": raw}, function)
+        name, names, types = self._errors[selector]
+        try:
+            values = abi_decode(types, payload)
+        except Exception:
+            return ContractRevert(name, {"data": payload}, function)
+        return ContractRevert(name, dict(zip(names, values)), function)
+
+
+def _abi_type(param: dict) -> str:
+    if param["type"].startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in param["components"]) + ")" + param["type"][5:]
+    return param["type"]
+
+
+def _revert_data(exc: Exception) -> str | None:
+    """Revert data from the shapes web3.py and the various nodes raise."""
+    data = getattr(exc, "data", None)
+    if isinstance(data, (str, bytes)) and data:
+        return data
+    if isinstance(data, dict) and isinstance(data.get("data"), str):
+        return data["data"]
+    for arg in getattr(exc, "args", ()):
+        if isinstance(arg, str) and arg.startswith("0x") and len(arg) >= 10:
+            return arg
+        if isinstance(arg, dict):
+            inner = arg.get("data")
+            if isinstance(inner, str) and inner.startswith("0x"):
+                return inner
+            if isinstance(inner, dict) and isinstance(inner.get("data"), str):
+                return inner["data"]
+    return None
+
+
+TRANSIENT = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, TimeExhausted)
+
+
+def with_retries(fn: Callable[[], T], retries: int, what: str, base_delay: float = 0.25) -> T:
+    """Call ``fn``, retrying transient RPC failures with exponential backoff."""
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except TRANSIENT as exc:
+            if attempt == retries:
+                raise ChainError(f"{what}: the chain did not answer after {retries + 1} tries ({type(exc).__name__})",
+                                 "check that the node is running and --chain points at it") from exc
+        except Web3RPCError as exc:
+            message = str(exc).lower()
+            transient = any(s in message for s in ("429", "rate limit", "timeout", "temporarily", "502", "503"))
+            if not transient or attempt == retries:
+                raise
+        time.sleep(base_delay * (2 ** attempt))
+    raise AssertionError("unreachable")
+
+
+class NonceManager:
+    """Hands out nonces locally so that many transactions can be sent without waiting on the node;
+    re-reads the node's count after any failure."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, chain: Chain, address: str) -> int:
+        with self._lock:
+            if address not in self._next:
+                self._next[address] = chain.w3.eth.get_transaction_count(address, "pending")
+            nonce = self._next[address]
+            self._next[address] = nonce + 1
+            return nonce
+
+    def reset(self, address: str) -> None:
+        with self._lock:
+            self._next.pop(address, None)
+
+
+@dataclass
+class Receipt:
+    tx_hash: str
+    gas_used: int
+    block_number: int
+    logs: list
+    raw: Any
+
+
+class Transactor:
+    """Builds, signs and sends contract transactions for one chain, decoding reverts."""
+
+    def __init__(self, chain: Chain, decoder: ErrorDecoder, retries: int = 5, receipt_timeout: float = 120.0):
+        self.chain = chain
+        self.decoder = decoder
+        self.retries = retries
+        self.receipt_timeout = receipt_timeout
+        self.nonces = NonceManager()
+
+    def _fees(self) -> dict[str, int]:
+        block = self.chain.w3.eth.get_block("latest")
+        base = int(block.get("baseFeePerGas") or 0)
+        if base == 0 and self.chain.kind != "embedded":
+            return {"gasPrice": int(self.chain.w3.eth.gas_price)}
+        tip = 10**9
+        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+
+    def revert_from(self, exc: Exception, function: str) -> Exception:
+        decoded = self.decoder.decode(_revert_data(exc), function)
+        if decoded is not None:
+            return decoded
+        if isinstance(exc, (ContractLogicError, ContractPanicError, ContractCustomError)):
+            return ContractRevert("Reverted", {"message": str(exc)}, function)
+        return exc
+
+    def call(self, fn: Any, function: str) -> Any:
+        try:
+            return with_retries(lambda: fn.call(), self.retries, function)
+        except (ContractLogicError, ContractCustomError, ContractPanicError, Web3RPCError) as exc:
+            raise self.revert_from(exc, function) from None
+
+    def send(self, fn: Any, account: LocalAccount, function: str, value: int = 0) -> Receipt:
+        """Estimate (which surfaces reverts with their data), sign locally, send, wait for the receipt."""
+        w3 = self.chain.w3
+        with self.chain.lock:
+            params = {"from": account.address, "value": value, "chainId": self.chain.chain_id, **self._fees()}
+            try:
+                gas = with_retries(lambda: fn.estimate_gas(params), self.retries, function)
+            except (ContractLogicError, ContractCustomError, ContractPanicError, Web3RPCError) as exc:
+                raise self.revert_from(exc, function) from None
+            params["gas"] = int(gas * 1.2) + 10_000
+            params["nonce"] = self.nonces.take(self.chain, account.address)
+            try:
+                tx = fn.build_transaction(params)
+                signed = account.sign_transaction(tx)
+                tx_hash = with_retries(lambda: w3.eth.send_raw_transaction(signed.raw_transaction), self.retries, function)
+            except Exception as exc:
+                self.nonces.reset(account.address)
+                if isinstance(exc, (ContractLogicError, ContractCustomError, Web3RPCError)):
+                    raise self.revert_from(exc, function) from None
+                raise
+        receipt = with_retries(lambda: w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout),
+                               self.retries, function)
+        if receipt["status"] != 1:
+            # Replay as a call at the receipt's block to recover the revert reason.
+            try:
+                fn.call({"from": account.address, "value": value}, block_identifier=receipt["blockNumber"])
+            except Exception as exc:
+                raise self.revert_from(exc, function) from None
+            raise ContractRevert("Reverted", {"tx": tx_hash.hex()}, function)
+        return Receipt(tx_hash="0x" + bytes(tx_hash).hex().removeprefix("0x"), gas_used=int(receipt["gasUsed"]),
+                       block_number=int(receipt["blockNumber"]), logs=list(receipt["logs"]), raw=receipt)
+
+    def transfer(self, account: LocalAccount, to: str, value: int) -> Receipt:
+        """A plain ETH transfer (used to fund accounts)."""
+        w3 = self.chain.w3
+        with self.chain.lock:
+            tx = {"to": to, "value": value, "gas": 21_000, "chainId": self.chain.chain_id,
+                  "nonce": self.nonces.take(self.chain, account.address), **self._fees()}
+            tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+        return Receipt(tx_hash=bytes(tx_hash).hex(), gas_used=int(receipt["gasUsed"]),
+                       block_number=int(receipt["blockNumber"]), logs=[], raw=receipt)

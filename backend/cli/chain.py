@@ -1,0 +1,80 @@
+"""`merit chain ...` and `merit deploy`: run a development chain and put the Marketplace on a chain."""
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from backend.config import get_settings
+
+app = typer.Typer(help="Run a local development chain (Anvil).", no_args_is_help=True)
+console = Console()
+
+
+@app.command("up")
+def up(
+    port: int = typer.Option(8545, "--port", "-p", min=1, max=65535, help="JSON-RPC port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
+    state: Path = typer.Option(None, "--state", help="file the chain state is loaded from and saved to "
+                                                      "(default: $MERIT_HOME/anvil-state.json)"),
+) -> None:
+    """Start Anvil from node_modules with persisted state, until Ctrl-C.
+
+    Example: merit chain up --port 8545
+    """
+    from backend.chain.anvil import AnvilProcess
+    from backend.chain.connection import dev_account
+
+    settings = get_settings()
+    state = state or settings.home / "anvil-state.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    node = AnvilProcess(port=port, state=state, host=host).start()
+    console.print(f"[green]Anvil[/green] on {node.url} (chain state: {state})")
+    console.print(f"dev accounts: dev:0 = {dev_account(0).address} ... dev:19 (keys from the test mnemonic)")
+    console.print(f"next: merit deploy --chain {node.url}")
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        while not stop["now"] and node.proc is not None and node.proc.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
+        console.print("Anvil stopped; state saved")
+
+
+def deploy_command(
+    chain: str = typer.Option(None, "--chain", "--rpc", help="JSON-RPC URL (default: configuration)"),
+    key: str = typer.Option("dev:0", "--key", help="deployer key: 0x... or dev:N"),
+    test_token: bool = typer.Option(False, "--test-token", help="also deploy the test ERC-20 (dev chains)"),
+) -> None:
+    """Deploy the Marketplace and record it in $MERIT_HOME/deployments/<chain_id>.json.
+
+    Example: merit deploy --chain http://127.0.0.1:8545
+    """
+    from backend.chain.client import MarketClient, TestToken, save_deployment
+    from backend.chain.connection import connect
+    from backend.chain.session import parse_key
+    from backend.errors import ConfigError
+
+    settings = get_settings()
+    spec = chain or settings.chain
+    if spec == "embedded":
+        raise ConfigError("the embedded chain lives only inside one process, so a deployment there is lost at once",
+                          "start Anvil with `merit chain up`, then `merit deploy --chain http://127.0.0.1:8545`")
+    node = connect(spec, timeout=settings.rpc_timeout)
+    account = parse_key(key)
+    market = MarketClient.deploy(node, account)
+    deployment = market.deployment()
+    if test_token:
+        deployment.test_token = TestToken.deploy(node, account).address
+    path = save_deployment(settings.deployments_dir, deployment)
+    console.print(f"Marketplace at [bold]{market.address}[/bold] on chain {deployment.chain_id} "
+                  f"(block {deployment.block}, gas {market.deploy_receipt.gas_used:,})")
+    if deployment.test_token:
+        console.print(f"TestToken at {deployment.test_token}")
+    console.print(f"recorded in {path}")
