@@ -44,7 +44,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.in_flight.dec()
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route"), "path", None) or (scope["path"] if "endpoint" in scope else "unmatched")
             method = scope["method"] if scope["method"] in ("GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS") else "OTHER"
             self.metrics.requests.labels(method, route, str(status["code"])).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
