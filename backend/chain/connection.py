@@ -26,6 +26,27 @@ def dev_account(index: int) -> LocalAccount:
     return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"{DEV_HD_PATH}/{index}")
 
 
+class NonceManager:
+    """Hands out nonces locally so that many transactions can be sent without waiting on the node;
+    re-reads the node's count after any failure."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, chain: "Chain", address: str) -> int:
+        with self._lock:
+            if address not in self._next:
+                self._next[address] = chain.w3.eth.get_transaction_count(address, "pending")
+            nonce = self._next[address]
+            self._next[address] = nonce + 1
+            return nonce
+
+    def reset(self, address: str) -> None:
+        with self._lock:
+            self._next.pop(address, None)
+
+
 @dataclass
 class Chain:
     """A connected chain: the web3 handle plus what differs between kinds of chain."""
@@ -35,6 +56,7 @@ class Chain:
     url: str | None = None
     _tester: object | None = field(default=None, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    nonces: NonceManager = field(default_factory=NonceManager, repr=False)
 
     @property
     def chain_id(self) -> int:

@@ -2,6 +2,7 @@
 reverts turned into exceptions that carry the custom error's name and decoded arguments."""
 from __future__ import annotations
 
+import ast
 import threading
 import time
 from collections.abc import Callable
@@ -11,11 +12,16 @@ from typing import Any, TypeVar
 import requests
 from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TimeExhausted, Web3RPCError
 
 from backend.chain.connection import Chain
 from backend.errors import ChainError, MeritError
+
+try:  # the embedded chain's own failure type
+    from eth_tester.exceptions import TransactionFailed
+except ImportError:  # pragma: no cover
+    TransactionFailed = ContractLogicError
 
 T = TypeVar("T")
 
@@ -94,6 +100,7 @@ class ErrorDecoder:
             values = abi_decode(types, payload)
         except Exception:
             return ContractRevert(name, {"data": payload}, function)
+        values = [to_checksum_address(v) if t == "address" else v for t, v in zip(types, values)]
         return ContractRevert(name, dict(zip(names, values)), function)
 
 
@@ -103,8 +110,15 @@ def _abi_type(param: dict) -> str:
     return param["type"]
 
 
-def _revert_data(exc: Exception) -> str | None:
+def _revert_data(exc: Exception) -> str | bytes | None:
     """Revert data from the shapes web3.py and the various nodes raise."""
+    text = str(exc)
+    if text.startswith("execution reverted: b'") or text.startswith('execution reverted: b"'):
+        # eth-tester (the embedded chain) puts the raw revert bytes' repr in the message
+        try:
+            return ast.literal_eval(text[len("execution reverted: "):])
+        except (ValueError, SyntaxError):
+            return None
     data = getattr(exc, "data", None)
     if isinstance(data, (str, bytes)) and data:
         return data
@@ -122,6 +136,7 @@ def _revert_data(exc: Exception) -> str | None:
     return None
 
 
+REVERTS = (ContractLogicError, ContractCustomError, ContractPanicError, Web3RPCError, TransactionFailed)
 TRANSIENT = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, TimeExhausted)
 
 
@@ -143,27 +158,6 @@ def with_retries(fn: Callable[[], T], retries: int, what: str, base_delay: float
     raise AssertionError("unreachable")
 
 
-class NonceManager:
-    """Hands out nonces locally so that many transactions can be sent without waiting on the node;
-    re-reads the node's count after any failure."""
-
-    def __init__(self) -> None:
-        self._next: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def take(self, chain: Chain, address: str) -> int:
-        with self._lock:
-            if address not in self._next:
-                self._next[address] = chain.w3.eth.get_transaction_count(address, "pending")
-            nonce = self._next[address]
-            self._next[address] = nonce + 1
-            return nonce
-
-    def reset(self, address: str) -> None:
-        with self._lock:
-            self._next.pop(address, None)
-
-
 @dataclass
 class Receipt:
     tx_hash: str
@@ -181,7 +175,7 @@ class Transactor:
         self.decoder = decoder
         self.retries = retries
         self.receipt_timeout = receipt_timeout
-        self.nonces = NonceManager()
+        self.nonces = chain.nonces  # one per chain, shared by every contract client
 
     def _fees(self) -> dict[str, int]:
         block = self.chain.w3.eth.get_block("latest")
@@ -202,7 +196,7 @@ class Transactor:
     def call(self, fn: Any, function: str) -> Any:
         try:
             return with_retries(lambda: fn.call(), self.retries, function)
-        except (ContractLogicError, ContractCustomError, ContractPanicError, Web3RPCError) as exc:
+        except REVERTS as exc:
             raise self.revert_from(exc, function) from None
 
     def send(self, fn: Any, account: LocalAccount, function: str, value: int = 0) -> Receipt:
@@ -212,7 +206,7 @@ class Transactor:
             params = {"from": account.address, "value": value, "chainId": self.chain.chain_id, **self._fees()}
             try:
                 gas = with_retries(lambda: fn.estimate_gas(params), self.retries, function)
-            except (ContractLogicError, ContractCustomError, ContractPanicError, Web3RPCError) as exc:
+            except REVERTS as exc:
                 raise self.revert_from(exc, function) from None
             params["gas"] = int(gas * 1.2) + 10_000
             params["nonce"] = self.nonces.take(self.chain, account.address)
@@ -222,7 +216,7 @@ class Transactor:
                 tx_hash = with_retries(lambda: w3.eth.send_raw_transaction(signed.raw_transaction), self.retries, function)
             except Exception as exc:
                 self.nonces.reset(account.address)
-                if isinstance(exc, (ContractLogicError, ContractCustomError, Web3RPCError)):
+                if isinstance(exc, REVERTS):
                     raise self.revert_from(exc, function) from None
                 raise
         receipt = with_retries(lambda: w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout),
