@@ -51,6 +51,11 @@ DEFAULT_EXACT_PLAYERS = 10
 ROUND_TRUNCATION = 1e-9
 TMC_TRUNCATION = 0.01
 _TMC_BATCH = 8
+# gtg: surrogate families, and the largest n whose surrogate is enumerated (above it: linear only).
+SURROGATES = ("auto", "linear", "mean", "curved")
+ENUMERATE_MAX_PLAYERS = 14
+_CV_FOLDS = 5
+_PILOT_SHARE = 0.4  # of the sampled pairs, drawn before the Neyman allocation of the rest
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,15 @@ def shapley(
     seed: int = 0,
     budget: int | None = None,
     executor: Executor | None = None,
+    *,
+    surrogate: str = "auto",
+    truncation: float = TMC_TRUNCATION,
 ) -> ShapleyResult:
     """Shapley values of n players under ``utility``, using at most ``budget`` distinct evaluations.
+
+    ``executor`` runs each planned batch of coalitions (default: sequential). ``surrogate`` picks the
+    gtg control variate's family (``"auto"``: by cross-validation; ``"linear"`` is KernelSHAP's).
+    ``truncation`` is tmc's relative tolerance (0 gives plain permutation sampling).
 
     Example: ``shapley(lambda s: float(len(s)), 3, method="exact").values == [1.0, 1.0, 1.0]``.
     """
@@ -113,10 +125,15 @@ def shapley(
         floor = minimum_budget(n, method)
         if budget < floor:
             raise ValueError(f"budget {budget} is below the minimum of {floor} evaluations for method {method!r} with n={n}")
+    if surrogate not in SURROGATES:
+        raise ValueError(f"unknown surrogate {surrogate!r}; choose one of {', '.join(SURROGATES)}")
+    if isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not 0 <= truncation < 1:
+        raise ValueError(f"truncation must be a number in [0, 1), got {truncation!r}")
+    options = {"gtg": {"surrogate": surrogate}, "tmc": {"truncation": float(truncation)}}.get(method, {})
     cap = budget if budget is not None else (2**n if method in ("exact", "loo") else default_budget(n))
     game = _Game(utility, n, cap, executor or SequentialExecutor())
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
-    values, exact, truncated = _ESTIMATORS[method](game, rng)
+    values, exact, truncated = _ESTIMATORS[method](game, rng, **options)
     return ShapleyResult(
         values=[float(v) for v in values],
         evaluations=game.evaluations,
@@ -257,7 +274,7 @@ def _tmc(game: _Game, rng: np.random.Generator, truncation: float = TMC_TRUNCATI
 # ----------------------------------------------------------------------------------------------- gtg
 
 
-def _gtg(game: _Game, rng: np.random.Generator, **options) -> tuple[np.ndarray, bool, bool]:
+def _gtg(game: _Game, rng: np.random.Generator, surrogate: str = "auto") -> tuple[np.ndarray, bool, bool]:
     n = game.n
     if game.budget >= 1 << n:
         return _exact(game, rng)
@@ -268,27 +285,34 @@ def _gtg(game: _Game, rng: np.random.Generator, **options) -> tuple[np.ndarray, 
     game.evaluate(singles + [game.full & ~m for m in singles])
     sampler = _PairSampler(n, rng)
     pairs = game.remaining // 2
-    first = int(round(pairs * options.get("pilot", 0.4)))
-    game.evaluate(sampler.draw(_allocate(first, sampler.static_weights(), sampler.capacity, sampler.taken)))
-    if pairs - first > 0:
-        weights = sampler.static_weights()
-        if options.get("adaptive", True):
-            z, y = _design(game)
-            residual = y - _fit(z, y, v_empty, v_full, n, options.get("surrogate", "linear"))[1]
-            weights = sampler.neyman_weights(z.sum(axis=1), residual)
-        game.evaluate(sampler.draw(_allocate(sampler.taken.sum() + pairs - first, weights, sampler.capacity, sampler.taken)))
+    pilot = int(round(pairs * _PILOT_SHARE))
+    game.evaluate(sampler.draw(_allocate(pilot, sampler.static_weights(), sampler.capacity, sampler.taken)))
+    if pairs > pilot:
+        z, y = _design(game)
+        residual = y - _surrogate(z, y, v_empty, v_full, n, surrogate)[1]
+        weights = sampler.neyman_weights(z.sum(axis=1), residual)
+        game.evaluate(sampler.draw(_allocate(int(sampler.taken.sum()) + pairs - pilot, weights, sampler.capacity, sampler.taken)))
     z, y = _design(game)
-    phi_g, fitted = _fit(z, y, v_empty, v_full, n, options.get("surrogate", "linear"))
+    phi_g, fitted = _surrogate(z, y, v_empty, v_full, n, surrogate)
     phi = phi_g + _stratified_residual_means(z, y - fitted, n)
-    phi += (v_full - v_empty - phi.sum()) / n
+    phi += (v_full - v_empty - phi.sum()) / n  # efficiency: the sampled strata's correction need not sum to 0
     return phi, False, False
 
 
+def _surrogate(z: np.ndarray, y: np.ndarray, v_empty: float, v_full: float, n: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(Shapley values of the fitted surrogate, the surrogate on the evaluated rows)."""
+    if kind == "linear" or n > ENUMERATE_MAX_PLAYERS:
+        return _fit_linear(z, y, v_empty, v_full, n)
+    return _fit_enumerated(z, y, n, kind)
+
+
 def _design(game: _Game) -> tuple[np.ndarray, np.ndarray]:
-    masks = np.array(sorted(game.cache), dtype=np.int64)
-    z = ((masks[:, None] >> np.arange(game.n)) & 1).astype(bool)
-    y = np.array([game.cache[int(m)] for m in masks])
-    return z, y
+    """The evaluated coalitions as a boolean membership matrix, and their values (sorted by mask)."""
+    masks = sorted(game.cache)
+    width = (game.n + 7) // 8
+    packed = np.frombuffer(b"".join(m.to_bytes(width, "little") for m in masks), dtype=np.uint8).reshape(len(masks), width)
+    z = np.unpackbits(packed, axis=1, bitorder="little")[:, : game.n].astype(bool)
+    return z, np.array([game.cache[m] for m in masks])
 
 
 def _stratum_weights(sizes: np.ndarray, n: int) -> np.ndarray:
@@ -305,28 +329,83 @@ def _stratum_weights(sizes: np.ndarray, n: int) -> np.ndarray:
     return w
 
 
-def _fit(z: np.ndarray, y: np.ndarray, v_empty: float, v_full: float, n: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Fit the surrogate g with g(∅) = v(∅), g(N) = v(N); return (Shapley values of g, g on the rows)."""
+def _fit_linear(z: np.ndarray, y: np.ndarray, v_empty: float, v_full: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shapley-kernel weighted least squares for an additive g with g(∅) = v(∅), g(N) = v(N): KernelSHAP.
+
+    The Shapley values of g are its coefficients. Closed form, so it serves any n.
+    """
+    w = _stratum_weights(z.sum(axis=1), n)
+    rows = w > 0
+    x = z[rows].astype(float)
+    xw = x * w[rows, None]
+    kkt = np.zeros((n + 1, n + 1))
+    kkt[:n, :n] = xw.T @ x
+    kkt[:n, n] = kkt[n, :n] = 1.0
+    rhs = np.r_[xw.T @ (y[rows] - v_empty), v_full - v_empty]
+    coef = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:n]
+    return coef, v_empty + z.astype(float) @ coef
+
+
+
+
+def _all_masks(n: int) -> np.ndarray:
+    return ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(bool)
+
+
+def _basis(z: np.ndarray, kind: str, inner: np.ndarray | None = None) -> np.ndarray:
+    """Surrogate features: 'linear' is additive; 'mean' adds Σ_{i∈S} z_i/|S| terms (a mean of updates
+    dilutes each member) and a free function of |S|; 'curved' adds powers of a fitted 'mean' index."""
+    zf = z.astype(float)
+    n = z.shape[1]
+    if kind == "linear":
+        return np.hstack([np.ones((len(z), 1)), zf])
+    sizes = zf.sum(axis=1)
+    inv = np.divide(1.0, sizes, out=np.zeros_like(sizes), where=sizes > 0)
+    parts = [zf, zf * inv[:, None], (sizes[:, None] == np.arange(n + 1)).astype(float)]
+    if kind == "curved":
+        t = np.hstack(parts) @ inner
+        parts += [t[:, None] ** 2, t[:, None] ** 3]
+    return np.hstack(parts)
+
+
+def _wls(x: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float = 1e-12) -> np.ndarray:
+    xw = x * w[:, None]
+    gram = xw.T @ x
+    gram[np.diag_indices_from(gram)] += ridge * np.trace(gram) / len(gram)
+    return np.linalg.lstsq(gram, xw.T @ y, rcond=None)[0]
+
+
+def _fit_model(z: np.ndarray, y: np.ndarray, w: np.ndarray, kind: str):
+    """Fit a surrogate family on rows (z, y); return a predictor for any coalitions."""
+    if kind != "curved":
+        coef = _wls(_basis(z, kind), y, w)
+        return lambda q: _basis(q, kind) @ coef
+    center = y @ w / w.sum()
+    scale = np.sqrt(((y - center) ** 2) @ w / w.sum()) or 1.0
+    inner = _wls(_basis(z, "mean"), (y - center) / scale, w)
+    coef = _wls(_basis(z, kind, inner), y, w)
+    return lambda q: _basis(q, kind, inner) @ coef
+
+
+def _fit_enumerated(z: np.ndarray, y: np.ndarray, n: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fit a surrogate family ('auto': the one with the least cross-validated, kernel-weighted error);
+    its Shapley values come from enumerating the surrogate, which costs no utility evaluation."""
     sizes = z.sum(axis=1)
     w = _stratum_weights(sizes, n)
-    zf = z.astype(float)
-    if kind == "quadratic" and n >= 2:
-        i, j = np.triu_indices(n, 1)
-        x = np.hstack([zf, zf[:, i] * zf[:, j]])
-        ridge = np.r_[np.zeros(n), np.ones(len(i))]
-        share = np.vstack([np.eye(n), 0.5 * (np.eye(n)[i] + np.eye(n)[j])]).T  # φ(g) = share @ coef
-    else:
-        x, ridge, share = zf, np.zeros(n), np.eye(n)
-    rows = w > 0
-    xw = x[rows] * w[rows, None]
-    lam = 1e-3 * w[rows].sum() / max(1, rows.sum())
-    k = x.shape[1]
-    kkt = np.zeros((k + 1, k + 1))
-    kkt[:k, :k] = xw.T @ x[rows] + np.diag(lam * ridge)
-    kkt[:k, k] = kkt[k, :k] = 1.0
-    rhs = np.r_[xw.T @ (y[rows] - v_empty), v_full - v_empty]
-    coef = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:k]
-    return share @ coef, v_empty + x @ coef
+    w[(sizes == 0) | (sizes == n)] = 10.0 * w.max()  # pin v(∅) and v(N), as the linear fit's constraint does
+    if kind == "auto":
+        folds = np.arange(len(y)) % _CV_FOLDS
+        inner = (sizes > 0) & (sizes < n)
+        errors = []
+        for candidate in SURROGATES[1:]:
+            oof = np.empty(len(y))
+            for f in range(_CV_FOLDS):
+                train, test = folds != f, folds == f
+                oof[test] = _fit_model(z[train], y[train], w[train], candidate)(z[test])
+            errors.append((((y - oof)[inner] ** 2) @ w[inner], candidate))
+        kind = min(errors)[1]
+    predict = _fit_model(z, y, w, kind)
+    return _exact_from_table(predict(_all_masks(n)), n), predict(z)
 
 
 def _stratified_residual_means(z: np.ndarray, r: np.ndarray, n: int) -> np.ndarray:
@@ -391,7 +470,7 @@ class _PairSampler:
     def __init__(self, n: int, rng: np.random.Generator) -> None:
         self.n, self.rng = n, rng
         self.sizes = np.arange(2, n // 2 + 1)
-        self.capacity = np.array([math.comb(n, p) // (2 if 2 * p == n else 1) for p in self.sizes], dtype=np.int64)
+        self.capacity = np.array([min(math.comb(n, p) // (2 if 2 * p == n else 1), 2**52) for p in self.sizes], dtype=np.int64)
         self.taken = np.zeros(len(self.sizes), dtype=np.int64)
         self.seen: list[set[int]] = [set() for _ in self.sizes]
         self.full = (1 << n) - 1

@@ -183,4 +183,50 @@ def make_games(n: int = 10, seed: int = 0) -> list:
         order = int(rng.integers(1, n + 1))
         terms.append((frozenset(int(x) for x in rng.choice(n, size=order, replace=False)), float(rng.normal())))
     games.append(UnanimityGame(n, tuple(terms)))
+    games.append(make_mean_update_game(n, seed))
     return games
+
+
+@dataclass(frozen=True)
+class MeanUpdateGame:
+    """The closest proxy to a round's utility: accuracy of global + mean of the coalition's updates.
+
+    The model is a point in R^dim that should reach ``target``. Trainer i's update points a fraction
+    ``reach[i]`` of the way there (more clean data, bigger step), plus its own noise; a label-noisy
+    trainer's update is partly turned away (``bias[i]``). Accuracy decays with the squared distance
+    left to the target, so v(S) depends on the *mean* update: adding a weak trainer dilutes strong ones.
+    """
+
+    updates: tuple[tuple[float, ...], ...]
+    target: tuple[float, ...]
+    width: float = 1.0
+    floor: float = 0.1
+    ceiling: float = 0.98
+    name: str = "mean-update"
+
+    @property
+    def n(self) -> int:
+        return len(self.updates)
+
+    def __call__(self, coalition: frozenset[int]) -> float:
+        target = np.asarray(self.target)
+        if coalition:
+            mean = np.mean([self.updates[i] for i in sorted(coalition)], axis=0)
+        else:
+            mean = np.zeros_like(target)
+        distance = float(np.sum((target - mean) ** 2))
+        return self.floor + (self.ceiling - self.floor) * math.exp(-distance / self.width)
+
+
+def make_mean_update_game(n: int = 10, seed: int = 0, dim: int = 20) -> MeanUpdateGame:
+    rng = np.random.default_rng(seed)
+    target = rng.normal(0.0, 1.0, dim) * math.sqrt(3.0 / dim)
+    sizes = rng.integers(50, 1001, n)
+    noise = rng.choice([0.0, 0.0, 0.0, 0.1, 0.3, 0.5], n)
+    updates = []
+    for size, eta in zip(sizes, noise):
+        reach = (1.0 - 2.0 * eta) * (1.0 - math.exp(-size / 300.0))
+        wobble = rng.normal(0.0, 1.0, dim) * math.sqrt(1.0 / dim) / math.sqrt(size / 100.0)
+        turn = rng.normal(0.0, 1.0, dim) * math.sqrt(3.0 / dim) * eta
+        updates.append(tuple(float(x) for x in reach * target + wobble + turn))
+    return MeanUpdateGame(tuple(updates), tuple(float(x) for x in target), width=2.0)

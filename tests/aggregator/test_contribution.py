@@ -244,3 +244,10 @@ def test_module_does_not_import_torch():
 
     code = "import sys, aggregator.contribution, aggregator.executors; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_many_players_beyond_int64_masks():
+    game = AdditiveGame(tuple(float(i % 5) - 1.0 for i in range(70)))
+    result = shapley(game, 70, budget=400, seed=2)
+    assert result.evaluations <= 400
+    assert result.values == pytest.approx(list(game.weights), abs=1e-8)
