@@ -1,0 +1,96 @@
+"""CIDs as Merit uses them: parsing strangers' strings, and building block CIDs fast.
+
+Only what Kubo's ``ipfs add`` produces is accepted: CIDv0 (dag-pb, sha2-256, base58btc) and CIDv1
+with the ``dag-pb`` or ``raw`` codec and a sha2-256 multihash, in any multibase. Parsing and string
+encoding go through the ``multiformats`` library. The importer builds one CID per 256 KiB block,
+where a full ``multiformats.CID`` costs more than hashing the block, so :class:`CidPrefix` asks the
+library once for the bytes that precede the digest and reuses them.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+from multiformats import CID, multihash
+
+from backend.errors import StorageError
+
+DAG_PB = "dag-pb"
+RAW = "raw"
+SHA2_256 = "sha2-256"
+_DIGEST_LEN = 32
+
+
+class MalformedCidError(StorageError):
+    """A string or link that is not a CID Merit can fetch."""
+
+
+@dataclass(frozen=True)
+class CidPrefix:
+    """Everything in a binary CID before the sha2-256 digest, for one (version, codec) pair."""
+
+    version: int
+    codec: str
+    cid_head: bytes  # binary CID minus the digest
+    mh_head: bytes  # multihash minus the digest
+
+    def cid_bytes(self, digest: bytes) -> bytes:
+        return self.cid_head + digest
+
+    def cid_string(self, digest: bytes) -> str:
+        return format_cid(self.cid_head + digest)
+
+
+@lru_cache(maxsize=None)
+def cid_prefix(version: int, codec: str) -> CidPrefix:
+    if version == 0 and codec != DAG_PB:
+        raise ValueError("CIDv0 is always dag-pb")
+    probe = bytes(_DIGEST_LEN)
+    mh = bytes(multihash.wrap(probe, SHA2_256))
+    cid = CID("base58btc" if version == 0 else "base32", version, codec, mh)
+    return CidPrefix(version, codec, bytes(cid)[:-_DIGEST_LEN], mh[:-_DIGEST_LEN])
+
+
+def block_cid(data: bytes | memoryview, version: int, codec: str) -> bytes:
+    """Binary CID of one block (sha2-256)."""
+    return cid_prefix(version, codec).cid_bytes(hashlib.sha256(data).digest())
+
+
+def parse_cid(value: str | bytes) -> CID:
+    """Parse a CID string (or binary CID) from a stranger; raise :class:`MalformedCidError` if Merit
+    cannot fetch it."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise MalformedCidError("empty CID", "pass a CID such as bafkrei... or Qm...")
+    else:
+        text = bytes(value)
+    try:
+        cid = CID.decode(text)
+    except Exception as exc:  # the library raises several error types for bad input
+        shown = text if isinstance(text, str) else text.hex()
+        raise MalformedCidError(f"not a valid CID: {shown[:80]!r} ({exc})",
+                                "a CID looks like bafybei..., bafkrei... or Qm...") from None
+    if cid.codec.name not in (DAG_PB, RAW):
+        raise MalformedCidError(f"CID {cid} has codec {cid.codec.name}; Merit stores only dag-pb and raw blocks")
+    if cid.hashfun.name != SHA2_256 or len(cid.raw_digest) != _DIGEST_LEN:
+        raise MalformedCidError(f"CID {cid} uses hash {cid.hashfun.name}; Merit verifies only sha2-256")
+    return cid
+
+
+def format_cid(cid: CID | bytes) -> str:
+    """Canonical text: base58btc for CIDv0, base32 for CIDv1 (what Kubo prints)."""
+    if not isinstance(cid, CID):
+        cid = CID.decode(bytes(cid))
+    return str(cid.set(base="base58btc" if cid.version == 0 else "base32"))
+
+
+def digest_of(cid: CID) -> bytes:
+    return bytes(cid.raw_digest)
+
+
+def multihash_key(cid: CID) -> str:
+    """Kubo's flatfs key for a block: the multihash in unpadded upper-case base32 (``CIQ...``)."""
+    return base64.b32encode(bytes(cid.digest)).decode("ascii").rstrip("=")

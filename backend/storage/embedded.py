@@ -1,0 +1,199 @@
+"""The embedded backend: a blockstore directory laid out like Kubo's flatfs.
+
+Layout under the store directory (``$MERIT_HOME/ipfs`` by default)::
+
+    blocks/SHARDING             "/repo/flatfs/shard/v1/next-to-last/2", as Kubo writes it
+    blocks/<XY>/<KEY>.data      one block; KEY is the block's multihash in upper-case base32
+                                (Kubo's key since 0.12); XY is the two characters before KEY's last
+    pins/<CID>                  one empty file per pinned root
+
+Blocks are keyed by multihash, as in Kubo, so the same bytes stored under a CIDv0 and a CIDv1 share
+a file. A block is written to a temporary file and renamed into place, so a reader never sees a
+partial block. There is no fsync per block (Kubo's flatfs does one; it would cap throughput on
+small disks): a crash can leave a block truncated, and the next read of it names the file as
+corrupt. An add that fails, a full disk included, removes the blocks it created, so it leaves no
+trace. Re-adding content repairs a corrupt block.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO
+
+from multiformats import CID
+
+from backend.errors import StorageError
+from backend.storage.cids import cid_prefix, format_cid, multihash_key, parse_cid
+from backend.storage.store import (DEFAULT_CID_VERSION, BlockNotFoundError, Store, _check_version, disk_error,
+                                   verify_block)
+from backend.storage.unixfs import import_file
+
+SHARDING = "/repo/flatfs/shard/v1/next-to-last/2\n"
+_MH_HEAD = cid_prefix(1, "raw").mh_head  # the sha2-256 multihash header; every Merit CID uses it
+
+
+class EmbeddedStore(Store):
+    name = "embedded"
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser()
+        self.blocks = self.root / "blocks"
+        self.pins = self.root / "pins"
+        try:
+            self.blocks.mkdir(parents=True, exist_ok=True)
+            self.pins.mkdir(exist_ok=True)
+            sharding = self.blocks / "SHARDING"
+            if not sharding.exists():
+                sharding.write_text(SHARDING)
+        except OSError as exc:
+            raise disk_error(exc, self.root) from None
+        if (self.blocks / "SHARDING").read_text() != SHARDING:
+            raise StorageError(f"{self.blocks} is sharded differently from what Merit writes",
+                               "point MERIT_HOME at a fresh directory")
+        self._shards: set[str] = set()
+        self._tmp_tag = f"{os.getpid()}"
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStore({str(self.root)!r})"
+
+    # -- paths ----------------------------------------------------------------------------------
+    def _path_for_key(self, key: str) -> Path:
+        return self.blocks / key[-3:-1] / f"{key}.data"
+
+    def block_path(self, cid: str | CID) -> Path:
+        """Where the block of ``cid`` lives (whether or not it is there)."""
+        return self._path_for_key(multihash_key(parse_cid(cid) if isinstance(cid, str) else cid))
+
+    # -- writing --------------------------------------------------------------------------------
+    write_workers = 8
+    """Blocks written in parallel: creating a file costs a metadata round trip, which threads overlap."""
+
+    def add_stream(self, reader: BinaryIO, *, cid_version: int = DEFAULT_CID_VERSION, pin: bool = True) -> str:
+        _check_version(cid_version)
+        created: list[Path] = []
+        writer = _WriteBehind(lambda cid, block: self._put(cid, block, created), self.write_workers)
+        try:
+            cid = import_file(reader, cid_version, writer.put).cid
+            writer.finish()
+            if pin:
+                self._record_pin(cid)
+            return cid
+        except BaseException:
+            writer.abort()
+            for path in created:  # leave no trace of a failed add
+                path.unlink(missing_ok=True)
+            raise
+
+    def _put(self, cid: bytes, block: bytes, created: list[Path]) -> None:
+        key = base64.b32encode(_MH_HEAD + cid[-32:]).decode("ascii").rstrip("=")
+        shard = key[-3:-1]
+        path = self.blocks / shard / f"{key}.data"
+        if shard not in self._shards:
+            try:
+                (self.blocks / shard).mkdir(exist_ok=True)
+            except OSError as exc:
+                raise disk_error(exc, self.blocks / shard) from None
+            self._shards.add(shard)
+        existed = False
+        try:
+            with open(path, "rb") as existing:
+                if _intact(cid, existing.read()):
+                    return  # already stored and intact
+            existed = True  # corrupt: overwrite it
+        except FileNotFoundError:
+            pass
+        tmp = path.with_name(f".{key}.{self._tmp_tag}.{threading.get_ident()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, block)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise disk_error(exc, path) from None
+        if not existed:
+            created.append(path)
+
+    def _record_pin(self, cid: str) -> None:
+        try:
+            (self.pins / cid).touch()
+        except OSError as exc:
+            raise disk_error(exc, self.pins / cid) from None
+
+    # -- reading --------------------------------------------------------------------------------
+    def _get_block(self, cid: CID) -> bytes:
+        path = self._path_for_key(multihash_key(cid))
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise BlockNotFoundError(f"CID {format_cid(cid)} is not in the embedded store at {self.root}",
+                                     "add it with `merit ipfs add`, or point --ipfs at a node that has it") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read block file {path}: {exc.strerror}") from None
+        return verify_block(cid, data, f"block file {path}")
+
+    def has(self, cid: str) -> bool:
+        return self.block_path(cid).exists()
+
+    def pin(self, cid: str) -> None:
+        root = parse_cid(cid)
+        for _ in self._stream(root, None):  # every block present and intact
+            pass
+        self._record_pin(format_cid(root))
+
+    def pinned(self) -> list[str]:
+        """CIDs pinned in this store."""
+        return sorted(p.name for p in self.pins.iterdir() if not p.name.startswith("."))
+
+
+class _WriteBehind:
+    """Run ``write(cid, block)`` on worker threads, at most ``2 * workers`` blocks queued; the first
+    failure is raised from the next :meth:`put` or from :meth:`finish`."""
+
+    def __init__(self, write: Callable[[bytes, bytes], None], workers: int):
+        self._write = write
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="merit-blockwrite")
+        self._slots = threading.BoundedSemaphore(2 * workers)
+        self._error: BaseException | None = None
+
+    def put(self, cid: bytes, block: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._slots.acquire()
+        self._pool.submit(self._run, cid, block)
+
+    def _run(self, cid: bytes, block: bytes) -> None:
+        try:
+            if self._error is None:
+                self._write(cid, block)
+        except BaseException as exc:  # handed to the importing thread
+            if self._error is None:
+                self._error = exc
+        finally:
+            self._slots.release()
+
+    def finish(self) -> None:
+        self._pool.shutdown(wait=True)
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _write_all(fd: int, block: bytes) -> None:
+    view = memoryview(block)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _intact(cid: bytes, data: bytes) -> bool:
+    return hashlib.sha256(data).digest() == cid[-32:]
