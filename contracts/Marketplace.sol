@@ -102,15 +102,25 @@ contract Marketplace is ReentrancyGuardTransient {
         uint16 trainerCount;
         bool bonded;
         bool revealed;
-        // slot 1
-        uint128 perRound; // pool / rounds
+        // slot 1: what finalize needs to open the next round
+        uint96 perRound; // pool / rounds
         uint128 carry; // dust, unspent budgets and slashed bonds waiting for the next round
+        uint32 rounds;
         // slot 2
-        uint128 bondBalance; // aggregator bond held
+        uint96 bondBalance; // aggregator bond held
         uint128 remainder; // owner-withdrawable after Ended / Cancelled
         // slot 3
         address disputer; // nonzero while a round is Disputed
+        uint96 penalty; // stake * slashBps / 10000, cut per offence
         string validationCid;
+    }
+
+    /// @dev The aggregator and the round timing, copied from the config into one slot for per-round calls.
+    struct Schedule {
+        address aggregator;
+        uint32 submissionWindow;
+        uint32 aggregationWindow;
+        uint32 challengePeriod;
     }
 
     /// @dev One participant in one project: trainer stake and claimable balance in a single slot.
@@ -128,7 +138,7 @@ contract Marketplace is ReentrancyGuardTransient {
         uint32 number;
         Phase phase; // stored phase: Open, Aggregating, Challenge, Disputed, Final or Expired
         uint16 submissions;
-        uint40 openedAt;
+        bool flagged; // the posted result flags someone: finalize must read the flags
         uint40 submissionDeadline;
         uint40 aggregationDeadline;
         uint40 challengeDeadline;
@@ -160,6 +170,7 @@ contract Marketplace is ReentrancyGuardTransient {
 
     uint256 private _projectCount;
     mapping(uint256 projectId => ProjectConfig) private _configs;
+    mapping(uint256 projectId => Schedule) private _schedules;
     mapping(uint256 projectId => Project) private _projects;
     mapping(uint256 projectId => mapping(address account => Account)) private _accounts;
     mapping(uint256 projectId => RoundState[2]) private _ring;
@@ -273,8 +284,16 @@ contract Marketplace is ReentrancyGuardTransient {
 
         Project storage p = _projects[projectId];
         p.owner = msg.sender;
-        p.perRound = uint128(cfg.pool / cfg.rounds);
+        p.perRound = uint96(cfg.pool / cfg.rounds);
         p.carry = uint128(cfg.pool % cfg.rounds);
+        p.rounds = cfg.rounds;
+        p.penalty = uint96(cfg.stake * cfg.slashBps / BPS);
+        _schedules[projectId] = Schedule({
+            aggregator: cfg.aggregator,
+            submissionWindow: cfg.submissionWindow,
+            aggregationWindow: cfg.aggregationWindow,
+            challengePeriod: cfg.challengePeriod
+        });
 
         // Pre-fill both ring entries so round writes never pay for fresh slots. The previous round of
         // round 0 is entry 1, whose model is the initial model: `globalModelCid` reads it before round 0
@@ -318,7 +337,7 @@ contract Marketplace is ReentrancyGuardTransient {
 
         uint256 amount = cfg.aggregatorBond;
         p.bonded = true;
-        p.bondBalance += amount.toUint128();
+        p.bondBalance += amount.toUint96();
         emit AggregatorBonded(projectId, msg.sender, amount);
 
         if (p.status == Status.Running) {
@@ -433,10 +452,11 @@ contract Marketplace is ReentrancyGuardTransient {
         RoundState storage r = _requirePostable(projectId, round, weights.length, flags);
         if (bytes(globalModelCid).length == 0) revert EmptyCid();
 
-        uint256 sum = _storeResult(_rounds[projectId][round], weights, flags);
+        uint256 sum = _storeResult(_rounds[projectId][round], weights, flags, r.flagged);
         r.phase = Phase.Challenge;
         r.weightSum = uint40(sum);
-        r.challengeDeadline = uint40(block.timestamp + _configs[projectId].challengePeriod);
+        r.challengeDeadline = uint40(block.timestamp + _schedules[projectId].challengePeriod);
+        r.flagged = flags != 0;
         r.globalModelCid = globalModelCid;
         r.reportCid = reportCid;
         emit ResultPosted(projectId, round, globalModelCid, reportCid, weights, flags);
@@ -466,7 +486,7 @@ contract Marketplace is ReentrancyGuardTransient {
         } else {
             if (phase != Phase.Challenge) revert WrongPhase(Phase.Challenge, phase);
             if (block.timestamp < r.challengeDeadline) revert ChallengePeriodNotOver(r.challengeDeadline);
-            (budget, distributed) = _settle(projectId, round, r.submissions, budget, r.weightSum);
+            (budget, distributed) = _settle(projectId, round, r, budget);
         }
 
         uint256 carried = budget - distributed;
@@ -475,7 +495,7 @@ contract Marketplace is ReentrancyGuardTransient {
         emit RoundFinalized(projectId, round, distributed, carried);
 
         uint256 carry = p.carry + carried;
-        if (round + 1 == _configs[projectId].rounds) {
+        if (round + 1 == p.rounds) {
             p.carry = 0;
             p.remainder += carry.toUint128();
             p.status = Status.Ended;
@@ -529,7 +549,7 @@ contract Marketplace is ReentrancyGuardTransient {
             revert WrongPhase(Phase.Disputed, _phase(r));
         }
 
-        address disputer = p.disputer;
+        address challenger = p.disputer;
         p.disputer = address(0);
         uint256 bond = cfg.disputeBond;
         if (uphold) {
@@ -537,18 +557,19 @@ contract Marketplace is ReentrancyGuardTransient {
             p.bondBalance = 0;
             p.bonded = false;
             p.carry += uint128(slashed);
-            _credit(projectId, disputer, bond);
+            _credit(projectId, challenger, bond);
             uint40 deadline = uint40(block.timestamp + cfg.aggregationWindow);
             r.phase = Phase.Aggregating;
             r.aggregationDeadline = deadline;
             r.challengeDeadline = 0;
-            emit DisputeResolved(projectId, round, disputer, true);
+            r.weightSum = 0;
+            emit DisputeResolved(projectId, round, challenger, true);
             emit AggregatorSlashed(projectId, round, slashed);
             emit AggregationReopened(projectId, round, deadline);
         } else {
             _credit(projectId, cfg.aggregator, bond);
             r.phase = Phase.Challenge;
-            emit DisputeResolved(projectId, round, disputer, false);
+            emit DisputeResolved(projectId, round, challenger, false);
         }
     }
 
@@ -585,15 +606,14 @@ contract Marketplace is ReentrancyGuardTransient {
     function cancel(uint256 projectId) external {
         Project storage p = _project(projectId);
         if (msg.sender != p.owner) revert NotOwner(msg.sender);
-        ProjectConfig storage cfg = _configs[projectId];
         uint256 refund = p.carry;
         if (p.status == Status.Pending) {
-            refund += uint256(p.perRound) * cfg.rounds;
+            refund += uint256(p.perRound) * p.rounds;
         } else if (p.status == Status.Running) {
             uint32 round = p.currentRound;
             RoundState storage r = _ring[projectId][round & 1];
             if (r.phase == Phase.Challenge || r.phase == Phase.Disputed) revert ResultPending(round);
-            refund += r.budget + uint256(p.perRound) * (cfg.rounds - round - 1);
+            refund += r.budget + uint256(p.perRound) * (p.rounds - round - 1);
         } else {
             revert WrongStatus(p.status);
         }
@@ -757,7 +777,7 @@ contract Marketplace is ReentrancyGuardTransient {
         }
         return (
             phase,
-            r.openedAt,
+            r.submissionDeadline - _schedules[projectId].submissionWindow,
             r.submissionDeadline,
             r.aggregationDeadline,
             r.challengeDeadline,
@@ -858,12 +878,14 @@ contract Marketplace is ReentrancyGuardTransient {
     }
 
     /// @dev Slashes flagged submitters into `budget`, then credits rewards pro rata to unflagged weights.
-    function _settle(uint256 projectId, uint32 round, uint256 n, uint256 budget, uint256 weightSum)
+    function _settle(uint256 projectId, uint32 round, RoundState storage r, uint256 budget)
         private
         returns (uint256 newBudget, uint256 distributed)
     {
         RoundData storage d = _rounds[projectId][round];
-        uint256 flags = d.flags;
+        uint256 n = r.submissions;
+        uint256 weightSum = r.weightSum;
+        uint256 flags = r.flagged ? d.flags : 0;
         newBudget = budget;
         if (flags != 0) newBudget += _slash(projectId, round, d, n, flags);
         if (weightSum != 0) distributed = _reward(projectId, round, d, n, flags, newBudget, weightSum);
@@ -874,8 +896,7 @@ contract Marketplace is ReentrancyGuardTransient {
         private
         returns (uint256 total)
     {
-        ProjectConfig storage cfg = _configs[projectId];
-        uint256 penalty = cfg.stake * cfg.slashBps / BPS;
+        uint256 penalty = _projects[projectId].penalty;
         for (uint256 i; i < n; ++i) {
             if (flags & (1 << i) == 0) continue;
             address trainer = d.submitters[i];
@@ -904,7 +925,8 @@ contract Marketplace is ReentrancyGuardTransient {
             uint256 w = uint32(word >> ((i & 7) * 32));
             if (w == 0 || flags & (1 << i) != 0) continue;
             address trainer = d.submitters[i];
-            uint256 reward = Math.mulDiv(budget, w, weightSum);
+            // budget < 2^128 and w < 2^32: the product cannot overflow, so no mulDiv is needed.
+            uint256 reward = budget * w / weightSum;
             accounts[trainer].claimable += reward.toUint112();
             total += reward;
             emit RewardCredited(projectId, round, trainer, reward);
@@ -918,7 +940,7 @@ contract Marketplace is ReentrancyGuardTransient {
         returns (RoundState storage r)
     {
         Project storage p = _project(projectId);
-        if (msg.sender != _configs[projectId].aggregator) revert NotAggregator(msg.sender);
+        if (msg.sender != _schedules[projectId].aggregator) revert NotAggregator(msg.sender);
         if (p.status != Status.Running) revert WrongStatus(p.status);
         if (round != p.currentRound) revert WrongRound(p.currentRound, round);
         r = _ring[projectId][round & 1];
@@ -930,7 +952,10 @@ contract Marketplace is ReentrancyGuardTransient {
     }
 
     /// @dev Packs the weights 8 per word, records the flags, and returns Σ weights of unflagged submitters.
-    function _storeResult(RoundData storage d, uint32[] calldata weights, uint256 flags) private returns (uint256 sum) {
+    function _storeResult(RoundData storage d, uint32[] calldata weights, uint256 flags, bool replacesFlagged)
+        private
+        returns (uint256 sum)
+    {
         uint256 n = weights.length;
         uint256 word;
         for (uint256 i; i < n; ++i) {
@@ -942,21 +967,23 @@ contract Marketplace is ReentrancyGuardTransient {
                 word = 0;
             }
         }
-        d.flags = flags;
+        // Zero flags are the common case and the slot's default: skip the write unless a voided
+        // result left nonzero flags behind.
+        if (flags != 0 || replacesFlagged) d.flags = flags;
     }
 
     function _openRound(uint256 projectId, Project storage p, uint32 round) private {
-        ProjectConfig storage cfg = _configs[projectId];
+        Schedule storage schedule = _schedules[projectId];
         RoundState storage r = _ring[projectId][round & 1];
         uint256 budget = uint256(p.perRound) + p.carry;
         p.carry = 0;
-        uint40 submissionDeadline = uint40(block.timestamp + cfg.submissionWindow);
-        uint40 aggregationDeadline = submissionDeadline + cfg.aggregationWindow;
+        uint40 submissionDeadline = uint40(block.timestamp + schedule.submissionWindow);
+        uint40 aggregationDeadline = submissionDeadline + schedule.aggregationWindow;
 
         r.number = round;
         r.phase = Phase.Open;
         r.submissions = 0;
-        r.openedAt = uint40(block.timestamp);
+        r.flagged = false;
         r.submissionDeadline = submissionDeadline;
         r.aggregationDeadline = aggregationDeadline;
         r.challengeDeadline = 0;

@@ -29,27 +29,29 @@ interface Vm {
     function addr(uint256 privateKey) external pure returns (address);
     function cool(address target) external;
     function lastCallGas() external view returns (Gas memory);
-    function assertEq(uint256 left, uint256 right, string calldata error) external pure;
-    function assertEq(int256 left, int256 right, string calldata error) external pure;
-    function assertEq(address left, address right, string calldata error) external pure;
-    function assertEq(bool left, bool right, string calldata error) external pure;
-    function assertEq(bytes32 left, bytes32 right, string calldata error) external pure;
-    function assertEq(string calldata left, string calldata right, string calldata error) external pure;
-    function assertTrue(bool condition, string calldata error) external pure;
-    function assertLe(uint256 left, uint256 right, string calldata error) external pure;
-    function assertGe(uint256 left, uint256 right, string calldata error) external pure;
-    function assertLt(uint256 left, uint256 right, string calldata error) external pure;
-}
-
-/// @dev forge prints calls to this address as console logs.
-interface Console {
-    function log(string calldata label, uint256 value) external view;
+    function assertEq(uint256 left, uint256 right, string calldata message) external pure;
+    function assertEq(int256 left, int256 right, string calldata message) external pure;
+    function assertEq(address left, address right, string calldata message) external pure;
+    function assertEq(bool left, bool right, string calldata message) external pure;
+    function assertEq(bytes32 left, bytes32 right, string calldata message) external pure;
+    function assertEq(string calldata left, string calldata right, string calldata message) external pure;
+    function assertTrue(bool condition, string calldata message) external pure;
+    function assertLe(uint256 left, uint256 right, string calldata message) external pure;
+    function assertGe(uint256 left, uint256 right, string calldata message) external pure;
+    function assertLt(uint256 left, uint256 right, string calldata message) external pure;
 }
 
 /// @dev Assertion and fuzzing helpers in the shape of forge-std's Test.
 abstract contract TestBase {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
-    Console internal constant console = Console(0x000000000000000000636F6e736F6c652e6c6f67);
+    /// @dev forge prints calls to this address as console logs.
+    address internal constant CONSOLE = 0x000000000000000000636F6e736F6c652e6c6f67;
+
+    /// @dev Prints `label value` in forge's output (-vv).
+    function log(string memory label, uint256 value) internal view {
+        (bool ok,) = CONSOLE.staticcall(abi.encodeWithSignature("log(string,uint256)", label, value));
+        ok;
+    }
 
     function assertEq(uint256 a, uint256 b, string memory why) internal pure {
         vm.assertEq(a, b, why);

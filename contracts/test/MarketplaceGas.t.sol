@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Marketplace} from "../Marketplace.sol";
+import {MarketFixture} from "./Base.t.sol";
+
+/// @notice Gas budgets, measured as execution gas of each call with the market's storage cooled first
+/// (`vm.cool`), so every slot is charged as in a fresh transaction. A transaction adds 21,000 plus
+/// calldata on top of these figures. Run with `forge test --mc MarketplaceGasTest -vv` to print them.
+contract MarketplaceGasTest is MarketFixture {
+    uint256 internal constant SUBMIT_BUDGET = 80_000;
+    uint256 internal constant CLAIM_BUDGET = 60_000;
+
+    function test_gas_submitUpdateStaysUnder80k() public {
+        uint256 id = _project(4, address(0));
+        uint256 first = _submitGas(id, 0, 0);
+        uint256 later = _submitGas(id, 0, 1);
+        log("gas submitUpdate (first of round)", first);
+        log("gas submitUpdate (later)", later);
+        assertLe(first, SUBMIT_BUDGET, "first submitUpdate");
+        assertLe(later, SUBMIT_BUDGET, "later submitUpdate");
+    }
+
+    function test_gas_claimStaysUnder60k() public {
+        uint256 id = _project(2, address(0));
+        playRound(id, 0, 2, equalWeights(2), 0);
+        vm.cool(address(market));
+        vm.prank(trainer(0));
+        uint256 g = gasleft();
+        market.claim(id);
+        g -= gasleft();
+        log("gas claim (ETH)", g);
+        assertLe(g, CLAIM_BUDGET, "claim ETH");
+
+        uint256 tid = _project(2, address(token));
+        playRound(tid, 0, 2, equalWeights(2), 0);
+        vm.cool(address(market));
+        vm.cool(address(token));
+        vm.prank(trainer(1));
+        g = gasleft();
+        market.claim(tid);
+        g -= gasleft();
+        log("gas claim (ERC-20, first token receipt)", g);
+        assertLe(g, CLAIM_BUDGET, "claim token");
+    }
+
+    function test_gas_createAndJoin() public {
+        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        vm.cool(address(market));
+        vm.prank(owner);
+        uint256 g = gasleft();
+        uint256 id = market.createProject{value: cfg.pool}(cfg);
+        g -= gasleft();
+        log("gas createProject (ETH)", g);
+        address t = trainer(0);
+        vm.cool(address(market));
+        vm.prank(t);
+        g = gasleft();
+        market.join{value: STAKE}(id);
+        g -= gasleft();
+        log("gas join (ETH)", g);
+    }
+
+    function test_gas_roundSettlementFor16Trainers() public {
+        _assertRoundBudget(16);
+    }
+
+    function test_gas_roundSettlementFor64Trainers() public {
+        _assertRoundBudget(64);
+    }
+
+    function test_gas_roundSettlementFor256Trainers() public {
+        _assertRoundBudget(256);
+    }
+
+    function test_gas_roundSettlementWithOffendersFor64Trainers() public {
+        uint256 n = 64;
+        uint256 id = _project(n, address(0));
+        // Every fourth trainer flagged: slashing costs about what a reward does.
+        uint256 flags;
+        for (uint256 i; i < n; i += 4) {
+            flags |= 1 << i;
+        }
+        (uint256 post_, uint256 fin) = _measureRound(id, 0, n, flags);
+        log("gas postResult+finalize n=64, 16 flagged", post_ + fin);
+        // A round with offenders writes one more fresh slot (the flags bitmap, 22,100) and reads the
+        // penalty: the honest-round budget plus that slot.
+        assertLe(post_ + fin, 80_000 + 15_000 * n + 25_000, "budget with offenders");
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    function _assertRoundBudget(uint256 n) internal {
+        uint256 id = _project(n, address(0));
+        (uint256 p0, uint256 f0) = _measureRound(id, 0, n, 0);
+        (uint256 p1, uint256 f1) = _measureRound(id, 1, n, 0);
+        (uint256 p2, uint256 f2) = _measureRound(id, 2, n, 0);
+        log("trainers", n);
+        log("  round 0 postResult", p0);
+        log("  round 0 finalize", f0);
+        log("  round 1 postResult+finalize", p1 + f1);
+        log("  round 2 postResult", p2);
+        log("  round 2 finalize", f2);
+        log("  round 2 postResult+finalize", p2 + f2);
+        log("  budget 80k + 15k*n", 80_000 + 15_000 * n);
+        uint256 limit = 80_000 + 15_000 * n;
+        assertLe(p0 + f0, limit, "round 0");
+        assertLe(p1 + f1, limit, "round 1");
+        assertLe(p2 + f2, limit, "round 2");
+    }
+
+    /// @dev `cid` with its last character replaced by a letter that depends on `round`.
+    function _cid(string memory cid, uint32 round) internal pure returns (string memory) {
+        bytes memory b = bytes(cid);
+        b[b.length - 1] = bytes1(uint8(97 + round % 26));
+        return string(b);
+    }
+
+    function _project(uint256 n, address asset) internal returns (uint256 id) {
+        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        cfg.asset = asset;
+        cfg.rounds = 4;
+        cfg.minTrainers = 1;
+        cfg.maxTrainers = 256;
+        id = running(cfg, n);
+    }
+
+    function _submitGas(uint256 id, uint32 round, uint256 i) internal returns (uint256 g) {
+        vm.cool(address(market));
+        vm.prank(trainer(i));
+        g = gasleft();
+        market.submitUpdate(id, round, UPDATE_CID);
+        g -= gasleft();
+    }
+
+    function _measureRound(uint256 id, uint32 round, uint256 n, uint256 flags)
+        internal
+        returns (uint256 postGas, uint256 finalizeGas)
+    {
+        submit(id, round, n);
+        closeSubmissions(id, round);
+        uint32[] memory w = new uint32[](n);
+        for (uint256 i; i < n; ++i) {
+            w[i] = uint32(1e9 / n + i);
+        }
+        vm.cool(address(market));
+        vm.prank(aggregator);
+        postGas = gasleft();
+        // Fresh CIDs every round, as in production (rewriting an unchanged string would be nearly free).
+        market.postResult(id, round, _cid(MODEL_CID, round), _cid(REPORT_CID, round), w, flags);
+        postGas -= gasleft();
+        passChallenge(id, round);
+        vm.cool(address(market));
+        finalizeGas = gasleft();
+        market.finalize(id);
+        finalizeGas -= gasleft();
+    }
+}
