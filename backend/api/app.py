@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, chain_view: ChainView | None = 
     if store is None:
         from backend.storage import open_store
 
-        store = open_store(settings.ipfs)
+        store = open_store(settings.ipfs, home=settings.home)
     limits = limits or ApiLimits(max_body_bytes=settings.max_update_bytes)
     api_home = settings.home / "api"
     ctx = ApiContext(

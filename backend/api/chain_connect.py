@@ -19,6 +19,7 @@ class MarketChainView:
 
     def __init__(self, client):
         self.client = client
+        self.lock = client.chain.lock  # py-evm is not thread-safe: readers share the senders' lock
 
     def project_ids(self) -> list[int]:
         return self.client.project_ids()

@@ -100,9 +100,10 @@ class SerializedChainView:
     pool; one lock is cheaper than proving every backend safe.
     """
 
-    def __init__(self, inner: ChainView):
+    def __init__(self, inner: ChainView, lock: threading.Lock | threading.RLock | None = None):
         self._inner = inner
-        self._lock = threading.Lock()
+        # share the chain's own lock when it has one, so transactions sent by others in this process wait too
+        self._lock = lock or getattr(inner, "lock", None) or threading.Lock()
 
     def __getattr__(self, name: str):
         method = getattr(self._inner, name)

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 
 from backend.api.signing import sign_request
-from backend.errors import MeritError
+from backend.errors import IntegrityError, MeritError
+from backend.storage import compute_cid
 
 CID_HEADER = "X-Merit-CID"
 
@@ -100,15 +101,9 @@ class ApiClient:
 
 
 def _check_cid(data: bytes, cid: str) -> None:
-    """Refuse model bytes that do not hash to the CID the server named (when storage can tell)."""
-    try:
-        from backend.storage import compute_cid
-    except ImportError:  # storage not installed: the caller's on-chain check still applies
-        return
+    """Refuse model bytes that do not hash to the CID the server named."""
     if not cid:
         raise MeritError("the API sent a model without its CID header", "is the URL a Merit API?")
     version = 0 if cid.startswith("Qm") else 1
     if compute_cid(data, cid_version=version) != cid:
-        from backend.errors import IntegrityError
-
         raise IntegrityError(f"model bytes from the API do not match CID {cid}", "the server or network is faulty")

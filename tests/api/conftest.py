@@ -10,7 +10,8 @@ from safetensors.numpy import save
 from backend.api import create_app
 from backend.api.limits import ApiLimits
 from backend.config import Settings
-from tests.api.fakes import FakeChain, MemoryStore
+from backend.storage import open_store
+from tests.api.fakes import FakeChain
 from tests.api.server import serve
 
 LAYOUT = {"fc1.weight": (16, 12), "fc1.bias": (16,), "fc2.weight": (4, 16), "fc2.bias": (4,)}
@@ -30,7 +31,8 @@ def update_bytes(seed: int = 1, metadata: dict[str, str] | None = None, **kw) ->
 class Market:
     url: str
     chain: FakeChain
-    store: MemoryStore
+    store: object        # the embedded store
+    home: object
     model_cid: str
     trainer: object      # eth_account LocalAccount, joined to project 1
     outsider: object     # not joined
@@ -40,7 +42,7 @@ class Market:
 def market(tmp_path_factory) -> Market:
     """A real uvicorn server on loopback over a fake chain: project 1, round 0 Open."""
     home = tmp_path_factory.mktemp("merit-home")
-    store = MemoryStore()
+    store = open_store("embedded", home=home)
     model_cid = store.add_bytes(save(tensors(scale=0.1, seed=0)))
     chain = FakeChain()
     chain.add_project(1, model_cid, rounds=4, open_round=1)
@@ -50,4 +52,8 @@ def market(tmp_path_factory) -> Market:
     app = create_app(settings, chain_view=chain, store=store,
                      limits=ApiLimits(max_body_bytes=CAP, writes_per_minute=6000, write_burst=1000))
     with serve(app) as url:
-        yield Market(url, chain, store, model_cid, trainer, outsider)
+        yield Market(url, chain, store, home, model_cid, trainer, outsider)
+
+
+def stored_blocks(market: Market) -> set[str]:
+    return {p.name for p in (market.home / "ipfs" / "blocks").rglob("*.data")}

@@ -1,33 +1,9 @@
-"""In-memory stand-ins for the chain and the store, for tests that exercise the API alone."""
+"""An in-memory stand-in for the chain, for tests that exercise the API alone."""
 from __future__ import annotations
 
-import hashlib
-import threading
 from dataclasses import dataclass, field, replace
 
 from backend.api.chain_view import ProjectInfo, RoundInfo, RoundPhase
-
-
-class MemoryStore:
-    """Content-addressed bytes in a dict. Its CIDs are not IPFS CIDs, only unique names."""
-
-    def __init__(self):
-        self.blobs: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-
-    def add_bytes(self, data: bytes, cid_version: int = 1) -> str:
-        cid = "bafkfake" + hashlib.sha256(data).hexdigest()[:40]
-        with self._lock:
-            self.blobs[cid] = bytes(data)
-        return cid
-
-    def get_bytes(self, cid: str) -> bytes:
-        from backend.errors import StorageError
-
-        try:
-            return self.blobs[cid]
-        except KeyError:
-            raise StorageError(f"unknown CID {cid}") from None
 
 
 @dataclass

@@ -12,7 +12,7 @@ from eth_account import Account
 from backend.api import signing
 from backend.api.chain_view import RoundPhase
 from backend.trainer.api_client import ApiClient, ApiError
-from tests.api.conftest import CAP, LAYOUT, update_bytes
+from tests.api.conftest import CAP, LAYOUT, stored_blocks, update_bytes
 
 UPLOAD = "/v1/projects/1/rounds/{r}/updates"
 
@@ -104,16 +104,16 @@ def _bad_requests(market):
 
 
 def test_bad_requests_are_refused_and_leave_nothing(market):
-    blobs_before = dict(market.store.blobs)
+    blocks_before = stored_blocks(market)
     for name, send, status, error in _bad_requests(market):
         response = send()
         assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
         assert_error(response, status, error)
-    assert market.store.blobs == blobs_before
+    assert stored_blocks(market) == blocks_before
     # The trainer's slot for round 1 is still free: a good upload goes through.
     with ApiClient(market.url, private_key=market.trainer.key) as client:
         cid = client.upload_update(1, 1, update_bytes(seed=3))
-    assert cid in market.store.blobs
+    assert market.store.has(cid) and stored_blocks(market) != blocks_before
     # ...and, now that it has, a second is a duplicate.
     assert_error(post(market, UPLOAD.format(r=1), update_bytes(seed=4), market.trainer.key), 409, "duplicate_update")
 
@@ -138,10 +138,11 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path):
     from backend.api import create_app
     from backend.api.limits import ApiLimits
     from backend.config import Settings
-    from tests.api.fakes import FakeChain, MemoryStore
+    from backend.storage import open_store
+    from tests.api.fakes import FakeChain
     from tests.api.server import serve
 
-    store, chain, trainer = MemoryStore(), FakeChain(), Account.create()
+    store, chain, trainer = open_store("embedded", home=tmp_path), FakeChain(), Account.create()
     chain.add_project(1, store.add_bytes(update_bytes()), rounds=1)
     chain.join(1, trainer.address)
     app = create_app(Settings(home=tmp_path, chain="embedded", ipfs="embedded"), chain_view=chain, store=store,

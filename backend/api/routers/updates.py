@@ -47,13 +47,13 @@ def upload_allowed(headers: signing.SignedHeaders = Depends(signed_headers),
 
 
 def _metadata_mismatch(data: bytes, project: int, round: int, trainer: str, base: str) -> str | None:
-    """Metadata an update carries must describe this upload; absent fields are not required."""
+    """Metadata an update carries must describe this upload; absent or empty fields are not required."""
     n = int.from_bytes(data[:8], "little")
     metadata = json.loads(data[8:8 + n]).get("__metadata__") or {}
     expected = {"project": str(project), "round": str(round), "trainer": trainer.lower(), "base": base}
     for key, want in expected.items():
         got = metadata.get(key)
-        if got is not None and str(got).lower() != want.lower():
+        if got and str(got).lower() != want.lower():
             return f"metadata {key}={got!r} does not match this upload ({want})"
     return None
 

@@ -1,0 +1,92 @@
+"""The API on the embedded chain with a deployed Marketplace, real joined trainers, the embedded
+store and a real model, served by uvicorn on loopback. Trainers upload through the API client,
+then commit the CID on-chain, as the protocol says."""
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import torch
+
+from backend.api import create_app
+from backend.api.chain_connect import MarketChainView
+from backend.config import Settings
+from backend.models import build_model, mnist_spec, save_weights
+from backend.storage import compute_cid, open_store
+from backend.trainer.api_client import ApiClient, ApiError
+from tests.api.server import serve
+from tests.chain.helpers import advance_past, make_market, start_project
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from backend.chain.connection import connect
+
+    home = tmp_path_factory.mktemp("merit-home")
+    store = open_store("embedded", home=home)
+    spec = mnist_spec("logreg")
+    model = build_model(spec)
+    initial = store.add_bytes(save_weights(model.state_dict()))
+    spec_cid = store.add_bytes(json.dumps({**json.loads(spec.to_json()), "initial_weights": initial}).encode())
+    market = make_market(connect("embedded"), trainers=3)
+    pid = start_project(market, market.config(specCid=spec_cid, initialModelCid=initial, minTrainers=1), joiners=2)
+    app = create_app(Settings(home=home), chain_view=MarketChainView(market.owner), store=store)
+    with serve(app) as url:
+        yield {"url": url, "market": market, "pid": pid, "store": store, "initial": initial, "model": model}
+
+
+def update_for(world, trainer, scale=0.001, **metadata):
+    state = {k: torch.randn_like(v) * scale for k, v in world["model"].state_dict().items()}
+    meta = {"project": world["pid"], "round": 0, "trainer": trainer.account.address, "base": world["initial"], **metadata}
+    return save_weights(state, meta)
+
+
+def test_reads_come_from_the_chain(world):
+    pid, market = world["pid"], world["market"]
+    with ApiClient(world["url"]) as client:
+        project = client.project(pid)
+        assert project["status"] == "Running" and project["trainer_count"] == 2 and project["stake_wei"] == str(10**18)
+        assert project["global_model_cid"] == world["initial"]
+        assert client.round(pid, 0)["phase"] == "Open" and client.round(pid, 1)["phase"] == "Pending"
+        data, cid = client.model(pid)          # verified against its CID by the client
+        assert cid == world["initial"] and compute_cid(data) == cid
+        rewards = client.rewards(pid, market.trainers[0].account.address)
+        assert rewards["joined"] and rewards["stake_wei"] == str(10**18) and rewards["claimable_wei"] == "0"
+        assert client.rewards(pid, market.outsider.account.address)["joined"] is False
+
+
+def test_upload_commit_and_refusals(world):
+    pid, market, url = world["pid"], world["market"], world["url"]
+    alice, bob, carol = market.trainers  # carol has not joined
+    with ApiClient(url, private_key=alice.account.key) as client:
+        cid = client.upload_update(pid, 0, update_for(world, alice))
+        alice.submit_update(pid, 0, cid)
+        with pytest.raises(ApiError) as err:
+            client.upload_update(pid, 0, update_for(world, alice))
+        assert (err.value.status, err.value.error) == (409, "duplicate_update")
+    assert world["store"].has(cid)
+    # bob committed on-chain without the API: the API treats him as having submitted
+    bob.submit_update(pid, 0, cid)
+    with ApiClient(url, private_key=bob.account.key) as client, pytest.raises(ApiError) as err:
+        client.upload_update(pid, 0, update_for(world, bob))
+    assert (err.value.status, err.value.error) == (409, "duplicate_update")
+    with ApiClient(url, private_key=carol.account.key) as client, pytest.raises(ApiError) as err:
+        client.upload_update(pid, 0, update_for(world, carol))
+    assert (err.value.status, err.value.error) == (403, "not_joined")
+    assert httpx.get(f"{url}/v1/projects/{pid}/rounds/0").json()["submissions"] == 2
+
+
+def test_round_past_its_deadline_is_closed(world):
+    pid, market, url = world["pid"], world["market"], world["url"]
+    carol = market.trainers[2]
+    carol.join(pid)                            # joining is allowed while round 0 is Open
+    deadline = market.owner.round(pid, 0).submission_deadline
+    with market.chain.lock:
+        advance_past(market.chain, deadline)
+    assert httpx.get(f"{url}/v1/projects/{pid}/rounds/0").json()["phase"] == "Aggregating"
+    with ApiClient(url, private_key=carol.account.key) as client, pytest.raises(ApiError) as err:
+        client.upload_update(pid, 0, update_for(world, carol))
+    assert (err.value.status, err.value.error) == (409, "round_not_open")
