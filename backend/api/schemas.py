@@ -51,6 +51,7 @@ class ProjectOut(BaseModel):
 
 class ProjectList(BaseModel):
     projects: list[ProjectOut]
+    total: int = Field(description="number of projects in the market")
 
 
 class RoundOut(BaseModel):

@@ -36,6 +36,7 @@ def test_reads(market):
     with ApiClient(market.url) as client:
         assert client.health()["status"] == "ok"
         assert [p["project_id"] for p in client.projects()] == [1]
+        assert httpx.get(market.url + "/v1/projects?offset=1").json() == {"projects": [], "total": 1}
         project = client.project(1)
         assert project["current_round"] == 1 and project["global_model_cid"] == market.model_cid
         assert client.round(1, 1)["phase"] == "Open"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from backend.api.chain_view import ProjectInfo
@@ -36,10 +36,13 @@ def current_model_cid(ctx: ApiContext, project: ProjectInfo) -> str:
 
 
 @router.get("", response_model=ProjectList)
-def list_projects(ctx: ApiContext = Depends(get_context)) -> ProjectList:
-    """Every project in the market."""
-    projects = (ctx.chain.project(pid) for pid in ctx.chain.project_ids())
-    return ProjectList(projects=[ProjectOut.of(p) for p in projects if p is not None])
+def list_projects(offset: int = Query(0, ge=0, le=2**32, description="skip this many projects"),
+                  limit: int = Query(100, ge=1, le=1000, description="at most this many projects"),
+                  ctx: ApiContext = Depends(get_context)) -> ProjectList:
+    """The market's projects, in id order, a page at a time."""
+    ids = ctx.chain.project_ids()
+    projects = (ctx.chain.project(pid) for pid in ids[offset:offset + limit])
+    return ProjectList(projects=[ProjectOut.of(p) for p in projects if p is not None], total=len(ids))
 
 
 @router.get("/{project_id}", response_model=ProjectOut, responses=error_responses(404))

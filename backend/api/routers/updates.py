@@ -6,11 +6,10 @@ upload leaves nothing behind but its spent nonce.
 """
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
+from aggregator.validation import validate_update
 from backend.api import signing
 from backend.api.auth import SignedWrite, signed_headers, signed_write
 from backend.api.chain_view import ProjectInfo, RoundInfo, RoundPhase
@@ -20,7 +19,6 @@ from backend.api.model_layout import global_layout
 from backend.api.routers.projects import current_model_cid, existing_project
 from backend.api.routers.rounds import existing_round
 from backend.api.schemas import UploadOut, error_responses
-from backend.api.update_validation import check_update
 
 router = APIRouter(prefix="/v1/projects/{project_id}/rounds/{round}/updates", tags=["updates"])
 
@@ -46,26 +44,26 @@ def upload_allowed(headers: signing.SignedHeaders = Depends(signed_headers),
     return project, info
 
 
-def _metadata_mismatch(data: bytes, project: int, round: int, trainer: str, base: str) -> str | None:
+def _metadata_mismatch(metadata: dict[str, str], project: int, round: int, trainer: str, base: str) -> str | None:
     """Metadata an update carries must describe this upload; absent or empty fields are not required."""
-    n = int.from_bytes(data[:8], "little")
-    metadata = json.loads(data[8:8 + n]).get("__metadata__") or {}
-    expected = {"project": str(project), "round": str(round), "trainer": trainer.lower(), "base": base}
+    expected = {"project": str(project), "round": str(round), "trainer": trainer, "base": base}
     for key, want in expected.items():
         got = metadata.get(key)
-        if got and str(got).lower() != want.lower():
+        if got and got.lower() != want.lower():
             return f"metadata {key}={got!r} does not match this upload ({want})"
     return None
 
 
 def _validate(ctx: ApiContext, project: ProjectInfo, round: int, write: SignedWrite) -> None:
+    """The aggregator's own checks (safetensors, keys, shapes, dtypes, finite, size), so that an
+    update the API accepts is one the aggregator will not flag as malformed."""
     base = current_model_cid(ctx, project)
     layout = global_layout(ctx.store, base, ctx.layouts)
-    reason = check_update(write.body, layout, ctx.limits.max_body_bytes)
-    if reason is None:
-        reason = _metadata_mismatch(write.body, project.project_id, round, write.address, base)
+    result = validate_update(write.body, layout, max_bytes=ctx.limits.max_body_bytes)
+    reason = result.detail if not result.ok else _metadata_mismatch(result.metadata, project.project_id, round,
+                                                                    write.address, base)
     if reason is not None:
-        raise _refuse(ctx, 422, "invalid_update", reason)
+        raise _refuse(ctx, 422, "invalid_update", reason or "malformed update")
 
 
 _BODY = {"requestBody": {"required": True, "description": "the update (local weights minus global) as safetensors",
