@@ -191,7 +191,7 @@ def decode_node(cid: CID, block: bytes) -> tuple[list[CID], bytes, int]:
     except (DecodeError, ValueError) as exc:
         raise IntegrityError(f"block {format_cid(cid)} is not a valid dag-pb UnixFS node ({exc})") from None
     if fs.Type not in (TYPE_FILE, TYPE_RAW):
-        kind = UnixFSData.DESCRIPTOR.enum_types_by_name["DataType"].values_by_number[fs.Type].name
+        kind = UnixFSData.DESCRIPTOR.fields_by_name["Type"].enum_type.values_by_number[fs.Type].name
         raise StorageError(f"CID {format_cid(cid)} is a UnixFS {kind}, not a file",
                            "Merit stores single files; fetch a file CID")
     try:
