@@ -1,0 +1,267 @@
+"""Robust detectors, chosen by name in the aggregator's config and run in order.
+
+Each detector is a plain function ``detector(batch, active, **params) -> list[Finding]`` over the
+valid updates of one round (a ``(k, d)`` stack in submission order). ``active`` marks the updates
+no earlier detector flagged; statistics are computed over those only, so a pack of copies or
+free-riders cannot drag the consensus. The first detector to flag an update names the reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from backend.errors import ConfigError
+
+COPY = "copy"
+FREE_RIDER = "free_rider"
+OUTLIER = "outlier"
+MAD_SCALE = 1.4826  # MAD -> standard deviation for a normal distribution
+
+
+@dataclass
+class DetectionBatch:
+    updates: np.ndarray                      # (k, d) float32: the valid updates, submission order
+    digests: Sequence[str] = ()              # sha256 of each update's bytes (exact-copy check)
+    reference: np.ndarray | None = None      # FLTrust reference update from the owner's data
+
+    def __post_init__(self) -> None:
+        self.updates = np.asarray(self.updates)
+        self._norms: np.ndarray | None = None
+
+    @property
+    def k(self) -> int:
+        return self.updates.shape[0]
+
+    @property
+    def norms(self) -> np.ndarray:
+        if self._norms is None:
+            self._norms = np.sqrt(np.einsum("ij,ij->i", self.updates, self.updates, dtype=np.float64))
+        return self._norms
+
+
+@dataclass
+class Finding:
+    flagged: bool = False
+    reason: str | None = None
+    detail: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+Detector = Callable[..., list[Finding]]
+
+
+def _cosines(updates: np.ndarray, norms: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    dnorm = float(np.linalg.norm(direction.astype(np.float64)))
+    dots = updates.astype(np.float64) @ direction.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = dots / (norms * dnorm)
+    return np.nan_to_num(cos, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _median_vector(updates: np.ndarray, active: np.ndarray) -> np.ndarray:
+    return np.median(updates[active].astype(np.float64), axis=0)
+
+
+LEAVE_ONE_OUT_MAX = 32
+
+
+def _consensus_cosines(batch: DetectionBatch, active: np.ndarray) -> np.ndarray:
+    """Cosine of each update with the coordinate-wise median of the active updates. Up to
+    ``LEAVE_ONE_OUT_MAX`` of them, each is compared with the median of the *others*: in a small
+    round one noisy update drags the median toward itself enough to look half-aligned."""
+    idx = np.flatnonzero(active)
+    if len(idx) > LEAVE_ONE_OUT_MAX:
+        return _cosines(batch.updates, batch.norms, _median_vector(batch.updates, active))
+    out = _cosines(batch.updates, batch.norms, _median_vector(batch.updates, active))
+    x = batch.updates[idx].astype(np.float64)
+    for pos, i in enumerate(idx):
+        others = np.median(np.delete(x, pos, axis=0), axis=0)
+        out[i] = _cosines(batch.updates[i:i + 1], batch.norms[i:i + 1], others)[0]
+    return out
+
+
+def _robust_z(values: np.ndarray, active: np.ndarray, sigma_floor: float) -> np.ndarray:
+    center = float(np.median(values[active]))
+    mad = float(np.median(np.abs(values[active] - center)))
+    return (values - center) / max(MAD_SCALE * mad, sigma_floor)
+
+
+def copy_detector(batch: DetectionBatch, active: np.ndarray, near: float = 0.05) -> list[Finding]:
+    """An update byte-identical to, or within relative distance ``near`` of, an earlier one is a
+    copy. The earlier submission wins, even if something else flags it later."""
+    out = [Finding() for _ in range(batch.k)]
+    seen: dict[str, int] = {}
+    x = batch.updates.astype(np.float64)
+    sq = batch.norms ** 2
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * (x @ x.T), 0.0))
+    for i in range(batch.k):
+        if not active[i]:
+            continue
+        digest = batch.digests[i] if i < len(batch.digests) else None
+        if digest is not None and digest in seen:
+            out[i] = Finding(True, COPY, f"identical to submission #{seen[digest]}", {"copy_distance": 0.0})
+            continue
+        if digest is not None:
+            seen.setdefault(digest, i)
+        if i == 0:
+            continue
+        relative = dist[i, :i] / np.maximum(batch.norms[:i], 1e-12)
+        j = int(np.argmin(relative))
+        best = float(relative[j])
+        out[i].scores["copy_distance"] = round(best, 6)
+        if best <= near and batch.norms[j] > 0:
+            out[i] = Finding(True, COPY, f"within {best:.3g} relative distance of submission #{j}",
+                             {"copy_distance": round(best, 6)})
+    return out
+
+
+def free_rider_detector(batch: DetectionBatch, active: np.ndarray, min_relative_norm: float = 0.05,
+                        min_cosine: float = 0.05, max_noise_ratio: float = 3.0, min_updates: int = 3) -> list[Finding]:
+    """Negligible norm (below ``min_relative_norm`` x the median norm, or zero), or "global model
+    plus noise": an update unaligned with the consensus (|cos| < ``min_cosine`` against the
+    coordinate-wise median) that is not large enough to be an outlier (norm <= ``max_noise_ratio``
+    x median; larger ones are left to the outlier detectors)."""
+    out = [Finding() for _ in range(batch.k)]
+    norms = batch.norms
+    if not active.any():
+        return out
+    median_norm = float(np.median(norms[active]))
+    # negligible updates would pull the consensus toward zero: leave them out of it
+    training = active & (norms > max(1e-12, min_relative_norm * median_norm))
+    cos = None
+    if training.sum() >= min_updates:
+        cos = _consensus_cosines(batch, training)
+    for i in np.flatnonzero(active):
+        ratio = norms[i] / median_norm if median_norm > 0 else 0.0
+        scores = {"relative_norm": round(float(ratio), 6)}
+        if cos is not None:
+            scores["cos_consensus"] = round(float(cos[i]), 6)
+        if norms[i] <= 1e-12 or ratio < min_relative_norm:
+            out[i] = Finding(True, FREE_RIDER, f"negligible update (norm {norms[i]:.3g}, {ratio:.3g} x median)", scores)
+        elif cos is not None and abs(cos[i]) < min_cosine and ratio <= max_noise_ratio:
+            out[i] = Finding(True, FREE_RIDER, f"uncorrelated with the consensus (cos {cos[i]:.3f}): noise, not training", scores)
+        else:
+            out[i] = Finding(scores=scores)
+    return out
+
+
+def norm_detector(batch: DetectionBatch, active: np.ndarray, z: float = 3.5, sigma_floor: float = 0.25,
+                  min_updates: int = 3) -> list[Finding]:
+    """Norms far above the rest: robust z-score of log-norm against median/MAD (floored, so that a
+    tight honest cluster does not make every small deviation an outlier)."""
+    out = [Finding() for _ in range(batch.k)]
+    if active.sum() < min_updates:
+        return out
+    log_norms = np.log(np.maximum(batch.norms, 1e-30))
+    scores = _robust_z(log_norms, active, sigma_floor)
+    for i in np.flatnonzero(active):
+        s = {"norm": round(float(batch.norms[i]), 6), "norm_z": round(float(scores[i]), 4)}
+        flagged = bool(scores[i] > z)
+        out[i] = Finding(flagged, OUTLIER if flagged else None,
+                         f"norm {batch.norms[i]:.3g} is {scores[i]:.1f} robust deviations above the median" if flagged else "", s)
+    return out
+
+
+def direction_detector(batch: DetectionBatch, active: np.ndarray, min_cosine: float = 0.0,
+                       min_reference_cosine: float = 0.0, use_reference: bool = True,
+                       min_updates: int = 3) -> list[Finding]:
+    """Updates pointing away from the consensus: cosine against the coordinate-wise median of the
+    active updates, and (FLTrust) against the reference update trained on the owner's data."""
+    out = [Finding() for _ in range(batch.k)]
+    cos_med = cos_ref = None
+    if active.sum() >= min_updates:
+        cos_med = _consensus_cosines(batch, active)
+    if use_reference and batch.reference is not None:
+        cos_ref = _cosines(batch.updates, batch.norms, np.asarray(batch.reference))
+    for i in np.flatnonzero(active):
+        s: dict[str, float] = {}
+        reasons = []
+        if cos_med is not None:
+            s["cos_median"] = round(float(cos_med[i]), 6)
+            if cos_med[i] < min_cosine:
+                reasons.append(f"cos {cos_med[i]:.3f} against the coordinate-wise median")
+        if cos_ref is not None:
+            s["cos_reference"] = round(float(cos_ref[i]), 6)
+            if cos_ref[i] < min_reference_cosine:
+                reasons.append(f"cos {cos_ref[i]:.3f} against the owner's reference update")
+        out[i] = Finding(bool(reasons), OUTLIER if reasons else None, "; ".join(reasons), s)
+    return out
+
+
+def krum_scores(updates: np.ndarray, f: int) -> np.ndarray:
+    """Krum score of each row: the sum of squared distances to its k - f - 2 nearest others."""
+    x = updates.astype(np.float64)
+    sq = np.einsum("ij,ij->i", x, x)
+    dist = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
+    k = len(x)
+    m = max(1, k - f - 2)
+    out = np.empty(k)
+    for i in range(k):
+        others = np.delete(dist[i], i)
+        out[i] = np.sort(others)[:m].sum()
+    return out
+
+
+def krum_detector(batch: DetectionBatch, active: np.ndarray, f: int | None = None, z: float = 3.5,
+                  sigma_floor: float = 0.5, min_updates: int = 4) -> list[Finding]:
+    """Multi-Krum scores judged robustly: flag a score far above the median (log scale), rather
+    than always dropping the f worst, which would flag honest trainers in a clean round."""
+    out = [Finding() for _ in range(batch.k)]
+    idx = np.flatnonzero(active)
+    if len(idx) < min_updates:
+        return out
+    f = (len(idx) - 3) // 2 if f is None else int(f)
+    scores = np.log(np.maximum(krum_scores(batch.updates[idx], f), 1e-30))
+    zs = _robust_z(scores, np.ones(len(idx), dtype=bool), sigma_floor)
+    for pos, i in enumerate(idx):
+        flagged = bool(zs[pos] > z)
+        out[i] = Finding(flagged, OUTLIER if flagged else None,
+                         f"Krum score {zs[pos]:.1f} robust deviations above the median" if flagged else "",
+                         {"krum_z": round(float(zs[pos]), 4)})
+    return out
+
+
+DETECTORS: dict[str, Detector] = {
+    "copy": copy_detector,
+    "free_rider": free_rider_detector,
+    "norm": norm_detector,
+    "direction": direction_detector,
+    "krum": krum_detector,
+}
+DEFAULT_DETECTORS = ("copy", "free_rider", "norm", "direction")
+
+
+def get_detector(name: str) -> Detector:
+    try:
+        return DETECTORS[name]
+    except KeyError:
+        raise ConfigError(f"unknown detector {name!r}", f"known: {', '.join(DETECTORS)}") from None
+
+
+@dataclass
+class Verdict:
+    flagged: bool = False
+    reason: str | None = None
+    detector: str | None = None
+    detail: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def run_detectors(batch: DetectionBatch, names: Sequence[str] = DEFAULT_DETECTORS,
+                  params: dict[str, dict] | None = None) -> list[Verdict]:
+    """Run the named detectors in order; each sees only what earlier ones left unflagged."""
+    params = params or {}
+    verdicts = [Verdict() for _ in range(batch.k)]
+    active = np.ones(batch.k, dtype=bool)
+    for name in names:
+        detector = get_detector(name)
+        findings = detector(batch, active.copy(), **params.get(name, {}))
+        for i, finding in enumerate(findings):
+            verdicts[i].scores.update(finding.scores)
+            if finding.flagged and active[i]:
+                active[i] = False
+                verdicts[i].flagged, verdicts[i].reason = True, finding.reason
+                verdicts[i].detector, verdicts[i].detail = name, finding.detail
+    return verdicts

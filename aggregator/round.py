@@ -1,0 +1,251 @@
+"""One round of aggregation as a pure function: bytes in, bytes and numbers out.
+
+``run_round`` does validate -> detect -> score -> aggregate and returns the new global weights,
+the fixed-point weights and flags the contract takes, and the round report. The node loop calls
+it with what it fetched; ``merit verify`` calls it again with the same inputs and must get the
+same answer, so everything random is seeded from (project, round) and everything that could
+depend on timing or thread count is kept out of the results (timings live in their own field).
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from aggregator.aggregation import AGGREGATORS, get_aggregator
+from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS, DetectionBatch, run_detectors
+from aggregator.utility import CoalitionUtility
+from aggregator.validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_update
+from backend.errors import ConfigError
+from backend.models.factory import build_model
+from backend.models.serialization import save_weights
+from backend.models.spec import ModelSpec
+from backend.models.vectors import Layout, flatten_np, unflatten
+
+REPORT_SCHEMA_VERSION = "merit.round-report/1"
+WEIGHT_SCALE = 10**9  # fixed-point weights of one round sum to this (or to 0)
+PHASES = ("validation", "detection", "scoring", "aggregation")
+
+
+class AggregatorConfig(BaseModel):
+    """How the aggregator judges a round. Detectors and the aggregation rule are chosen by name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detectors: tuple[str, ...] = DEFAULT_DETECTORS
+    detector_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    aggregation: str = "mean"
+    aggregation_params: dict[str, Any] = Field(default_factory=dict)
+    keep: Literal["positive", "unflagged"] = Field(
+        "positive", description="which unflagged updates enter the aggregate: those with a positive contribution "
+                                "(falling back to all unflagged when none is positive), or all unflagged")
+    shapley_method: Literal["gtg", "exact", "tmc", "loo"] = "gtg"
+    shapley_budget: int | None = Field(300, ge=1, description="distinct utility evaluations; None: the estimator's default")
+    metric: Literal["accuracy", "neg_loss"] = "accuracy"
+    fltrust_reference: bool = Field(True, description="train a reference update on the validation data for the direction detector")
+    reference_samples: int = Field(500, ge=1)
+    reference_epochs: int = Field(1, ge=1)
+    max_update_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
+    max_abs_value: float = Field(DEFAULT_MAX_ABS, gt=0)
+    eval_batch_size: int = Field(128, ge=1)
+
+    @field_validator("detectors")
+    @classmethod
+    def _known_detectors(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [n for n in names if n not in DETECTORS]
+        if unknown:
+            raise ValueError(f"unknown detector(s) {unknown}; known: {sorted(DETECTORS)}")
+        return tuple(names)
+
+    @field_validator("aggregation")
+    @classmethod
+    def _known_aggregation(cls, name: str) -> str:
+        if name not in AGGREGATORS:
+            raise ValueError(f"unknown aggregation {name!r}; known: {sorted(AGGREGATORS)}")
+        return name
+
+
+@dataclass
+class RoundOutcome:
+    global_weights: bytes                 # new global model, safetensors
+    weights: list[int]                    # uint32 fixed point, submission order, sum 1e9 or 0
+    flags: int                            # bit i set: submission i is an offender
+    report: dict[str, Any]                # JSON-serializable; everything but timings is deterministic
+    timings: dict[str, float] = field(default_factory=dict)
+    new_metric: float | None = None
+
+
+def derive_seed(project_id: int | str, round_index: int, purpose: str) -> int:
+    """A 63-bit seed that depends only on (project, round, purpose)."""
+    digest = hashlib.sha256(f"merit/{project_id}/{round_index}/{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def fixed_point_weights(scores: Sequence[float | None], total: int = WEIGHT_SCALE) -> list[int]:
+    """Scores -> non-negative integers summing to ``total`` (0 everywhere if nothing is positive).
+    None and negative scores get 0. Largest-remainder rounding in exact rational arithmetic, ties to
+    the earlier submission, so the result does not depend on float summation order."""
+    positive = [Fraction(s) if s is not None and s > 0 else Fraction(0) for s in scores]
+    denom = sum(positive)
+    if denom == 0:
+        return [0] * len(scores)
+    shares = [p * total / denom for p in positive]
+    floors = [int(s) for s in shares]
+    left = total - sum(floors)
+    order = sorted(range(len(shares)), key=lambda i: (-(shares[i] - floors[i]), i))
+    for i in order[:left]:
+        floors[i] += 1
+    return floors
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    import safetensors
+    import torch
+
+    try:
+        merit = md.version("merit")
+    except md.PackageNotFoundError:
+        merit = "unknown"
+    return {"merit": merit, "torch": torch.__version__, "numpy": np.__version__, "safetensors": safetensors.__version__}
+
+
+def run_round(spec: ModelSpec, global_weights_bytes: bytes,
+              submissions: Sequence[tuple[str, str, bytes | None]],
+              validation: tuple[np.ndarray, np.ndarray], config: AggregatorConfig | None = None,
+              project_id: int | str = 0, round: int = 0, global_cid: str = "", executor=None) -> RoundOutcome:
+    """Validate, detect, score and aggregate one round of ``submissions`` (trainer address, update
+    CID, update bytes or None when it could not be fetched), in submission order."""
+    from aggregator.contribution import minimum_budget, shapley
+
+    config = config or AggregatorConfig()
+    timings = {phase: 0.0 for phase in PHASES}
+    X_val, y_val = validation
+    n = len(submissions)
+    seeds = {"shapley": derive_seed(project_id, round, "shapley"),
+             "reference": derive_seed(project_id, round, "reference")}
+
+    # -- validation --------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    layout = Layout.of(build_model(spec, seed=0).state_dict())
+    base = validate_update(global_weights_bytes, layout, max_bytes=1 << 62, max_abs=float("inf"))
+    if not base.ok:
+        raise ConfigError(f"the global model does not match the spec: {base.detail}")
+    global_vec = flatten_np(base.tensors, layout)
+    results = [validate_update(data, layout, config.max_update_bytes, config.max_abs_value) for _, _, data in submissions]
+    valid = [i for i, r in enumerate(results) if r.ok]
+    stack = (np.stack([flatten_np(results[i].tensors, layout) for i in valid]) if valid
+             else np.zeros((0, layout.size), dtype=np.float32))
+    digests = [hashlib.sha256(submissions[i][2]).hexdigest() for i in valid]
+    timings["validation"] = time.perf_counter() - t0
+
+    # -- detection ---------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    reference = None
+    if valid and "direction" in config.detectors and config.fltrust_reference and \
+            config.detector_params.get("direction", {}).get("use_reference", True):
+        reference = _reference_update(spec, base.tensors, X_val, y_val, config, seeds["reference"], layout, global_vec)
+    verdicts = run_detectors(DetectionBatch(stack, digests, reference), config.detectors, config.detector_params)
+    timings["detection"] = time.perf_counter() - t0
+
+    # -- scoring -----------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    unflagged = [pos for pos, v in enumerate(verdicts) if not v.flagged]  # positions in `stack`
+    utility = CoalitionUtility(spec, global_vec, stack[unflagged], X_val, y_val, config.metric,
+                               config.eval_batch_size, layout)
+    shapley_info: dict[str, Any] = {"method": config.shapley_method, "players": len(unflagged)}
+    values: list[float] = []
+    if unflagged:
+        budget = None
+        if config.shapley_method != "exact" and config.shapley_budget is not None:
+            budget = max(config.shapley_budget, minimum_budget(len(unflagged), config.shapley_method))
+        result = shapley(utility, len(unflagged), method=config.shapley_method, seed=seeds["shapley"],
+                         budget=budget, executor=executor)
+        values = [float(v) for v in result.values]
+        shapley_info.update(budget=budget, evaluations=result.evaluations, exact=bool(result.exact),
+                            truncated=bool(result.truncated))
+    global_metric = utility(frozenset())
+    timings["scoring"] = time.perf_counter() - t0
+
+    # -- aggregation -------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    scores: list[float | None] = [None] * n
+    for pos, value in zip(unflagged, values):
+        scores[valid[pos]] = value
+    weights = fixed_point_weights(scores)
+    kept = [pos for pos, value in zip(unflagged, values) if value > 0] if config.keep == "positive" else []
+    if not kept:
+        kept = list(unflagged)
+    if kept:
+        rule = get_aggregator(config.aggregation)
+        vote = [max(scores[valid[pos]] or 0.0, 0.0) for pos in kept]
+        delta = np.asarray(rule(stack[kept], vote, **config.aggregation_params), dtype=np.float64)
+        new_vec = (global_vec.astype(np.float64) + delta).astype(np.float32)
+    else:
+        new_vec = global_vec.copy()
+    new_tensors = unflatten(new_vec, layout)
+    new_bytes = save_weights(new_tensors, {"project": project_id, "round": round, "trainer": "aggregator",
+                                           "base": global_cid})
+    new_metric = utility.evaluate_vector(new_vec)
+    timings["aggregation"] = time.perf_counter() - t0
+
+    flags = 0
+    trainers = []
+    kept_submissions = {valid[pos] for pos in kept}
+    pos_of = {i: pos for pos, i in enumerate(valid)}
+    for i, (address, cid, _) in enumerate(submissions):
+        r = results[i]
+        if not r.ok:
+            flagged, reason, detail, det_scores = True, r.reason, r.detail, {}
+        else:
+            v = verdicts[pos_of[i]]
+            flagged, reason, detail, det_scores = v.flagged, v.reason, v.detail, v.scores
+        if flagged:
+            flags |= 1 << i
+        trainers.append({
+            "index": i, "address": address, "cid": cid, "checks": r.checks, "detector_scores": det_scores,
+            "score": scores[i], "weight": weights[i], "flagged": flagged, "reason": reason, "detail": detail,
+            "aggregated": i in kept_submissions,
+        })
+    report = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "project_id": project_id if isinstance(project_id, int) else str(project_id),
+        "round": int(round),
+        "base_model_cid": global_cid,
+        "new_model_sha256": hashlib.sha256(new_bytes).hexdigest(),
+        "seeds": seeds,
+        "versions": _versions(),
+        "parameters": config.model_dump(mode="json"),
+        "model": {"arch": spec.arch, "spec": spec.model_dump(mode="json"), "parameters": layout.size},
+        "validation": {"samples": int(len(y_val)), "metric": config.metric,
+                       "global_metric": global_metric, "new_metric": new_metric},
+        "shapley": shapley_info,
+        "weights": weights,
+        "weight_scale": WEIGHT_SCALE,
+        "flags": flags,
+        "trainers": trainers,
+        "timings": {k: _round6(v) for k, v in timings.items()},
+    }
+    return RoundOutcome(new_bytes, weights, flags, report, timings, new_metric)
+
+
+def _reference_update(spec: ModelSpec, global_tensors, X_val, y_val, config: AggregatorConfig, seed: int,
+                      layout: Layout, global_vec: np.ndarray) -> np.ndarray:
+    """FLTrust's server update: train the global model on (a slice of) the owner's data."""
+    from backend.trainer.local import train_local
+
+    take = min(config.reference_samples, len(y_val))
+    local = train_local(spec, global_tensors, X_val[:take], y_val[:take], seed=seed % (2**63),
+                        epochs=config.reference_epochs)
+    return flatten_np(local, layout) - global_vec
+
+
+def _round6(value: float) -> float:
+    # run_round's `round` parameter (the protocol's name) shadows the builtin there
+    return float(f"{value:.6f}")

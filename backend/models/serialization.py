@@ -1,0 +1,67 @@
+"""Weights and updates on the wire: safetensors with string metadata. Never pickle."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from safetensors.torch import load as _st_load
+
+from backend.errors import ConfigError
+
+METADATA_KEYS = ("project", "round", "trainer", "base")
+
+
+def save_weights(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, object] | None = None) -> bytes:
+    """Serialize a state dict (or an update) to safetensors bytes. Metadata values become strings;
+    the four protocol keys (project, round, trainer, base) are always present."""
+    meta = {key: "" for key in METADATA_KEYS}
+    for key, value in (metadata or {}).items():
+        meta[str(key)] = "" if value is None else str(value)
+    return _canonical_safetensors(tensors, meta)
+
+
+_ST_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+              torch.bool: "BOOL"}
+
+
+def _canonical_safetensors(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bytes:
+    """safetensors with a canonical header (sorted keys, tensors laid out in name order, padded
+    with spaces to 8 bytes as the format allows). The reference writer orders metadata through a
+    hash map, so its bytes, and therefore the CID, could differ between two saves of the same model."""
+    import json
+    import struct
+
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    chunks = []
+    offset = 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        if t.dtype not in _ST_DTYPES:
+            raise ConfigError(f"tensor {name!r} has unsupported dtype {t.dtype}")
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": _ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":"), sort_keys=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+
+
+def load_weights(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Parse safetensors bytes from a trusted source (our own store). Updates from strangers go
+    through ``aggregator.validation`` first."""
+    import json
+    import struct
+
+    if len(data) < 8:
+        raise ConfigError("weights file is truncated", "expected safetensors bytes")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > len(data) - 8:
+        raise ConfigError("weights file is truncated or not safetensors")
+    try:
+        header = json.loads(data[8:8 + header_len])
+        tensors = _st_load(bytes(data))
+    except Exception as exc:  # safetensors raises its own error types
+        raise ConfigError(f"weights file is not valid safetensors: {exc}") from None
+    return tensors, dict(header.get("__metadata__", {}) or {})

@@ -1,0 +1,1 @@
+"""Simulation: honest and malicious trainer behaviour for the demo, tests and benches."""

@@ -1,0 +1,110 @@
+"""Each detector on synthetic updates: honest ones share a direction; attackers do not."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aggregator.detectors import (
+    DETECTORS, DetectionBatch, copy_detector, direction_detector, free_rider_detector, get_detector, krum_detector,
+    krum_scores, norm_detector, run_detectors,
+)
+from backend.errors import ConfigError
+
+D = 2000
+
+
+def honest_updates(k: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(0, 1, D)
+    return np.stack([signal + rng.normal(0, 1.2, D) for _ in range(k)]).astype(np.float32) * 0.01
+
+
+def flags(findings) -> list[int]:
+    return [i for i, f in enumerate(findings) if f.flagged]
+
+
+def all_active(k: int) -> np.ndarray:
+    return np.ones(k, dtype=bool)
+
+
+def test_honest_updates_raise_no_flags():
+    batch = DetectionBatch(honest_updates(10), [str(i) for i in range(10)], reference=honest_updates(1, seed=0)[0])
+    assert [v.flagged for v in run_detectors(batch, list(DETECTORS))] == [False] * 10
+
+
+def test_copy_detector_exact_and_near_copies_earliest_wins():
+    u = honest_updates(6)
+    u[3] = u[1]                                   # exact copy of #1
+    u[5] = u[2] * (1 + 1e-3) + 1e-6               # near copy of #2
+    digests = ["a", "b", "c", "b", "d", "e"]
+    found = copy_detector(DetectionBatch(u, digests), all_active(6))
+    assert flags(found) == [3, 5]
+    assert "#1" in found[3].detail and "#2" in found[5].detail
+    assert found[0].flagged is False
+
+
+def test_free_rider_detector_zero_tiny_and_noise():
+    u = honest_updates(10)
+    rng = np.random.default_rng(1)
+    u[7] = 0.0
+    u[8] = u[0] * 1e-4
+    u[9] = rng.normal(0, np.linalg.norm(u[0]) / np.sqrt(D), D)  # global + noise of honest-like size
+    found = free_rider_detector(DetectionBatch(u), all_active(10))
+    assert flags(found) == [7, 8, 9]
+    assert "uncorrelated" in found[9].detail
+
+
+def test_norm_detector_flags_boosted_updates_only():
+    u = honest_updates(10)
+    u[4] *= 10
+    found = norm_detector(DetectionBatch(u), all_active(10))
+    assert flags(found) == [4]
+    assert found[4].scores["norm_z"] > 3.5
+
+
+def test_direction_detector_median_and_reference():
+    u = honest_updates(10)
+    u[2] = -u[2]
+    found = direction_detector(DetectionBatch(u), all_active(10))
+    assert flags(found) == [2]
+    # a reference pointing elsewhere flags an update that agrees with the (poisoned) majority
+    reference = -honest_updates(1, seed=0)[0]
+    found = direction_detector(DetectionBatch(u, reference=reference), all_active(10))
+    assert len(flags(found)) == 10 and "reference" in found[0].detail
+    found = direction_detector(DetectionBatch(u, reference=reference), all_active(10), use_reference=False)
+    assert flags(found) == [2]
+
+
+def test_krum_detector():
+    u = honest_updates(10)
+    u[6] = np.random.default_rng(3).normal(0, 0.5, D)
+    scores = krum_scores(u.astype(np.float64), f=3)
+    assert int(np.argmax(scores)) == 6
+    assert flags(krum_detector(DetectionBatch(u), all_active(10))) == [6]
+
+
+def test_small_rounds_do_not_flag_on_statistics():
+    u = honest_updates(2)
+    u[1] *= -50
+    for name in ("norm", "direction", "krum"):
+        assert flags(get_detector(name)(DetectionBatch(u), all_active(2), **({"use_reference": False} if name == "direction" else {}))) == []
+
+
+def test_run_detectors_first_reason_wins_and_stats_skip_flagged():
+    u = honest_updates(10)
+    u[1] = u[0]            # copy
+    u[2] = 0.0             # free rider
+    u[3] *= -1             # sign flip
+    u[4] *= 20             # scale
+    verdicts = run_detectors(DetectionBatch(u, [str(i) for i in range(10)]))
+    assert [(i, v.reason, v.detector) for i, v in enumerate(verdicts) if v.flagged] == [
+        (1, "copy", "copy"), (2, "free_rider", "free_rider"), (3, "outlier", "direction"), (4, "outlier", "norm")]
+
+
+def test_detector_params_and_unknown_names():
+    u = honest_updates(10)
+    u[4] *= 2.0
+    assert not run_detectors(DetectionBatch(u), ["norm"])[4].flagged
+    assert run_detectors(DetectionBatch(u), ["norm"], {"norm": {"z": 1.0, "sigma_floor": 0.1}})[4].flagged
+    with pytest.raises(ConfigError):
+        run_detectors(DetectionBatch(u), ["nonsense"])

@@ -1,0 +1,204 @@
+"""The round pipeline end to end on real MNIST digits: flags, weights, report, determinism."""
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from aggregator.round import AggregatorConfig, derive_seed, fixed_point_weights, run_round
+from aggregator.utility import CoalitionUtility
+from backend.data import load_mnist, partition_iid, train_validation_split
+from backend.errors import ConfigError
+from backend.models import Layout, flatten_np, initial_weights, load_weights, mnist_spec, save_weights
+from backend.simulate.attacks import AttackContext, make_update
+from backend.trainer.local import evaluate
+
+SPEC = mnist_spec("logreg")
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    X, y = load_mnist(n=1600, seed=0)
+    (Xt, yt), (Xv, yv) = train_validation_split(X, y, 0.2, seed=0)
+    return Xt, yt, Xv[:250], yv[:250]
+
+
+def make_submissions(spec, global_weights, Xt, yt, kinds, seed=0):
+    parts = partition_iid(len(yt), len(kinds), seed=seed)
+    previous, submissions = [], []
+    for i, (kind, idx) in enumerate(zip(kinds, parts)):
+        if kind in ("malformed", "unavailable"):
+            bad = {k: torch.full_like(v, float("nan")) for k, v in global_weights.items()}
+            submissions.append((f"0x{i:040x}", f"cid-{i}", None if kind == "unavailable" else save_weights(bad)))
+            continue
+        update = make_update(kind, AttackContext(spec, global_weights, Xt[idx], yt[idx], seed=seed * 1000 + i, previous=previous))
+        previous.append(update)
+        submissions.append((f"0x{i:040x}", f"cid-{i}", save_weights(update, {"round": 0, "trainer": f"0x{i:040x}"})))
+    return submissions
+
+
+KINDS = ["honest"] * 6 + ["sign_flip", "noise", "scale", "free_rider", "copycat", "malformed", "unavailable"]
+
+
+@pytest.fixture(scope="module")
+def attacked_round(mnist):
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 0)
+    subs = make_submissions(SPEC, g, Xt, yt, KINDS)
+    return g, subs, run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(), project_id=7, round=0,
+                              global_cid="bafy-global")
+
+
+def test_attackers_are_flagged_with_their_reasons(attacked_round):
+    _, _, outcome = attacked_round
+    expected_flags = sum(1 << i for i, k in enumerate(KINDS) if k != "honest")
+    assert outcome.flags == expected_flags
+    reasons = {KINDS[t["index"]]: t["reason"] for t in outcome.report["trainers"] if t["flagged"]}
+    assert reasons == {"sign_flip": "outlier", "noise": "outlier", "scale": "outlier", "free_rider": "free_rider",
+                       "copycat": "copy", "malformed": "malformed", "unavailable": "unavailable"}
+
+
+def test_weights_are_fixed_point_and_only_for_the_unflagged(attacked_round):
+    _, _, outcome = attacked_round
+    assert sum(outcome.weights) == 10**9
+    assert all(0 <= w < 2**32 for w in outcome.weights)
+    for t, w in zip(outcome.report["trainers"], outcome.weights):
+        assert t["weight"] == w
+        if t["flagged"]:
+            assert w == 0 and t["score"] is None
+        else:
+            assert (w > 0) == (t["score"] > 0)
+
+
+def test_new_global_model_improves_and_carries_metadata(attacked_round, mnist):
+    g, _, outcome = attacked_round
+    _, _, Xv, yv = mnist
+    tensors, meta = load_weights(outcome.global_weights)
+    assert meta == {"project": "7", "round": "0", "trainer": "aggregator", "base": "bafy-global"}
+    assert evaluate(SPEC, tensors, Xv, yv)[0] > evaluate(SPEC, g, Xv, yv)[0] + 0.2
+    assert outcome.report["validation"]["new_metric"] == pytest.approx(evaluate(SPEC, tensors, Xv, yv)[0])
+
+
+def test_report_is_json_and_complete(attacked_round):
+    _, subs, outcome = attacked_round
+    report = json.loads(json.dumps(outcome.report))
+    assert report["schema_version"] == "merit.round-report/1"
+    assert set(report["timings"]) == {"validation", "detection", "scoring", "aggregation"}
+    assert report["seeds"]["shapley"] == derive_seed(7, 0, "shapley")
+    assert {"torch", "merit"} <= set(report["versions"])
+    assert report["parameters"]["shapley_method"] == "gtg" and report["parameters"]["aggregation"] == "mean"
+    assert report["flags"] == outcome.flags and report["weights"] == outcome.weights
+    for t, (address, cid, _) in zip(report["trainers"], subs):
+        assert (t["address"], t["cid"]) == (address, cid)
+        assert {"checks", "score", "weight", "flagged", "reason"} <= set(t)
+    assert report["trainers"][KINDS.index("malformed")]["checks"]["finite"] is False
+
+
+def without_timings(report):
+    return {k: v for k, v in report.items() if k != "timings"}
+
+
+def test_same_inputs_give_bit_identical_results(attacked_round, mnist):
+    g, subs, first = attacked_round
+    _, _, Xv, yv = mnist
+    again = run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(), project_id=7, round=0,
+                      global_cid="bafy-global")
+    assert again.global_weights == first.global_weights
+    assert again.weights == first.weights and again.flags == first.flags
+    assert json.dumps(without_timings(again.report), sort_keys=True) == json.dumps(without_timings(first.report), sort_keys=True)
+
+
+@pytest.mark.slow
+def test_cnn_round_is_deterministic(mnist):
+    Xt, yt, Xv, yv = mnist
+    spec = mnist_spec("cnn")
+    g = initial_weights(spec, 1)
+    subs = make_submissions(spec, g, Xt[:400], yt[:400], ["honest"] * 3 + ["sign_flip"], seed=1)
+    config = AggregatorConfig(shapley_budget=8, reference_samples=64)
+    runs = [run_round(spec, save_weights(g), subs, (Xv[:100], yv[:100]), config, project_id="p", round=3) for _ in range(2)]
+    assert runs[0].global_weights == runs[1].global_weights
+    assert runs[0].flags == runs[1].flags == 0b1000
+    assert without_timings(runs[0].report) == without_timings(runs[1].report)
+
+
+def test_label_flippers_earn_little(mnist):
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 0)
+    kinds = ["honest"] * 5 + ["label_flip"] * 2
+    outcome = run_round(SPEC, save_weights(g), make_submissions(SPEC, g, Xt, yt, kinds, seed=2), (Xv, yv),
+                        AggregatorConfig(), project_id=1, round=1)
+    assert sum(w for w, k in zip(outcome.weights, kinds) if k == "label_flip") <= 0.05 * 10**9
+    assert not any(t["aggregated"] for t, k in zip(outcome.report["trainers"], kinds) if k == "label_flip")
+
+
+@pytest.mark.parametrize("aggregation", ["contribution", "median", "trimmed_mean"])
+def test_other_aggregations_run(mnist, aggregation):
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 0)
+    subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=3)
+    config = AggregatorConfig(aggregation=aggregation, shapley_method="loo", fltrust_reference=False)
+    outcome = run_round(SPEC, save_weights(g), subs, (Xv, yv), config)
+    assert outcome.flags == 0 and outcome.new_metric > 0.3
+
+
+def test_a_round_with_nothing_usable_keeps_the_model(mnist):
+    _, _, Xv, yv = mnist
+    g = save_weights(initial_weights(SPEC, 0))
+    outcome = run_round(SPEC, g, [("0xa", "c1", None), ("0xb", "c2", b"junk")], (Xv, yv))
+    assert outcome.weights == [0, 0] and outcome.flags == 0b11
+    assert load_weights(outcome.global_weights)[0].keys() == load_weights(g)[0].keys()
+    layout = Layout.of(initial_weights(SPEC, 0))
+    assert np.array_equal(flatten_np(load_weights(outcome.global_weights)[0], layout), flatten_np(load_weights(g)[0], layout))
+    assert run_round(SPEC, g, [], (Xv, yv)).weights == []
+
+
+def test_a_global_model_that_does_not_match_the_spec_is_a_config_error(mnist):
+    _, _, Xv, yv = mnist
+    with pytest.raises(ConfigError, match="does not match"):
+        run_round(SPEC, save_weights(initial_weights(mnist_spec("mlp"), 0)), [], (Xv, yv))
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError):
+        AggregatorConfig(detectors=["copy", "vibes"])
+    with pytest.raises(ValueError):
+        AggregatorConfig(aggregation="fedbest")
+    with pytest.raises(ValueError):
+        AggregatorConfig(surprise=1)
+
+
+def test_fixed_point_weights():
+    assert fixed_point_weights([1.0, 1.0, 1.0]) == [333333334, 333333333, 333333333]
+    assert fixed_point_weights([0.5, -1.0, None, 0.25]) == [666666667, 0, 0, 333333333]
+    assert fixed_point_weights([-1.0, 0.0, None]) == [0, 0, 0]
+    assert fixed_point_weights([]) == []
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        w = fixed_point_weights(rng.normal(size=int(rng.integers(1, 256))).tolist())
+        assert sum(w) in (0, 10**9) and min(w) >= 0
+
+
+def test_seeds_depend_only_on_project_and_round():
+    assert derive_seed(1, 2, "shapley") == derive_seed(1, 2, "shapley")
+    assert len({derive_seed(1, 2, "shapley"), derive_seed(1, 3, "shapley"), derive_seed(2, 2, "shapley"),
+                derive_seed(1, 2, "reference")}) == 4
+    assert 0 <= derive_seed(1, 2, "shapley") < 2**63
+
+
+def test_utility_is_picklable_and_consistent(mnist):
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 0)
+    layout = Layout.of(g)
+    updates = np.stack([np.full(layout.size, 0.001, np.float32), np.zeros(layout.size, np.float32)])
+    utility = CoalitionUtility(SPEC, flatten_np(g, layout), updates, Xv, yv)
+    clone = pickle.loads(pickle.dumps(utility))
+    for coalition in (frozenset(), frozenset({0}), frozenset({0, 1})):
+        assert utility(coalition) == clone(coalition)
+    assert utility(frozenset()) == pytest.approx(evaluate(SPEC, g, Xv, yv)[0])
+    neg = CoalitionUtility(SPEC, flatten_np(g, layout), updates, Xv, yv, metric="neg_loss")
+    assert neg(frozenset()) == pytest.approx(-evaluate(SPEC, g, Xv, yv)[1], rel=1e-5)
+    with pytest.raises(IndexError):
+        utility(frozenset({5}))
