@@ -14,11 +14,18 @@ Methods, chosen by name:
     no more than the empty one is truncated (all values 0, two evaluations). Otherwise the sizes
     0, 1, n−1 and n are enumerated exactly (2n + 2 evaluations); the rest of the budget goes to
     complementary pairs (S, N∖S) of the middle sizes, balanced across players and allocated per size
-    in two stages (Neyman allocation from the first stage's residual spread). A constrained,
-    Shapley-kernel weighted regression surrogate fitted to every evaluated coalition gives the bulk
-    of each value in closed form; the stratified mean of the surrogate's residuals over every
-    evaluated coalition corrects it (a control variate, so an additive game comes out exact).
-    With a budget of at least 2^n it enumerates and is exact.
+    in two stages (Neyman allocation from the first stage's residual spread). A surrogate game g,
+    fitted by Shapley-kernel weighted least squares to every evaluated coalition, gives the bulk of
+    each value: its Shapley values cost no utility call (closed form, or enumerating g). The
+    stratified mean of the residuals v − g over every evaluated coalition, for every player, corrects
+    it: g is a control variate, so the estimate stays consistent however poor g is, and an additive
+    game comes out exact. Surrogate families (``surrogate=``): ``"linear"`` (additive, i.e.
+    KernelSHAP), ``"mean"`` (adds Σ_{i∈S} a_i/|S| and a free function of |S|: a mean of updates
+    dilutes each member), ``"curved"`` (adds powers of the "mean" index: saturating accuracy), and
+    ``"auto"``, the default, which picks the family with the least 5-fold cross-validated error.
+    For n > 14 only the linear family is used. With a budget of at least 2^n it enumerates and is
+    exact. On synthetic games at n = 10 and 300 evaluations it has 2–20× smaller maximum error than
+    permutation sampling (``bench/contribution.py``).
 ``"exact"``
     All 2^n coalitions (n ≤ 20).
 ``"tmc"``
@@ -114,8 +121,8 @@ def shapley(
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if not callable(utility):
         raise ValueError("utility must be callable: frozenset[int] -> float")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if method == "exact" and n > EXACT_MAX_PLAYERS:
         raise ValueError(f"method 'exact' needs 2^n evaluations; n={n} > {EXACT_MAX_PLAYERS} is refused, use 'gtg'")
     if budget is not None:
@@ -382,7 +389,7 @@ def _fit_model(z: np.ndarray, y: np.ndarray, w: np.ndarray, kind: str):
         return lambda q: _basis(q, kind) @ coef
     center = y @ w / w.sum()
     scale = np.sqrt(((y - center) ** 2) @ w / w.sum()) or 1.0
-    inner = _wls(_basis(z, "mean"), (y - center) / scale, w)
+    inner = _wls(_basis(z, "mean"), (y - center) / scale, w)  # the index whose powers bend the fit
     coef = _wls(_basis(z, kind, inner), y, w)
     return lambda q: _basis(q, kind, inner) @ coef
 

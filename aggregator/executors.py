@@ -5,9 +5,9 @@ estimators in ``aggregator.contribution`` plan a whole batch of coalitions, hand
 then fit, so a parallel executor evaluates a batch at once. A cluster engine (Ray, Dask) plugs in by
 providing the same ``map``.
 
-``ProcessPoolExecutor`` pickles the utility, once per task: it must be a module-level function or a
-picklable object (a dataclass holding the validation data and the updates, say), not a lambda or a
-closure. Results are identical to ``SequentialExecutor``'s because order is preserved and the
+``ProcessPoolExecutor`` pickles the utility once per chunk of coalitions (by default one chunk per
+worker per batch): it must be a module-level function or a picklable object (a dataclass holding
+the validation data and the updates, say), not a lambda or a closure. Results are identical to ``SequentialExecutor``'s because order is preserved and the
 estimators never depend on timing.
 """
 from __future__ import annotations
@@ -37,11 +37,11 @@ class ProcessPoolExecutor:
     Use it as a context manager, or call ``close()``; the pool starts lazily on the first ``map``.
     """
 
-    def __init__(self, max_workers: int | None = None, chunksize: int = 1) -> None:
+    def __init__(self, max_workers: int | None = None, chunksize: int | None = None) -> None:
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
             raise ValueError(f"max_workers must be a positive int or None, got {max_workers!r}")
-        if not isinstance(chunksize, int) or chunksize < 1:
-            raise ValueError(f"chunksize must be a positive int, got {chunksize!r}")
+        if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
+            raise ValueError(f"chunksize must be a positive int or None, got {chunksize!r}")
         self.max_workers = max_workers or os.cpu_count() or 1
         self.chunksize = chunksize
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
@@ -49,7 +49,9 @@ class ProcessPoolExecutor:
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         if self._pool is None:
             self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.max_workers)
-        return list(self._pool.map(fn, items, chunksize=self.chunksize))
+        items = list(items)
+        chunksize = self.chunksize or max(1, -(-len(items) // self.max_workers))  # fn is pickled per chunk
+        return list(self._pool.map(fn, items, chunksize=chunksize))
 
     def close(self) -> None:
         if self._pool is not None:

@@ -12,10 +12,19 @@ maximum absolute error as a fraction of v(N) − v(∅). Estimators compared at 
 
 ``fidelity(utility, n, exact, ...)`` is reusable: give it any utility with known exact values (a
 real FL round, say) and it returns the same table.
+
+pyDVL's estimators join the table when ``MERIT_PYDVL_PYTHON`` names the Python of a throwaway venv
+with ``pydvl==0.10.0`` installed (never the project's venv): this module then re-runs itself there
+(``python -m bench.contribution --pydvl``). They are stopped once they have made ``budget − n``
+distinct utility calls (pyDVL does not memoize, so repeated coalitions are free here, as in ours).
 """
 from __future__ import annotations
 
+import json
+import os
 import pathlib
+import subprocess
+import sys
 import time
 from typing import Callable, Sequence
 
@@ -82,7 +91,7 @@ def fidelity(
     return table
 
 
-def suite(n: int = 10, instances: int = 3, seeds: int = 20, budget: int = 300) -> dict:
+def suite(n: int = 10, instances: int = 3, seeds: int = 20, budget: int = 300, estimators: dict | None = None) -> dict:
     """Fidelity on every synthetic game family, pooled over ``instances`` random instances."""
     from tests.aggregator.games import make_games
 
@@ -90,7 +99,7 @@ def suite(n: int = 10, instances: int = 3, seeds: int = 20, budget: int = 300) -
     for instance in range(instances):
         for game in make_games(n, seed=instance):
             exact = shapley(game, n, method="exact").values
-            table = fidelity(game, n, exact, seeds=range(seeds), budget=budget)
+            table = fidelity(game, n, exact, estimators, seeds=range(seeds), budget=budget)
             for estimator, row in table.items():
                 pooled.setdefault(game.name, {}).setdefault(estimator, []).append(row)
     out = {}
@@ -108,9 +117,73 @@ def suite(n: int = 10, instances: int = 3, seeds: int = 20, budget: int = 300) -
     return out
 
 
+def pydvl_estimators() -> dict[str, Estimator]:
+    """pyDVL 0.10's Shapley estimators under the same distinct-evaluation budget (needs pydvl)."""
+    from pydvl.utils.status import Status
+    from pydvl.valuation.games import Game
+    from pydvl.valuation.methods.shapley import ShapleyValuation, StratifiedShapleyValuation, TMCShapleyValuation
+    from pydvl.valuation.samplers.permutation import AntitheticPermutationSampler
+    from pydvl.valuation.stopping import StoppingCriterion
+
+    class Wrapped(Game):
+        def __init__(self, utility, n):
+            self.utility, self.seen = utility, set()
+            self.empty = utility(frozenset())
+            super().__init__(n)
+
+        def _score(self, x) -> float:  # pyDVL scores the empty coalition as 0: shift by v(∅)
+            coalition = frozenset(int(i) for i in np.asarray(x).ravel())
+            self.seen.add(coalition)
+            return self.utility(coalition) - self.empty
+
+    class DistinctCalls(StoppingCriterion):
+        def __init__(self, game, limit):
+            super().__init__()
+            self.game, self.limit = game, limit
+
+        def _check(self, result) -> Status:
+            return Status.Converged if len(self.game.seen) >= self.limit else Status.Pending
+
+    def make(build):
+        def estimate(utility, n, seed, budget):
+            game = Wrapped(utility, n)
+            valuation = build(game.u, DistinctCalls(game, budget - n), seed)
+            valuation.fit(game.data)
+            result = valuation.result
+            values = np.zeros(n)
+            values[np.asarray(result.indices, int)] = result.values
+            return values.tolist()
+
+        return estimate
+
+    return {
+        "pydvl-tmc": make(lambda u, stop, seed: TMCShapleyValuation(u, is_done=stop, seed=seed, show_warnings=False)),
+        "pydvl-antithetic": make(
+            lambda u, stop, seed: ShapleyValuation(u, AntitheticPermutationSampler(seed=seed), stop, show_warnings=False)
+        ),
+        "pydvl-stratified": make(lambda u, stop, seed: StratifiedShapleyValuation(u, stop, seed=seed, show_warnings=False)),
+    }
+
+
+def _pydvl_suite(n: int, instances: int, seeds: int, budget: int) -> dict:
+    """The suite's table for pyDVL's estimators, computed in the throwaway venv named by the env."""
+    python = os.environ.get("MERIT_PYDVL_PYTHON")
+    if not python:
+        return {}
+    root = pathlib.Path(__file__).resolve().parent.parent
+    args = [python, "-m", "bench.contribution", "--pydvl", str(n), str(instances), str(seeds), str(budget)]
+    done = subprocess.run(args, cwd=root, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    if done.returncode:
+        raise RuntimeError(f"pyDVL bench failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def run(out_dir: pathlib.Path) -> dict:
     n, budget, instances, seeds = 10, 300, 3, 20
     games = suite(n=n, instances=instances, seeds=seeds, budget=budget)
+    pydvl = _pydvl_suite(n, instances, seeds, budget)
+    for family, rows in pydvl.items():
+        games[family].update(rows)
     return {
         "n": n,
         "budget": budget,
@@ -118,5 +191,10 @@ def run(out_dir: pathlib.Path) -> dict:
         "seeds": seeds,
         "metric": "max_error_* are fractions of |v(N) - v(empty)|; spearman uses average ranks for ties",
         "games": games,
-        "pydvl": "not compared: see bench/contribution.py docstring",
+        "pydvl": "pydvl 0.10.0 estimators included" if pydvl else "not run: set MERIT_PYDVL_PYTHON (see docstring)",
     }
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--pydvl"]:
+    n_, instances_, seeds_, budget_ = (int(a) for a in sys.argv[2:6])
+    print(json.dumps(suite(n_, instances_, seeds_, budget_, estimators=pydvl_estimators())))

@@ -184,7 +184,7 @@ def test_same_seed_gives_bit_identical_values(method):
 def test_process_pool_gives_the_values_of_the_sequential_executor():
     game = GAMES[2]
     sequential = shapley(game, game.n, budget=120, seed=7, executor=SequentialExecutor())
-    with ProcessPoolExecutor(max_workers=2, chunksize=8) as pool:
+    with ProcessPoolExecutor(max_workers=2) as pool:
         parallel = shapley(game, game.n, budget=120, seed=7, executor=pool)
         parallel_tmc = shapley(game, game.n, method="tmc", budget=120, seed=7, executor=pool)
     assert parallel == sequential
@@ -196,6 +196,8 @@ def test_executors_by_name():
     assert isinstance(make_executor("process", max_workers=1), ProcessPoolExecutor)
     with pytest.raises(ValueError, match="sequential"):
         make_executor("ray")
+    with pytest.raises(ValueError, match="max_workers"):
+        make_executor("process", max_workers=0)
 
 
 # ------------------------------------------------------------------------------------- bad inputs
@@ -212,7 +214,10 @@ def test_executors_by_name():
         ({"budget": 1.5}, "budget must be an int"),
         ({"method": "exact", "budget": 100}, "minimum of 1024"),
         ({"method": "loo", "budget": 3}, "minimum of 11"),
-        ({"seed": "x"}, "seed must be an int"),
+        ({"seed": "x"}, "seed must be a non-negative int"),
+        ({"seed": -1}, "seed must be a non-negative int"),
+        ({"surrogate": "forest"}, "auto, linear, mean, curved"),
+        ({"truncation": 1.5}, "truncation must be"),
         ({"utility": 3}, "callable"),
     ],
 )
