@@ -1,7 +1,9 @@
 """The FastAPI application: ``create_app(settings)`` wires the chain, the store and the routers."""
 from __future__ import annotations
 
+import re
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -18,6 +20,16 @@ from backend.config import Settings, get_settings
 API_VERSION = "1.0.0"
 
 
+def records_dir(settings: Settings, chain_view: ChainView) -> Path | None:
+    """Where the upload index and nonces live: one directory per market, so that records of one
+    market never answer for another. None (in memory) on the embedded chain, whose market dies
+    with the process and is redeployed at the same address on the next start."""
+    if settings.chain == "embedded":
+        return None
+    key = getattr(chain_view, "market_key", None) or "default"
+    return settings.home / "api" / re.sub(r"[^A-Za-z0-9_.-]", "_", str(key))
+
+
 def create_app(settings: Settings | None = None, chain_view: ChainView | None = None,
                store: ContentStore | None = None, *, limits: ApiLimits | None = None) -> FastAPI:
     """The API app. Without a chain view or store it opens those that ``settings`` name."""
@@ -31,15 +43,15 @@ def create_app(settings: Settings | None = None, chain_view: ChainView | None = 
 
         store = open_store(settings.ipfs, home=settings.home)
     limits = limits or ApiLimits(max_body_bytes=settings.max_update_bytes)
-    api_home = settings.home / "api"
+    records = records_dir(settings, chain_view)
     ctx = ApiContext(
         settings=settings,
         chain=SerializedChainView(chain_view),
         store=store,
         limits=limits,
         rate_limiter=RateLimiter(limits.writes_per_minute, limits.write_burst),
-        uploads=UploadIndex(api_home / "uploads.sqlite3"),
-        nonces=NonceRegistry(api_home / "nonces.sqlite3"),
+        uploads=UploadIndex(records / "uploads.sqlite3" if records else None),
+        nonces=NonceRegistry(records / "nonces.sqlite3" if records else None),
         metrics=ApiMetrics(),
         chain_kind="embedded" if settings.chain == "embedded" else "json-rpc",
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from backend.api import signing
 from backend.api.context import ApiContext, get_context
@@ -71,11 +72,14 @@ async def _read_capped(request: Request, ctx: ApiContext) -> tuple[bytes, str]:
             raise _reject(ctx, 413, "too_large", f"{too_large} (Content-Length {declared})")
     body = bytearray()
     digest = hashlib.sha256()
-    async for chunk in request.stream():
-        if len(body) + len(chunk) > cap:
-            raise _reject(ctx, 413, "too_large", too_large)
-        body += chunk
-        digest.update(chunk)
+    try:
+        async for chunk in request.stream():
+            if len(body) + len(chunk) > cap:
+                raise _reject(ctx, 413, "too_large", too_large)
+            body += chunk
+            digest.update(chunk)
+    except ClientDisconnect:  # nobody is left to answer; say so in the log line, not as a 500
+        raise ApiError(400, "client_disconnected", "the client went away before sending the whole body") from None
     return bytes(body), digest.hexdigest()
 
 

@@ -20,6 +20,7 @@ class MarketChainView:
     def __init__(self, client):
         self.client = client
         self.lock = client.chain.lock  # py-evm is not thread-safe: readers share the senders' lock
+        self.market_key = f"{client.chain.chain_id}-{client.address.lower()}"
 
     def project_ids(self) -> list[int]:
         return self.client.project_ids()

@@ -13,6 +13,10 @@ Conventions for implementers:
 - CIDs are strings (``bafy...``); an unset CID is ``None``;
 - a failure to reach the chain raises ``backend.errors.ChainError``.
 
+An implementation may also have a ``market_key`` attribute: a stable name for the market, such as
+``"<chain id>-<contract address>"``. The API keeps its records (accepted uploads, used nonces) per
+market key, so a server pointed at another market starts with a clean slate.
+
 Every method may be called from a worker thread; the API serialises its calls (see
 ``SerializedChainView``), so an implementation need not be thread-safe.
 """

@@ -1,4 +1,4 @@
-"""The API's persistent records under ``$MERIT_HOME/api/``: accepted uploads and used nonces.
+"""The API's persistent records under ``$MERIT_HOME/api/<market>/``: accepted uploads and used nonces.
 
 SQLite, because it gives atomic insert-if-absent across threads and processes, and survives a
 restart: a trainer cannot upload twice for a round, nor replay a nonce, by waiting for a restart.
@@ -12,11 +12,16 @@ from pathlib import Path
 
 
 class _Db:
-    def __init__(self, path: Path, schema: str):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+    """One SQLite database; ``path=None`` keeps it in memory (for a market that lives only in this process)."""
+
+    def __init__(self, path: Path | None, schema: str):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False,
+                                     isolation_level=None, timeout=30)
+        if path is not None:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(schema)
         self._lock = threading.Lock()
 
@@ -36,7 +41,7 @@ class UploadIndex:
     409; a rejected upload deletes it, so it leaves nothing behind.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | None):
         self._db = _Db(path, """
             CREATE TABLE IF NOT EXISTS uploads (
                 project INTEGER NOT NULL, round INTEGER NOT NULL, address TEXT NOT NULL,
@@ -81,7 +86,7 @@ class UploadIndex:
 class NonceRegistry:
     """Nonces seen from each address, kept until their timestamp could no longer be accepted anyway."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | None):
         self._db = _Db(path, """
             CREATE TABLE IF NOT EXISTS nonces (
                 address TEXT NOT NULL, nonce TEXT NOT NULL, expires REAL NOT NULL,

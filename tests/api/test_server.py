@@ -190,3 +190,30 @@ def test_metrics_and_openapi(market):
     headers = {p["name"] for p in upload["parameters"] if p["in"] == "header"}
     assert headers == {signing.HEADER_ADDRESS, signing.HEADER_SIGNATURE, signing.HEADER_TIMESTAMP, signing.HEADER_NONCE}
     assert "HTTPValidationError" not in doc.get("components", {}).get("schemas", {})
+
+
+def test_records_survive_a_restart(tmp_path):
+    """On a persistent chain, a restarted server still refuses a duplicate upload and a replayed nonce."""
+    from backend.api import create_app
+    from backend.config import Settings
+    from backend.storage import open_store
+    from tests.api.fakes import FakeChain
+    from tests.api.server import serve
+
+    store, chain, trainer = open_store("embedded", home=tmp_path), FakeChain(), Account.create()
+    chain.add_project(1, store.add_bytes(update_bytes(seed=0)), rounds=2)
+    chain.set_phase(1, 1, RoundPhase.OPEN)
+    chain.join(1, trainer.address)
+    chain.market_key = "31337-0xmarket"
+    settings = Settings(home=tmp_path, chain="http://127.0.0.1:8545", ipfs="embedded")
+    path, other = "/v1/projects/1/rounds/0/updates", "/v1/projects/1/rounds/1/updates"
+    body = update_bytes(seed=5)
+    junk = signing.sign_request(trainer.key, "POST", other, b"junk")
+    with serve(create_app(settings, chain_view=chain, store=store)) as url:
+        assert_error(httpx.post(url + other, content=b"junk", headers=junk), 422, "invalid_update")
+        assert httpx.post(url + path, content=body, headers=signing.sign_request(trainer.key, "POST", path, body)).status_code == 201
+    assert (tmp_path / "api" / "31337-0xmarket" / "uploads.sqlite3").exists()
+    with serve(create_app(settings, chain_view=chain, store=store)) as url:
+        assert_error(httpx.post(url + other, content=b"junk", headers=junk), 401, "nonce_reused")
+        assert_error(httpx.post(url + path, content=body, headers=signing.sign_request(trainer.key, "POST", path, body)),
+                     409, "duplicate_update")
