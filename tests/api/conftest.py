@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,3 +58,25 @@ def market(tmp_path_factory) -> Market:
 
 def stored_blocks(market: Market) -> set[str]:
     return {p.name for p in (market.home / "ipfs" / "blocks").rglob("*.data")}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The embedded chain with a deployed Marketplace, a Running project (logistic regression on
+    MNIST shapes) with two joined trainers, the embedded store, and the API on loopback."""
+    from backend.api.chain_connect import MarketChainView
+    from backend.chain.connection import connect
+    from backend.models import build_model, mnist_spec, save_weights
+    from tests.chain.helpers import make_market, start_project
+
+    home = tmp_path_factory.mktemp("merit-home")
+    store = open_store("embedded", home=home)
+    spec = mnist_spec("logreg")
+    model = build_model(spec)
+    initial = store.add_bytes(save_weights(model.state_dict()))
+    spec_cid = store.add_bytes(json.dumps({**json.loads(spec.to_json()), "initial_weights": initial}).encode())
+    market = make_market(connect("embedded"), trainers=3)
+    pid = start_project(market, market.config(specCid=spec_cid, initialModelCid=initial, minTrainers=1), joiners=2)
+    app = create_app(Settings(home=home), chain_view=MarketChainView(market.owner), store=store)
+    with serve(app) as url:
+        yield {"url": url, "market": market, "pid": pid, "store": store, "initial": initial, "model": model}

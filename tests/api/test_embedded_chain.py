@@ -3,39 +3,16 @@ store and a real model, served by uvicorn on loopback. Trainers upload through t
 then commit the CID on-chain, as the protocol says."""
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 import torch
 
-from backend.api import create_app
-from backend.api.chain_connect import MarketChainView
-from backend.config import Settings
-from backend.models import build_model, mnist_spec, save_weights
-from backend.storage import compute_cid, open_store
+from backend.models import save_weights
+from backend.storage import compute_cid
 from backend.trainer.api_client import ApiClient, ApiError
-from tests.api.server import serve
-from tests.chain.helpers import advance_past, make_market, start_project
+from tests.chain.helpers import advance_past
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from backend.chain.connection import connect
-
-    home = tmp_path_factory.mktemp("merit-home")
-    store = open_store("embedded", home=home)
-    spec = mnist_spec("logreg")
-    model = build_model(spec)
-    initial = store.add_bytes(save_weights(model.state_dict()))
-    spec_cid = store.add_bytes(json.dumps({**json.loads(spec.to_json()), "initial_weights": initial}).encode())
-    market = make_market(connect("embedded"), trainers=3)
-    pid = start_project(market, market.config(specCid=spec_cid, initialModelCid=initial, minTrainers=1), joiners=2)
-    app = create_app(Settings(home=home), chain_view=MarketChainView(market.owner), store=store)
-    with serve(app) as url:
-        yield {"url": url, "market": market, "pid": pid, "store": store, "initial": initial, "model": model}
 
 
 def update_for(world, trainer, scale=0.001, **metadata):
