@@ -725,6 +725,28 @@ contract MarketplaceTest is MarketFixture {
         assertEq(roundBudget(id, 1) >= POOL / 3 + AGG_BOND, true, "slashed bond funds the next round");
     }
 
+    function test_resolveDispute_upheldResultWithOffendersSlashesNobody() public {
+        uint256 id = runningDefault(2);
+        submit(id, 0, 2);
+        closeSubmissions(id, 0);
+        post(id, 0, equalWeights(2), 1); // wrongly flags trainer 0
+        vm.prank(trainer(0));
+        market.dispute{value: DISPUTE_BOND}(id);
+        vm.prank(arbiter);
+        market.resolveDispute(id, true);
+
+        bond(id);
+        post(id, 0, equalWeights(2), 0); // corrected: nobody flagged
+        (, uint256 flags) = market.getResult(id, 0);
+        assertEq(flags, 0, "voided flags replaced");
+        passChallenge(id, 0);
+        market.finalize(id);
+        (, uint256 stake, uint256 slashed,) = market.getTrainer(id, trainer(0));
+        assertEq(slashed, 0, "no slash from the voided result");
+        assertEq(stake, STAKE, "stake intact");
+        assertEq(market.claimable(id, trainer(0)), roundBudget(id, 0) / 2 + DISPUTE_BOND, "reward + bond back");
+    }
+
     function test_resolveDispute_rejectPaysAggregatorAndRestoresChallenge() public {
         uint256 id = _disputedRound(2);
         passChallenge(id, 0);
