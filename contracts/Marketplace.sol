@@ -287,6 +287,7 @@ contract Marketplace is ReentrancyGuardTransient {
         p.perRound = uint96(cfg.pool / cfg.rounds);
         p.carry = uint128(cfg.pool % cfg.rounds);
         p.rounds = cfg.rounds;
+        // forge-lint: disable-next-line(unsafe-typecast) -- penalty <= stake <= type(uint96).max (checked in _validateConfig)
         p.penalty = uint96(cfg.stake * cfg.slashBps / BPS);
         _schedules[projectId] = Schedule({
             aggregator: cfg.aggregator,
@@ -375,6 +376,7 @@ contract Marketplace is ReentrancyGuardTransient {
         uint256 stake = cfg.stake;
         p.trainerCount += 1;
         a.joined = true;
+        // forge-lint: disable-next-line(unsafe-typecast) -- stake <= type(uint96).max (checked in _validateConfig)
         a.stake = uint96(stake);
         a.joinedRound = joinedRound;
         emit TrainerJoined(projectId, msg.sender, joinedRound, stake);
@@ -454,6 +456,7 @@ contract Marketplace is ReentrancyGuardTransient {
 
         uint256 sum = _storeResult(_rounds[projectId][round], weights, flags, r.flagged);
         r.phase = Phase.Challenge;
+        // forge-lint: disable-next-line(unsafe-typecast) -- sum <= 256 * (2^32 - 1) < 2^40
         r.weightSum = uint40(sum);
         r.challengeDeadline = uint40(block.timestamp + _schedules[projectId].challengePeriod);
         r.flagged = flags != 0;
@@ -485,6 +488,7 @@ contract Marketplace is ReentrancyGuardTransient {
             r.reportCid = "";
         } else {
             if (phase != Phase.Challenge) revert WrongPhase(Phase.Challenge, phase);
+            // forge-lint: disable-next-line(block-timestamp) -- deadlines are hours apart; seconds of drift do not matter
             if (block.timestamp < r.challengeDeadline) revert ChallengePeriodNotOver(r.challengeDeadline);
             (budget, distributed) = _settle(projectId, round, r, budget);
         }
@@ -519,6 +523,7 @@ contract Marketplace is ReentrancyGuardTransient {
         uint32 round = p.currentRound;
         RoundState storage r = _ring[projectId][round & 1];
         if (r.phase != Phase.Challenge) revert WrongPhase(Phase.Challenge, r.phase);
+        // forge-lint: disable-next-line(block-timestamp) -- deadlines are hours apart; seconds of drift do not matter
         if (block.timestamp >= r.challengeDeadline) revert ChallengePeriodOver(r.challengeDeadline);
 
         ProjectConfig storage cfg = _configs[projectId];
@@ -556,6 +561,7 @@ contract Marketplace is ReentrancyGuardTransient {
             uint256 slashed = p.bondBalance;
             p.bondBalance = 0;
             p.bonded = false;
+            // forge-lint: disable-next-line(unsafe-typecast) -- bondBalance is a uint96
             p.carry += uint128(slashed);
             _credit(projectId, challenger, bond);
             uint40 deadline = uint40(block.timestamp + cfg.aggregationWindow);
@@ -592,6 +598,7 @@ contract Marketplace is ReentrancyGuardTransient {
         uint256 slashed = p.bondBalance;
         p.bondBalance = 0;
         p.bonded = false;
+        // forge-lint: disable-next-line(unsafe-typecast) -- bondBalance is a uint96
         p.carry += uint128(slashed);
         r.phase = Phase.Expired;
         emit RoundExpired(projectId, round, slashed);
@@ -898,10 +905,12 @@ contract Marketplace is ReentrancyGuardTransient {
     {
         uint256 penalty = _projects[projectId].penalty;
         for (uint256 i; i < n; ++i) {
+            // forge-lint: disable-next-line(incorrect-shift) -- bit i of flags
             if (flags & (1 << i) == 0) continue;
             address trainer = d.submitters[i];
             Account storage a = _accounts[projectId][trainer];
             uint256 cut = Math.min(penalty, a.stake);
+            // forge-lint: disable-next-line(unsafe-typecast) -- cut <= a.stake, a uint96
             a.stake -= uint96(cut);
             total += cut;
             emit TrainerSlashed(projectId, round, trainer, cut);
@@ -922,7 +931,9 @@ contract Marketplace is ReentrancyGuardTransient {
         uint256 word;
         for (uint256 i; i < n; ++i) {
             if (i & 7 == 0) word = d.weights[i >> 3];
+            // forge-lint: disable-next-line(unsafe-typecast) -- extracts the i-th packed uint32 on purpose
             uint256 w = uint32(word >> ((i & 7) * 32));
+            // forge-lint: disable-next-line(incorrect-shift) -- bit i of flags
             if (w == 0 || flags & (1 << i) != 0) continue;
             address trainer = d.submitters[i];
             // budget < 2^128 and w < 2^32: the product cannot overflow, so no mulDiv is needed.
@@ -960,6 +971,7 @@ contract Marketplace is ReentrancyGuardTransient {
         uint256 word;
         for (uint256 i; i < n; ++i) {
             uint256 w = weights[i];
+            // forge-lint: disable-next-line(incorrect-shift) -- bit i of flags
             if (flags & (1 << i) == 0) sum += w;
             word |= w << ((i & 7) * 32);
             if (i & 7 == 7 || i == n - 1) {
@@ -1001,9 +1013,11 @@ contract Marketplace is ReentrancyGuardTransient {
     function _phase(RoundState storage r) private view returns (Phase phase) {
         phase = r.phase;
         if (phase == Phase.Open) {
+            // forge-lint: disable-next-line(block-timestamp) -- deadlines are hours apart; seconds of drift do not matter
             if (block.timestamp < r.submissionDeadline) return Phase.Open;
             phase = Phase.Aggregating;
         }
+        // forge-lint: disable-next-line(block-timestamp) -- deadlines are hours apart; seconds of drift do not matter
         if (phase == Phase.Aggregating && block.timestamp >= r.aggregationDeadline) return Phase.Expired;
     }
 

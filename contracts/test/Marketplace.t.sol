@@ -14,7 +14,7 @@ contract ReentrantClaimer {
         market = market_;
     }
 
-    function joinAndSubmit(uint256 id, string calldata cid) external payable {
+    function join(uint256 id) external payable {
         projectId = id;
         market.join{value: msg.value}(id);
     }
@@ -905,7 +905,7 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = runningDefault(2);
         ReentrantClaimer evil = new ReentrantClaimer(market);
         vm.deal(address(this), STAKE);
-        evil.joinAndSubmit{value: STAKE}(id, UPDATE_CID);
+        evil.join{value: STAKE}(id);
         evil.submit(0, UPDATE_CID);
         submit(id, 0, 1);
         closeSubmissions(id, 0);
