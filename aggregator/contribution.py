@@ -440,29 +440,27 @@ def _stratified_residual_means(z: np.ndarray, r: np.ndarray, n: int) -> np.ndarr
 
 
 def _allocate(total: int, weights: np.ndarray, capacity: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """Integer counts summing to ``total`` (≥ current, ≤ capacity), proportional to weights: water-filling."""
-    total = int(min(total, capacity.sum()))
-    target = current.astype(float)
-    free = np.ones(len(weights), dtype=bool)
-    for _ in range(len(weights) + 1):
-        left = total - target[~free].sum()
-        wf = np.where(free, weights, 0.0)
-        if wf.sum() <= 0:
-            wf = np.where(free, 1.0, 0.0)
-        share = left * wf / wf.sum()
-        clipped = np.clip(share, current, capacity)
-        newly = free & (clipped != share)
-        target = np.where(free, clipped, target)
-        if not newly.any():
-            break
-        free &= ~newly
+    """Integer counts summing to ``total``, each within [current, capacity], as close as the bounds
+    allow to proportional to ``weights``: counts = clip(λ·w, current, capacity), λ by bisection."""
+    lo, hi = current.astype(float), capacity.astype(float)
+    total = int(min(max(total, current.sum()), capacity.sum()))
+    w = np.asarray(weights, float)
+    w = np.maximum(w, 1e-9 * w.max()) if w.max() > 0 else np.ones(len(w))  # every stratum may grow
+    low, high = 0.0, float(np.max(hi / w))
+    for _ in range(200):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if np.clip(mid * w, lo, hi).sum() < total else (low, mid)
+    target = np.clip(high * w, lo, hi)
     counts = np.floor(target).astype(np.int64)
     order = np.argsort(-(target - counts), kind="stable")
-    for idx in order:
-        if counts.sum() >= total:
-            break
-        if counts[idx] < capacity[idx]:
-            counts[idx] += 1
+    while counts.sum() < total:  # largest remainders first, then any stratum with room
+        for idx in order:
+            if counts.sum() < total and counts[idx] < capacity[idx]:
+                counts[idx] += 1
+    while counts.sum() > total:  # bisection overshoot by rounding: trim the smallest remainders
+        for idx in order[::-1]:
+            if counts.sum() > total and counts[idx] > current[idx]:
+                counts[idx] -= 1
     return counts
 
 

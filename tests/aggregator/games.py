@@ -173,7 +173,7 @@ def make_games(n: int = 10, seed: int = 0) -> list:
     games.append(AccuracyGame(sizes, noise))
     # The hard FL case: a few large, very noisy trainers next to small clean ones.
     sizes_h = tuple(float(x) for x in np.sort(rng.integers(50, 1001, n)))
-    noise_h = tuple(float(x) for x in np.r_[np.zeros(n - 3), [0.3, 0.4, 0.5]])
+    noise_h = tuple(float(x) for x in np.r_[np.zeros(max(0, n - 3)), [0.3, 0.4, 0.5][-min(n, 3):]])
     games.append(AccuracyGame(sizes_h, noise_h, harm=2.0, name="accuracy-noisy"))
     covers = tuple(frozenset(int(x) for x in rng.choice(60, size=int(rng.integers(5, 20)), replace=False)) for _ in range(n))
     games.append(CoverageGame(covers))

@@ -256,3 +256,10 @@ def test_many_players_beyond_int64_masks():
     result = shapley(game, 70, budget=400, seed=2)
     assert result.evaluations <= 400
     assert result.values == pytest.approx(list(game.weights), abs=1e-8)
+
+
+def test_whole_budget_is_spent_when_some_sizes_are_exhausted():
+    # n = 11 with 1495 evaluations: sizes 2 and 3 are enumerated and the rest must flow to sizes 4, 5.
+    game = make_games(11, seed=0)[3]
+    result = shapley(game, 11, budget=1495, seed=0)
+    assert 1494 <= result.evaluations <= 1495
