@@ -111,7 +111,7 @@ def serve(home: Path) -> None:
 
 
 # ---------------------------------------------------------------- clients
-def _client(url: str, project: int, rows: int, cols: int, uploads: int, seed: int, start, results) -> None:
+def _client(url: str, project: int, rows: int, cols: int, uploads: int, seed: int, ready, results) -> None:
     from eth_account import Account
 
     from backend.trainer.api_client import ApiClient
@@ -121,7 +121,7 @@ def _client(url: str, project: int, rows: int, cols: int, uploads: int, seed: in
     latencies = []
     with ApiClient(url, private_key=key) as client:
         client.health()  # open the connection before the clock starts
-        start.wait()
+        ready.wait()     # every client imported, built its bodies and connected
         for round_, body in enumerate(bodies):
             t0 = time.perf_counter()
             client.upload_update(project, round_, body)
@@ -129,16 +129,15 @@ def _client(url: str, project: int, rows: int, cols: int, uploads: int, seed: in
     results.put((latencies, sum(len(b) for b in bodies)))
 
 
-def _upload_run(url: str, name: str, project: int, rows: int, cols: int, uploads: int) -> dict:
+def _upload_run(url: str, project: int, rows: int, cols: int, uploads: int) -> dict:
     ctx = mp.get_context("spawn")
-    start, results = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_client, args=(url, project, rows, cols, uploads, c + 1 + project * 100, start, results))
+    ready, results = ctx.Barrier(CLIENTS + 1), ctx.Queue()
+    procs = [ctx.Process(target=_client, args=(url, project, rows, cols, uploads, c + 1 + project * 100, ready, results))
              for c in range(CLIENTS)]
     for p in procs:
         p.start()
-    time.sleep(3.0 if CLIENTS <= 4 else 5.0)  # let every client import and build its bodies
+    ready.wait(timeout=300)
     t0 = time.perf_counter()
-    start.set()
     gathered = [results.get(timeout=600) for _ in procs]
     wall = time.perf_counter() - t0
     for p in procs:
@@ -181,19 +180,21 @@ def _refused_run(url: str, pid: int) -> dict:
         for _ in range(REFUSED_BODY // len(chunk)):
             yield chunk
 
-    before = _rss_kib(pid)
+    def send(http: httpx.Client, chunked: bool) -> int:
+        headers = signing.sign_request(key, "POST", path, b"")  # refused before the signature matters
+        if not chunked:
+            headers["Content-Length"] = str(REFUSED_BODY)
+        return http.post(path, content=body(), headers=headers).status_code
+
     samples, statuses = [], []
-    t0 = time.perf_counter()
     with httpx.Client(base_url=url, timeout=120) as http:
+        send(http, False), send(http, True)  # warm-up: first-request allocations are not growth
+        before = _rss_kib(pid)
+        t0 = time.perf_counter()
         for i in range(REFUSED_REQUESTS):
-            chunked = i % 2 == 1
-            headers = signing.sign_request(key, "POST", path, b"")  # refused before the signature matters
-            if not chunked:
-                headers["Content-Length"] = str(REFUSED_BODY)
-            response = http.post(path, content=body(), headers=headers)
-            statuses.append(response.status_code)
+            statuses.append(send(http, chunked=i % 2 == 1))
             samples.append(_rss_kib(pid)["VmRSS"])
-    wall = time.perf_counter() - t0
+        wall = time.perf_counter() - t0
     after = _rss_kib(pid)
     return {
         "body_bytes": REFUSED_BODY,
@@ -220,10 +221,9 @@ def run(out_dir: Path) -> dict:
             url = f"http://127.0.0.1:{port}"
             result: dict = {"server": "uvicorn, 1 worker, loopback", "cpus": os.cpu_count(),
                             "chain": "open-market stub (chain reads excluded)", "store": "embedded"}
-            # warm up: first requests pay for imports and model-layout parsing
-            _upload_run_args = {name: spec for name, spec in SIZES.items()}
-            result["uploads"] = {name: _upload_run(url, name, *spec) for name, spec in _upload_run_args.items()}
+            # refused bodies first, on a fresh server, so its peak RSS is theirs and not the uploads'
             result["refused_100mb"] = _refused_run(url, server.pid)
+            result["uploads"] = {name: _upload_run(url, *spec) for name, spec in SIZES.items()}
             refused = result["refused_100mb"]
             result["memory_flat"] = refused["rss_growth_mib"] < 32 and refused["statuses"] == [413]
             return result
