@@ -11,7 +11,8 @@ Methods, chosen by name:
 
 ``"gtg"`` (default)
     Guided, stratified Shapley estimation. As in GTG-Shapley, a round whose full coalition is worth
-    no more than the empty one is truncated (all values 0, two evaluations). Otherwise the sizes
+    what the empty one is (|v(N) − v(∅)| ≤ 1e-9) is truncated: all values 0, after two evaluations,
+    even when the budget would allow enumeration. Otherwise the sizes
     0, 1, n−1 and n are enumerated exactly (2n + 2 evaluations); the rest of the budget goes to
     complementary pairs (S, N∖S) of the middle sizes, balanced across players and allocated per size
     in two stages (Neyman allocation from the first stage's residual spread). A surrogate game g,
@@ -239,12 +240,12 @@ def _loo(game: _Game, rng: np.random.Generator) -> tuple[np.ndarray, bool, bool]
 
 def _tmc(game: _Game, rng: np.random.Generator, truncation: float = TMC_TRUNCATION) -> tuple[np.ndarray, bool, bool]:
     n = game.n
-    if game.budget >= 1 << n:
-        return _exact(game, rng)
     v_empty, v_full = game.evaluate([0, game.full])
     span = abs(v_full - v_empty)
     if span <= ROUND_TRUNCATION:
         return np.zeros(n), False, True
+    if game.budget >= 1 << n:
+        return _exact(game, rng)
     total = np.zeros(n)
     used = 0
     stalled = 0
@@ -267,7 +268,7 @@ def _tmc(game: _Game, rng: np.random.Generator, truncation: float = TMC_TRUNCATI
             for p, value in zip(active, values):
                 marginals[p, int(perms[p][position])] = value - previous[p]
                 prefix[p], previous[p] = wanted[p], value
-                if abs(v_full - value) > truncation * span:
+                if truncation == 0 or abs(v_full - value) > truncation * span:
                     still.append(p)
             active = still
         total += marginals[:kept].sum(axis=0)
@@ -283,11 +284,11 @@ def _tmc(game: _Game, rng: np.random.Generator, truncation: float = TMC_TRUNCATI
 
 def _gtg(game: _Game, rng: np.random.Generator, surrogate: str = "auto") -> tuple[np.ndarray, bool, bool]:
     n = game.n
+    v_empty, v_full = game.evaluate([0, game.full])
+    if abs(v_full - v_empty) <= ROUND_TRUNCATION:  # no progress this round: nothing to share out
+        return np.zeros(n), False, True
     if game.budget >= 1 << n:
         return _exact(game, rng)
-    v_empty, v_full = game.evaluate([0, game.full])
-    if abs(v_full - v_empty) <= ROUND_TRUNCATION:
-        return np.zeros(n), False, True
     singles = [1 << i for i in range(n)]
     game.evaluate(singles + [game.full & ~m for m in singles])
     sampler = _PairSampler(n, rng)

@@ -111,10 +111,19 @@ def test_null_players_get_about_zero():
     assert abs(result.values[3]) < 0.01 * spread(game) and abs(result.values[7]) < 0.01 * spread(game)
 
 
-def test_round_without_progress_is_truncated_after_two_evaluations():
+@pytest.mark.parametrize("method", ["gtg", "tmc"])
+@pytest.mark.parametrize("budget", [300, None])
+def test_round_without_progress_is_truncated_after_two_evaluations(method, budget):
     counting = Counting(lambda s: 0.5 if len(s) in (0, 10) else 0.5 + 0.01 * len(s))
-    result = shapley(counting, 10, budget=300)
+    result = shapley(counting, 10, method=method, budget=budget)
     assert result.truncated and result.values == [0.0] * 10 and len(counting.calls) == 2
+
+
+def test_plain_permutation_sampling_does_not_truncate():
+    # v reaches v(N) early and then moves away: truncation=0 must keep counting marginals.
+    game = AdditiveGame((1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 1.0, 1.0))
+    result = shapley(game, 10, method="tmc", budget=300, truncation=0.0, seed=3)
+    assert result.values == pytest.approx(list(game.weights), abs=1e-12)
 
 
 # ---------------------------------------------------------------------------------------- fidelity
