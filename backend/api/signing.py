@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 
 SCHEME = "MERIT-API-1"
 HEADER_ADDRESS = "X-Merit-Address"
@@ -54,10 +55,10 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def sign_request(private_key: str | bytes, method: str, path: str, body: bytes = b"",
+def sign_request(private_key: str | bytes | LocalAccount, method: str, path: str, body: bytes = b"",
                  timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
-    """The four ``X-Merit-*`` headers that authenticate one request."""
-    account = Account.from_key(private_key)
+    """The four ``X-Merit-*`` headers that authenticate one request (key: hex, bytes or an account)."""
+    account = private_key if isinstance(private_key, LocalAccount) else Account.from_key(private_key)
     timestamp = int(time.time()) if timestamp is None else timestamp
     nonce = secrets.token_hex(16) if nonce is None else nonce
     message = encode_defunct(text=canonical_string(method, path, body_digest(body), timestamp, nonce))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from eth_account.signers.local import LocalAccount
 
 from backend.api.signing import sign_request
 from backend.errors import IntegrityError, MeritError
@@ -17,7 +18,7 @@ from backend.storage import compute_cid
 CID_HEADER = "X-Merit-CID"
 
 
-class ApiError(MeritError):
+class ApiRequestError(MeritError):
     """The API refused a request. ``status`` is the HTTP status, ``error`` the API's code."""
 
     def __init__(self, status: int, error: str, detail: str):
@@ -28,7 +29,7 @@ class ApiError(MeritError):
 
 
 class ApiClient:
-    def __init__(self, base_url: str, private_key: str | bytes | None = None, timeout: float = 120.0,
+    def __init__(self, base_url: str, private_key: str | bytes | LocalAccount | None = None, timeout: float = 120.0,
                  transport: httpx.BaseTransport | None = None):
         if not base_url.startswith(("http://", "https://")):
             raise MeritError(f"API URL {base_url!r} is not http(s)", "pass --api http://HOST:PORT")
@@ -60,15 +61,19 @@ class ApiClient:
     def rewards(self, project_id: int, address: str) -> dict[str, Any]:
         return self._get(f"/v1/projects/{int(project_id)}/rewards/{address}").json()
 
-    def model(self, project_id: int) -> tuple[bytes, str]:
+    def model(self, project_id: int, expected_cid: str | None = None) -> tuple[bytes, str]:
         """The current global weights (safetensors) and their CID, checked against each other.
 
-        The caller should still compare the CID with the one on-chain: the server is not trusted.
+        The server is not trusted: pass ``expected_cid``, the global model CID read from the chain,
+        and bytes for any other model are refused.
         """
         response = self._get(f"/v1/projects/{int(project_id)}/model")
         cid = response.headers.get(CID_HEADER, "")
         data = response.content
         _check_cid(data, cid)
+        if expected_cid is not None and cid != expected_cid:
+            raise IntegrityError(f"the API serves model {cid}, but the chain says {expected_cid}",
+                                 "the API is behind the chain or lying; retry, or use another API")
         return data, cid
 
     # -- writes
@@ -97,7 +102,7 @@ class ApiClient:
             error, detail = str(body["error"]), str(body["detail"])
         except (ValueError, KeyError, TypeError):
             error, detail = "http_error", response.text[:200] or response.reason_phrase
-        raise ApiError(response.status_code, error, detail)
+        raise ApiRequestError(response.status_code, error, detail)
 
 
 def _check_cid(data: bytes, cid: str) -> None:

@@ -9,7 +9,7 @@ import torch
 
 from backend.models import save_weights
 from backend.storage import compute_cid
-from backend.trainer.api_client import ApiClient, ApiError
+from backend.trainer.api_client import ApiClient, ApiRequestError
 from tests.chain.helpers import advance_past
 
 pytestmark = pytest.mark.timeout(180)
@@ -28,7 +28,7 @@ def test_reads_come_from_the_chain(world):
         assert project["status"] == "Running" and project["trainer_count"] == 2 and project["stake_wei"] == str(10**18)
         assert project["global_model_cid"] == world["initial"]
         assert client.round(pid, 0)["phase"] == "Open" and client.round(pid, 1)["phase"] == "Pending"
-        data, cid = client.model(pid)          # verified against its CID by the client
+        data, cid = client.model(pid, expected_cid=market.owner.global_model_cid(pid) or world["initial"])
         assert cid == world["initial"] and compute_cid(data) == cid
         rewards = client.rewards(pid, market.trainers[0].account.address)
         assert rewards["joined"] and rewards["stake_wei"] == str(10**18) and rewards["claimable_wei"] == "0"
@@ -41,16 +41,16 @@ def test_upload_commit_and_refusals(world):
     with ApiClient(url, private_key=alice.account.key) as client:
         cid = client.upload_update(pid, 0, update_for(world, alice))
         alice.submit_update(pid, 0, cid)
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(ApiRequestError) as err:
             client.upload_update(pid, 0, update_for(world, alice))
         assert (err.value.status, err.value.error) == (409, "duplicate_update")
     assert world["store"].has(cid)
     # bob committed on-chain without the API: the API treats him as having submitted
     bob.submit_update(pid, 0, cid)
-    with ApiClient(url, private_key=bob.account.key) as client, pytest.raises(ApiError) as err:
+    with ApiClient(url, private_key=bob.account.key) as client, pytest.raises(ApiRequestError) as err:
         client.upload_update(pid, 0, update_for(world, bob))
     assert (err.value.status, err.value.error) == (409, "duplicate_update")
-    with ApiClient(url, private_key=carol.account.key) as client, pytest.raises(ApiError) as err:
+    with ApiClient(url, private_key=carol.account.key) as client, pytest.raises(ApiRequestError) as err:
         client.upload_update(pid, 0, update_for(world, carol))
     assert (err.value.status, err.value.error) == (403, "not_joined")
     assert httpx.get(f"{url}/v1/projects/{pid}/rounds/0").json()["submissions"] == 2
@@ -64,6 +64,6 @@ def test_round_past_its_deadline_is_closed(world):
     with market.chain.lock:
         advance_past(market.chain, deadline)
     assert httpx.get(f"{url}/v1/projects/{pid}/rounds/0").json()["phase"] == "Aggregating"
-    with ApiClient(url, private_key=carol.account.key) as client, pytest.raises(ApiError) as err:
+    with ApiClient(url, private_key=carol.account.key) as client, pytest.raises(ApiRequestError) as err:
         client.upload_update(pid, 0, update_for(world, carol))
     assert (err.value.status, err.value.error) == (409, "round_not_open")

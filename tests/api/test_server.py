@@ -11,7 +11,8 @@ from eth_account import Account
 
 from backend.api import signing
 from backend.api.chain_view import RoundPhase
-from backend.trainer.api_client import ApiClient, ApiError
+from backend.errors import IntegrityError
+from backend.trainer.api_client import ApiClient, ApiRequestError
 from tests.api.conftest import CAP, LAYOUT, stored_blocks, update_bytes
 
 UPLOAD = "/v1/projects/1/rounds/{r}/updates"
@@ -42,6 +43,8 @@ def test_reads(market):
         assert client.round(1, 1)["phase"] == "Open"
         data, cid = client.model(1)
         assert cid == market.model_cid and data == market.store.get_bytes(cid)
+        with pytest.raises(IntegrityError):
+            client.model(1, expected_cid="bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
         rewards = client.rewards(1, market.trainer.address)
         assert rewards["joined"] is True and rewards["claimable_wei"] == "0"
 
@@ -53,7 +56,7 @@ def test_upload_then_duplicate(market):
     with ApiClient(market.url, private_key=trainer.key) as client:
         cid = client.upload_update(1, 1, data)
         assert market.store.get_bytes(cid) == data
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(ApiRequestError) as err:
             client.upload_update(1, 1, update_bytes(seed=8))
         assert err.value.status == 409 and err.value.error == "duplicate_update"
 
