@@ -70,7 +70,8 @@ contract Marketplace is ReentrancyGuardTransient {
         ZeroArbiter,
         ZeroWindow,
         EmptySpec,
-        EmptyInitialModel
+        EmptyInitialModel,
+        TooManyRounds
     }
 
     struct ProjectConfig {
@@ -123,11 +124,13 @@ contract Marketplace is ReentrancyGuardTransient {
         uint32 challengePeriod;
     }
 
-    /// @dev One participant in one project: trainer stake and claimable balance in a single slot.
+    /// @dev One participant in one project, in a single slot that is nonzero from `join` on: crediting
+    /// a reward or recording a submission rewrites a warm slot instead of creating one.
     struct Account {
-        uint112 claimable;
-        uint96 stake; // remaining stake (config stake minus slashes); kept after withdrawal for `slashed`
-        uint32 joinedRound;
+        uint104 claimable;
+        uint88 stake; // remaining stake (config stake minus slashes); kept after withdrawal for `slashed`
+        uint24 joinedRound;
+        uint24 submittedRound; // 1 + the last round submitted in; 0 = none
         bool joined;
         bool withdrawn;
     }
@@ -152,7 +155,6 @@ contract Marketplace is ReentrancyGuardTransient {
     /// @dev Per-round data kept for the life of the contract.
     struct RoundData {
         mapping(uint256 index => address) submitters;
-        mapping(address trainer => bytes32) cidHash;
         mapping(uint256 word => uint256) weights; // 8 uint32 per word
         uint256 flags;
     }
@@ -166,7 +168,11 @@ contract Marketplace is ReentrancyGuardTransient {
     /// @notice Scale the aggregator normalises weights to. The contract only uses ratios.
     uint256 public constant WEIGHT_SCALE = 1e9;
     uint256 private constant BPS = 10_000;
+    /// @notice Upper bound on rounds per project (round numbers are stored in 24 bits).
+    uint256 public constant MAX_ROUNDS = type(uint24).max - 1;
     uint32 private constant NO_ROUND = type(uint32).max;
+    /// @dev Placeholder written to a trainer's update slot at join, so submissions rewrite a warm slot.
+    bytes32 private constant NO_UPDATE = bytes32(uint256(1));
 
     uint256 private _projectCount;
     mapping(uint256 projectId => ProjectConfig) private _configs;
@@ -175,6 +181,9 @@ contract Marketplace is ReentrancyGuardTransient {
     mapping(uint256 projectId => mapping(address account => Account)) private _accounts;
     mapping(uint256 projectId => RoundState[2]) private _ring;
     mapping(uint256 projectId => mapping(uint32 round => RoundData)) private _rounds;
+    /// keccak256 of each trainer's latest update CID (its round is the Account's `submittedRound`);
+    /// every update CID is in its `UpdateSubmitted` event.
+    mapping(uint256 projectId => mapping(address trainer => bytes32)) private _latestUpdate;
 
     // ---------------------------------------------------------------------------------------------
     // Events
@@ -287,7 +296,7 @@ contract Marketplace is ReentrancyGuardTransient {
         p.perRound = uint96(cfg.pool / cfg.rounds);
         p.carry = uint128(cfg.pool % cfg.rounds);
         p.rounds = cfg.rounds;
-        // forge-lint: disable-next-line(unsafe-typecast) -- penalty <= stake <= type(uint96).max (checked in _validateConfig)
+        // forge-lint: disable-next-line(unsafe-typecast) -- penalty <= stake <= type(uint88).max (checked in _validateConfig)
         p.penalty = uint96(cfg.stake * cfg.slashBps / BPS);
         _schedules[projectId] = Schedule({
             aggregator: cfg.aggregator,
@@ -376,9 +385,11 @@ contract Marketplace is ReentrancyGuardTransient {
         uint256 stake = cfg.stake;
         p.trainerCount += 1;
         a.joined = true;
-        // forge-lint: disable-next-line(unsafe-typecast) -- stake <= type(uint96).max (checked in _validateConfig)
-        a.stake = uint96(stake);
-        a.joinedRound = joinedRound;
+        // forge-lint: disable-next-line(unsafe-typecast) -- stake <= type(uint88).max (checked in _validateConfig)
+        a.stake = uint88(stake);
+        // forge-lint: disable-next-line(unsafe-typecast) -- rounds <= MAX_ROUNDS (checked in _validateConfig)
+        a.joinedRound = uint24(joinedRound);
+        _latestUpdate[projectId][msg.sender] = NO_UPDATE;
         emit TrainerJoined(projectId, msg.sender, joinedRound, stake);
         _pull(cfg.asset, stake);
     }
@@ -407,7 +418,8 @@ contract Marketplace is ReentrancyGuardTransient {
     /**
      * @notice Commits the caller's model update for the current round. Once per trainer per round, only
      * while the round is Open.
-     * @dev Stores keccak256(bytes(cid)) and the submission order; the full CID is in the event.
+     * @dev Stores keccak256(bytes(cid)) as the trainer's latest update and the submission order; the
+     * full CID is in the event.
      * @param projectId The project.
      * @param round The current round (guards against a late transaction landing in the next round).
      * @param cid The IPFS CID of the update (safetensors).
@@ -417,17 +429,20 @@ contract Marketplace is ReentrancyGuardTransient {
         if (p.status != Status.Running) revert WrongStatus(p.status);
         if (round != p.currentRound) revert WrongRound(p.currentRound, round);
         if (bytes(cid).length == 0) revert EmptyCid();
-        if (!_accounts[projectId][msg.sender].joined) revert NotTrainer(msg.sender);
+        Account storage a = _accounts[projectId][msg.sender];
+        if (!a.joined) revert NotTrainer(msg.sender);
         RoundState storage r = _ring[projectId][round & 1];
         Phase phase = _phase(r);
         if (phase != Phase.Open) revert WrongPhase(Phase.Open, phase);
-        RoundData storage d = _rounds[projectId][round];
-        if (d.cidHash[msg.sender] != bytes32(0)) revert AlreadySubmitted(msg.sender, round);
+        // forge-lint: disable-next-line(unsafe-typecast) -- rounds <= MAX_ROUNDS (checked in _validateConfig)
+        uint24 marker = uint24(round + 1);
+        if (a.submittedRound == marker) revert AlreadySubmitted(msg.sender, round);
 
         uint16 index = r.submissions;
         r.submissions = index + 1;
-        d.cidHash[msg.sender] = keccak256(bytes(cid));
-        d.submitters[index] = msg.sender;
+        a.submittedRound = marker;
+        _latestUpdate[projectId][msg.sender] = keccak256(bytes(cid));
+        _rounds[projectId][round].submitters[index] = msg.sender;
         emit UpdateSubmitted(projectId, round, msg.sender, index, cid);
     }
 
@@ -814,9 +829,13 @@ contract Marketplace is ReentrancyGuardTransient {
         }
     }
 
-    /// @notice keccak256 of the update CID a trainer submitted in a round (zero if none).
+    /**
+     * @notice keccak256 of the update CID a trainer submitted in `round`, while that is its latest
+     * submission; zero if it did not submit then. Earlier CIDs are in `UpdateSubmitted` events.
+     */
     function getSubmission(uint256 projectId, uint32 round, address trainer) external view returns (bytes32) {
-        return _rounds[projectId][round].cidHash[trainer];
+        if (_accounts[projectId][trainer].submittedRound != uint256(round) + 1) return bytes32(0);
+        return _latestUpdate[projectId][trainer];
     }
 
     /**
@@ -830,7 +849,7 @@ contract Marketplace is ReentrancyGuardTransient {
     {
         Account storage a = _accounts[projectId][trainer];
         if (!a.joined) return (false, 0, 0, 0);
-        return (true, a.withdrawn ? 0 : a.stake, _configs[projectId].stake - a.stake, a.joinedRound);
+        return (true, a.withdrawn ? 0 : a.stake, _configs[projectId].stake - a.stake, uint32(a.joinedRound));
     }
 
     /// @notice What `account` can `claim` in this project now.
@@ -866,13 +885,15 @@ contract Marketplace is ReentrancyGuardTransient {
 
     function _validateConfig(ProjectConfig calldata cfg) private pure {
         if (cfg.rounds == 0) revert InvalidConfig(ConfigError.ZeroRounds);
+        if (cfg.rounds > MAX_ROUNDS) revert InvalidConfig(ConfigError.TooManyRounds);
         if (cfg.pool < cfg.rounds) revert InvalidConfig(ConfigError.PoolTooSmall);
         if (cfg.maxTrainers > MAX_TRAINERS) revert TooManyTrainers(cfg.maxTrainers, MAX_TRAINERS);
         if (cfg.minTrainers == 0 || cfg.minTrainers > cfg.maxTrainers) revert InvalidConfig(ConfigError.MinTrainers);
         if (cfg.slashBps > BPS) revert InvalidConfig(ConfigError.SlashBps);
-        // Stakes must fit an Account's uint96; pools and bonds the Project's uint128 fields.
+        // Stakes must fit an Account's uint88; pools and bonds the Project's uint96 fields. Then no sum of
+        // credits in one project can overflow an Account's uint104 claimable.
         if (
-            cfg.stake > type(uint96).max || cfg.pool > type(uint96).max || cfg.aggregatorBond > type(uint96).max
+            cfg.stake > type(uint88).max || cfg.pool > type(uint96).max || cfg.aggregatorBond > type(uint96).max
                 || cfg.disputeBond > type(uint96).max
         ) revert InvalidConfig(ConfigError.AmountTooLarge);
         if (cfg.aggregator == address(0)) revert InvalidConfig(ConfigError.ZeroAggregator);
@@ -910,8 +931,8 @@ contract Marketplace is ReentrancyGuardTransient {
             address trainer = d.submitters[i];
             Account storage a = _accounts[projectId][trainer];
             uint256 cut = Math.min(penalty, a.stake);
-            // forge-lint: disable-next-line(unsafe-typecast) -- cut <= a.stake, a uint96
-            a.stake -= uint96(cut);
+            // forge-lint: disable-next-line(unsafe-typecast) -- cut <= a.stake, a uint88
+            a.stake -= uint88(cut);
             total += cut;
             emit TrainerSlashed(projectId, round, trainer, cut);
         }
@@ -938,7 +959,7 @@ contract Marketplace is ReentrancyGuardTransient {
             address trainer = d.submitters[i];
             // budget < 2^128 and w < 2^32: the product cannot overflow, so no mulDiv is needed.
             uint256 reward = budget * w / weightSum;
-            accounts[trainer].claimable += reward.toUint112();
+            accounts[trainer].claimable += reward.toUint104();
             total += reward;
             emit RewardCredited(projectId, round, trainer, reward);
         }
@@ -1005,7 +1026,7 @@ contract Marketplace is ReentrancyGuardTransient {
     }
 
     function _credit(uint256 projectId, address account, uint256 amount) private {
-        _accounts[projectId][account].claimable += amount.toUint112();
+        _accounts[projectId][account].claimable += amount.toUint104();
     }
 
     /// @dev Effective phase: Open turns Aggregating at the submission deadline; Aggregating turns

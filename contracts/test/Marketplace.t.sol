@@ -128,9 +128,15 @@ contract MarketplaceTest is MarketFixture {
         _expectConfigError(cfg, Marketplace.ConfigError.EmptyInitialModel);
     }
 
-    function test_createProject_revertsOnAmountsBeyondUint96() public {
+    function test_createProject_revertsOnMoreRoundsThanMaxRounds() public {
         Marketplace.ProjectConfig memory cfg = defaultConfig();
-        cfg.stake = uint256(type(uint96).max) + 1;
+        cfg.rounds = uint32(market.MAX_ROUNDS() + 1);
+        _expectConfigError(cfg, Marketplace.ConfigError.TooManyRounds);
+    }
+
+    function test_createProject_revertsOnAmountsBeyondStorageWidths() public {
+        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        cfg.stake = uint256(type(uint88).max) + 1;
         _expectConfigError(cfg, Marketplace.ConfigError.AmountTooLarge);
     }
 
