@@ -16,6 +16,10 @@ contract MarketplaceGasTest is MarketFixture {
         uint256 first = _submitGas(id, 0, 0);
         uint256 later = _submitGas(id, 0, 1);
         log("gas submitUpdate (first of round)", first);
+        log(
+            "gas submitUpdate as a transaction",
+            first + 21_000 + _calldataGas(abi.encodeCall(market.submitUpdate, (id, 0, UPDATE_CID)))
+        );
         log("gas submitUpdate (later)", later);
         assertLe(first, SUBMIT_BUDGET, "first submitUpdate");
         assertLe(later, SUBMIT_BUDGET, "later submitUpdate");
@@ -96,6 +100,7 @@ contract MarketplaceGasTest is MarketFixture {
         (uint256 p1, uint256 f1) = _measureRound(id, 1, n, 0);
         (uint256 p2, uint256 f2) = _measureRound(id, 2, n, 0);
         log("trainers", n);
+        log("  round 1 as two transactions (+ 2 * 21000 + calldata)", p1 + f1 + 42_000 + lastCalldataGas);
         log("  round 0 postResult", p0);
         log("  round 0 finalize", f0);
         log("  round 1 postResult+finalize", p1 + f1);
@@ -125,6 +130,15 @@ contract MarketplaceGasTest is MarketFixture {
         id = running(cfg, n);
     }
 
+    /// @dev Calldata gas of the last measured postResult and finalize (EIP-2028: 4 per zero byte, 16 other).
+    uint256 internal lastCalldataGas;
+
+    function _calldataGas(bytes memory data) internal pure returns (uint256 g) {
+        for (uint256 i; i < data.length; ++i) {
+            g += data[i] == 0 ? 4 : 16;
+        }
+    }
+
     function _submitGas(uint256 id, uint32 round, uint256 i) internal returns (uint256 g) {
         vm.cool(address(market));
         vm.prank(trainer(i));
@@ -149,6 +163,9 @@ contract MarketplaceGasTest is MarketFixture {
         // Fresh CIDs every round, as in production (rewriting an unchanged string would be nearly free).
         market.postResult(id, round, _cid(MODEL_CID, round), _cid(REPORT_CID, round), w, flags);
         postGas -= gasleft();
+        lastCalldataGas = _calldataGas(
+            abi.encodeCall(market.postResult, (id, round, _cid(MODEL_CID, round), _cid(REPORT_CID, round), w, flags))
+        ) + _calldataGas(abi.encodeCall(market.finalize, (id)));
         passChallenge(id, round);
         vm.cool(address(market));
         finalizeGas = gasleft();
