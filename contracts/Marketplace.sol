@@ -352,7 +352,9 @@ contract Marketplace is ReentrancyGuardTransient {
 
         if (p.status == Status.Running) {
             RoundState storage r = _ring[projectId][p.currentRound & 1];
-            if (r.phase == Phase.Expired) {
+            // Expired, whether recorded by `expire` or only by the clock (a bond re-posted late after an
+            // upheld dispute): a fresh deadline, so the new bond is not slashed for the old delay.
+            if (_phase(r) == Phase.Expired) {
                 uint40 deadline = uint40(block.timestamp + cfg.aggregationWindow);
                 r.phase = Phase.Aggregating;
                 r.aggregationDeadline = deadline;
@@ -537,7 +539,7 @@ contract Marketplace is ReentrancyGuardTransient {
         if (msg.sender != p.owner && !_accounts[projectId][msg.sender].joined) revert NotParticipant(msg.sender);
         uint32 round = p.currentRound;
         RoundState storage r = _ring[projectId][round & 1];
-        if (r.phase != Phase.Challenge) revert WrongPhase(Phase.Challenge, r.phase);
+        if (r.phase != Phase.Challenge) revert WrongPhase(Phase.Challenge, _phase(r));
         // forge-lint: disable-next-line(block-timestamp) -- deadlines are hours apart; seconds of drift do not matter
         if (block.timestamp >= r.challengeDeadline) revert ChallengePeriodOver(r.challengeDeadline);
 
@@ -789,7 +791,7 @@ contract Marketplace is ReentrancyGuardTransient {
     {
         Project storage p = _project(projectId);
         RoundState storage r = _ring[projectId][round & 1];
-        if (r.number != round) {
+        if (round >= p.rounds || r.number != round) {
             return (round < p.currentRound ? Phase.Final : Phase.None, 0, 0, 0, 0, 0, 0, "", "");
         }
         phase = _phase(r);

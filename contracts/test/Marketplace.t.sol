@@ -219,6 +219,22 @@ contract MarketplaceTest is MarketFixture {
         assertTrue(phaseOf(id, 0) == Marketplace.Phase.Challenge, "result accepted");
     }
 
+    function test_postAggregatorBond_lateAfterUpheldDisputeGetsAFreshDeadline() public {
+        uint256 id = _disputedRound(2);
+        vm.prank(arbiter);
+        market.resolveDispute(id, true);
+        vm.warp(block.timestamp + AGG_WINDOW + 1); // the aggregator re-bonds only after the deadline
+        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Expired, "expired by the clock");
+        bond(id);
+        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Aggregating, "reopened");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                Marketplace.WrongPhase.selector, Marketplace.Phase.Expired, Marketplace.Phase.Aggregating
+            )
+        );
+        market.expire(id); // the fresh bond cannot be slashed for the old delay
+    }
+
     function test_postAggregatorBond_revertsOnceProjectIsClosed() public {
         uint256 id = create(defaultConfig());
         vm.prank(owner);
@@ -1051,6 +1067,13 @@ contract MarketplaceTest is MarketFixture {
         assertEq(market.getSubmitters(id, 0).length, 2, "old submitters kept");
         (uint32[] memory w,) = market.getResult(id, 0);
         assertEq(w.length, 2, "old weights kept");
+    }
+
+    function test_getRound_reportsRoundsBeyondTheProjectAsNone() public {
+        uint256 id = runningDefault(2);
+        assertTrue(phaseOf(id, 3) == Marketplace.Phase.None, "beyond last round");
+        assertTrue(phaseOf(id, type(uint32).max) == Marketplace.Phase.None, "sentinel round number");
+        assertEq(roundBudget(id, type(uint32).max), 0, "no budget");
     }
 
     function test_views_revertOnUnknownProject() public {
