@@ -39,7 +39,10 @@ def _round(chain, owner: MarketClient, n: int, progress: Progress) -> dict:
         if chain.w3.eth.get_balance(t.account.address) < ETHER:
             owner.tx.transfer(funder, t.account.address, 5 * ETHER)
         progress.advance(task)
-    join_gas = [t.join(pid).gas_used for t in trainers if not progress.advance(task)]
+    join_gas = []
+    for t in trainers:
+        join_gas.append(t.join(pid).gas_used)
+        progress.advance(task)
     owner.start(pid)
     submit_gas = []
     for i, t in enumerate(trainers):

@@ -63,8 +63,10 @@ class Chain:
         return self.w3.eth.chain_id
 
     def now(self) -> int:
-        """Timestamp of the latest block: the contract's clock."""
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        """The contract's clock: the latest block's timestamp. A node that mines only on demand
+        (Anvil's default) lets that fall behind real time, which its next block will catch up to."""
+        latest = int(self.w3.eth.get_block("latest")["timestamp"])
+        return latest if self.kind == "embedded" else max(latest, int(time.time()))
 
     def advance(self, seconds: int) -> int:
         """Move the chain's clock forward and mine a block (embedded chain and dev nodes only)."""

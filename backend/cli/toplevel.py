@@ -1,6 +1,8 @@
 """Top-level commands that belong to no group: deploy, verify, demo."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 
@@ -8,3 +10,90 @@ def register(app: typer.Typer) -> None:
     from backend.cli.chain import deploy_command
 
     app.command("deploy")(deploy_command)
+    app.command("verify")(verify_command)
+    app.command("demo")(demo_command)
+
+
+def verify_command(
+    project_id: int = typer.Argument(..., min=1),
+    round_: list[int] = typer.Option(None, "--round", help="round(s) to verify (default: all with a result)"),
+    validation: Path = typer.Option(None, "--validation", help="validation set (.npz), if the owner has not revealed it"),
+    chain: str = typer.Option(None, "--chain"), ipfs: str = typer.Option(None, "--ipfs"),
+    market: str = typer.Option(None, "--market"),
+) -> None:
+    """Re-execute rounds from chain and IPFS data and check the posted weights, flags and model.
+
+    Exits 0 only if every round matches within the stated tolerance.
+
+    Example: merit verify 1 --chain http://127.0.0.1:8545
+    """
+    from rich.console import Console
+
+    from aggregator.verify import MODEL_TOLERANCE, WEIGHT_TOLERANCE, verify_project
+    from backend.cli.common import open_context
+
+    console = Console()
+    ctx = open_context(chain, ipfs, market, key="")
+    data = None
+    if validation is not None:
+        from backend.models.spec import ModelSpec
+        from backend.project import load_validation
+
+        spec = ModelSpec.from_json(ctx.store.get_bytes(ctx.market.config(project_id).specCid, max_size=1 << 20))
+        data = load_validation(validation, spec)
+    with console.status("re-executing rounds"):
+        verdicts = verify_project(ctx.market, ctx.store, project_id, validation=data, rounds=round_ or None,
+                                  progress=lambda r: console.print(f"round {r} re-executed"))
+    if not verdicts:
+        console.print("no round has a posted result yet")
+    for v in verdicts:
+        if v.ok:
+            console.print(f"round {v.round}: [green]match[/green]")
+            continue
+        console.print(f"round {v.round}: [red]MISMATCH[/red]")
+        for problem in v.problems:
+            console.print(f"  {problem}")
+        for d in v.differing:
+            console.print(f"  trainer {d['index']} {d['address']}: {d['field']} posted {d['posted']}, recomputed {d['recomputed']}")
+    console.print(f"tolerance: weights ±{WEIGHT_TOLERANCE:g} of the round total, model ±{MODEL_TOLERANCE:g}; flags exact")
+    if not all(v.ok for v in verdicts):
+        raise typer.Exit(1)
+
+
+def demo_command(
+    trainers: int = typer.Option(8, "--trainers", min=1, max=64, help="number of trainers"),
+    rounds: int = typer.Option(5, "--rounds", min=1, max=100),
+    attackers: str = typer.Option("sign_flip:1,free_rider:1,label_flip:1", "--attackers",
+                                  help="comma-separated kind:count; kinds: label_flip, sign_flip, noise, scale, free_rider, copycat"),
+    seed: int = typer.Option(0, "--seed"),
+    chain: str = typer.Option("embedded", "--chain", help="'embedded' or a JSON-RPC URL (Anvil, Ganache)"),
+    ipfs: str = typer.Option("embedded", "--ipfs", help="'embedded' or a Kubo RPC URL"),
+    out: Path = typer.Option(Path("merit-demo"), "--out", help="directory for report.json and the plots"),
+    json_out: bool = typer.Option(False, "--json", help="print the report path last, for scripts"),
+) -> None:
+    """Run a whole market in one process: owner, aggregator, honest and malicious trainers.
+
+    Writes OUT/report.json, accuracy.png, rewards.png and scores.png, and prints a summary table.
+
+    Example: merit demo --trainers 8 --rounds 5 --attackers sign_flip:1,free_rider:1,label_flip:1
+    """
+    from rich.console import Console
+
+    from backend.config import Settings
+    from backend.simulate.demo import DemoConfig, run_demo, summary_table
+
+    Settings(chain=chain, ipfs=ipfs)  # refuse a bad --chain/--ipfs before any work
+    console = Console(stderr=json_out)
+    report = run_demo(DemoConfig(trainers=trainers, rounds=rounds, attackers=attackers, seed=seed, chain=chain,
+                                 ipfs=ipfs, out=out), console=console)
+    console.print(summary_table(report))
+    final = report["final"]
+    console.print(f"final accuracy {final['accuracy']:.3f}; rewards {final['rewards_total_wei'] / 1e18:.4f} ETH, "
+                  f"slashed {final['slashed_total_wei'] / 1e18:.4f} ETH, refund {final['refund_wei'] / 1e18:.4f} ETH; "
+                  f"conservation {'ok' if final['conservation_ok'] else 'VIOLATED'}")
+    console.print("time per phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in report["phases_seconds"].items()))
+    console.print(f"plots: {', '.join(report['plots'])}")
+    if json_out:
+        print(report["path"])
+    else:
+        console.print(f"report: {report['path']}")

@@ -117,7 +117,8 @@ def _write_spec(out: Path, cfg: DemoConfig, aggregator: str, arbiter: str, valid
     return path
 
 
-def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
+def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) -> dict[str, Any]:
+    """Run the demo; ``on_finish(chain, market, store, project_id)`` is called at the end (tests audit it)."""
     from aggregator.node import AggregatorNode
     from backend.chain.client import MarketClient
     from backend.chain.connection import connect
@@ -238,6 +239,8 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
     path = out / "report.json"
     path.write_text(json.dumps(report, indent=2))
     report["path"] = str(path)
+    if on_finish is not None:
+        on_finish(chain, owner_market, store, pid)
     return report
 
 

@@ -1,0 +1,254 @@
+"""The aggregator node: follows one project on-chain and runs each round when its window closes.
+
+One ``step()`` looks at the chain and does the next thing the project needs:
+
+    Pending      post the bond, start the project once enough trainers joined
+    Open         nothing: trainers are submitting
+    Aggregating  fetch -> validate, detect, score, aggregate (aggregator.round) -> publish model and
+                 report -> postResult
+    Challenge    finalize once the challenge period is over
+    Expired      re-post the bond, which re-opens aggregation
+    Ended        done
+
+Restart safety: the outcome of a round is written to a state file (atomically) *before* it is
+posted, and the chain is asked for the round's phase before every post. A node killed at any point
+resumes from the file, or recomputes the same outcome (it is deterministic), and never posts twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backend.chain.client import MarketClient
+from backend.chain.transactions import ContractRevert
+from backend.chain.types import Phase, Status
+from backend.errors import ChainError, IntegrityError, MeritError, StorageError
+
+STATE_SCHEMA = "merit.aggregator-state/1"
+Log = Callable[[str], None]
+
+
+def _default_log(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}", highlight=False)
+
+
+@dataclass
+class PublishedRound:
+    round: int
+    inputs: str            # digest of (base model, submissions): a recompute is needed if it changes
+    global_model_cid: str
+    report_cid: str
+    weights: list[int]
+    flags: int
+    posted: bool = False
+    timings: dict[str, float] | None = None
+
+
+class FaultInjected(SystemExit):
+    """Raised by --fail-after in tests that kill the node mid-round."""
+
+
+class AggregatorNode:
+    def __init__(self, market: MarketClient, store, pid: int, validation, state_dir: Path,
+                 executor=None, log: Log | None = None, fetch_retries: int = 3, fail_after: str | None = None):
+        from backend.models.spec import ModelSpec
+        from backend.project import aggregator_config_of
+
+        self.market, self.store, self.pid = market, store, pid
+        self.validation = validation
+        self.executor = executor
+        self.log = log or _default_log
+        self.fetch_retries = fetch_retries
+        self.fail_after = fail_after
+        self.cfg = market.config(pid)
+        if market.account is None or market.account.address != self.cfg.aggregator:
+            raise MeritError(f"this node's key is not project {pid}'s aggregator ({self.cfg.aggregator})",
+                             "pass the aggregator's key with --key or MERIT_PRIVATE_KEY")
+        self.spec = ModelSpec.from_json(store.get_bytes(self.cfg.specCid, max_size=1 << 20))
+        self.config = aggregator_config_of(self.spec)
+        self.state_path = Path(state_dir) / f"{market.chain.chain_id}-{market.address.lower()}-{pid}.json"
+        self.state = self._load_state()
+        self.last_outcome = None  # the RoundOutcome computed in this process, if any
+
+    # ------------------------------------------------------------------ state file
+    def _load_state(self) -> dict[str, Any]:
+        if self.state_path.exists():
+            try:
+                data = json.loads(self.state_path.read_text())
+                if data.get("schema") == STATE_SCHEMA:
+                    return data
+            except ValueError:
+                pass
+            self.log(f"[yellow]ignoring unreadable state file {self.state_path}[/yellow]")
+        return {"schema": STATE_SCHEMA, "project_id": self.pid, "rounds": {}}
+
+    def _save_state(self) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            json.dump(self.state, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self.state_path)
+
+    def _checkpoint(self, phase: str) -> None:
+        if self.fail_after == phase:
+            raise FaultInjected(f"fault injected after {phase}")
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, poll_seconds: float = 2.0, max_backoff: float = 60.0, stop: Callable[[], bool] | None = None) -> None:
+        """Step until the project ends; transient chain and storage failures back off and retry."""
+        delay = poll_seconds
+        last = None
+        while True:
+            try:
+                what = self.step()
+                delay = poll_seconds
+            except (ChainError, StorageError) as exc:
+                what = f"retrying in {delay:.0f}s: {exc}"
+                self.log(f"[yellow]{what}[/yellow]")
+                time.sleep(delay)
+                delay = min(delay * 2, max_backoff)
+                continue
+            if what != last:
+                self.log(what)
+                last = what
+            if what == "done" or (stop is not None and stop()):
+                return
+            time.sleep(poll_seconds)
+
+    def step(self) -> str:
+        market, pid = self.market, self.pid
+        project = market.project(pid)
+        if project.status in (Status.ENDED, Status.CANCELLED):
+            return "done"
+        if project.status == Status.PENDING:
+            self._ensure_bond(project)
+            if project.trainer_count >= self.cfg.minTrainers:
+                market.start(pid)
+                return "started round 0"
+            return f"waiting for trainers ({project.trainer_count}/{self.cfg.minTrainers} joined)"
+        r = project.current_round
+        info = market.round(pid, r)
+        if info.phase == Phase.OPEN:
+            return f"round {r} open ({info.submissions} submissions so far)"
+        if info.phase in (Phase.AGGREGATING, Phase.EXPIRED) and info.submissions == 0:
+            market.finalize(pid)
+            return f"round {r} had no submissions; finalized (budget carried forward)"
+        if info.phase == Phase.EXPIRED:
+            self._ensure_bond(project, force=True)
+            return f"round {r} had expired; bond re-posted, aggregation re-opened"
+        if info.phase == Phase.AGGREGATING:
+            published = self._publish(r)
+            self._checkpoint("published")
+            return self._post(r, published, project)
+        if info.phase == Phase.CHALLENGE:
+            if self.market.chain.now() >= info.challenge_deadline:
+                market.finalize(pid)
+                return f"round {r} finalized"
+            return f"round {r} in its challenge period"
+        if info.phase == Phase.DISPUTED:
+            return f"round {r} disputed; waiting for the arbiter"
+        return f"round {r}: {info.phase.label}"
+
+    # ------------------------------------------------------------------ phases
+    def _ensure_bond(self, project, force: bool = False) -> None:
+        if project.bond_balance > 0 and not force:
+            return
+        try:
+            self.market.post_aggregator_bond(self.pid)
+            self.log(f"posted the aggregator bond ({self.cfg.aggregatorBond} wei)")
+        except ContractRevert as exc:
+            if exc.name != "AlreadyBonded":
+                raise
+
+    def _inputs_digest(self, base_cid: str, submissions: list[tuple[str, str]]) -> str:
+        return hashlib.sha256(json.dumps([base_cid, submissions]).encode()).hexdigest()
+
+    def _fetch(self, cid: str) -> bytes | None:
+        """An update's bytes, or None if it cannot be had (it will be flagged, never fatal).
+        A lying node or a malformed CID is final; anything else is retried with backoff."""
+        from backend.storage import MalformedCidError
+
+        delay = 0.5
+        for attempt in range(self.fetch_retries + 1):
+            try:
+                return self.store.get_bytes(cid, max_size=self.config.max_update_bytes)
+            except (IntegrityError, MalformedCidError) as exc:
+                self.log(f"[yellow]update {cid} refused: {exc}[/yellow]")
+                return None
+            except StorageError as exc:
+                if attempt == self.fetch_retries:
+                    self.log(f"[yellow]update {cid} unavailable: {exc}[/yellow]")
+                    return None
+                time.sleep(delay)
+                delay *= 2
+        return None
+
+    def _publish(self, r: int) -> PublishedRound:
+        from aggregator.round import run_round
+
+        base_cid = self.market.global_model_cid(self.pid)
+        submissions = self.market.submissions(self.pid, r)
+        digest = self._inputs_digest(base_cid, submissions)
+        saved = self.state["rounds"].get(str(r))
+        if saved and saved["inputs"] == digest:
+            return PublishedRound(**saved)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        self.log(f"round {r}: fetching {len(submissions)} updates")
+        blobs = [(addr, cid, self._fetch(cid)) for addr, cid in submissions]
+        missing = sum(1 for _, _, b in blobs if b is None)
+        timings["fetch"] = time.perf_counter() - t0
+        self.log(f"round {r}: fetched {len(blobs) - missing}/{len(blobs)}; validating, detecting, scoring, aggregating")
+        base_bytes = self.store.get_bytes(base_cid, max_size=1 << 31)
+        outcome = run_round(self.spec, base_bytes, blobs, self.validation, self.config, project_id=self.pid,
+                            round=r, global_cid=base_cid, executor=self.executor)
+        timings.update({k: float(v) for k, v in outcome.timings.items()})
+        flagged = bin(outcome.flags).count("1")
+        self.log(f"round {r}: {flagged} flagged, metric {outcome.new_metric:.4f}; "
+                 + ", ".join(f"{k} {v:.2f}s" for k, v in outcome.timings.items()))
+        t0 = time.perf_counter()
+        report = dict(outcome.report)
+        report["chain"] = {"chain_id": self.market.chain.chain_id, "market": self.market.address}
+        model_cid = self.store.add_bytes(outcome.global_weights)
+        report["new_model_cid"] = model_cid
+        report_cid = self.store.add_bytes(canonical_json(report))
+        timings["publish"] = time.perf_counter() - t0
+        self.log(f"round {r}: published model {model_cid} and report {report_cid}")
+        self.last_outcome = outcome
+        published = PublishedRound(round=r, inputs=digest, global_model_cid=model_cid, report_cid=report_cid,
+                                   weights=list(outcome.weights), flags=int(outcome.flags), timings=timings)
+        self.state["rounds"][str(r)] = published.__dict__
+        self._save_state()
+        return published
+
+    def _post(self, r: int, published: PublishedRound, project) -> str:
+        info = self.market.round(self.pid, r)
+        if info.phase != Phase.AGGREGATING:  # posted by an earlier incarnation, or the window moved on
+            return f"round {r} already {info.phase.label.lower()}"
+        self._ensure_bond(project)
+        try:
+            receipt = self.market.post_result(self.pid, r, published.global_model_cid, published.report_cid,
+                                              published.weights, published.flags)
+        except ContractRevert as exc:
+            if exc.name == "WrongPhase" and self.market.round(self.pid, r).phase == Phase.CHALLENGE:
+                return f"round {r} already posted"
+            raise
+        self.state["rounds"][str(r)]["posted"] = True
+        self.state["rounds"][str(r)]["post_gas"] = receipt.gas_used
+        self._save_state()
+        return f"round {r} result posted (gas {receipt.gas_used:,})"
+
+
+def canonical_json(data: Any) -> bytes:
+    """The bytes a report is stored as: sorted keys, no whitespace, so equal reports share a CID."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()

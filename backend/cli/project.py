@@ -1,0 +1,139 @@
+"""`merit project ...`: what a project owner does."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from backend.cli.common import CHAIN, IPFS, KEY, MARKET, open_context, wei
+
+app = typer.Typer(help="Project owners: create, watch, cancel and close projects.", no_args_is_help=True)
+console = Console()
+
+
+@app.command("create")
+def create(
+    spec: Path = typer.Option(..., "--spec", help="project spec file (YAML or JSON); see README"),
+    chain: str = CHAIN, ipfs: str = IPFS, market: str = MARKET, key: str = KEY,
+) -> None:
+    """Upload the model spec, initial weights and validation set, escrow the reward pool, create the project.
+
+    Example: merit project create --spec project.yaml --chain http://127.0.0.1:8545 --key dev:0
+    """
+    from backend.project import create_project, load_spec_file
+
+    load_spec_file(spec)  # every problem in the file, before touching the chain
+    ctx = open_context(chain, ipfs, market, key)
+    pid, record = create_project(ctx.market, ctx.store, spec, ctx.settings.home)
+    console.print(f"created project [bold]{pid}[/bold] (gas {ctx.market.last_receipt.gas_used:,})")
+    console.print(f"  model spec      {record['spec_cid']}")
+    console.print(f"  initial weights {record['initial_model_cid']}")
+    console.print(f"  validation set  committed; its CID and salt are kept in {ctx.settings.home / 'projects'}")
+    console.print(f"next: the aggregator runs `merit aggregator run {pid}`; trainers `merit trainer join {pid}`")
+
+
+@app.command("list")
+def list_(chain: str = CHAIN, market: str = MARKET) -> None:
+    """List the market's projects.
+
+    Example: merit project list --chain http://127.0.0.1:8545
+    """
+    ctx = open_context(chain, None, market, key="", need_store=False)
+    table = Table(title=f"projects on {ctx.market.address}")
+    for column in ("id", "status", "round", "trainers", "pool", "owner"):
+        table.add_column(column)
+    for pid in ctx.market.project_ids():
+        cfg, info = ctx.market.config(pid), ctx.market.project(pid)
+        table.add_row(str(pid), info.status.label, f"{info.current_round}/{cfg.rounds}",
+                      f"{info.trainer_count}/{cfg.maxTrainers}", wei(cfg.pool) if cfg.is_eth else str(cfg.pool),
+                      info.owner)
+    console.print(table)
+
+
+@app.command("status")
+def status(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET) -> None:
+    """Show a project's rounds: state, submissions, scores, flags and rewards.
+
+    Example: merit project status 1
+    """
+    from backend.chain.history import round_history
+
+    ctx = open_context(chain, None, market, key="", need_store=False)
+    cfg, info = ctx.market.config(project_id), ctx.market.project(project_id)
+    console.print(f"[bold]project {project_id}[/bold]: {info.status.label}, round {info.current_round} of {cfg.rounds}, "
+                  f"{info.trainer_count} trainers, pool {wei(cfg.pool)}, carry {wei(info.carry)}")
+    if info.status.label == "Running":
+        r = ctx.market.round(project_id, info.current_round)
+        now = ctx.market.chain.now()
+        console.print(f"round {info.current_round}: {r.phase.label}; submissions close in "
+                      f"{max(0, r.submission_deadline - now)}s, aggregation deadline in {max(0, r.aggregation_deadline - now)}s")
+    for rec in round_history(ctx.market, project_id):
+        table = Table(title=f"round {rec.round}: {'final' if rec.finalized else 'in progress'}"
+                            + (f", model {rec.global_model_cid}" if rec.global_model_cid else ""))
+        for column in ("#", "trainer", "update", "weight", "flagged", "reward", "slashed"):
+            table.add_column(column)
+        for i, (trainer, cid) in enumerate(rec.submissions):
+            flagged = bool(rec.flags >> i & 1) if rec.weights else None
+            weight = f"{rec.weights[i] / 1e9:.4f}" if rec.weights else "-"
+            table.add_row(str(i), trainer, cid[:20] + "…", weight,
+                          "-" if flagged is None else ("[red]yes[/red]" if flagged else "no"),
+                          wei(rec.rewards.get(trainer, 0)), wei(rec.slashes.get(trainer, 0)))
+        console.print(table)
+        if rec.report_cid:
+            console.print(f"  report {rec.report_cid} (scores and reasons: merit ipfs cat {rec.report_cid})")
+
+
+@app.command("cancel")
+def cancel(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
+    """Cancel a project: final rounds stay paid; unproduced budgets become withdrawable.
+
+    Example: merit project cancel 1 --key dev:0
+    """
+    ctx = open_context(chain, None, market, key, need_store=False)
+    ctx.market.cancel(project_id)
+    console.print(f"project {project_id} cancelled; withdraw what is left with `merit project withdraw {project_id}`")
+
+
+@app.command("withdraw")
+def withdraw(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
+    """Withdraw the owner's remainder (dust and unspent budgets) after the project ended or was cancelled.
+
+    Example: merit project withdraw 1 --key dev:0
+    """
+    ctx = open_context(chain, None, market, key, need_store=False)
+    receipt = ctx.market.withdraw_remainder(project_id)
+    amount = ctx.market.events("RemainderWithdrawn", project_id, from_block=receipt.block_number)[-1]["amount"]
+    console.print(f"withdrew {wei(amount)}")
+
+
+@app.command("reveal")
+def reveal(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, ipfs: str = IPFS, market: str = MARKET,
+           key: str = KEY) -> None:
+    """Publish the validation set (CID and salt), so anyone can `merit verify` every round.
+
+    Example: merit project reveal 1 --key dev:0
+    """
+    from backend.project import load_secrets, secrets_path
+
+    ctx = open_context(chain, ipfs, market, key)
+    secret = load_secrets(secrets_path(ctx.settings.home, ctx.market.chain.chain_id, ctx.market.address, project_id))
+    if not ctx.store.has(secret["validation_cid"]):
+        ctx.store.add_path(secret["validation_file"])
+    ctx.store.pin(secret["validation_cid"])
+    ctx.market.reveal_validation(project_id, secret["validation_cid"], bytes.fromhex(secret["salt"][2:]))
+    console.print(f"validation set {secret['validation_cid']} revealed")
+
+
+@app.command("export")
+def export(project_id: int = typer.Argument(..., min=1), out: Path = typer.Option(..., "--out", help="file to write"),
+           chain: str = CHAIN, ipfs: str = IPFS, market: str = MARKET) -> None:
+    """Write the project's current global model (safetensors), verified against its on-chain CID.
+
+    Example: merit project export 1 --out model.safetensors
+    """
+    ctx = open_context(chain, ipfs, market, key="")
+    cid = ctx.market.global_model_cid(project_id)
+    size = ctx.store.get_to_path(cid, out)
+    console.print(f"wrote {out} ({size:,} bytes, CID {cid})")

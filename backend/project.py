@@ -1,0 +1,311 @@
+"""The owner's side of a project: the spec file, creation (uploads and escrow), and local secrets.
+
+A spec file (YAML or JSON) describes everything fixed at creation::
+
+    model:
+      arch: cnn                       # a registered architecture: cnn, mlp, logreg, ...
+      input_shape: [1, 28, 28]
+      num_classes: 10
+      hyperparams: {lr: 0.05, momentum: 0.9, epochs: 1, batch_size: 32}
+      init_seed: 0                    # initial weights from this seed, or:
+      initial_weights: null           # a safetensors file with the initial weights
+    aggregator_config: {}             # optional overrides: detectors, shapley_method, shapley_budget, ...
+    validation: validation.npz        # the owner's validation set (X, y), committed now, revealed later
+    reward: {asset: ETH, pool: "10 ether"}
+    rounds: 5
+    trainers: {min: 2, max: 8, stake: "1 ether", slash_bps: 5000}
+    windows: {submission: 600, aggregation: 600, challenge: 300}   # seconds
+    aggregator: {address: "0x...", bond: "2 ether"}
+    arbiter: {address: "0x...", dispute_bond: "0.5 ether"}
+
+Every problem in a spec file is reported at once. Amounts are wei (an integer) or "<number> ether|gwei|wei".
+The aggregator configuration travels inside the on-chain model spec (``hyperparams.aggregator``), so
+anyone who re-executes a round uses exactly the parameters the project fixed at creation.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from eth_abi import encode
+from eth_utils import keccak
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from web3 import Web3
+
+from backend.chain.types import ETH, MAX_TRAINERS, ProjectConfig
+from backend.errors import ConfigError
+
+UNITS = {"ether": 10**18, "eth": 10**18, "gwei": 10**9, "wei": 1}
+
+
+def parse_amount(value: Any) -> int:
+    """Wei from an int or "<number> ether|gwei|wei"."""
+    if isinstance(value, bool):
+        raise ValueError("an amount must be a number, not true/false")
+    if isinstance(value, int):
+        amount = value
+    else:
+        text = str(value).strip().lower()
+        number, _, unit = text.partition(" ")
+        unit = unit.strip() or "wei"
+        if unit not in UNITS:
+            raise ValueError(f"unknown unit {unit!r} in {value!r}; use ether, gwei or wei")
+        try:
+            scaled = Decimal(number) * UNITS[unit]
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not an amount like '1.5 ether' or 1000") from None
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{value!r} is not a whole number of wei")
+        amount = int(scaled)
+    if amount < 0:
+        raise ValueError("an amount cannot be negative")
+    return amount
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Strict):
+    arch: str
+    input_shape: list[int]
+    num_classes: int = Field(ge=2)
+    hyperparams: dict[str, Any] = Field(default_factory=dict)
+    init_seed: int = 0
+    initial_weights: Path | None = None
+
+
+class RewardSection(_Strict):
+    asset: str = "ETH"
+    pool: int
+
+    _pool = field_validator("pool", mode="before")(parse_amount)
+
+    @field_validator("asset")
+    @classmethod
+    def _asset(cls, value: str) -> str:
+        if value.upper() == "ETH":
+            return ETH
+        if not Web3.is_address(value):
+            raise ValueError(f"{value!r} is neither ETH nor an ERC-20 address")
+        return Web3.to_checksum_address(value)
+
+
+class TrainersSection(_Strict):
+    min: int = Field(ge=1, le=MAX_TRAINERS)
+    max: int = Field(ge=1, le=MAX_TRAINERS)
+    stake: int
+    slash_bps: int = Field(5000, ge=0, le=10000)
+
+    _stake = field_validator("stake", mode="before")(parse_amount)
+
+    @model_validator(mode="after")
+    def _order(self) -> "TrainersSection":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class WindowsSection(_Strict):
+    submission: int = Field(ge=1, le=365 * 86400)
+    aggregation: int = Field(ge=1, le=365 * 86400)
+    challenge: int = Field(ge=0, le=365 * 86400)
+
+
+class PartySection(_Strict):
+    address: str
+    bond: int | None = None
+    dispute_bond: int | None = None
+
+    @field_validator("bond", "dispute_bond", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> int | None:
+        return None if value is None else parse_amount(value)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not Web3.is_address(value):
+            raise ValueError(f"{value!r} is not an Ethereum address")
+        return Web3.to_checksum_address(value)
+
+
+class ProjectSpecFile(_Strict):
+    model: ModelSection
+    aggregator_config: dict[str, Any] = Field(default_factory=dict)
+    validation: Path
+    reward: RewardSection
+    rounds: int = Field(ge=1, le=10_000)
+    trainers: TrainersSection
+    windows: WindowsSection
+    aggregator: PartySection
+    arbiter: PartySection
+
+    @model_validator(mode="after")
+    def _bonds(self) -> "ProjectSpecFile":
+        if self.aggregator.bond is None:
+            raise ValueError("aggregator.bond is required (use 0 for none)")
+        if self.arbiter.dispute_bond is None:
+            raise ValueError("arbiter.dispute_bond is required")
+        return self
+
+
+def _format_errors(path: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {msg}")
+    return f"{path} has {len(lines)} problem(s):\n" + "\n".join(lines)
+
+
+def load_spec_file(path: str | Path) -> ProjectSpecFile:
+    """Parse and validate a spec file, naming every problem at once. Relative paths inside it are
+    relative to the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read spec file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings", "see README, 'Project owner'")
+    try:
+        spec = ProjectSpecFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(str(path), exc)) from None
+    problems = _semantic_problems(spec, path.parent)
+    if problems:
+        raise ConfigError(f"{path} has {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems))
+    return spec
+
+
+def _semantic_problems(spec: ProjectSpecFile, base: Path) -> list[str]:
+    from aggregator.round import AggregatorConfig
+    from backend.models.registry import available_architectures
+    from backend.models.spec import Hyperparams
+
+    problems = []
+    if spec.model.arch not in available_architectures():
+        problems.append(f"model.arch: unknown architecture {spec.model.arch!r}; known: {', '.join(available_architectures())}")
+    try:
+        Hyperparams(**{k: v for k, v in spec.model.hyperparams.items() if k != "aggregator"})
+    except ValidationError as exc:
+        problems += [f"model.hyperparams.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    try:
+        AggregatorConfig(**spec.aggregator_config)
+    except ValidationError as exc:
+        problems += [f"aggregator_config.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                     for e in exc.errors()]
+    for label, rel in (("validation", spec.validation), ("model.initial_weights", spec.model.initial_weights)):
+        if rel is not None and not (base / rel).is_file():
+            problems.append(f"{label}: file {base / rel} does not exist")
+    return problems
+
+
+def model_spec_of(spec: ProjectSpecFile, initial_cid: str = ""):
+    """The on-chain ModelSpec, with the aggregator configuration inside its hyper-parameters."""
+    from aggregator.round import AggregatorConfig
+    from backend.models.spec import Hyperparams, ModelSpec
+
+    hyper = dict(spec.model.hyperparams)
+    hyper["aggregator"] = json.loads(AggregatorConfig(**spec.aggregator_config).model_dump_json())
+    return ModelSpec(arch=spec.model.arch, input_shape=tuple(spec.model.input_shape), num_classes=spec.model.num_classes,
+                     hyperparams=Hyperparams(**hyper), initial_weights=initial_cid)
+
+
+def aggregator_config_of(model_spec):
+    """The AggregatorConfig a project fixed in its model spec (defaults if none)."""
+    from aggregator.round import AggregatorConfig
+
+    return AggregatorConfig(**(model_spec.hyperparams.option("aggregator", None) or {}))
+
+
+def load_validation(data: bytes | Path, model_spec) -> tuple[np.ndarray, np.ndarray]:
+    """A validation set (.npz bytes or file with X and y), checked against the model."""
+    from backend.data import validate_data
+
+    source = str(data) if isinstance(data, Path) else "validation set"
+    try:
+        with np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False) as npz:
+            X, y = npz["X"], npz["y"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{source} is not an .npz file with arrays X and y ({exc})") from None
+    return validate_data(X, y, model_spec, source=source)
+
+
+def commitment(validation_cid: str, salt: bytes) -> bytes:
+    """keccak256(abi.encode(string cid, bytes32 salt)): what the contract checks at reveal."""
+    return keccak(encode(["string", "bytes32"], [validation_cid, salt]))
+
+
+def secrets_path(home: Path, chain_id: int, market: str, pid: int) -> Path:
+    return home / "projects" / f"{chain_id}-{market.lower()}" / f"{pid}.json"
+
+
+def save_secrets(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+def load_secrets(path: Path) -> dict:
+    if not path.exists():
+        raise ConfigError(f"no local record of this project's validation secret at {path}",
+                          "run this on the machine (and MERIT_HOME) that created the project")
+    return json.loads(path.read_text())
+
+
+def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[int, dict]:
+    """Upload the spec, initial weights and validation set, escrow the pool, and record the secret.
+    Returns (project id, record)."""
+    from backend.models.factory import initial_weights
+    from backend.models.serialization import load_weights, save_weights
+
+    spec_path = Path(spec_path)
+    spec = load_spec_file(spec_path)
+    base = spec_path.parent
+    model_spec = model_spec_of(spec)
+    if spec.model.initial_weights is not None:
+        weights_bytes = (base / spec.model.initial_weights).read_bytes()
+        tensors, _ = load_weights(weights_bytes)
+        from aggregator.validation import validate_update
+        from backend.models.factory import build_model
+        from backend.models.vectors import Layout
+
+        check = validate_update(weights_bytes, Layout.of(build_model(model_spec, seed=0).state_dict()))
+        if not check.ok:
+            raise ConfigError(f"model.initial_weights does not fit the model: {check.detail}")
+    else:
+        weights_bytes = save_weights(initial_weights(model_spec, seed=spec.model.init_seed), {"round": "0"})
+    validation_bytes = (base / spec.validation).read_bytes()
+    load_validation(validation_bytes, model_spec)  # refuse a validation set that does not fit before paying
+    initial_cid = store.add_bytes(weights_bytes)
+    model_spec = model_spec_of(spec, initial_cid)
+    spec_cid = store.add_bytes(model_spec.to_json().encode())
+    validation_cid = store.add_bytes(validation_bytes)
+    salt = secrets.token_bytes(32)
+    cfg = ProjectConfig(
+        asset=spec.reward.asset, pool=spec.reward.pool, stake=spec.trainers.stake, aggregatorBond=spec.aggregator.bond,
+        disputeBond=spec.arbiter.dispute_bond, aggregator=spec.aggregator.address, arbiter=spec.arbiter.address,
+        rounds=spec.rounds, minTrainers=spec.trainers.min, maxTrainers=spec.trainers.max,
+        slashBps=spec.trainers.slash_bps, submissionWindow=spec.windows.submission,
+        aggregationWindow=spec.windows.aggregation, challengePeriod=spec.windows.challenge,
+        specCid=spec_cid, initialModelCid=initial_cid, validationCommitment=commitment(validation_cid, salt))
+    pid = market.create_project(cfg)
+    record = {"project_id": pid, "spec_cid": spec_cid, "initial_model_cid": initial_cid,
+              "validation_cid": validation_cid, "salt": "0x" + salt.hex(), "validation_file": str((base / spec.validation).resolve())}
+    save_secrets(secrets_path(home, market.chain.chain_id, market.address, pid), record)
+    return pid, record

@@ -1,0 +1,168 @@
+"""The trainer's side of a round: fetch and verify the global model, train locally, upload the
+update (to storage, or through the REST API), and commit its CID on-chain.
+
+The data never leaves this machine; only the update Δ = local − global does, as safetensors.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.chain.client import MarketClient
+from backend.chain.types import Phase, Status
+from backend.errors import ConfigError, IntegrityError, MeritError
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RoundContext:
+    round: int
+    spec: object           # ModelSpec
+    global_cid: str
+    global_weights: dict   # tensors
+
+
+class Uploader:
+    """Where updates go: the content store directly, or the REST API (signed by the trainer)."""
+
+    def __init__(self, store=None, api=None):
+        if (store is None) == (api is None):
+            raise ValueError("give exactly one of store or api")
+        self.store, self.api = store, api
+
+    def upload(self, pid: int, round_: int, data: bytes) -> str:
+        if self.api is not None:
+            return self.api.upload_update(pid, round_, data)
+        return self.store.add_bytes(data)
+
+
+def require_joined(market: MarketClient, pid: int) -> None:
+    me = market.account.address
+    if not market.trainer(pid, me).joined:
+        raise MeritError(f"{me} has not joined project {pid}", f"join first: merit trainer join {pid}")
+
+
+def open_round(market: MarketClient, pid: int) -> int:
+    """The current round if it is Open, else a clear error."""
+    project = market.project(pid)
+    if project.status != Status.RUNNING:
+        raise MeritError(f"project {pid} is {project.status.label.lower()}, not running",
+                         "wait for it to start" if project.status == Status.PENDING else "it takes no more updates")
+    info = market.round(pid, project.current_round)
+    if info.phase != Phase.OPEN:
+        raise MeritError(f"round {project.current_round} of project {pid} is {info.phase.label.lower()}, not open",
+                         "wait for the next round (merit project status shows the deadlines)")
+    return project.current_round
+
+
+def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None) -> RoundContext:
+    """The model spec and the verified global model the round starts from."""
+    from backend.models.serialization import load_weights
+    from backend.models.spec import ModelSpec
+    from backend.storage import compute_cid
+
+    cfg = market.config(pid)
+    cid = market.global_model_cid(pid) or cfg.initialModelCid
+    if api is not None:
+        data, served = api.model(pid)
+        if served != cid:
+            raise IntegrityError(f"the API served model {served}, but the chain says {cid}",
+                                 "the API server is out of date or faulty; try again or use another server")
+    else:
+        data = store.get_bytes(cid, max_size=1 << 31)
+    if compute_cid(data, cid_version=0 if cid.startswith("Qm") else 1) != cid:
+        raise IntegrityError(f"global model bytes do not match {cid}")
+    if store is None:
+        raise ConfigError("fetching the model spec needs content storage", "pass --ipfs embedded or a Kubo URL")
+    spec = ModelSpec.from_json(store.get_bytes(cfg.specCid, max_size=1 << 20))
+    tensors, _ = load_weights(data)
+    return RoundContext(round=round_, spec=spec, global_cid=cid, global_weights=tensors)
+
+
+def make_update(ctx: RoundContext, pid: int, trainer: str, X: np.ndarray, y: np.ndarray, seed: int,
+                progress: Callable[[int, int, float], None] | None = None) -> bytes:
+    """Train locally and serialize Δ as safetensors with its provenance metadata."""
+    from backend.trainer.local import compute_update, train_local
+
+    local = train_local(ctx.spec, ctx.global_weights, X, y, seed=seed, progress=progress)
+    delta = compute_update(local, ctx.global_weights)
+    return serialize_update(delta, pid, ctx.round, trainer, ctx.global_cid)
+
+
+def serialize_update(delta: dict, pid: int, round_: int, trainer: str, base_cid: str) -> bytes:
+    from backend.models.serialization import save_weights
+
+    return save_weights(delta, {"project": str(pid), "round": str(round_), "trainer": trainer, "base": base_cid})
+
+
+def submit(market: MarketClient, uploader: Uploader, pid: int, round_: int, update: bytes) -> str:
+    """Upload the update, then commit its CID on-chain. Returns the CID."""
+    cid = uploader.upload(pid, round_, update)
+    market.submit_update(pid, round_, cid)
+    return cid
+
+
+def train_round(market: MarketClient, pid: int, X: np.ndarray, y: np.ndarray, store=None, api=None, seed: int = 0,
+                progress: Callable[[int, int, float], None] | None = None, log: Log = print) -> str:
+    """One round's participation: check, fetch, train, upload, commit."""
+    require_joined(market, pid)
+    round_ = open_round(market, pid)
+    if market.account.address in market.submitters(pid, round_):
+        raise MeritError(f"already submitted an update for round {round_}", "wait for the next round")
+    ctx = load_round(market, pid, round_, store=store, api=api)
+    from backend.data import validate_data
+
+    X, y = validate_data(X, y, ctx.spec, source="training data")
+    update = make_update(ctx, pid, market.account.address, X, y, seed=seed + round_, progress=progress)
+    cid = submit(market, Uploader(api=api) if api is not None else Uploader(store=store), pid, round_, update)
+    log(f"round {round_}: submitted update {cid}")
+    return cid
+
+
+def run_trainer(market: MarketClient, pid: int, X: np.ndarray, y: np.ndarray, store=None, api=None, seed: int = 0,
+                poll_seconds: float = 2.0, log: Log = print, progress_factory=None, claim_at_end: bool = True) -> dict:
+    """Take part in every remaining round, then claim rewards and withdraw the stake."""
+    require_joined(market, pid)
+    done: set[int] = set()
+    while True:
+        project = market.project(pid)
+        if project.status in (Status.ENDED, Status.CANCELLED):
+            break
+        if project.status == Status.RUNNING:
+            r = project.current_round
+            info = market.round(pid, r)
+            if info.phase == Phase.OPEN and r not in done and market.account.address not in market.submitters(pid, r):
+                progress = progress_factory(r) if progress_factory else None
+                train_round(market, pid, X, y, store=store, api=api, seed=seed, progress=progress, log=log)
+                done.add(r)
+                continue
+        time.sleep(poll_seconds)
+    result = {"claimed": 0, "stake_returned": 0}
+    if claim_at_end:
+        result.update(claim_and_withdraw(market, pid, log=log))
+    return result
+
+
+def claim_and_withdraw(market: MarketClient, pid: int, log: Log = print, withdraw: bool = True) -> dict:
+    me = market.account.address
+    out = {"claimed": 0, "stake_returned": 0}
+    amount = market.claimable(pid, me)
+    if amount:
+        market.claim(pid)
+        out["claimed"] = amount
+        log(f"claimed {amount} wei")
+    if withdraw and market.project(pid).status in (Status.ENDED, Status.CANCELLED):
+        info = market.trainer(pid, me)
+        if info.joined and info.stake:
+            try:
+                market.withdraw_stake(pid)
+                out["stake_returned"] = info.stake
+                log(f"withdrew stake {info.stake} wei")
+            except MeritError as exc:
+                if getattr(exc, "name", "") != "AlreadyWithdrawn":
+                    raise
+    return out
