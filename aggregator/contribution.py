@@ -354,8 +354,6 @@ def _fit_linear(z: np.ndarray, y: np.ndarray, v_empty: float, v_full: float, n: 
     return coef, v_empty + z.astype(float) @ coef
 
 
-
-
 def _all_masks(n: int) -> np.ndarray:
     return ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(bool)
 
@@ -417,11 +415,12 @@ def _fit_enumerated(z: np.ndarray, y: np.ndarray, n: int, kind: str) -> tuple[np
 
 
 def _stratified_residual_means(z: np.ndarray, r: np.ndarray, n: int) -> np.ndarray:
-    """(1/n) Σ_s [mean r over size-s coalitions with i − mean r over size-(s−1)... without i], per player.
+    """Per player i: (1/n) Σ_s (mean of r over evaluated size-s coalitions containing i
+    − mean of r over evaluated size-s coalitions without i).
 
-    The Shapley value written over strata: φ_i = (1/n) (Σ_{s=1..n} E[v(S) | |S|=s, i∈S] −
-    Σ_{s=0..n−1} E[v(S) | |S|=s, i∉S]). Every evaluated coalition enters every player's estimate.
-    A stratum side with no evaluated coalition contributes nothing, i.e. the surrogate is trusted there.
+    This is the Shapley value written over sizes, φ_i = (1/n) (Σ_{s=1..n} E[v(S) | |S|=s, i∈S] −
+    Σ_{s=0..n−1} E[v(S) | |S|=s, i∉S]), so every evaluated coalition enters every player's estimate.
+    A side with no evaluated coalition contributes nothing: there the surrogate is trusted.
     """
     sizes = z.sum(axis=1)
     total = np.zeros(n)
