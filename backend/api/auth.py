@@ -29,9 +29,9 @@ class SignedWrite:
     sha256: str
 
 
-def _reject(ctx: ApiContext, status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> ApiError:
-    ctx.metrics.uploads_rejected.labels(error).inc()
-    return ApiError(status, error, detail, headers)
+def _rate_limited(ctx: ApiContext, address: str, wait: float) -> ApiError:
+    return ctx.refuse(429, "rate_limited", f"too many writes from {address}; retry in {math.ceil(wait)} s",
+                      {"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 def signed_headers(
@@ -50,13 +50,13 @@ def signed_headers(
     parsed = signing.parse_headers({signing.HEADER_ADDRESS: address, signing.HEADER_TIMESTAMP: timestamp,
                                     signing.HEADER_NONCE: nonce, signing.HEADER_SIGNATURE: signature})
     if isinstance(parsed, str):
-        raise _reject(ctx, 401, "unauthorized", parsed)
+        raise ctx.refuse(401, "unauthorized", parsed)
     skew = time.time() - parsed.timestamp
     if abs(skew) > ctx.limits.max_clock_skew_s:
         when = "old" if skew > 0 else "in the future"
-        raise _reject(ctx, 401, "stale_timestamp",
-                      f"{signing.HEADER_TIMESTAMP} is {abs(int(skew))} s {when}; the limit is "
-                      f"{ctx.limits.max_clock_skew_s} s: sign each request when you send it and check your clock")
+        raise ctx.refuse(401, "stale_timestamp",
+                         f"{signing.HEADER_TIMESTAMP} is {abs(int(skew))} s {when}; the limit is "
+                         f"{ctx.limits.max_clock_skew_s} s: sign each request when you send it and check your clock")
     return parsed
 
 
@@ -67,15 +67,15 @@ async def _read_capped(request: Request, ctx: ApiContext) -> tuple[bytes, str]:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise _reject(ctx, 400, "bad_request", "Content-Length is not a number")
+            raise ctx.refuse(400, "bad_request", "Content-Length is not a number")
         if int(declared) > cap:
-            raise _reject(ctx, 413, "too_large", f"{too_large} (Content-Length {declared})")
+            raise ctx.refuse(413, "too_large", f"{too_large} (Content-Length {declared})")
     body = bytearray()
     digest = hashlib.sha256()
     try:
         async for chunk in request.stream():
             if len(body) + len(chunk) > cap:
-                raise _reject(ctx, 413, "too_large", too_large)
+                raise ctx.refuse(413, "too_large", too_large)
             body += chunk
             digest.update(chunk)
     except ClientDisconnect:  # nobody is left to answer; say so in the log line, not as a 500
@@ -88,20 +88,18 @@ async def signed_write(request: Request, headers: signing.SignedHeaders = Depend
     """Read and authenticate a write's body. Use after any cheaper route-specific checks."""
     wait = ctx.rate_limiter.wait_time(headers.address)
     if wait > 0:
-        raise _reject(ctx, 429, "rate_limited", f"too many writes from {headers.address}; retry in {wait:.0f} s",
-                      {"Retry-After": str(max(1, math.ceil(wait)))})
+        raise _rate_limited(ctx, headers.address, wait)
     body, sha256 = await _read_capped(request, ctx)
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if not await run_in_threadpool(signing.verify, request.method, path, sha256, headers):
-        raise _reject(ctx, 401, "bad_signature",
-                      f"{signing.HEADER_SIGNATURE} is not {headers.address}'s signature of this request "
-                      f"(scheme {signing.SCHEME}: method, path, sha256(body), timestamp, nonce)")
+        raise ctx.refuse(401, "bad_signature",
+                         f"{signing.HEADER_SIGNATURE} is not {headers.address}'s signature of this request "
+                         f"(scheme {signing.SCHEME}: method, path, sha256(body), timestamp, nonce)")
     expires = headers.timestamp + ctx.limits.max_clock_skew_s + 1
     if not await run_in_threadpool(ctx.nonces.use, headers.address, headers.nonce, expires):
-        raise _reject(ctx, 401, "nonce_reused", f"{signing.HEADER_NONCE} {headers.nonce} was already used; "
-                                                 "use a fresh random nonce for every request")
+        raise ctx.refuse(401, "nonce_reused", f"{signing.HEADER_NONCE} {headers.nonce} was already used; "
+                                                "use a fresh random nonce for every request")
     wait = ctx.rate_limiter.take(headers.address)
     if wait > 0:
-        raise _reject(ctx, 429, "rate_limited", f"too many writes from {headers.address}; retry in {wait:.0f} s",
-                      {"Retry-After": str(max(1, math.ceil(wait)))})
+        raise _rate_limited(ctx, headers.address, wait)
     return SignedWrite(address=headers.address, body=body, sha256=sha256)

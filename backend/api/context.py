@@ -8,6 +8,7 @@ from typing import Protocol
 from fastapi import Request
 
 from backend.api.chain_view import ChainView
+from backend.api.errors import ApiError
 from backend.api.limits import ApiLimits, RateLimiter
 from backend.api.metrics import ApiMetrics
 from backend.api.records import NonceRegistry, UploadIndex
@@ -35,6 +36,11 @@ class ApiContext:
     chain_kind: str
     # model layouts by global-model CID: parsing a header is cheap, fetching the model is not
     layouts: OrderedDict = field(default_factory=OrderedDict)
+
+    def refuse(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> ApiError:
+        """An upload refusal to raise, counted by its error code in the metrics."""
+        self.metrics.uploads_rejected.labels(error).inc()
+        return ApiError(status, error, detail, headers)
 
     def close(self) -> None:
         self.uploads.close()

@@ -14,7 +14,6 @@ from backend.api import signing
 from backend.api.auth import SignedWrite, signed_headers, signed_write
 from backend.api.chain_view import ProjectInfo, RoundInfo, RoundPhase
 from backend.api.context import ApiContext, get_context
-from backend.api.errors import ApiError
 from backend.api.model_layout import global_layout
 from backend.api.routers.projects import current_model_cid, existing_project
 from backend.api.routers.rounds import existing_round
@@ -23,24 +22,19 @@ from backend.api.schemas import UploadOut, error_responses
 router = APIRouter(prefix="/v1/projects/{project_id}/rounds/{round}/updates", tags=["updates"])
 
 
-def _refuse(ctx: ApiContext, status: int, error: str, detail: str) -> ApiError:
-    ctx.metrics.uploads_rejected.labels(error).inc()
-    return ApiError(status, error, detail)
-
-
 def upload_allowed(headers: signing.SignedHeaders = Depends(signed_headers),
                    project: ProjectInfo = Depends(existing_project), info: RoundInfo = Depends(existing_round),
                    ctx: ApiContext = Depends(get_context)) -> tuple[ProjectInfo, RoundInfo]:
     """The chain-state checks, made before the body is read: joined, round Open, no earlier update."""
     pid, rnd, who = project.project_id, info.round, headers.address
     if not ctx.chain.is_joined(pid, who):
-        raise _refuse(ctx, 403, "not_joined", f"{who} has not joined project {pid}; join on-chain with the stake first")
+        raise ctx.refuse(403, "not_joined", f"{who} has not joined project {pid}; join on-chain with the stake first")
     if info.phase is not RoundPhase.OPEN:
-        raise _refuse(ctx, 409, "round_not_open", f"round {rnd} of project {pid} is {info.phase.value}, "
-                                                  f"not Open; the current round is {project.current_round}")
+        raise ctx.refuse(409, "round_not_open", f"round {rnd} of project {pid} is {info.phase.value}, "
+                                                 f"not Open; the current round is {project.current_round}")
     if ctx.uploads.has_slot(pid, rnd, who) or ctx.chain.has_submitted(pid, rnd, who):
-        raise _refuse(ctx, 409, "duplicate_update", f"{who} already submitted an update for round {rnd} "
-                                                    f"of project {pid}; one update per trainer per round")
+        raise ctx.refuse(409, "duplicate_update", f"{who} already submitted an update for round {rnd} "
+                                                   f"of project {pid}; one update per trainer per round")
     return project, info
 
 
@@ -60,10 +54,11 @@ def _validate(ctx: ApiContext, project: ProjectInfo, round: int, write: SignedWr
     base = current_model_cid(ctx, project)
     layout = global_layout(ctx.store, base, ctx.layouts)
     result = validate_update(write.body, layout, max_bytes=ctx.limits.max_body_bytes)
-    reason = result.detail if not result.ok else _metadata_mismatch(result.metadata, project.project_id, round,
-                                                                    write.address, base)
-    if reason is not None:
-        raise _refuse(ctx, 422, "invalid_update", reason or "malformed update")
+    if not result.ok:
+        raise ctx.refuse(422, "invalid_update", result.detail or "malformed update")
+    mismatch = _metadata_mismatch(result.metadata, project.project_id, round, write.address, base)
+    if mismatch is not None:
+        raise ctx.refuse(422, "invalid_update", mismatch)
 
 
 _BODY = {"requestBody": {"required": True, "description": "the update (local weights minus global) as safetensors",
@@ -79,7 +74,7 @@ async def upload_update(target: tuple[ProjectInfo, RoundInfo] = Depends(upload_a
     project, info = target
     pid, round = project.project_id, info.round
     if not await run_in_threadpool(ctx.uploads.reserve, pid, round, write.address):
-        raise _refuse(ctx, 409, "duplicate_update", f"{write.address} already submitted an update for round {round}")
+        raise ctx.refuse(409, "duplicate_update", f"{write.address} already submitted an update for round {round}")
     try:
         await run_in_threadpool(_validate, ctx, project, round, write)
         cid = await run_in_threadpool(ctx.store.add_bytes, write.body)
