@@ -959,10 +959,14 @@ contract Marketplace is ReentrancyGuardTransient {
             // forge-lint: disable-next-line(incorrect-shift) -- bit i of flags
             if (w == 0 || flags & (1 << i) != 0) continue;
             address trainer = d.submitters[i];
-            // budget < 2^128 and w < 2^32: the product cannot overflow, so no mulDiv is needed.
-            uint256 reward = budget * w / weightSum;
+            uint256 reward;
+            unchecked {
+                // budget < 2^130 (pool, carry and slashes are bounded at creation) and w < 2^32: no
+                // overflow, so no mulDiv; and the rewards sum to at most the budget.
+                reward = budget * w / weightSum;
+                total += reward;
+            }
             accounts[trainer].claimable += reward.toUint104();
-            total += reward;
             emit RewardCredited(projectId, round, trainer, reward);
         }
     }
@@ -994,8 +998,11 @@ contract Marketplace is ReentrancyGuardTransient {
         uint256 word;
         for (uint256 i; i < n; ++i) {
             uint256 w = weights[i];
-            // forge-lint: disable-next-line(incorrect-shift) -- bit i of flags
-            if (flags & (1 << i) == 0) sum += w;
+            unchecked {
+                // at most 256 weights below 2^32: the sum stays below 2^40
+                // forge-lint: disable-next-line(incorrect-shift) -- bit i of flags
+                if (flags & (1 << i) == 0) sum += w;
+            }
             word |= w << ((i & 7) * 32);
             if (i & 7 == 7 || i == n - 1) {
                 d.weights[i >> 3] = word;
