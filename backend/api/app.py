@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from backend.api.chain_view import ChainView, SerializedChainView
-from backend.api.context import ApiContext, ContentStore
+from backend.api.context import ApiContext
 from backend.api.errors import install_error_handlers
 from backend.api.limits import ApiLimits, RateLimiter
 from backend.api.metrics import ApiMetrics, MetricsMiddleware
@@ -16,6 +16,7 @@ from backend.api.records import NonceRegistry, UploadIndex
 from backend.api.routers import health, metrics, projects, rewards, rounds, updates
 from backend.api.schemas import error_responses
 from backend.config import Settings, get_settings
+from backend.storage import Store, open_store
 
 API_VERSION = "1.0.0"
 
@@ -31,16 +32,15 @@ def records_dir(settings: Settings, chain_view: ChainView) -> Path | None:
 
 
 def create_app(settings: Settings | None = None, chain_view: ChainView | None = None,
-               store: ContentStore | None = None, *, limits: ApiLimits | None = None) -> FastAPI:
+               store: Store | None = None, *, limits: ApiLimits | None = None) -> FastAPI:
     """The API app. Without a chain view or store it opens those that ``settings`` name."""
     settings = settings or get_settings()
     if chain_view is None:
         from backend.api.chain_connect import open_chain_view
 
         chain_view = open_chain_view(settings)
+    owns_store = store is None
     if store is None:
-        from backend.storage import open_store
-
         store = open_store(settings.ipfs, home=settings.home)
     limits = limits or ApiLimits(max_body_bytes=settings.max_update_bytes)
     records = records_dir(settings, chain_view)
@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None, chain_view: ChainView | None = 
     async def lifespan(app: FastAPI):
         yield
         ctx.close()
+        if owns_store:
+            store.close()
 
     app = FastAPI(
         title="Merit API",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from fastapi import Request
 
@@ -13,28 +12,21 @@ from backend.api.limits import ApiLimits, RateLimiter
 from backend.api.metrics import ApiMetrics
 from backend.api.records import NonceRegistry, UploadIndex
 from backend.config import Settings
-
-
-class ContentStore(Protocol):
-    """The part of ``backend.storage`` the API uses."""
-
-    def add_bytes(self, data: bytes, cid_version: int = 1) -> str: ...
-
-    def get_bytes(self, cid: str) -> bytes: ...
+from backend.storage import Store
 
 
 @dataclass
 class ApiContext:
     settings: Settings
     chain: ChainView
-    store: ContentStore
+    store: Store
     limits: ApiLimits
     rate_limiter: RateLimiter
     uploads: UploadIndex
     nonces: NonceRegistry
     metrics: ApiMetrics
     chain_kind: str
-    # model layouts by global-model CID: parsing a header is cheap, fetching the model is not
+    # model layouts by global-model CID, so that an upload does not load the global model again
     layouts: OrderedDict = field(default_factory=OrderedDict)
 
     def refuse(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> ApiError:
