@@ -1,8 +1,8 @@
 """What the REST API reads from the chain: a small, read-only protocol.
 
 The API never sends transactions: trainers join, commit updates and claim on-chain themselves.
-It only needs the reads below. ``backend.chain.client.MarketClient`` satisfies this protocol;
-tests may pass any object that does.
+It only needs the reads below. ``backend.api.chain_connect.MarketChainView`` implements them over
+``backend.chain.client.MarketClient``; tests may pass any object that does.
 
 Conventions for implementers:
 
@@ -18,7 +18,9 @@ An implementation may also have a ``market_key`` attribute: a stable name for th
 market key, so a server pointed at another market starts with a clean slate.
 
 Every method may be called from a worker thread; the API serialises its calls (see
-``SerializedChainView``), so an implementation need not be thread-safe.
+``SerializedChainView``), so an implementation need not be thread-safe. One that has a ``lock``
+attribute gets its calls serialised under that lock, so that other users of the same chain
+connection in the process (tests sending transactions, the demo) wait for them too.
 """
 from __future__ import annotations
 
@@ -73,7 +75,7 @@ class RoundInfo:
 
 @runtime_checkable
 class ChainView(Protocol):
-    """The chain reads the REST API needs. ``MarketClient`` implements them."""
+    """The chain reads the REST API needs."""
 
     def project_ids(self) -> list[int]:
         """Every project id in the market, ascending."""
