@@ -1,12 +1,15 @@
 """Run by test_streaming.py in a fresh process: add and read back SIZE bytes through the embedded
-store, then print JSON with the peak RSS growth (ru_maxrss minus the RSS before the work)."""
+store, then print JSON with the peak RSS growth over the RSS before the work.
+
+The peak is VmHWM from /proc, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across ``execve``, so
+in a child of a large pytest process it reports the parent's size at fork time.
+"""
 from __future__ import annotations
 
 import hashlib
 import io
 import json
 import random
-import resource
 import sys
 from pathlib import Path
 
@@ -36,25 +39,29 @@ class Synthetic(io.RawIOBase):
         return piece
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+def memory_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
 
 
 def main(root: str, size: int) -> None:
     store = EmbeddedStore(Path(root))
     source = Synthetic(size)
-    before = rss_mb()
+    before = memory_mb("VmRSS")
     cid = store.add_stream(source)
+    after_add = memory_mb("VmHWM")
     read = hashlib.sha256()
     total = 0
     for piece in store.get_stream(cid):
         read.update(piece)
         total += len(piece)
     store.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = memory_mb("VmHWM")
     print(json.dumps({"cid": cid, "bytes": total, "same": read.digest() == source.sha.digest(),
-                      "rss_before_mb": before, "peak_growth_mb": peak - before}))
+                      "rss_before_mb": before, "add_growth_mb": after_add - before, "peak_growth_mb": peak - before}))
 
 
 if __name__ == "__main__":

@@ -22,4 +22,4 @@ def test_one_gib_round_trip_in_bounded_memory(tmp_path):
         shutil.rmtree(tmp_path / "ipfs", ignore_errors=True)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["bytes"] == size and report["same"]
-    assert report["peak_growth_mb"] < 100, report
+    assert report["peak_growth_mb"] < 100, json.dumps(report)
