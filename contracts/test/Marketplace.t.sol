@@ -1053,6 +1053,62 @@ contract MarketplaceTest is MarketFixture {
     }
 
     // =============================================================================================
+    // events
+    // =============================================================================================
+
+    function test_events_finalizeCreditsEachRewardAndOpensTheNextRound() public {
+        uint256 id = runningDefault(2);
+        uint256 budget = roundBudget(id, 0);
+        uint32[] memory w = new uint32[](2);
+        (w[0], w[1]) = (1, 1);
+        readyToFinalize(id, 0, 2, w, 0);
+        uint64 sd = uint64(block.timestamp + WINDOW);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit Marketplace.RewardCredited(id, 0, trainer(0), budget / 2);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit Marketplace.RewardCredited(id, 0, trainer(1), budget / 2);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit Marketplace.RoundFinalized(id, 0, budget / 2 * 2, budget % 2);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit Marketplace.RoundOpened(id, 1, POOL / 3 + budget % 2, sd, sd + AGG_WINDOW);
+        market.finalize(id);
+    }
+
+    function test_events_upheldDisputeSlashesAndReopens() public {
+        uint256 id = _disputedRound(2);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit Marketplace.DisputeResolved(id, 0, trainer(1), true);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit Marketplace.AggregatorSlashed(id, 0, AGG_BOND);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit Marketplace.AggregationReopened(id, 0, uint64(block.timestamp + AGG_WINDOW));
+        vm.prank(arbiter);
+        market.resolveDispute(id, true);
+    }
+
+    function test_events_closingAndWithdrawals() public {
+        uint256 id = runningDefault(2);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit Marketplace.ProjectCancelled(id, POOL);
+        vm.prank(owner);
+        market.cancel(id);
+
+        vm.expectEmit(true, true, true, true, address(market));
+        emit Marketplace.StakeWithdrawn(id, trainer(0), STAKE);
+        vm.prank(trainer(0));
+        market.withdrawStake(id);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit Marketplace.BondWithdrawn(id, aggregator, AGG_BOND);
+        vm.prank(aggregator);
+        market.withdrawBond(id);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit Marketplace.RemainderWithdrawn(id, owner, POOL);
+        vm.prank(owner);
+        market.withdrawRemainder(id);
+        assertEq(address(market).balance, STAKE, "only trainer 1's stake is left");
+    }
+
+    // =============================================================================================
     // views
     // =============================================================================================
 
