@@ -67,8 +67,13 @@ def fidelity(
     estimators: dict[str, Estimator] | None = None,
     seeds: Sequence[int] = range(20),
     budget: int = 300,
+    target: tuple[float, float] = (0.95, 0.01),
 ) -> dict[str, dict]:
-    """Per estimator: Spearman min/mean and max |error| (absolute and as a fraction of v(N) − v(∅))."""
+    """Per estimator: Spearman min/mean and max |error| (absolute and as a fraction of v(N) − v(∅)).
+
+    ``meets_target`` is the share of seeds with Spearman ≥ target[0] and max |error| ≤ target[1] in
+    the utility's own units: the issue's fidelity target for a round (0.95, 0.01 accuracy).
+    """
     exact = np.asarray(exact, float)
     span = abs(utility(frozenset(range(n))) - utility(frozenset())) or 1.0
     table = {}
@@ -86,6 +91,7 @@ def fidelity(
             "max_error_mean": round(float(errors_arr.mean() / span), 5),
             "max_error_worst": round(float(errors_arr.max() / span), 5),
             "max_abs_error_worst": float(errors_arr.max()),
+            "meets_target": round(float(np.mean([r >= target[0] and e <= target[1] for r, e in zip(rhos, errors)])), 3),
             "seconds_per_run": round((time.perf_counter() - start) / len(seeds), 4),
         }
     return table
@@ -110,6 +116,7 @@ def suite(n: int = 10, instances: int = 3, seeds: int = 20, budget: int = 300, e
                 "spearman_mean": round(float(np.mean([r["spearman_mean"] for r in rows])), 4),
                 "max_error_mean": round(float(np.mean([r["max_error_mean"] for r in rows])), 5),
                 "max_error_worst": max(r["max_error_worst"] for r in rows),
+                "meets_target": round(float(np.mean([r["meets_target"] for r in rows])), 3),
                 "seconds_per_run": round(float(np.mean([r["seconds_per_run"] for r in rows])), 4),
             }
             for estimator, rows in per_estimator.items()

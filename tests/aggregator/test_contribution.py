@@ -129,7 +129,7 @@ def test_plain_permutation_sampling_does_not_truncate():
 # ---------------------------------------------------------------------------------------- fidelity
 
 
-@pytest.mark.parametrize("game", [g for g in GAMES if g.name.startswith("accuracy")], ids=lambda g: g.name)
+@pytest.mark.parametrize("game", [g for g in GAMES if g.name.startswith(("accuracy", "mean-update"))], ids=lambda g: g.name)
 def test_gtg_on_fl_like_games_at_300_evaluations(game):
     exact = exact_values(game)
     for seed in range(3):
