@@ -6,6 +6,7 @@ its rate limit. Cheap checks come first, so a bad request is refused before its 
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
@@ -73,11 +74,14 @@ async def _read_capped(request: Request, ctx: ApiContext) -> tuple[bytes, str]:
     body = bytearray()
     digest = hashlib.sha256()
     try:
-        async for chunk in request.stream():
-            if len(body) + len(chunk) > cap:
-                raise ctx.refuse(413, "too_large", too_large)
-            body += chunk
-            digest.update(chunk)
+        async with asyncio.timeout(ctx.limits.body_timeout_s):
+            async for chunk in request.stream():
+                if len(body) + len(chunk) > cap:
+                    raise ctx.refuse(413, "too_large", too_large)
+                body += chunk
+                digest.update(chunk)
+    except TimeoutError:
+        raise ctx.refuse(408, "body_timeout", f"the body did not arrive within {ctx.limits.body_timeout_s:g} s") from None
     except ClientDisconnect:  # nobody is left to answer; say so in the log line, not as a 500
         raise ApiError(400, "client_disconnected", "the client went away before sending the whole body") from None
     return bytes(body), digest.hexdigest()

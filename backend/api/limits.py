@@ -12,6 +12,7 @@ class ApiLimits:
     max_clock_skew_s: int = 300              # a signed request older (or further ahead) than this is refused
     writes_per_minute: float = 60.0          # sustained signed writes per address
     write_burst: int = 10                    # writes an idle address may make at once
+    body_timeout_s: float = 300.0            # a body must arrive within this (a trickling client holds a slot)
 
 
 class RateLimiter:

@@ -220,3 +220,27 @@ def test_records_survive_a_restart(tmp_path):
         assert_error(httpx.post(url + other, content=b"junk", headers=junk), 401, "nonce_reused")
         assert_error(httpx.post(url + path, content=body, headers=signing.sign_request(trainer.key, "POST", path, body)),
                      409, "duplicate_update")
+
+
+def test_a_trickling_body_times_out(tmp_path):
+    from backend.api import create_app
+    from backend.api.limits import ApiLimits
+    from backend.config import Settings
+    from backend.storage import open_store
+    from tests.api.fakes import FakeChain
+    from tests.api.server import serve
+
+    store, chain, trainer = open_store("embedded", home=tmp_path), FakeChain(), Account.create()
+    chain.add_project(1, store.add_bytes(update_bytes()), rounds=1)
+    chain.join(1, trainer.address)
+    app = create_app(Settings(home=tmp_path), chain_view=chain, store=store, limits=ApiLimits(body_timeout_s=0.5))
+    path = "/v1/projects/1/rounds/0/updates"
+
+    def trickle():
+        for _ in range(4):
+            time.sleep(0.3)
+            yield b"\0" * 16
+
+    with serve(app) as url:
+        response = httpx.post(url + path, content=trickle(), headers=signing.sign_request(trainer.key, "POST", path, b""))
+    assert_error(response, 408, "body_timeout")

@@ -66,7 +66,7 @@ _BODY = {"requestBody": {"required": True, "description": "the update (local wei
 
 
 @router.post("", status_code=201, response_model=UploadOut,
-             responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429),
+             responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422, 429),
              openapi_extra=_BODY)
 async def upload_update(target: tuple[ProjectInfo, RoundInfo] = Depends(upload_allowed),
                         write: SignedWrite = Depends(signed_write), ctx: ApiContext = Depends(get_context)) -> UploadOut:
