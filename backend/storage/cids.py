@@ -9,7 +9,6 @@ library once for the bytes that precede the digest and reuses them.
 from __future__ import annotations
 
 import base64
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -51,11 +50,6 @@ def cid_prefix(version: int, codec: str) -> CidPrefix:
     mh = bytes(multihash.wrap(probe, SHA2_256))
     cid = CID("base58btc" if version == 0 else "base32", version, codec, mh)
     return CidPrefix(version, codec, bytes(cid)[:-_DIGEST_LEN], mh[:-_DIGEST_LEN])
-
-
-def block_cid(data: bytes | memoryview, version: int, codec: str) -> bytes:
-    """Binary CID of one block (sha2-256)."""
-    return cid_prefix(version, codec).cid_bytes(hashlib.sha256(data).digest())
 
 
 def parse_cid(value: str | bytes) -> CID:

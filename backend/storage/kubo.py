@@ -50,8 +50,11 @@ class KuboStore(Store):
 
     # -- transport ------------------------------------------------------------------------------
     def _post(self, command: str, params: dict[str, str] | None = None, *, rewind: BinaryIO | None = None,
-              **kwargs: object) -> httpx.Response:
-        """One RPC call, retried on transport errors and gateway statuses; raises StorageError otherwise."""
+              limit: int | None = None, **kwargs: object) -> bytes:
+        """One RPC call's body, retried on transport errors and gateway statuses; StorageError otherwise.
+
+        ``limit`` caps the body: a node that sends more is refused without reading the rest.
+        """
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -59,35 +62,48 @@ class KuboStore(Store):
                 if rewind is not None:
                     rewind.seek(0)
             try:
-                response = self._client.post(f"/{command}", params=params, **kwargs)
+                request = self._client.build_request("POST", f"/{command}", params=params, **kwargs)
+                response = self._client.send(request, stream=True)
+                try:
+                    if response.status_code in _RETRY_STATUS:
+                        last = StorageError(f"HTTP {response.status_code}")
+                        continue
+                    if response.status_code != 200:
+                        raise self._refusal(command, response)
+                    return self._read_body(command, response, limit)
+                finally:
+                    response.close()
             except httpx.TransportError as exc:  # timeouts included
                 last = exc
-                continue
-            if response.status_code in _RETRY_STATUS:
-                last = StorageError(f"HTTP {response.status_code}")
-                continue
-            if response.status_code != 200:
-                raise self._refusal(command, response)
-            return response
         if isinstance(last, httpx.TimeoutException):
             raise StorageError(f"the Kubo node at {self.url} did not answer {command} within the timeout "
                                f"({self.retries + 1} tries)", "raise MERIT_IPFS_TIMEOUT, or check the node") from None
         raise StorageError(f"cannot reach the Kubo RPC API at {self.url} ({last})", _HINT_UNREACHABLE) from None
 
+    def _read_body(self, command: str, response: httpx.Response, limit: int | None) -> bytes:
+        if limit is None:
+            return response.read()
+        body, complete = _read_capped(response, limit)
+        if not complete:
+            raise IntegrityError(f"Kubo at {self.url} sent more than {limit} bytes for {command}; refusing it")
+        return body
+
     def _refusal(self, command: str, response: httpx.Response) -> StorageError:
+        """Kubo's error body is ``{"Message": ..., "Code": 0, "Type": "error"}``; read at most 64 KiB of it."""
+        text = _read_capped(response, 65536)[0].decode("utf-8", "replace")
         try:
-            message = response.json().get("Message") or response.text
+            message = str(json.loads(text).get("Message") or text)
         except (ValueError, AttributeError):
-            message = response.text[:200]
+            message = text[:200].strip()
         cls = BlockNotFoundError if "not found" in message.lower() else StorageError
         return cls(f"Kubo at {self.url} refused {command}: {message} (HTTP {response.status_code})")
 
     def version(self) -> str:
         """The node's Kubo version; also proves the URL is a Kubo RPC API."""
         if self._version is None:
-            response = self._post("version")
+            body = self._post("version", limit=1 << 20)
             try:
-                self._version = str(response.json()["Version"])
+                self._version = str(json.loads(body)["Version"])
             except (ValueError, KeyError, TypeError):
                 raise StorageError(f"{self.url} answered /api/v0/version, but not as Kubo does",
                                    "point --ipfs at a Kubo RPC API (port 5001 by default)") from None
@@ -115,10 +131,10 @@ class KuboStore(Store):
         params = {"cid-version": str(cid_version), "raw-leaves": "true" if cid_version == 1 else "false",
                   "chunker": f"size-{CHUNK_SIZE}", "hash": "sha2-256", "pin": "true" if pin else "false",
                   "progress": "false", "trickle": "false", "wrap-with-directory": "false"}
-        response = self._post("add", params, rewind=reader,
-                              files={"file": ("file", reader, "application/octet-stream")})
+        body = self._post("add", params, rewind=reader, limit=1 << 20,
+                          files={"file": ("file", reader, "application/octet-stream")})
         added = None
-        for line in response.text.splitlines():
+        for line in body.decode("utf-8", "replace").splitlines():
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -136,17 +152,14 @@ class KuboStore(Store):
     # -- reading --------------------------------------------------------------------------------
     def _get_block(self, cid: CID) -> bytes:
         self.version()
-        response = self._post("block/get", {"arg": format_cid(cid)})
-        if len(response.content) > MAX_BLOCK:
-            raise IntegrityError(f"Kubo at {self.url} sent {len(response.content)} bytes for block {format_cid(cid)}, "
-                                 f"over the {MAX_BLOCK}-byte block limit")
-        return verify_block(cid, response.content, f"Kubo at {self.url}")
+        block = self._post("block/get", {"arg": format_cid(cid)}, limit=MAX_BLOCK)
+        return verify_block(cid, block, f"Kubo at {self.url}")
 
     def has(self, cid: str) -> bool:
         root = parse_cid(cid)
         self.version()
         try:
-            self._post("block/stat", {"arg": format_cid(root), "offline": "true"})
+            self._post("block/stat", {"arg": format_cid(root), "offline": "true"}, limit=1 << 20)
         except BlockNotFoundError:
             return False
         return True
@@ -154,11 +167,21 @@ class KuboStore(Store):
     def pin(self, cid: str) -> None:
         root = parse_cid(cid)
         self.version()
-        self._post("pin/add", {"arg": format_cid(root), "recursive": "true", "progress": "false"})
+        self._post("pin/add", {"arg": format_cid(root), "recursive": "true", "progress": "false"}, limit=1 << 20)
 
     def close(self) -> None:
         super().close()
         self._client.close()
+
+
+def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the body, and whether that was all of it."""
+    body = bytearray()
+    for piece in response.iter_bytes():
+        body += piece
+        if len(body) > limit:
+            return bytes(body[:limit]), False
+    return bytes(body), True
 
 
 class _Tee:

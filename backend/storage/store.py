@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,7 @@ from backend.storage.cids import digest_of, format_cid, parse_cid
 from backend.storage.unixfs import decode_node, export_file, import_file
 
 DEFAULT_CID_VERSION = 1
+_POOL_LOCK = threading.Lock()
 
 
 class BlockNotFoundError(StorageError):
@@ -143,9 +145,10 @@ class Store(ABC):
         return _read_ahead(self._pool(), self._get_block, cids, 2 * self.fetch_workers)
 
     def _pool(self) -> ThreadPoolExecutor:
-        if getattr(self, "_executor", None) is None:
-            self._executor = ThreadPoolExecutor(self.fetch_workers, thread_name_prefix=f"merit-{self.name}")
-        return self._executor
+        with _POOL_LOCK:  # stores are shared between threads (API server, aggregator)
+            if getattr(self, "_executor", None) is None:
+                self._executor = ThreadPoolExecutor(self.fetch_workers, thread_name_prefix=f"merit-{self.name}")
+            return self._executor
 
     def close(self) -> None:
         """Release threads and connections; the store must not be used afterwards."""

@@ -141,3 +141,12 @@ def test_something_that_is_not_kubo(kubo):
     with KuboStore(kubo.url + "/elsewhere", timeout=2, retries=0) as store:
         with pytest.raises(StorageError, match="404"):
             store.version()
+
+
+def test_oversized_block_is_refused_without_reading_it_all(kubo, kubo_store):
+    from backend.storage.kubo import MAX_BLOCK
+
+    cid = kubo_store.add_bytes(b"small")
+    kubo.blocks[next(iter(kubo.blocks))] = b"x" * (MAX_BLOCK + 1)
+    with pytest.raises(IntegrityError, match="more than"):
+        kubo_store.get_bytes(cid)
