@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, chain_view: ChainView | None = 
         description="Writes are signed with the trainer's Ethereum key (EIP-191); see backend/api/signing.py. "
                     'Every error is JSON {"error": code, "detail": text}.',
         lifespan=lifespan,
-        responses=error_responses(422),  # FastAPI's default 422 schema is replaced by ours everywhere
+        responses=error_responses(422, 503),  # our error body for FastAPI's 422; 503: chain or store unreachable
     )
     app.state.merit = ctx
     install_error_handlers(app)

@@ -6,7 +6,7 @@ from importlib import metadata
 from fastapi import APIRouter, Depends
 
 from backend.api.context import ApiContext, get_context
-from backend.api.schemas import HealthOut, error_responses
+from backend.api.schemas import HealthOut
 
 router = APIRouter(prefix="/v1", tags=["health"])
 
@@ -18,7 +18,7 @@ def _version() -> str:
         return "unknown"
 
 
-@router.get("/health", response_model=HealthOut, responses=error_responses(503))
+@router.get("/health", response_model=HealthOut)
 def health(ctx: ApiContext = Depends(get_context)) -> HealthOut:
     """Liveness plus one chain read: 503 when the chain cannot be reached."""
     return HealthOut(status="ok", version=_version(), chain=ctx.chain_kind,
