@@ -8,12 +8,18 @@ import httpx
 import numpy as np
 import pytest
 from eth_account import Account
+from safetensors.numpy import save
 
-from backend.api import signing
+from backend.api import create_app, signing
 from backend.api.chain_view import RoundPhase
+from backend.api.limits import ApiLimits
+from backend.config import Settings
 from backend.errors import IntegrityError
+from backend.storage import open_store
 from backend.trainer.api_client import ApiClient, ApiRequestError
-from tests.api.conftest import CAP, LAYOUT, stored_blocks, update_bytes
+from tests.api.conftest import CAP, LAYOUT, stored_blocks, tensors, update_bytes
+from tests.api.fakes import FakeChain
+from tests.api.server import serve
 
 UPLOAD = "/v1/projects/1/rounds/{r}/updates"
 
@@ -23,6 +29,14 @@ def post(market, path, body, key=None, headers=None, **sign_kw):
     h = signing.sign_request(key, "POST", path, body, **sign_kw) if key is not None else {}
     h.update(headers or {})
     return httpx.post(market.url + path, content=body, headers=h, timeout=30)
+
+
+def one_project(home, rounds: int = 1):
+    """A store in ``home`` and a fake chain with project 1 (round 0 Open) that one new trainer joined."""
+    store, chain, trainer = open_store("embedded", home=home), FakeChain(), Account.create()
+    chain.add_project(1, store.add_bytes(update_bytes(seed=0)), rounds=rounds)
+    chain.join(1, trainer.address)
+    return store, chain, trainer
 
 
 def assert_error(response, status, error=None):
@@ -75,11 +89,9 @@ def _bad_requests(market):
     good = update_bytes(seed=3)
     replay = signing.sign_request(key, "POST", path, good, nonce="replayed-nonce-1")
     wrong_shape = dict(LAYOUT, **{"fc1.weight": (16, 13)})
-    nan = update_bytes(seed=3)
-    from safetensors.numpy import load, save
-    t = load(nan)
-    t["fc2.bias"][0] = np.nan
-    nan = save(t)
+    with_nan = tensors(seed=3)
+    with_nan["fc2.bias"][0] = np.nan
+    nan = save(with_nan)
     return [
         ("unsigned", lambda: post(market, path, good), 401, "unauthorized"),
         ("forged signature", lambda: post(market, path, good, Account.create().key,
@@ -139,16 +151,7 @@ def test_oversize_chunked_body_is_refused_while_streaming(market):
 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path):
-    from backend.api import create_app
-    from backend.api.limits import ApiLimits
-    from backend.config import Settings
-    from backend.storage import open_store
-    from tests.api.fakes import FakeChain
-    from tests.api.server import serve
-
-    store, chain, trainer = open_store("embedded", home=tmp_path), FakeChain(), Account.create()
-    chain.add_project(1, store.add_bytes(update_bytes()), rounds=1)
-    chain.join(1, trainer.address)
+    store, chain, trainer = one_project(tmp_path)
     app = create_app(Settings(home=tmp_path, chain="embedded", ipfs="embedded"), chain_view=chain, store=store,
                      limits=ApiLimits(writes_per_minute=1, write_burst=2))
     with serve(app) as url:
@@ -197,16 +200,8 @@ def test_metrics_and_openapi(market):
 
 def test_records_survive_a_restart(tmp_path):
     """On a persistent chain, a restarted server still refuses a duplicate upload and a replayed nonce."""
-    from backend.api import create_app
-    from backend.config import Settings
-    from backend.storage import open_store
-    from tests.api.fakes import FakeChain
-    from tests.api.server import serve
-
-    store, chain, trainer = open_store("embedded", home=tmp_path), FakeChain(), Account.create()
-    chain.add_project(1, store.add_bytes(update_bytes(seed=0)), rounds=2)
+    store, chain, trainer = one_project(tmp_path, rounds=2)
     chain.set_phase(1, 1, RoundPhase.OPEN)
-    chain.join(1, trainer.address)
     chain.market_key = "31337-0xmarket"
     settings = Settings(home=tmp_path, chain="http://127.0.0.1:8545", ipfs="embedded")
     path, other = "/v1/projects/1/rounds/0/updates", "/v1/projects/1/rounds/1/updates"
@@ -223,16 +218,7 @@ def test_records_survive_a_restart(tmp_path):
 
 
 def test_a_trickling_body_times_out(tmp_path):
-    from backend.api import create_app
-    from backend.api.limits import ApiLimits
-    from backend.config import Settings
-    from backend.storage import open_store
-    from tests.api.fakes import FakeChain
-    from tests.api.server import serve
-
-    store, chain, trainer = open_store("embedded", home=tmp_path), FakeChain(), Account.create()
-    chain.add_project(1, store.add_bytes(update_bytes()), rounds=1)
-    chain.join(1, trainer.address)
+    store, chain, trainer = one_project(tmp_path)
     app = create_app(Settings(home=tmp_path), chain_view=chain, store=store, limits=ApiLimits(body_timeout_s=0.5))
     path = "/v1/projects/1/rounds/0/updates"
 
