@@ -18,14 +18,11 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
+def home():
+    """tests/conftest.py gives every test its own MERIT_HOME and clears MERIT_IPFS."""
     from backend.config import get_settings
 
-    monkeypatch.setenv("MERIT_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MERIT_IPFS", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path / "home"
-    get_settings.cache_clear()
+    return get_settings().home
 
 
 def _file(tmp_path, data):
