@@ -53,6 +53,8 @@ class AggregatorConfig(BaseModel):
     max_update_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
     max_abs_value: float = Field(DEFAULT_MAX_ABS, gt=0)
     eval_batch_size: int = Field(128, ge=1)
+    eval_threads: int | None = Field(1, ge=1, description="torch threads per utility evaluation (None: torch's default); "
+                                                          "scale out with an executor instead")
 
     @field_validator("detectors")
     @classmethod
@@ -158,7 +160,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     t0 = time.perf_counter()
     unflagged = [pos for pos, v in enumerate(verdicts) if not v.flagged]  # positions in `stack`
     utility = CoalitionUtility(spec, global_vec, stack[unflagged], X_val, y_val, config.metric,
-                               config.eval_batch_size, layout)
+                               config.eval_batch_size, layout, threads=config.eval_threads)
     shapley_info: dict[str, Any] = {"method": config.shapley_method, "players": len(unflagged)}
     values: list[float] = []
     if unflagged:

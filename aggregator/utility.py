@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from backend.models.factory import build_model
+from backend.trainer.local import torch_threads
 from backend.models.spec import ModelSpec
 from backend.models.vectors import Layout, unflatten
 
@@ -24,7 +25,7 @@ class CoalitionUtility:
 
     def __init__(self, spec: ModelSpec, global_vector: np.ndarray, updates: np.ndarray, X: np.ndarray,
                  y: np.ndarray, metric: Metric = "accuracy", batch_size: int = 128, layout: Layout | None = None,
-                 cache: bool = True):
+                 cache: bool = True, threads: int | None = 1):
         if metric not in ("accuracy", "neg_loss"):
             raise ValueError(f"metric must be 'accuracy' or 'neg_loss', got {metric!r}")
         self.spec = spec
@@ -36,6 +37,10 @@ class CoalitionUtility:
         self.batch_size = int(batch_size)
         self.layout = layout
         self.cache_enabled = cache
+        # One thread by default: a validation pass in batches of ~128 gains little from intra-op
+        # threads, and on shared or oversubscribed cores two threads ran 3-10x slower than one
+        # (measured). Parallelism belongs to the executor (one process per core) instead.
+        self.threads = threads
         self._reset()
 
     @property
@@ -83,8 +88,12 @@ class CoalitionUtility:
         delta = self.updates[members].astype(np.float64).mean(axis=0)
         return (self.global_vector.astype(np.float64) + delta).astype(np.float32)
 
-    @torch.inference_mode()
     def evaluate_vector(self, vector: np.ndarray) -> float:
+        with torch_threads(self.threads):
+            return self._evaluate(vector)
+
+    @torch.inference_mode()
+    def _evaluate(self, vector: np.ndarray) -> float:
         if self._model is None:
             self._prepare()
         assert self._model is not None and self._batches is not None

