@@ -202,3 +202,22 @@ def test_utility_is_picklable_and_consistent(mnist):
     assert neg(frozenset()) == pytest.approx(-evaluate(SPEC, g, Xv, yv)[1], rel=1e-5)
     with pytest.raises(IndexError):
         utility(frozenset({5}))
+
+
+def test_a_process_pool_gives_the_same_round(attacked_round, mnist):
+    from aggregator.executors import ProcessPoolExecutor
+
+    g, subs, first = attacked_round
+    _, _, Xv, yv = mnist
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        pooled = run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(), project_id=7, round=0,
+                           global_cid="bafy-global", executor=pool)
+    assert pooled.global_weights == first.global_weights
+    assert pooled.weights == first.weights and pooled.flags == first.flags
+
+
+def test_keep_unflagged_aggregates_every_unflagged_update(attacked_round, mnist):
+    g, subs, _ = attacked_round
+    _, _, Xv, yv = mnist
+    outcome = run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(keep="unflagged"), project_id=7, round=0)
+    assert [t["aggregated"] for t in outcome.report["trainers"]] == [not t["flagged"] for t in outcome.report["trainers"]]
