@@ -309,3 +309,51 @@ def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[in
               "validation_cid": validation_cid, "salt": "0x" + salt.hex(), "validation_file": str((base / spec.validation).resolve())}
     save_secrets(secrets_path(home, market.chain.chain_id, market.address, pid), record)
     return pid, record
+
+
+def _address_of(value: str) -> str:
+    from backend.chain.session import parse_key
+
+    if value.startswith("dev:"):
+        return parse_key(value).address
+    if not Web3.is_address(value):
+        raise ConfigError(f"{value!r} is not an address or dev:N")
+    return Web3.to_checksum_address(value)
+
+
+def write_example(out: str | Path, trainers: int = 2, rounds: int = 2, submission_window: int = 30,
+                  challenge_period: int = 10, aggregator: str = "dev:1", arbiter: str = "dev:2", seed: int = 0,
+                  samples_per_trainer: int = 500, validation_samples: int = 1000, epochs: int = 1,
+                  aggregation_window: int = 600, write_shards: bool = True) -> list[Path]:
+    """An MNIST project to try Merit with: project.yaml, validation.npz and (``write_shards``)
+    trainer-<i>.npz. The validation set is the first ``validation_samples`` digits of
+    ``load_mnist(seed)``; trainers share the rest."""
+    from backend.data import load_mnist, partition_iid
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    X, y = load_mnist(seed=seed)
+    X_val, y_val = X[:validation_samples], y[:validation_samples]
+    X_tr, y_tr = X[validation_samples:], y[validation_samples:]
+    shards = partition_iid(min(len(y_tr), trainers * samples_per_trainer), trainers, seed=seed)
+    paths = [out / "validation.npz"]
+    np.savez(paths[0], X=X_val, y=y_val)
+    for i, shard in enumerate(shards if write_shards else []):
+        path = out / f"trainer-{i}.npz"
+        np.savez(path, X=X_tr[shard], y=y_tr[shard])
+        paths.append(path)
+    spec = {
+        "model": {"arch": "cnn", "input_shape": [1, 28, 28], "num_classes": 10,
+                  "hyperparams": {"lr": 0.05, "momentum": 0.9, "epochs": epochs, "batch_size": 32}, "init_seed": seed},
+        "aggregator_config": {},
+        "validation": "validation.npz",
+        "reward": {"asset": "ETH", "pool": "10 ether"},
+        "rounds": rounds,
+        "trainers": {"min": trainers, "max": max(8, trainers), "stake": "1 ether", "slash_bps": 5000},
+        "windows": {"submission": submission_window, "aggregation": aggregation_window, "challenge": challenge_period},
+        "aggregator": {"address": _address_of(aggregator), "bond": "2 ether"},
+        "arbiter": {"address": _address_of(arbiter), "dispute_bond": "0.5 ether"},
+    }
+    spec_path = out / "project.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return [spec_path, *paths]

@@ -37,10 +37,12 @@ def anvil_command(port: int, state: Path | None = None, host: str = "127.0.0.1",
 class AnvilProcess:
     """A context manager that runs Anvil on a port (a free one by default) and stops it afterwards."""
 
-    def __init__(self, port: int | None = None, state: Path | None = None, host: str = "127.0.0.1"):
+    def __init__(self, port: int | None = None, state: Path | None = None, host: str = "127.0.0.1",
+                 block_time: float | None = None):
         self.port = port or free_port()
         self.host = host
         self.state = state
+        self.block_time = block_time
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -48,7 +50,7 @@ class AnvilProcess:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "AnvilProcess":
-        self.proc = subprocess.Popen(anvil_command(self.port, self.state, self.host), stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(anvil_command(self.port, self.state, self.host, self.block_time), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         try:
             wait_for_rpc(self.url, timeout=30)

@@ -71,14 +71,15 @@ class ErrorDecoder:
     """Maps 4-byte selectors of an ABI's custom errors to names and decoded arguments."""
 
     def __init__(self, abi: list[dict]):
-        self._errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        self._errors: dict[bytes, tuple[str, list[str], list[str], list[str]]] = {}
         for item in abi:
             if item.get("type") != "error":
                 continue
             types = [_abi_type(i) for i in item.get("inputs", [])]
             names = [i.get("name") or f"arg{n}" for n, i in enumerate(item.get("inputs", []))]
+            internal = [i.get("internalType", "") for i in item.get("inputs", [])]
             selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
-            self._errors[selector] = (item["name"], names, types)
+            self._errors[selector] = (item["name"], names, types, internal)
 
     def decode(self, data: str | bytes | None, function: str | None = None) -> ContractRevert | None:
         if data is None:
@@ -95,13 +96,28 @@ class ErrorDecoder:
             return ContractRevert("Error", {"reason": reason}, function)
         if selector not in self._errors:
             return ContractRevert("UnknownError", {"data": raw}, function)
-        name, names, types = self._errors[selector]
+        name, names, types, internal = self._errors[selector]
         try:
             values = abi_decode(types, payload)
         except Exception:
             return ContractRevert(name, {"data": payload}, function)
-        values = [to_checksum_address(v) if t == "address" else v for t, v in zip(types, values)]
+        values = [_readable(t, i, v) for t, i, v in zip(types, internal, values)]
         return ContractRevert(name, dict(zip(names, values)), function)
+
+
+def _readable(abi_type: str, internal_type: str, value: Any) -> Any:
+    """Checksummed addresses and enum member names instead of raw numbers."""
+    from backend.chain.types import SOLIDITY_ENUMS
+
+    if abi_type == "address":
+        return to_checksum_address(value)
+    enum = SOLIDITY_ENUMS.get(internal_type)
+    if enum is not None:
+        try:
+            return enum(value).label
+        except ValueError:
+            return value
+    return value
 
 
 def _abi_type(param: dict) -> str:

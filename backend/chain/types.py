@@ -34,6 +34,31 @@ class Status(IntEnum):
         return self.name.capitalize()
 
 
+class ConfigErrorReason(IntEnum):
+    """Why createProject refused a configuration (Marketplace.ConfigError)."""
+
+    ZERO_ROUNDS = 0
+    POOL_TOO_SMALL = 1
+    AMOUNT_TOO_LARGE = 2
+    MIN_TRAINERS = 3
+    SLASH_BPS = 4
+    ZERO_AGGREGATOR = 5
+    ZERO_ARBITER = 6
+    ZERO_WINDOW = 7
+    EMPTY_SPEC = 8
+    EMPTY_INITIAL_MODEL = 9
+    TOO_MANY_ROUNDS = 10
+
+    @property
+    def label(self) -> str:
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+
+# Solidity enum (by internalType in the ABI) -> Python enum, for readable revert arguments.
+SOLIDITY_ENUMS = {"enum Marketplace.Phase": Phase, "enum Marketplace.Status": Status,
+                  "enum Marketplace.ConfigError": ConfigErrorReason}
+
+
 @dataclass(frozen=True)
 class ProjectConfig:
     asset: str

@@ -20,6 +20,8 @@ def up(
     host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
     state: Path = typer.Option(None, "--state", help="file the chain state is loaded from and saved to "
                                                       "(default: $MERIT_HOME/anvil-state.json)"),
+    block_time: float = typer.Option(1.0, "--block-time", min=0, help="seconds between blocks; 0 mines only on "
+                                     "transactions, which stops the contract's clock between them"),
 ) -> None:
     """Start Anvil from node_modules with persisted state, until Ctrl-C.
 
@@ -31,7 +33,9 @@ def up(
     settings = get_settings()
     state = state or settings.home / "anvil-state.json"
     state.parent.mkdir(parents=True, exist_ok=True)
-    node = AnvilProcess(port=port, state=state, host=host).start()
+    # Round deadlines are judged by block timestamps: without steady blocks, an idle chain's clock
+    # stands still and a round would never leave Open.
+    node = AnvilProcess(port=port, state=state, host=host, block_time=block_time or None).start()
     console.print(f"[green]Anvil[/green] on {node.url} (chain state: {state})")
     console.print(f"dev accounts: dev:0 = {dev_account(0).address} ... dev:19 (keys from the test mnemonic)")
     console.print(f"next: merit deploy --chain {node.url}")
@@ -78,3 +82,22 @@ def deploy_command(
     if deployment.test_token:
         console.print(f"TestToken at {deployment.test_token}")
     console.print(f"recorded in {path}")
+
+
+@app.command("wait")
+def wait(
+    chain: str = typer.Option(None, "--chain", help="JSON-RPC URL (default: configuration)"),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="seconds to wait"),
+) -> None:
+    """Wait until a JSON-RPC node answers (for scripts that just started one).
+
+    Example: merit chain up & merit chain wait --chain http://127.0.0.1:8545
+    """
+    from backend.chain.connection import wait_for_rpc
+    from backend.errors import ConfigError
+
+    url = chain or get_settings().chain
+    if url == "embedded":
+        raise ConfigError("the embedded chain needs no waiting", "pass --chain http://HOST:PORT")
+    wait_for_rpc(url, timeout=timeout)
+    console.print(f"{url} is up")

@@ -137,3 +137,26 @@ def export(project_id: int = typer.Argument(..., min=1), out: Path = typer.Optio
     cid = ctx.market.global_model_cid(project_id)
     size = ctx.store.get_to_path(cid, out)
     console.print(f"wrote {out} ({size:,} bytes, CID {cid})")
+
+
+@app.command("example")
+def example(
+    out: Path = typer.Argument(..., help="directory to write project.yaml, validation.npz and trainer data into"),
+    trainers: int = typer.Option(2, "--trainers", min=1, max=16, help="how many trainer data files"),
+    rounds: int = typer.Option(2, "--rounds", min=1, max=100),
+    submission_window: int = typer.Option(30, "--submission-window", min=5, help="seconds a round is open"),
+    challenge_period: int = typer.Option(10, "--challenge-period", min=0),
+    aggregator: str = typer.Option("dev:1", "--aggregator", help="aggregator address, or dev:N"),
+    arbiter: str = typer.Option("dev:2", "--arbiter", help="arbiter address, or dev:N"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write a ready-to-use MNIST project: spec file, validation set and one data file per trainer.
+
+    Example: merit project example walkthrough --trainers 2
+    """
+    from backend.project import write_example
+
+    paths = write_example(out, trainers=trainers, rounds=rounds, submission_window=submission_window,
+                          challenge_period=challenge_period, aggregator=aggregator, arbiter=arbiter, seed=seed)
+    for path in paths:
+        console.print(f"wrote {path}")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -96,27 +95,6 @@ def _accounts(chain, market, n: int):
     return dev_account(0), dev_account(1), dev_account(2), trainers
 
 
-def _write_spec(out: Path, cfg: DemoConfig, aggregator: str, arbiter: str, validation: tuple[np.ndarray, np.ndarray],
-                windows: dict[str, int]) -> Path:
-    np.savez(out / "validation.npz", X=validation[0], y=validation[1])
-    spec = {
-        "model": {"arch": "cnn", "input_shape": [1, 28, 28], "num_classes": 10,
-                  "hyperparams": {"lr": 0.05, "momentum": 0.9, "epochs": cfg.epochs, "batch_size": 32},
-                  "init_seed": cfg.seed},
-        "aggregator_config": {},
-        "validation": "validation.npz",
-        "reward": {"asset": "ETH", "pool": "10 ether"},
-        "rounds": cfg.rounds,
-        "trainers": {"min": cfg.trainers, "max": max(cfg.trainers, 8), "stake": "1 ether", "slash_bps": 5000},
-        "windows": windows,
-        "aggregator": {"address": aggregator, "bond": "2 ether"},
-        "arbiter": {"address": arbiter, "dispute_bond": "0.5 ether"},
-    }
-    path = out / "project.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
-
-
 def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) -> dict[str, Any]:
     """Run the demo; ``on_finish(chain, market, store, project_id)`` is called at the end (tests audit it)."""
     from aggregator.node import AggregatorNode
@@ -125,7 +103,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     from backend.config import get_settings
     from backend.data import load_mnist, partition_iid
     from backend.models.serialization import load_weights
-    from backend.project import create_project, load_secrets, secrets_path
+    from backend.project import create_project, load_secrets, secrets_path, write_example
     from backend.simulate.attacks import AttackContext, make_update
     from backend.storage import open_store
     from backend.trainer.client import load_round, make_update as honest_update, serialize_update, Uploader, submit
@@ -154,8 +132,10 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
         owner_market = MarketClient.deploy(chain, dev_account(0))
         owner, aggregator, arbiter, trainer_accounts = _accounts(chain, owner_market, cfg.trainers)
         roles = _roles(cfg, counts)
-        windows = {"submission": 3600, "aggregation": 3600, "challenge": 600}
-        spec_path = _write_spec(out, cfg, aggregator.address, arbiter.address, (X_val, y_val), windows)
+        spec_path = write_example(out, trainers=cfg.trainers, rounds=cfg.rounds, submission_window=3600,
+                                  challenge_period=600, aggregator=aggregator.address, arbiter=arbiter.address,
+                                  seed=cfg.seed, validation_samples=cfg.validation_samples, epochs=cfg.epochs,
+                                  aggregation_window=3600, write_shards=False)[0]
         pid, _record = create_project(owner_market, store, spec_path, settings.home)
         gas: dict[str, list[int]] = {"create_project": [owner_market.last_receipt.gas_used]}
         agg_market = owner_market.as_account(aggregator)

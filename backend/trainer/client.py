@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.chain.client import MarketClient
+from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
 from backend.errors import ConfigError, IntegrityError, MeritError
 
@@ -137,8 +138,14 @@ def run_trainer(market: MarketClient, pid: int, X: np.ndarray, y: np.ndarray, st
             info = market.round(pid, r)
             if info.phase == Phase.OPEN and r not in done and market.account.address not in market.submitters(pid, r):
                 progress = progress_factory(r) if progress_factory else None
-                train_round(market, pid, X, y, store=store, api=api, seed=seed, progress=progress, log=log)
                 done.add(r)
+                try:
+                    train_round(market, pid, X, y, store=store, api=api, seed=seed, progress=progress, log=log)
+                except ContractRevert as exc:
+                    if exc.name not in ("WrongPhase", "WrongRound"):
+                        raise
+                    log(f"round {r}: the submission window closed before the update was ready; "
+                        "waiting for the next round (train faster, or ask for a longer window)")
                 continue
         time.sleep(poll_seconds)
     result = {"claimed": 0, "stake_returned": 0}
