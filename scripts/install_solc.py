@@ -7,8 +7,9 @@ Order of preference:
    compiler), installed where py-solc-x looks for native builds: ``~/.solcx/solc-v<version>``.
 
 The wrapper answers ``--version`` like native solc and forwards ``--standard-json`` to solcjs,
-dropping the line solcjs prints before the JSON. Other flags are ignored: callers must pass
-sources in the standard JSON (forge and py-solc-x's compile_standard do).
+dropping the line solcjs prints before the JSON. Other flags are ignored. Imports missing from the
+standard JSON are read from files relative to the working directory (forge and py-solc-x pass
+every source; eth-brownie passes paths under node_modules through its remappings).
 
 Usable as ``python scripts/install_solc.py`` and under ``brownie run``.
 """
@@ -51,7 +52,9 @@ case "$mode" in
     out=$(mktemp)
     trap 'rm -f "$in" "$out"' EXIT
     cat > "$in"
-    "$NODE" "$SOLCJS" --standard-json < "$in" > "$out"
+    # --base-path gives solcjs a file import callback, rooted at the caller's directory, for
+    # callers (eth-brownie) that leave imported files out of the standard JSON.
+    "$NODE" "$SOLCJS" --standard-json --base-path "$PWD" < "$in" > "$out"
     sed -n '/^{{/,$p' "$out"
     ;;
   *)
