@@ -158,7 +158,8 @@ def run(out_dir: Path) -> dict:
             row["add_vs_write_floor"] = round(row["add_mb_s"] / row["write_floor_mb_s"], 3)
             results["sizes"][label] = row
             print(f"   {label:>6}: add {row['add_mb_s']:8.1f} MB/s  cat {row['cat_mb_s']:8.1f} MB/s  "
-                  f"only-hash {row['only_hash_mb_s']:8.1f} MB/s  write-floor {row['write_floor_mb_s']:8.1f} MB/s  sha256 {row['sha256_mb_s']:8.1f} MB/s  "
+                  f"only-hash {row['only_hash_mb_s']:8.1f} MB/s  write-floor {row['write_floor_mb_s']:8.1f} MB/s  "
+                  f"sha256 {row['sha256_mb_s']:8.1f} MB/s  "
                   f"add/sha256 {row['add_vs_sha256']:.2f}", flush=True)
         store.close()
     peak = _peak_rss_mb()

@@ -52,7 +52,35 @@ def cid_prefix(version: int, codec: str) -> CidPrefix:
     return CidPrefix(version, codec, bytes(cid)[:-_DIGEST_LEN], mh[:-_DIGEST_LEN])
 
 
-def parse_cid(value: str | bytes) -> CID:
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    """A CID Merit can fetch, decoded once: the read path needs its codec and digest per block, and
+    ``multiformats.CID`` recomputes them on every access (about 0.1 ms each)."""
+
+    binary: bytes  # the binary CID
+    version: int
+    codec: str  # RAW or DAG_PB
+    digest: bytes  # sha2-256
+
+    def __str__(self) -> str:
+        return format_cid(self.binary)
+
+
+@lru_cache(maxsize=1)
+def _known_heads() -> dict[bytes, tuple[int, str]]:
+    return {cid_prefix(v, c).cid_head: (v, c) for v, c in ((0, DAG_PB), (1, DAG_PB), (1, RAW))}
+
+
+def ref_from_binary(binary: bytes) -> BlockRef:
+    """A link read from a (verified) dag-pb block; anything but a sha2-256 dag-pb/raw CID is refused."""
+    head = bytes(binary[:-_DIGEST_LEN])
+    known = _known_heads().get(head)
+    if known is None:
+        return parse_cid(bytes(binary))  # a well-formed CID Merit cannot fetch gets the precise message
+    return BlockRef(bytes(binary), known[0], known[1], bytes(binary[-_DIGEST_LEN:]))
+
+
+def parse_cid(value: str | bytes) -> BlockRef:
     """Parse a CID string (or binary CID) from a stranger; raise :class:`MalformedCidError` if Merit
     cannot fetch it."""
     if isinstance(value, str):
@@ -71,20 +99,19 @@ def parse_cid(value: str | bytes) -> CID:
         raise MalformedCidError(f"CID {cid} has codec {cid.codec.name}; Merit stores only dag-pb and raw blocks")
     if cid.hashfun.name != SHA2_256 or len(cid.raw_digest) != _DIGEST_LEN:
         raise MalformedCidError(f"CID {cid} uses hash {cid.hashfun.name}; Merit verifies only sha2-256")
-    return cid
+    binary = bytes(cid)
+    return BlockRef(binary, cid.version, cid.codec.name, binary[-_DIGEST_LEN:])
 
 
-def format_cid(cid: CID | bytes) -> str:
+def format_cid(cid: BlockRef | CID | bytes) -> str:
     """Canonical text: base58btc for CIDv0, base32 for CIDv1 (what Kubo prints)."""
+    if isinstance(cid, BlockRef):
+        cid = cid.binary
     if not isinstance(cid, CID):
         cid = CID.decode(bytes(cid))
     return str(cid.set(base="base58btc" if cid.version == 0 else "base32"))
 
 
-def digest_of(cid: CID) -> bytes:
-    return bytes(cid.raw_digest)
-
-
-def multihash_key(cid: CID) -> str:
+def multihash_key(ref: BlockRef) -> str:
     """Kubo's flatfs key for a block: the multihash in unpadded upper-case base32 (``CIQ...``)."""
-    return base64.b32encode(bytes(cid.digest)).decode("ascii").rstrip("=")
+    return base64.b32encode(cid_prefix(1, RAW).mh_head + ref.digest).decode("ascii").rstrip("=")

@@ -25,11 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from multiformats import CID
-
 from backend.errors import StorageError
-from backend.storage.cids import cid_prefix, format_cid, multihash_key, parse_cid
-from backend.storage.store import (DEFAULT_CID_VERSION, BlockNotFoundError, Store, _check_version, disk_error,
+from backend.storage.cids import BlockRef, cid_prefix, format_cid, multihash_key, parse_cid
+from backend.storage.store import (DEFAULT_CID_VERSION, BlockNotFoundError, Store, check_cid_version, disk_error,
                                    verify_block)
 from backend.storage.unixfs import import_file
 
@@ -65,7 +63,7 @@ class EmbeddedStore(Store):
     def _path_for_key(self, key: str) -> Path:
         return self.blocks / key[-3:-1] / f"{key}.data"
 
-    def block_path(self, cid: str | CID) -> Path:
+    def block_path(self, cid: str | BlockRef) -> Path:
         """Where the block of ``cid`` lives (whether or not it is there)."""
         return self._path_for_key(multihash_key(parse_cid(cid) if isinstance(cid, str) else cid))
 
@@ -74,7 +72,7 @@ class EmbeddedStore(Store):
     """Blocks written in parallel: creating a file costs a metadata round trip, which threads overlap."""
 
     def add_stream(self, reader: BinaryIO, *, cid_version: int = DEFAULT_CID_VERSION, pin: bool = True) -> str:
-        _check_version(cid_version)
+        check_cid_version(cid_version)
         created: list[Path] = []
         writer = _WriteBehind(lambda cid, block: self._put(cid, block, created), self.write_workers)
         try:
@@ -128,7 +126,7 @@ class EmbeddedStore(Store):
             raise disk_error(exc, self.pins / cid) from None
 
     # -- reading --------------------------------------------------------------------------------
-    def _get_block(self, cid: CID) -> bytes:
+    def _get_block(self, cid: BlockRef) -> bytes:
         path = self._path_for_key(multihash_key(cid))
         try:
             with open(path, "rb") as f:

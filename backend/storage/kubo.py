@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import httpx
-from multiformats import CID
-
 from backend.errors import IntegrityError, StorageError
-from backend.storage.cids import format_cid, parse_cid
-from backend.storage.store import (DEFAULT_CID_VERSION, BlockNotFoundError, Store, _check_version, disk_error,
+from backend.storage.cids import BlockRef, format_cid, parse_cid
+from backend.storage.store import (DEFAULT_CID_VERSION, BlockNotFoundError, Store, check_cid_version, disk_error,
                                    open_input, verify_block)
 from backend.storage.unixfs import CHUNK_SIZE, import_file
 
@@ -112,7 +110,7 @@ class KuboStore(Store):
     # -- adding ---------------------------------------------------------------------------------
     def add_stream(self, reader: BinaryIO, *, cid_version: int = DEFAULT_CID_VERSION, pin: bool = True) -> str:
         """Spool ``reader`` to a temporary file while computing its CID, then upload that file."""
-        _check_version(cid_version)
+        check_cid_version(cid_version)
         with tempfile.TemporaryFile(prefix="merit-kubo-add-") as spool:
             tee = _Tee(reader, spool)
             expected = import_file(tee, cid_version, lambda cid, block: None).cid
@@ -120,7 +118,7 @@ class KuboStore(Store):
             return self._upload(spool, expected, cid_version, pin)
 
     def add_path(self, path: str | Path, *, cid_version: int = DEFAULT_CID_VERSION, pin: bool = True) -> str:
-        _check_version(cid_version)
+        check_cid_version(cid_version)
         with open_input(path) as reader:
             expected = import_file(reader, cid_version, lambda cid, block: None).cid
             reader.seek(0)
@@ -150,7 +148,7 @@ class KuboStore(Store):
         return expected
 
     # -- reading --------------------------------------------------------------------------------
-    def _get_block(self, cid: CID) -> bytes:
+    def _get_block(self, cid: BlockRef) -> bytes:
         self.version()
         block = self._post("block/get", {"arg": format_cid(cid)}, limit=MAX_BLOCK)
         return verify_block(cid, block, f"Kubo at {self.url}")

@@ -16,14 +16,13 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
-from multiformats import CID
-
 from backend.errors import IntegrityError, StorageError
-from backend.storage.cids import digest_of, format_cid, parse_cid
+from backend.storage.cids import BlockRef, format_cid, parse_cid
 from backend.storage.unixfs import decode_node, export_file, import_file
 
 DEFAULT_CID_VERSION = 1
@@ -34,24 +33,25 @@ class BlockNotFoundError(StorageError):
     """The backend does not have a block (the root or one below it)."""
 
 
-def verify_block(cid: CID, data: bytes, source: str) -> bytes:
+def verify_block(cid: BlockRef, data: bytes, source: str) -> bytes:
     """Return ``data`` if it hashes to ``cid``; otherwise raise :class:`IntegrityError` naming ``source``."""
     actual = hashlib.sha256(data).digest()
-    if actual != digest_of(cid):
+    if actual != cid.digest:
         raise IntegrityError(f"{source} holds {len(data)} bytes for block {format_cid(cid)} that do not hash to "
                              f"that CID (sha2-256 {actual.hex()[:16]}...); refusing them",
-                             "the stored copy is corrupt or the node is misbehaving: re-add the content or use another node")
+                             "the stored copy is corrupt or the node is misbehaving: "
+                             "re-add the content or use another node")
     return data
 
 
 def compute_cid(data: bytes | bytearray | memoryview | BinaryIO, cid_version: int = DEFAULT_CID_VERSION) -> str:
     """The CID ``ipfs add --only-hash`` would print, storing nothing. Streams file objects."""
-    _check_version(cid_version)
+    check_cid_version(cid_version)
     reader = io.BytesIO(bytes(data)) if isinstance(data, (bytes, bytearray, memoryview)) else data
     return import_file(reader, cid_version, lambda cid, block: None).cid
 
 
-def _check_version(cid_version: int) -> None:
+def check_cid_version(cid_version: int) -> None:
     if cid_version not in (0, 1):
         raise StorageError(f"unsupported CID version {cid_version!r}", "use 0 or 1")
 
@@ -88,7 +88,7 @@ class Store(ABC):
         root = parse_cid(cid)
         return self._stream(root, max_size)
 
-    def _stream(self, root: CID, max_size: int | None) -> Iterator[bytes]:
+    def _stream(self, root: BlockRef, max_size: int | None) -> Iterator[bytes]:
         if max_size is not None:
             declared = self._size(root)
             if declared > max_size:
@@ -127,19 +127,19 @@ class Store(ABC):
         """The file's size in bytes, from its (verified) root block."""
         return self._size(parse_cid(cid))
 
-    def _size(self, root: CID) -> int:
+    def _size(self, root: BlockRef) -> int:
         (block,) = self._fetch([root])
         return decode_node(root, block)[2]
 
     # -- backend primitives ---------------------------------------------------------------------
     @abstractmethod
-    def _get_block(self, cid: CID) -> bytes:
+    def _get_block(self, cid: BlockRef) -> bytes:
         """Raw block bytes, verified with :func:`verify_block`; :class:`BlockNotFoundError` if absent."""
 
     fetch_workers = 4
     """Blocks read ahead in parallel; a read is latency-bound (disk or network), not CPU-bound."""
 
-    def _fetch(self, cids: list[CID]) -> Iterable[bytes]:
+    def _fetch(self, cids: list[BlockRef]) -> Iterable[bytes]:
         if len(cids) == 1 or self.fetch_workers <= 1:
             return (self._get_block(cid) for cid in cids)
         return _read_ahead(self._pool(), self._get_block, cids, 2 * self.fetch_workers)
@@ -163,7 +163,7 @@ class Store(ABC):
         self.close()
 
 
-def _read_ahead(pool: ThreadPoolExecutor, get: Callable[[CID], bytes], cids: list[CID], window: int) -> Iterator[bytes]:
+def _read_ahead(pool: ThreadPoolExecutor, get: Callable[[BlockRef], bytes], cids: list[BlockRef], window: int) -> Iterator[bytes]:
     """``get`` over ``cids`` in order, with at most ``window`` blocks fetched ahead of the consumer."""
     pending: deque[Future[bytes]] = deque()
     todo = iter(cids)
@@ -192,32 +192,25 @@ def open_input(path: str | os.PathLike) -> BinaryIO:
         raise StorageError(f"cannot read {p}: {exc.strerror}") from None
 
 
-class atomic_output:
-    """``with atomic_output(path) as f``: write to a temporary file beside ``path``, rename on success."""
-
-    def __init__(self, target: Path):
-        self.target = target
-
-    def __enter__(self) -> BinaryIO:
-        try:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            fd, self.tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent)
-        except OSError as exc:
-            raise StorageError(f"cannot write {self.target}: {exc.strerror}") from None
-        self.file = os.fdopen(fd, "wb")
-        return self.file
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
-        try:
-            self.file.close()
-        except OSError as close_exc:
-            exc_type, exc = type(close_exc), close_exc
-        if exc_type is None:
-            os.replace(self.tmp, self.target)
-            return
-        Path(self.tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise disk_error(exc, self.target) from None
+@contextmanager
+def atomic_output(target: Path) -> Iterator[BinaryIO]:
+    """``with atomic_output(path) as f``: write to a temporary file beside ``path``, rename on success,
+    remove it on any failure, so a reader never finds a partial file."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise disk_error(exc, target) from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise disk_error(exc, target) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def disk_error(exc: OSError, where: Path | str) -> StorageError:

@@ -29,17 +29,15 @@ from typing import BinaryIO
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
-from multiformats import CID
-
 from backend.errors import IntegrityError, StorageError
-from backend.storage.cids import DAG_PB, RAW, cid_prefix, format_cid
+from backend.storage.cids import DAG_PB, RAW, BlockRef, cid_prefix, format_cid, ref_from_binary
 
 CHUNK_SIZE = 256 * 1024
 MAX_LINKS = 174
 
 PutBlock = Callable[[bytes, bytes], None]
 """``put_block(binary_cid, block)``: called once per block, children before parents."""
-FetchBlocks = Callable[[list[CID]], Iterable[bytes]]
+FetchBlocks = Callable[[list[BlockRef]], Iterable[bytes]]
 """``fetch(cids)``: the verified bytes of each block, in order."""
 
 
@@ -181,9 +179,9 @@ def import_file(reader: BinaryIO, cid_version: int, put: PutBlock) -> Imported:
     return Imported(format_cid(root.cid), root.filesize, blocks)
 
 
-def decode_node(cid: CID, block: bytes) -> tuple[list[CID], bytes, int]:
+def decode_node(cid: BlockRef, block: bytes) -> tuple[list[BlockRef], bytes, int]:
     """A verified file block's (children, inline data, file size); refuses anything but a UnixFS file."""
-    if cid.codec.name == RAW:
+    if cid.codec == RAW:
         return [], block, len(block)
     try:
         node = PBNode.FromString(block)
@@ -195,20 +193,20 @@ def decode_node(cid: CID, block: bytes) -> tuple[list[CID], bytes, int]:
         raise StorageError(f"CID {format_cid(cid)} is a UnixFS {kind}, not a file",
                            "Merit stores single files; fetch a file CID")
     try:
-        children = [CID.decode(link.Hash) for link in node.Links]
-    except Exception as exc:
-        raise IntegrityError(f"block {format_cid(cid)} links to a malformed CID ({exc})") from None
+        children = [ref_from_binary(link.Hash) for link in node.Links]
+    except StorageError as exc:
+        raise IntegrityError(f"block {format_cid(cid)} links to a CID Merit cannot fetch ({exc})") from None
     size = fs.filesize if fs.HasField("filesize") else len(fs.Data) + sum(fs.blocksizes)
     return children, fs.Data, size
 
 
-def export_file(root: CID, fetch: FetchBlocks) -> Iterator[bytes]:
+def export_file(root: BlockRef, fetch: FetchBlocks) -> Iterator[bytes]:
     """The file's bytes, block by block, fetching only what is needed next."""
     (block,) = fetch([root])
     yield from _export(root, block, fetch)
 
 
-def _export(cid: CID, block: bytes, fetch: FetchBlocks) -> Iterator[bytes]:
+def _export(cid: BlockRef, block: bytes, fetch: FetchBlocks) -> Iterator[bytes]:
     children, data, _ = decode_node(cid, block)
     if data:
         yield data

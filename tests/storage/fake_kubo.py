@@ -54,7 +54,7 @@ class FakeKubo:
 
     # -- storage ---------------------------------------------------------------------------------
     def block(self, cid: str) -> bytes | None:
-        return self.blocks.get(bytes(parse_cid(cid).raw_digest))
+        return self.blocks.get(parse_cid(cid).digest)
 
     def walk(self, cid: str):
         parsed = parse_cid(cid)

@@ -210,3 +210,17 @@ def test_pin_records_the_root(store):
     assert store.pinned() == []
     store.pin(cid)
     assert store.pinned() == [cid]
+
+
+def test_node_linking_to_garbage_is_refused(store):
+    """A verified block can still be hostile: its links must be CIDs Merit can fetch."""
+    import hashlib
+
+    from backend.storage.cids import cid_prefix
+    from backend.storage.unixfs import Link, UnixFSData, encode_node
+
+    block = encode_node([Link(b"\x01\x55\x12\x05hello", 5, 5)], UnixFSData(Type=2, filesize=5).SerializeToString())
+    digest = hashlib.sha256(block).digest()
+    store._put(cid_prefix(1, "dag-pb").cid_bytes(digest), block, [])
+    with pytest.raises(IntegrityError, match="links to a CID Merit cannot fetch"):
+        store.get_bytes(cid_prefix(1, "dag-pb").cid_string(digest))

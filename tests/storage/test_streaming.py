@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_one_gib_round_trip_in_bounded_memory(tmp_path):
     size = 1 << 30
     try:
-        result = subprocess.run([sys.executable, "-m", "tests.storage.streaming_probe", str(tmp_path / "ipfs"), str(size)],
-                                cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+        command = [sys.executable, "-m", "tests.storage.streaming_probe", str(tmp_path / "ipfs"), str(size)]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
     finally:
         shutil.rmtree(tmp_path / "ipfs", ignore_errors=True)
     report = json.loads(result.stdout.strip().splitlines()[-1])
