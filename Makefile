@@ -15,7 +15,7 @@ export FOUNDRY_OFFLINE := true
 help:
 	@echo "make demo           set up, then run 'merit demo' on the embedded chain and store"
 	@echo "make test           set up, then run forge and pytest"
-	@echo "make bench          benchmarks; results in bench/results/*.json"
+	@echo "make bench          benchmarks; results in bench/results/*.json (BENCHES='gas storage' for some)"
 	@echo "make artifacts      recompile contracts into backend/chain/artifacts"
 	@echo "make brownie-check  compile and deploy with eth-brownie in its own virtualenv"
 
@@ -47,8 +47,24 @@ test-forge: setup
 test-py: setup
 	$(BIN)/python -m pytest
 
-bench: setup
-	$(BIN)/python -m bench
+# Reference implementations for side-by-side comparisons live in bench-only virtualenvs, never
+# the product's: flwr and byzfl beside the same CPU torch; pyDVL pins numpy 1.x, so it gets its own.
+BENCH_VENV := .venv-bench
+PYDVL_VENV := .venv-pydvl
+$(BENCH_VENV)/.installed:
+	test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(BENCH_VENV)/bin/python -m pip install -q flwr==1.42.0 byzfl==0.0.11
+	touch $@
+
+$(PYDVL_VENV)/.installed:
+	test -x $(PYDVL_VENV)/bin/python || $(PY) -m venv $(PYDVL_VENV)
+	$(PYDVL_VENV)/bin/python -m pip install -q pyDVL==0.10.0
+	touch $@
+
+bench: setup $(BENCH_VENV)/.installed $(PYDVL_VENV)/.installed
+	MERIT_BENCH_PYTHON=$(CURDIR)/$(BENCH_VENV)/bin/python MERIT_PYDVL_PYTHON=$(CURDIR)/$(PYDVL_VENV)/bin/python \
+		$(BIN)/python -m bench $(BENCHES)
 
 artifacts: setup
 	$(BIN)/python -m backend.chain.compile --write

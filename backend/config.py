@@ -56,6 +56,22 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, toml)
 
 
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and config file, plus ``overrides``; a bad value is a
+    ConfigError naming the variable, never a traceback."""
+    from pydantic import ValidationError
+
+    from backend.errors import ConfigError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"MERIT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}",
+                          "fix the environment variable, flag or $MERIT_HOME/config.toml entry") from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import typer
 
-from backend.config import Settings, get_settings
+from backend.config import Settings, get_settings, load_settings
 
 CHAIN = typer.Option(None, "--chain", help="'embedded' or a JSON-RPC URL (default: MERIT_CHAIN)")
 IPFS = typer.Option(None, "--ipfs", help="'embedded' or a Kubo RPC URL (default: MERIT_IPFS)")
@@ -23,7 +23,7 @@ class Context:
 def settings_with(chain: str | None = None, ipfs: str | None = None) -> Settings:
     base = get_settings()
     overrides = {k: v for k, v in (("chain", chain), ("ipfs", ipfs)) if v is not None}
-    return Settings(**{**base.model_dump(exclude={"private_key"}), "private_key": base.private_key, **overrides}) \
+    return load_settings(**{**base.model_dump(exclude={"private_key"}), "private_key": base.private_key, **overrides}) \
         if overrides else base
 
 

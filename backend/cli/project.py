@@ -52,15 +52,30 @@ def list_(chain: str = CHAIN, market: str = MARKET) -> None:
     console.print(table)
 
 
+def _report(store, cid: str | None) -> dict | None:
+    """A round report from storage, or None if it cannot be had (status still shows the chain's view)."""
+    import json
+
+    from backend.errors import StorageError
+
+    if not cid or store is None:
+        return None
+    try:
+        return json.loads(store.get_bytes(cid, max_size=64 << 20))
+    except (StorageError, ValueError):
+        return None
+
+
 @app.command("status")
-def status(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET) -> None:
+def status(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, ipfs: str = IPFS,
+           market: str = MARKET) -> None:
     """Show a project's rounds: state, submissions, scores, flags and rewards.
 
     Example: merit project status 1
     """
     from backend.chain.history import round_history
 
-    ctx = open_context(chain, None, market, key="", need_store=False)
+    ctx = open_context(chain, ipfs, market, key="")
     cfg, info = ctx.market.config(project_id), ctx.market.project(project_id)
     console.print(f"[bold]project {project_id}[/bold]: {info.status.label}, round {info.current_round} of {cfg.rounds}, "
                   f"{info.trainer_count} trainers, pool {wei(cfg.pool)}, carry {wei(info.carry)}")
@@ -70,19 +85,23 @@ def status(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, mar
         console.print(f"round {info.current_round}: {r.phase.label}; submissions close in "
                       f"{max(0, r.submission_deadline - now)}s, aggregation deadline in {max(0, r.aggregation_deadline - now)}s")
     for rec in round_history(ctx.market, project_id):
+        report = _report(ctx.store, rec.report_cid)
+        details = {t["index"]: t for t in report["trainers"]} if report else {}
         table = Table(title=f"round {rec.round}: {'final' if rec.finalized else 'in progress'}"
                             + (f", model {rec.global_model_cid}" if rec.global_model_cid else ""))
-        for column in ("#", "trainer", "update", "weight", "flagged", "reward", "slashed"):
+        for column in ("#", "trainer", "score", "weight", "flagged", "reason", "reward", "slashed"):
             table.add_column(column)
-        for i, (trainer, cid) in enumerate(rec.submissions):
+        for i, (trainer, _cid) in enumerate(rec.submissions):
             flagged = bool(rec.flags >> i & 1) if rec.weights else None
-            weight = f"{rec.weights[i] / 1e9:.4f}" if rec.weights else "-"
-            table.add_row(str(i), trainer, cid[:20] + "…", weight,
+            detail = details.get(i, {})
+            score = detail.get("score")
+            table.add_row(str(i), trainer, "-" if score is None else f"{score:.4f}",
+                          f"{rec.weights[i] / 1e9:.4f}" if rec.weights else "-",
                           "-" if flagged is None else ("[red]yes[/red]" if flagged else "no"),
-                          wei(rec.rewards.get(trainer, 0)), wei(rec.slashes.get(trainer, 0)))
+                          detail.get("reason") or "", wei(rec.rewards.get(trainer, 0)), wei(rec.slashes.get(trainer, 0)))
         console.print(table)
         if rec.report_cid:
-            console.print(f"  report {rec.report_cid} (scores and reasons: merit ipfs cat {rec.report_cid})")
+            console.print(f"  report {rec.report_cid}" + ("" if report else " (not in this store)"))
 
 
 @app.command("cancel")

@@ -79,10 +79,10 @@ def demo_command(
     """
     from rich.console import Console
 
-    from backend.config import Settings
+    from backend.config import load_settings
     from backend.simulate.demo import DemoConfig, run_demo, summary_table
 
-    Settings(chain=chain, ipfs=ipfs)  # refuse a bad --chain/--ipfs before any work
+    load_settings(chain=chain, ipfs=ipfs)  # refuse a bad --chain/--ipfs before any work
     console = Console(stderr=json_out)
     report = run_demo(DemoConfig(trainers=trainers, rounds=rounds, attackers=attackers, seed=seed, chain=chain,
                                  ipfs=ipfs, out=out), console=console)
