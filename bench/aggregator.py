@@ -13,7 +13,7 @@
   import is missing, the JSON says so.
 
 Scale knobs (environment, for quick smoke runs): ``MERIT_BENCH_SEEDS`` (5), ``MERIT_BENCH_ROUNDS`` (5),
-``MERIT_BENCH_ROBUST_SEEDS`` (seeds for robustness, default 2), ``MERIT_BENCH_SIDE_SEEDS`` (1).
+``MERIT_BENCH_ROBUST_SEEDS`` (seeds for robustness, default 5), ``MERIT_BENCH_SIDE_SEEDS`` (1).
 """
 from __future__ import annotations
 
@@ -189,6 +189,10 @@ def bench_robustness(setup: Setup, seeds: int, rounds: int) -> dict:
     config = AggregatorConfig()
     runs = {kind: [run_merit(setup, None if kind == "none" else kind, s, rounds, config) for s in range(seeds)]
             for kind in ("none", *ATTACK_KINDS)}
+    return summarize_robustness(runs, rounds)
+
+
+def summarize_robustness(runs: dict[str, list[dict]], rounds: int) -> dict:
     clean = {r["seed"]: r["final_accuracy"] for r in runs["none"]}
     summary = {}
     for kind, rs in runs.items():
@@ -198,6 +202,7 @@ def bench_robustness(setup: Setup, seeds: int, rounds: int) -> dict:
             "honest_flag_rate": round(float(np.mean([r["honest_flag_rate"] for r in rs])), 4),
             "attacker_budget_share": None if kind == "none" else round(float(np.mean([r["attacker_budget_share"] for r in rs])), 5),
             "final_accuracy_mean": round(float(np.mean([r["final_accuracy"] for r in rs])), 4),
+            "accuracy_drop_vs_clean_mean": round(float(np.mean(drops)), 4),
             "accuracy_drop_vs_clean_max": round(float(max(drops)), 4),
         }
     targets = {
@@ -206,7 +211,8 @@ def bench_robustness(setup: Setup, seeds: int, rounds: int) -> dict:
         "honest_flagged_le_0.05": all(s["honest_flag_rate"] <= 0.05 for s in summary.values()),
         "accuracy_within_2_points": all(s["accuracy_drop_vs_clean_max"] <= 0.02 for s in summary.values()),
     }
-    return {"seeds": seeds, "rounds": rounds, "attackers": f"{N_ATTACKERS} of {N_TRAINERS}", "summary": summary,
+    seeds = sorted({r["seed"] for rs in runs.values() for r in rs})
+    return {"seeds": len(seeds), "rounds": rounds, "attackers": f"{N_ATTACKERS} of {N_TRAINERS}", "summary": summary,
             "targets": targets, "runs": runs}
 
 
@@ -424,7 +430,7 @@ def bench_side_by_side(setup: Setup, seeds: int, rounds: int, merit_runs: dict |
 def run(out_dir: pathlib.Path) -> dict:
     seeds = _env_int("MERIT_BENCH_SEEDS", 5)
     rounds = _env_int("MERIT_BENCH_ROUNDS", 5)
-    robust_seeds = _env_int("MERIT_BENCH_ROBUST_SEEDS", 2)
+    robust_seeds = _env_int("MERIT_BENCH_ROBUST_SEEDS", 5)
     side_seeds = _env_int("MERIT_BENCH_SIDE_SEEDS", 1)
     parts = set(os.environ.get("MERIT_BENCH_PARTS", "cost,fidelity,robustness,side").split(","))
     # Cores here are shared: one intra-op thread per process (see aggregator.utility); the cost
