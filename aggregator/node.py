@@ -181,6 +181,11 @@ class AggregatorNode:
         delay = 0.5
         for attempt in range(self.fetch_retries + 1):
             try:
+                size = self.store.size(cid)
+                if size > self.config.max_update_bytes:  # oversize is final: no retries, no download
+                    self.log(f"[yellow]update {cid} refused: {size} bytes, over the cap of "
+                             f"{self.config.max_update_bytes}[/yellow]")
+                    return None
                 return self.store.get_bytes(cid, max_size=self.config.max_update_bytes)
             except (IntegrityError, MalformedCidError) as exc:
                 self.log(f"[yellow]update {cid} refused: {exc}[/yellow]")

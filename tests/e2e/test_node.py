@@ -1,0 +1,92 @@
+"""The aggregator node in-process on the embedded chain: unavailable and flaky updates, and posting."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aggregator.node import AggregatorNode
+from backend.chain.client import MarketClient
+from backend.chain.connection import connect, dev_account
+from backend.chain.types import Phase
+from backend.config import get_settings
+from backend.data import load_trainer_data
+from backend.errors import StorageError
+from backend.project import create_project, load_validation, write_example
+from backend.storage import compute_cid, open_store
+from backend.trainer.client import load_round, make_update
+
+
+class FlakyStore:
+    """A store whose first reads of chosen CIDs fail like an unreachable node."""
+
+    def __init__(self, store, failures: int):
+        self.store, self.failures, self.calls, self.flaky = store, failures, {}, set()
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def get_bytes(self, cid, **kw):
+        if cid in self.flaky:
+            self.calls[cid] = self.calls.get(cid, 0) + 1
+            if self.calls[cid] <= self.failures:
+                raise StorageError("connection refused (simulated)")
+        return self.store.get_bytes(cid, **kw)
+
+
+@pytest.fixture
+def project(tmp_path):
+    settings = get_settings()
+    chain = connect("embedded")
+    owner = MarketClient.deploy(chain, dev_account(0))
+    store = open_store("embedded", home=settings.home)
+    files = write_example(tmp_path / "data", trainers=3, rounds=1, submission_window=600)
+    pid, _ = create_project(owner, store, files[0], settings.home)
+    trainers = [owner.as_account(dev_account(3 + i)) for i in range(3)]
+    for t in trainers:
+        t.join(pid)
+    return chain, owner, store, pid, trainers, files, tmp_path
+
+
+def _node(owner, store, pid, files, tmp_path):
+    node = AggregatorNode(owner.as_account(dev_account(1)), store, pid, None, tmp_path / "state", log=lambda m: None)
+    node.validation = load_validation(files[1], node.spec)
+    return node
+
+
+def test_unavailable_update_is_flagged_and_flaky_reads_are_retried(project):
+    chain, owner, store, pid, trainers, files, tmp_path = project
+    flaky = FlakyStore(store, failures=2)
+    node = _node(owner, store, pid, files, tmp_path)
+    node.store = flaky
+    node.step()  # bond
+    node.step()  # start
+    ctx = load_round(owner, pid, 0, store=store)
+    for i, t in enumerate(trainers[:2]):
+        X, y = load_trainer_data(files[2 + i], ctx.spec)
+        cid = store.add_bytes(make_update(ctx, pid, t.account.address, X[:150], y[:150], seed=i))
+        t.submit_update(pid, 0, cid)
+        flaky.flaky.add(cid)
+    missing = compute_cid(b"an update that was never uploaded")
+    trainers[2].submit_update(pid, 0, missing)
+    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+    assert "posted" in node.step()
+    assert owner.round(pid, 0).phase == Phase.CHALLENGE
+    weights, flags = owner.result(pid, 0)
+    assert flags == 0b100 and weights[2] == 0
+    report = json.loads(store.get_bytes(owner.round(pid, 0).report_cid))
+    assert report["trainers"][2]["flagged"] and report["trainers"][2]["reason"] == "unavailable"
+    assert not report["trainers"][0]["flagged"] and not report["trainers"][1]["flagged"]
+    # the two real updates were fetched on their third try despite the failures
+    assert sorted(flaky.calls.values()) == [3, 3]
+    chain.advance(owner.round(pid, 0).challenge_deadline - chain.now() + 1)
+    assert node.step() == "round 0 finalized"
+    assert node.step() == "done"
+
+
+def test_node_refuses_a_key_that_is_not_the_aggregator(project):
+    chain, owner, store, pid, trainers, files, tmp_path = project
+    from backend.errors import MeritError
+
+    with pytest.raises(MeritError, match="not project 1's aggregator"):
+        AggregatorNode(owner, store, pid, None, tmp_path / "state", log=lambda m: None)
