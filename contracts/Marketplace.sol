@@ -24,8 +24,13 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
  *   pre-filled at creation so every later write is nonzero-to-nonzero. The current and previous rounds
  *   are therefore readable in full; older rounds are reconstructed from events (`RoundOpened`,
  *   `ResultPosted`, `RoundFinalized`);
- * - per-round data that must survive (submitters, update-CID commitments, weights packed 8 per slot,
- *   offender flags) is kept per round forever;
+ * - the posted weights (packed 8 per slot, stored inverted so that a word is never zero in practice) and
+ *   offender flags live in a second two-entry ring per project, pre-filled at creation for
+ *   ceil(maxTrainers / 8) words per entry: posting rewrites warm-priced nonzero slots instead of creating
+ *   fresh ones. `getResult` therefore covers the current and previous rounds only (older results are in
+ *   `ResultPosted` events);
+ * - the submitters of every round are kept forever, their addresses packed 8 per 5 slots, so settling a
+ *   round reads 5 cold slots per 8 trainers instead of 8;
  * - a participant's stake and claimable balance share one slot, nonzero from the moment they join,
  *   so crediting a reward costs a warm-slot rewrite, not a fresh slot.
  *
@@ -142,21 +147,29 @@ contract Marketplace is ReentrancyGuardTransient {
         Phase phase; // stored phase: Open, Aggregating, Challenge, Disputed, Final or Expired
         uint16 submissions;
         bool flagged; // the posted result flags someone: finalize must read the flags
+        bool posted; // a result (possibly voided by an upheld dispute) was posted for this round
         uint40 submissionDeadline;
         uint40 aggregationDeadline;
         uint40 challengeDeadline;
         uint40 weightSum; // Σ weights of unflagged submitters (<= 256 * 2^32)
         // slot 1
         uint256 budget;
-        string globalModelCid;
-        string reportCid;
+        // the global-model and report CIDs, packed: word 0 starts with their byte lengths (uint32 each),
+        // then both CIDs follow back to back (see `_storeCids`); ~4 slots for two CIDv1 strings
+        mapping(uint256 word => uint256) cids;
     }
 
-    /// @dev Per-round data kept for the life of the contract.
+    /// @dev Per-round data kept for the life of the contract: the submitters' addresses packed
+    /// back to back, 160 bits each (8 per 5 words); submitter i occupies bits [160 i, 160 i + 160).
     struct RoundData {
-        mapping(uint256 index => address) submitters;
-        mapping(uint256 word => uint256) weights; // 8 uint32 per word
-        uint256 flags;
+        mapping(uint256 word => uint256) submitters;
+    }
+
+    /// @dev Ring entry for a round's posted result: 32 words of inverted packed weights (8 uint32 per
+    /// word, `~word` so an all-zero group does not empty the slot), then the flags.
+    struct ResultSlots {
+        uint256[32] weights;
+        uint256 flags; // meaningful only while the round header's `flagged` is set
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -181,6 +194,7 @@ contract Marketplace is ReentrancyGuardTransient {
     mapping(uint256 projectId => mapping(address account => Account)) private _accounts;
     mapping(uint256 projectId => RoundState[2]) private _ring;
     mapping(uint256 projectId => mapping(uint32 round => RoundData)) private _rounds;
+    mapping(uint256 projectId => ResultSlots[2]) private _results;
     /// keccak256 of each trainer's latest update CID (its round is the Account's `submittedRound`);
     /// every update CID is in its `UpdateSubmitted` event.
     mapping(uint256 projectId => mapping(address trainer => bytes32)) private _latestUpdate;
@@ -312,8 +326,15 @@ contract Marketplace is ReentrancyGuardTransient {
         for (uint256 i; i < 2; ++i) {
             ring[i].number = NO_ROUND;
             ring[i].budget = 1;
-            ring[i].globalModelCid = cfg.initialModelCid;
-            ring[i].reportCid = cfg.initialModelCid;
+            _storeCids(ring[i], cfg.initialModelCid, cfg.initialModelCid);
+            // Nonzero placeholders for the weight words a round can use, and the flags: posting a result
+            // then never writes a fresh slot.
+            ResultSlots storage res = _results[projectId][i];
+            uint256 words = (uint256(cfg.maxTrainers) + 7) >> 3;
+            for (uint256 w; w < words; ++w) {
+                res.weights[w] = 1;
+            }
+            res.flags = 1;
         }
 
         emit ProjectCreated(
@@ -444,7 +465,7 @@ contract Marketplace is ReentrancyGuardTransient {
         r.submissions = index + 1;
         a.submittedRound = marker;
         _latestUpdate[projectId][msg.sender] = keccak256(bytes(cid));
-        _rounds[projectId][round].submitters[index] = msg.sender;
+        _pushSubmitter(_rounds[projectId][round], index, msg.sender);
         emit UpdateSubmitted(projectId, round, msg.sender, index, cid);
     }
 
@@ -471,14 +492,14 @@ contract Marketplace is ReentrancyGuardTransient {
         RoundState storage r = _requirePostable(projectId, round, weights.length, flags);
         if (bytes(globalModelCid).length == 0) revert EmptyCid();
 
-        uint256 sum = _storeResult(_rounds[projectId][round], weights, flags, r.flagged);
+        uint256 sum = _storeResult(_results[projectId][round & 1], weights, flags);
         r.phase = Phase.Challenge;
+        r.posted = true;
         // forge-lint: disable-next-line(unsafe-typecast) -- sum <= 256 * (2^32 - 1) < 2^40
         r.weightSum = uint40(sum);
         r.challengeDeadline = uint40(block.timestamp + _schedules[projectId].challengePeriod);
         r.flagged = flags != 0;
-        r.globalModelCid = globalModelCid;
-        r.reportCid = reportCid;
+        _storeCids(r, globalModelCid, reportCid);
         emit ResultPosted(projectId, round, globalModelCid, reportCid, weights, flags);
     }
 
@@ -501,8 +522,8 @@ contract Marketplace is ReentrancyGuardTransient {
         uint256 distributed;
         if (r.submissions == 0 && (phase == Phase.Aggregating || phase == Phase.Expired)) {
             // Nothing to aggregate: the model carries forward unchanged.
-            r.globalModelCid = _ring[projectId][(round + 1) & 1].globalModelCid;
-            r.reportCid = "";
+            (string memory model,) = _loadCids(_ring[projectId][(round + 1) & 1]);
+            _storeCids(r, model, "");
         } else {
             if (phase != Phase.Challenge) revert WrongPhase(Phase.Challenge, phase);
             // forge-lint: disable-next-line(block-timestamp) -- deadlines are hours apart; seconds of drift do not matter
@@ -796,8 +817,7 @@ contract Marketplace is ReentrancyGuardTransient {
         }
         phase = _phase(r);
         if (phase == Phase.Challenge || phase == Phase.Disputed || phase == Phase.Final) {
-            globalModelCid_ = r.globalModelCid;
-            reportCid = r.reportCid;
+            (globalModelCid_, reportCid) = _loadCids(r);
         }
         return (
             phase,
@@ -816,8 +836,8 @@ contract Marketplace is ReentrancyGuardTransient {
     function globalModelCid(uint256 projectId) external view returns (string memory) {
         Project storage p = _project(projectId);
         uint32 round = p.currentRound;
-        if (p.status == Status.Ended) return _ring[projectId][round & 1].globalModelCid;
-        return _ring[projectId][(round + 1) & 1].globalModelCid;
+        (string memory model,) = _loadCids(_ring[projectId][(p.status == Status.Ended ? round : round + 1) & 1]);
+        return model;
     }
 
     /// @notice The round's submitters in submission order.
@@ -827,7 +847,7 @@ contract Marketplace is ReentrancyGuardTransient {
         uint256 n = _submitterCount(d);
         submitters = new address[](n);
         for (uint256 i; i < n; ++i) {
-            submitters[i] = d.submitters[i];
+            submitters[i] = _submitterAt(d, i);
         }
     }
 
@@ -859,16 +879,24 @@ contract Marketplace is ReentrancyGuardTransient {
         return _accounts[projectId][account].claimable;
     }
 
-    /// @notice The weights and flags of the round's latest posted result (a voided result until replaced).
+    /**
+     * @notice The weights and flags of the round's latest posted result (a voided result until replaced).
+     * @dev Held for the current and the previous round only, like `getRound`. Empty (no weights, zero
+     * flags) while no result has been posted for the round and for rounds older than the previous one:
+     * every result is in its `ResultPosted` event.
+     */
     function getResult(uint256 projectId, uint32 round) external view returns (uint32[] memory weights, uint256 flags) {
         _project(projectId);
-        RoundData storage d = _rounds[projectId][round];
-        uint256 n = _submitterCount(d);
+        RoundState storage r = _ring[projectId][round & 1];
+        if (r.number != round || !r.posted) return (new uint32[](0), 0);
+        ResultSlots storage res = _results[projectId][round & 1];
+        uint256 n = r.submissions;
         weights = new uint32[](n);
         for (uint256 i; i < n; ++i) {
-            weights[i] = uint32(d.weights[i >> 3] >> ((i & 7) * 32));
+            // forge-lint: disable-next-line(unsafe-typecast) -- extracts the i-th packed uint32 on purpose
+            weights[i] = uint32(~res.weights[i >> 3] >> ((i & 7) * 32));
         }
-        return (weights, d.flags);
+        return (weights, r.flagged ? res.flags : 0);
     }
 
     /// @notice The owner's withdrawable remainder (set when the project Ends or is Cancelled).
@@ -913,12 +941,13 @@ contract Marketplace is ReentrancyGuardTransient {
         returns (uint256 newBudget, uint256 distributed)
     {
         RoundData storage d = _rounds[projectId][round];
+        ResultSlots storage res = _results[projectId][round & 1];
         uint256 n = r.submissions;
         uint256 weightSum = r.weightSum;
-        uint256 flags = r.flagged ? d.flags : 0;
+        uint256 flags = r.flagged ? res.flags : 0;
         newBudget = budget;
         if (flags != 0) newBudget += _slash(projectId, round, d, n, flags);
-        if (weightSum != 0) distributed = _reward(projectId, round, d, n, flags, newBudget, weightSum);
+        if (weightSum != 0) distributed = _reward(projectId, round, n, flags, newBudget, weightSum);
     }
 
     /// @dev Cuts `stake * slashBps` (at most what is left) from each flagged submitter; returns the total.
@@ -930,7 +959,7 @@ contract Marketplace is ReentrancyGuardTransient {
         for (uint256 i; i < n; ++i) {
             // forge-lint: disable-next-line(incorrect-shift) -- bit i of flags
             if (flags & (1 << i) == 0) continue;
-            address trainer = d.submitters[i];
+            address trainer = _submitterAt(d, i);
             Account storage a = _accounts[projectId][trainer];
             uint256 cut = Math.min(penalty, a.stake);
             // forge-lint: disable-next-line(unsafe-typecast) -- cut <= a.stake, a uint88
@@ -941,33 +970,82 @@ contract Marketplace is ReentrancyGuardTransient {
     }
 
     /// @dev Credits `budget * w_i / weightSum` to each unflagged submitter; returns the total credited.
-    function _reward(
-        uint256 projectId,
-        uint32 round,
-        RoundData storage d,
-        uint256 n,
-        uint256 flags,
-        uint256 budget,
-        uint256 weightSum
-    ) private returns (uint256 total) {
-        mapping(address => Account) storage accounts = _accounts[projectId];
-        uint256 word;
-        for (uint256 i; i < n; ++i) {
-            if (i & 7 == 0) word = d.weights[i >> 3];
-            // forge-lint: disable-next-line(unsafe-typecast) -- extracts the i-th packed uint32 on purpose
-            uint256 w = uint32(word >> ((i & 7) * 32));
-            // forge-lint: disable-next-line(incorrect-shift) -- bit i of flags
-            if (w == 0 || flags & (1 << i) != 0) continue;
-            address trainer = d.submitters[i];
-            uint256 reward;
-            unchecked {
-                // budget < 2^130 (pool, carry and slashes are bounded at creation) and w < 2^32: no
-                // overflow, so no mulDiv; and the rewards sum to at most the budget.
-                reward = budget * w / weightSum;
-                total += reward;
+    /// Written in assembly because it runs once per trainer per round: per credited trainer it reads
+    /// the packed submitter words (5 cold slots per 8 trainers, as `_submitterAt`), adds the reward to
+    /// the trainer's Account slot (`claimable`, its low 104 bits, overflow-checked) and emits
+    /// `RewardCredited`, without the per-iteration overhead of the Solidity form.
+    function _reward(uint256 projectId, uint32 round, uint256 n, uint256 flags, uint256 budget, uint256 weightSum)
+        private
+        returns (uint256 total)
+    {
+        uint256 subBase;
+        uint256 weightBase;
+        uint256 accBase;
+        {
+            RoundData storage d = _rounds[projectId][round];
+            ResultSlots storage res = _results[projectId][round & 1];
+            mapping(address => Account) storage accounts = _accounts[projectId];
+            assembly ("memory-safe") {
+                subBase := d.slot
+                weightBase := res.slot
+                accBase := accounts.slot
             }
-            accounts[trainer].claimable += reward.toUint104();
-            emit RewardCredited(projectId, round, trainer, reward);
+        }
+        assembly ("memory-safe") {
+            // _submitterAt: submitter i occupies bits [160 i, 160 i + 160) of the words keccak(k . subBase)
+            function submitterAt(base, i) -> trainer {
+                let bit := mul(i, 160)
+                let k := shr(8, bit)
+                let off := and(bit, 255)
+                mstore(0x00, k)
+                mstore(0x20, base)
+                let v := shr(off, sload(keccak256(0x00, 0x40)))
+                if gt(off, 96) {
+                    mstore(0x00, add(k, 1))
+                    v := or(v, shl(sub(256, off), sload(keccak256(0x00, 0x40))))
+                }
+                trainer := and(v, 0xffffffffffffffffffffffffffffffffffffffff)
+            }
+            // _accounts[projectId][trainer].claimable += amount, checked against uint104
+            function credit(base, trainer, amount) {
+                mstore(0x00, trainer)
+                mstore(0x20, base)
+                let slot := keccak256(0x00, 0x40)
+                let acc := sload(slot)
+                let mask := 0xffffffffffffffffffffffffff
+                let c := add(and(acc, mask), amount)
+                if gt(c, mask) {
+                    mstore(0x00, shl(224, 0x4e487b71)) // Panic(0x11): arithmetic overflow
+                    mstore(0x04, 0x11)
+                    revert(0x00, 0x24)
+                }
+                sstore(slot, or(and(acc, not(mask)), c))
+            }
+            let word := 0
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                // weights are stored inverted, 8 uint32 per word
+                if iszero(and(i, 7)) { word := not(sload(add(weightBase, shr(3, i)))) }
+                let w := and(shr(shl(5, and(i, 7)), word), 0xffffffff)
+                // skip zero weights and flagged submitters
+                if and(iszero(iszero(w)), iszero(and(shr(i, flags), 1))) {
+                    let trainer := submitterAt(subBase, i)
+                    // budget < 2^130 (pool, carry and slashes are bounded at creation) and w < 2^32: no
+                    // overflow; weightSum != 0 (the caller checks); the rewards sum to at most budget.
+                    let reward := div(mul(budget, w), weightSum)
+                    total := add(total, reward)
+                    credit(accBase, trainer, reward)
+                    // emit RewardCredited(projectId, round, trainer, reward)
+                    mstore(0x00, reward)
+                    log4(
+                        0x00,
+                        0x20,
+                        0x8804f95d3501e04a794f73ef14af970c12f177d6043cef5e946c5890617434c6,
+                        projectId,
+                        round,
+                        trainer
+                    )
+                }
+            }
         }
     }
 
@@ -989,29 +1067,32 @@ contract Marketplace is ReentrancyGuardTransient {
         if (n < 256 && flags >> n != 0) revert InvalidFlags(flags, n);
     }
 
-    /// @dev Packs the weights 8 per word, records the flags, and returns Σ weights of unflagged submitters.
-    function _storeResult(RoundData storage d, uint32[] calldata weights, uint256 flags, bool replacesFlagged)
+    /// @dev Packs the weights 8 per word (stored inverted), records nonzero flags (readers consult the
+    /// header's `flagged` first), and returns Σ weights of unflagged submitters.
+    function _storeResult(ResultSlots storage res, uint32[] calldata weights, uint256 flags)
         private
         returns (uint256 sum)
     {
-        uint256 n = weights.length;
-        uint256 word;
-        for (uint256 i; i < n; ++i) {
-            uint256 w = weights[i];
-            unchecked {
-                // at most 256 weights below 2^32: the sum stays below 2^40
-                // forge-lint: disable-next-line(incorrect-shift) -- bit i of flags
-                if (flags & (1 << i) == 0) sum += w;
-            }
-            word |= w << ((i & 7) * 32);
-            if (i & 7 == 7 || i == n - 1) {
-                d.weights[i >> 3] = word;
-                word = 0;
+        // Assembly for the per-trainer loop. As `weights[i]` would, a value with dirty high bits reverts.
+        assembly ("memory-safe") {
+            let base := res.slot
+            let n := weights.length
+            let word := 0
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                let w := calldataload(add(weights.offset, shl(5, i)))
+                if gt(w, 0xffffffff) { revert(0, 0) }
+                // at most 256 weights below 2^32: the sum of unflagged ones stays below 2^40
+                if iszero(and(shr(i, flags), 1)) { sum := add(sum, w) }
+                word := or(word, shl(shl(5, and(i, 7)), w))
+                // res.weights[i >> 3] = ~word once a word is full or the weights end
+                if or(eq(and(i, 7), 7), eq(i, sub(n, 1))) {
+                    sstore(add(base, shr(3, i)), not(word))
+                    word := 0
+                }
             }
         }
-        // Zero flags are the common case and the slot's default: skip the write unless a voided
-        // result left nonzero flags behind.
-        if (flags != 0 || replacesFlagged) d.flags = flags;
+        // Zero flags are the common case: the header's `flagged` is cleared and the slot is left as is.
+        if (flags != 0) res.flags = flags;
     }
 
     function _openRound(uint256 projectId, Project storage p, uint32 round) private {
@@ -1026,12 +1107,57 @@ contract Marketplace is ReentrancyGuardTransient {
         r.phase = Phase.Open;
         r.submissions = 0;
         r.flagged = false;
+        r.posted = false;
         r.submissionDeadline = submissionDeadline;
         r.aggregationDeadline = aggregationDeadline;
         r.challengeDeadline = 0;
         r.weightSum = 0;
         r.budget = budget;
         emit RoundOpened(projectId, round, budget, submissionDeadline, aggregationDeadline);
+    }
+
+    /// @dev Packs both CIDs into the ring entry's `cids` words: lengths in the top 8 bytes of word 0,
+    /// then the bytes of `model` and `report`; the unused tail of the last word is zeroed.
+    function _storeCids(RoundState storage r, string memory model, string memory report) private {
+        bytes memory blob = abi.encodePacked(
+            bytes(model).length.toUint32(), bytes(report).length.toUint32(), model, report
+        );
+        uint256 len = blob.length;
+        mapping(uint256 => uint256) storage words = r.cids;
+        for (uint256 k; k << 5 < len; ++k) {
+            uint256 word;
+            assembly ("memory-safe") {
+                word := mload(add(add(blob, 32), shl(5, k)))
+            }
+            uint256 rest = len - (k << 5);
+            if (rest < 32) word &= ~(type(uint256).max >> (rest << 3));
+            words[k] = word;
+        }
+    }
+
+    /// @dev Unpacks the CIDs written by `_storeCids`.
+    function _loadCids(RoundState storage r) private view returns (string memory model, string memory report) {
+        mapping(uint256 => uint256) storage words = r.cids;
+        uint256 head = words[0];
+        uint256 modelLen = head >> 224;
+        uint256 reportLen = (head >> 192) & 0xffffffff;
+        uint256 len = 8 + modelLen + reportLen;
+        bytes memory blob = new bytes(((len + 31) >> 5) << 5);
+        for (uint256 k; k << 5 < len; ++k) {
+            uint256 word = words[k];
+            assembly ("memory-safe") {
+                mstore(add(add(blob, 32), shl(5, k)), word)
+            }
+        }
+        bytes memory m = new bytes(modelLen);
+        for (uint256 i; i < modelLen; ++i) {
+            m[i] = blob[8 + i];
+        }
+        bytes memory rep = new bytes(reportLen);
+        for (uint256 i; i < reportLen; ++i) {
+            rep[i] = blob[8 + modelLen + i];
+        }
+        return (string(m), string(rep));
     }
 
     function _credit(uint256 projectId, address account, uint256 amount) private {
@@ -1065,7 +1191,27 @@ contract Marketplace is ReentrancyGuardTransient {
     }
 
     function _submitterCount(RoundData storage d) private view returns (uint256 n) {
-        while (n < MAX_TRAINERS && d.submitters[n] != address(0)) ++n;
+        while (n < MAX_TRAINERS && _submitterAt(d, n) != address(0)) ++n;
+    }
+
+    /// @dev Appends submitter `i` (the slots of higher indices are still empty).
+    function _pushSubmitter(RoundData storage d, uint256 i, address trainer) private {
+        uint256 v = uint160(trainer);
+        uint256 bit = i * 160;
+        uint256 w = bit >> 8;
+        uint256 off = bit & 255;
+        d.submitters[w] |= v << off;
+        if (off > 96) d.submitters[w + 1] = v >> (256 - off);
+    }
+
+    function _submitterAt(RoundData storage d, uint256 i) private view returns (address) {
+        uint256 bit = i * 160;
+        uint256 w = bit >> 8;
+        uint256 off = bit & 255;
+        uint256 v = d.submitters[w] >> off;
+        if (off > 96) v |= d.submitters[w + 1] << (256 - off);
+        // forge-lint: disable-next-line(unsafe-typecast) -- the low 160 bits are the address
+        return address(uint160(v));
     }
 
     /// @dev Takes `amount` of `asset` from the caller: exact msg.value for ETH, else transferFrom with a

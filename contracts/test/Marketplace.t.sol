@@ -1121,8 +1121,13 @@ contract MarketplaceTest is MarketFixture {
         assertTrue(phaseOf(id, 2) == Marketplace.Phase.Open, "round 2 open");
         assertTrue(phaseOf(id, 3) == Marketplace.Phase.None, "round 3 none");
         assertEq(market.getSubmitters(id, 0).length, 2, "old submitters kept");
-        (uint32[] memory w,) = market.getResult(id, 0);
-        assertEq(w.length, 2, "old weights kept");
+        (uint32[] memory w, uint256 f) = market.getResult(id, 0);
+        assertEq(w.length, 0, "older results only in events");
+        assertEq(f, 0, "older flags only in events");
+        (w,) = market.getResult(id, 1);
+        assertEq(w.length, 2, "previous round's weights kept");
+        (w,) = market.getResult(id, 2);
+        assertEq(w.length, 0, "no result posted yet for the open round");
     }
 
     function test_getRound_reportsRoundsBeyondTheProjectAsNone() public {
