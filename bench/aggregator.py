@@ -466,4 +466,4 @@ def run(out_dir: pathlib.Path) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(pathlib.Path(".")), indent=2, default=str))
+    print(json.dumps(run(ROOT / "bench" / "results"), indent=2, default=str))
