@@ -26,9 +26,11 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
  *   `ResultPosted`, `RoundFinalized`);
  * - the posted weights (packed 8 per slot, stored inverted so that a word is never zero in practice) and
  *   offender flags live in a second two-entry ring per project, pre-filled at creation for
- *   ceil(maxTrainers / 8) words per entry: posting rewrites warm-priced nonzero slots instead of creating
- *   fresh ones. `getResult` therefore covers the current and previous rounds only (older results are in
- *   `ResultPosted` events);
+ *   ceil(maxTrainers / 8) words per entry (plus the flags word): posting rewrites nonzero slots (5,000 gas
+ *   each) instead of creating fresh ones (22,100). Flags that fit 32 bits are kept in the round header
+ *   instead, which is written anyway. `getResult` therefore covers the current and previous rounds only
+ *   (older results are in `ResultPosted` events);
+ * - both result CIDs are packed into one run of words per ring entry (lengths, then the bytes);
  * - the submitters of every round are kept forever, their addresses packed 8 per 5 slots, so settling a
  *   round reads 5 cold slots per 8 trainers instead of 8;
  * - a participant's stake and claimable balance share one slot, nonzero from the moment they join,
@@ -142,12 +144,13 @@ contract Marketplace is ReentrancyGuardTransient {
 
     /// @dev Ring entry for round `number`. Slot 0 is the header.
     struct RoundState {
-        // slot 0
-        uint32 number;
+        // slot 0 (all 256 bits used)
+        uint24 number; // rounds are numbered below MAX_ROUNDS; NO_ROUND before the entry's first round
         Phase phase; // stored phase: Open, Aggregating, Challenge, Disputed, Final or Expired
         uint16 submissions;
-        bool flagged; // the posted result flags someone: finalize must read the flags
+        bool flagged; // the posted flags reach beyond bit 31: they are in the result ring's `flags` slot
         bool posted; // a result (possibly voided by an upheld dispute) was posted for this round
+        uint32 lowFlags; // the posted flags when they fit 32 bits (offenders among the first 32 submitters)
         uint40 submissionDeadline;
         uint40 aggregationDeadline;
         uint40 challengeDeadline;
@@ -183,7 +186,7 @@ contract Marketplace is ReentrancyGuardTransient {
     uint256 private constant BPS = 10_000;
     /// @notice Upper bound on rounds per project (round numbers are stored in 24 bits).
     uint256 public constant MAX_ROUNDS = type(uint24).max - 1;
-    uint32 private constant NO_ROUND = type(uint32).max;
+    uint24 private constant NO_ROUND = type(uint24).max;
     /// @dev Placeholder written to a trainer's update slot at join, so submissions rewrite a warm slot.
     bytes32 private constant NO_UPDATE = bytes32(uint256(1));
 
@@ -498,7 +501,11 @@ contract Marketplace is ReentrancyGuardTransient {
         // forge-lint: disable-next-line(unsafe-typecast) -- sum <= 256 * (2^32 - 1) < 2^40
         r.weightSum = uint40(sum);
         r.challengeDeadline = uint40(block.timestamp + _schedules[projectId].challengePeriod);
-        r.flagged = flags != 0;
+        // Flags that fit 32 bits live in the header, which is written anyway; wider ones in the ring slot.
+        bool wide = flags >> 32 != 0;
+        r.flagged = wide;
+        // forge-lint: disable-next-line(unsafe-typecast) -- zero unless flags < 2^32
+        r.lowFlags = wide ? 0 : uint32(flags);
         _storeCids(r, globalModelCid, reportCid);
         emit ResultPosted(projectId, round, globalModelCid, reportCid, weights, flags);
     }
@@ -896,7 +903,7 @@ contract Marketplace is ReentrancyGuardTransient {
             // forge-lint: disable-next-line(unsafe-typecast) -- extracts the i-th packed uint32 on purpose
             weights[i] = uint32(~res.weights[i >> 3] >> ((i & 7) * 32));
         }
-        return (weights, r.flagged ? res.flags : 0);
+        return (weights, r.flagged ? res.flags : r.lowFlags);
     }
 
     /// @notice The owner's withdrawable remainder (set when the project Ends or is Cancelled).
@@ -944,7 +951,7 @@ contract Marketplace is ReentrancyGuardTransient {
         ResultSlots storage res = _results[projectId][round & 1];
         uint256 n = r.submissions;
         uint256 weightSum = r.weightSum;
-        uint256 flags = r.flagged ? res.flags : 0;
+        uint256 flags = r.flagged ? res.flags : r.lowFlags;
         newBudget = budget;
         if (flags != 0) newBudget += _slash(projectId, round, d, n, flags);
         if (weightSum != 0) distributed = _reward(projectId, round, n, flags, newBudget, weightSum);
@@ -1067,8 +1074,7 @@ contract Marketplace is ReentrancyGuardTransient {
         if (n < 256 && flags >> n != 0) revert InvalidFlags(flags, n);
     }
 
-    /// @dev Packs the weights 8 per word (stored inverted), records nonzero flags (readers consult the
-    /// header's `flagged` first), and returns Σ weights of unflagged submitters.
+    /// @dev Packs the weights 8 per word (stored inverted), records flags wider than 32 bits, and returns Σ weights of unflagged submitters.
     function _storeResult(ResultSlots storage res, uint32[] calldata weights, uint256 flags)
         private
         returns (uint256 sum)
@@ -1091,8 +1097,9 @@ contract Marketplace is ReentrancyGuardTransient {
                 }
             }
         }
-        // Zero flags are the common case: the header's `flagged` is cleared and the slot is left as is.
-        if (flags != 0) res.flags = flags;
+        // Flags below 2^32 (the common case: none, or offenders among the first 32) go to the header;
+        // readers consult the header's `flagged` before this slot.
+        if (flags >> 32 != 0) res.flags = flags;
     }
 
     function _openRound(uint256 projectId, Project storage p, uint32 round) private {
@@ -1103,11 +1110,13 @@ contract Marketplace is ReentrancyGuardTransient {
         uint40 submissionDeadline = uint40(block.timestamp + schedule.submissionWindow);
         uint40 aggregationDeadline = submissionDeadline + schedule.aggregationWindow;
 
-        r.number = round;
+        // forge-lint: disable-next-line(unsafe-typecast) -- round < rounds <= MAX_ROUNDS < 2^24 - 1
+        r.number = uint24(round);
         r.phase = Phase.Open;
         r.submissions = 0;
         r.flagged = false;
         r.posted = false;
+        r.lowFlags = 0;
         r.submissionDeadline = submissionDeadline;
         r.aggregationDeadline = aggregationDeadline;
         r.challengeDeadline = 0;

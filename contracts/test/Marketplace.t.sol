@@ -531,6 +531,84 @@ contract MarketplaceTest is MarketFixture {
         market.postResult(id, 1, MODEL_CID, REPORT_CID, w, 0);
     }
 
+    function test_postResult_revertsOnAWeightWithDirtyHighBits() public {
+        uint256 id = runningDefault(2);
+        submit(id, 0, 2);
+        closeSubmissions(id, 0);
+        // A uint256[] has the uint32[] layout: its second element does not fit a uint32.
+        uint256[] memory w = new uint256[](2);
+        (w[0], w[1]) = (1, uint256(type(uint32).max) + 1);
+        bytes memory data =
+            abi.encodeWithSelector(market.postResult.selector, id, uint32(0), MODEL_CID, REPORT_CID, w, uint256(0));
+        vm.prank(aggregator);
+        (bool ok, bytes memory ret) = address(market).call(data);
+        assertTrue(!ok, "dirty weight rejected");
+        assertEq(ret.length, 0, "as the ABI decoder rejects it: no revert data");
+        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Aggregating, "nothing posted");
+    }
+
+    /// @dev Weights are packed 8 per slot in a two-entry ring, stored inverted: a word of eight
+    /// type(uint32).max weights stores as zero, eight zero weights as all ones. Both must survive the
+    /// ring's reuse two rounds later, and rewards must follow them.
+    function test_postResult_extremeWeightWordsSurviveTheResultRing() public {
+        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        cfg.maxTrainers = 9;
+        cfg.rounds = 4;
+        uint256 id = running(cfg, 9);
+        uint32[] memory w = new uint32[](9);
+        for (uint32 round; round < 4; ++round) {
+            for (uint256 i; i < 9; ++i) {
+                // even rounds: eight max weights and a zero; odd rounds: eight zeros and a one
+                w[i] = round % 2 == 0 ? (i < 8 ? type(uint32).max : 0) : (i < 8 ? 0 : 1);
+            }
+            uint256 before0 = market.claimable(id, trainer(0));
+            uint256 before8 = market.claimable(id, trainer(8));
+            readyToFinalize(id, round, 9, w, 0);
+            (uint32[] memory got, uint256 flags) = market.getResult(id, round);
+            assertEq(got.length, 9, "length");
+            for (uint256 i; i < 9; ++i) {
+                assertEq(got[i], w[i], "weight read back");
+            }
+            assertEq(flags, 0, "no flags");
+            uint256 budget = roundBudget(id, round);
+            market.finalize(id);
+            if (round % 2 == 0) {
+                assertEq(market.claimable(id, trainer(0)) - before0, budget / 8, "max weights share the budget");
+                assertEq(market.claimable(id, trainer(8)), before8, "zero weight earns nothing");
+            } else {
+                assertEq(market.claimable(id, trainer(0)), before0, "zero weight earns nothing");
+                assertEq(market.claimable(id, trainer(8)) - before8, budget, "the only weight takes all");
+            }
+        }
+    }
+
+    /// @dev Flags below 2^32 are kept in the round header, wider ones in the result ring's flags slot,
+    /// which a later narrow result in the same ring entry does not rewrite: readers must not see it.
+    function test_postResult_narrowAndWideFlagsAcrossTheResultRing() public {
+        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        cfg.maxTrainers = 40;
+        cfg.minTrainers = 1;
+        uint256 id = running(cfg, 40);
+        uint256 penalty = STAKE * cfg.slashBps / 10_000;
+        uint256[3] memory flagsOf = [uint256(1 | (1 << 32)), 1 << 31, 0];
+        for (uint32 round; round < 3; ++round) {
+            readyToFinalize(id, round, 40, equalWeights(40), flagsOf[round]);
+            (, uint256 flags) = market.getResult(id, round);
+            assertEq(flags, flagsOf[round], "flags read back");
+            market.finalize(id);
+            (, uint256 flagsAfter) = market.getResult(id, round);
+            assertEq(flagsAfter, flagsOf[round], "flags kept after finalize");
+        }
+        (,, uint256 s0,) = market.getTrainer(id, trainer(0));
+        (,, uint256 s31,) = market.getTrainer(id, trainer(31));
+        (,, uint256 s32,) = market.getTrainer(id, trainer(32));
+        (,, uint256 s1,) = market.getTrainer(id, trainer(1));
+        assertEq(s0, penalty, "trainer 0 slashed once (round 0 only)");
+        assertEq(s32, penalty, "trainer 32 slashed once: round 2 did not reuse round 0's wide flags");
+        assertEq(s31, penalty, "trainer 31 slashed in round 1");
+        assertEq(s1, 0, "trainer 1 never flagged");
+    }
+
     function test_postResult_revertsWhenBondWasSlashedByUpheldDispute() public {
         uint256 id = _disputedRound(2);
         vm.prank(arbiter);
@@ -1128,6 +1206,41 @@ contract MarketplaceTest is MarketFixture {
         assertEq(w.length, 2, "previous round's weights kept");
         (w,) = market.getResult(id, 2);
         assertEq(w.length, 0, "no result posted yet for the open round");
+    }
+
+    /// @dev Submitter addresses are packed 8 per 5 slots, some straddling two slots: every position
+    /// must read back in submission order, and be credited its own reward.
+    function test_getSubmitters_keepsPackedSubmittersInOrderAcrossSlots() public {
+        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        cfg.maxTrainers = 19;
+        cfg.minTrainers = 1;
+        uint256 id = running(cfg, 19);
+        for (uint256 j; j < 19; ++j) {
+            vm.prank(trainer(18 - j));
+            market.submitUpdate(id, 0, UPDATE_CID);
+        }
+        address[] memory who = market.getSubmitters(id, 0);
+        assertEq(who.length, 19, "count");
+        for (uint256 j; j < 19; ++j) {
+            assertEq(who[j], trainer(18 - j), "order");
+        }
+        uint32[] memory w = new uint32[](19);
+        uint256 sum;
+        for (uint256 j; j < 19; ++j) {
+            w[j] = uint32(1000 + 37 * j);
+            sum += w[j];
+        }
+        closeSubmissions(id, 0);
+        post(id, 0, w, 0);
+        passChallenge(id, 0);
+        uint256 budget = roundBudget(id, 0);
+        market.finalize(id);
+        for (uint256 j; j < 19; ++j) {
+            assertEq(market.claimable(id, trainer(18 - j)), budget * w[j] / sum, "reward by position");
+        }
+        playRound(id, 1, 3, equalWeights(3), 0);
+        assertEq(market.getSubmitters(id, 0).length, 19, "kept after later rounds");
+        assertEq(market.getSubmitters(id, 1).length, 3, "next round's own list");
     }
 
     function test_getRound_reportsRoundsBeyondTheProjectAsNone() public {
