@@ -1128,9 +1128,8 @@ contract Marketplace is ReentrancyGuardTransient {
     /// @dev Packs both CIDs into the ring entry's `cids` words: lengths in the top 8 bytes of word 0,
     /// then the bytes of `model` and `report`; the unused tail of the last word is zeroed.
     function _storeCids(RoundState storage r, string memory model, string memory report) private {
-        bytes memory blob = abi.encodePacked(
-            bytes(model).length.toUint32(), bytes(report).length.toUint32(), model, report
-        );
+        bytes memory blob =
+            abi.encodePacked(bytes(model).length.toUint32(), bytes(report).length.toUint32(), model, report);
         uint256 len = blob.length;
         mapping(uint256 => uint256) storage words = r.cids;
         for (uint256 k; k << 5 < len; ++k) {
