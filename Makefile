@@ -10,7 +10,7 @@ FORGE := node_modules/.bin/forge
 export FOUNDRY_SOLC := $(SOLC)
 export FOUNDRY_OFFLINE := true
 
-.PHONY: all setup demo test test-forge test-py bench artifacts brownie-check clean help
+.PHONY: all setup solc demo test test-forge test-py bench artifacts brownie-check clean help
 
 help:
 	@echo "make demo           set up, then run 'merit demo' on the embedded chain and store"
@@ -19,7 +19,7 @@ help:
 	@echo "make artifacts      recompile contracts into backend/chain/artifacts"
 	@echo "make brownie-check  compile and deploy with eth-brownie in its own virtualenv"
 
-setup: $(VENV)/.installed node_modules/.installed $(SOLC)
+setup: $(VENV)/.installed node_modules/.installed solc
 
 # torch first, pinned to the CPU build on this machine's disk, so nothing pulls a CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -33,7 +33,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(SOLC): node_modules/.installed $(VENV)/.installed
+# Always re-run: the solcjs wrapper in ~/.solcx points into this checkout's node_modules, and another
+# checkout may have re-pointed it. It is quick when nothing changes.
+solc: node_modules/.installed $(VENV)/.installed
 	$(BIN)/python scripts/install_solc.py
 
 demo: setup
