@@ -981,7 +981,8 @@ contract Marketplace is ReentrancyGuardTransient {
     /// the packed submitter words (5 cold slots per 8 trainers, as `_submitterAt`), adds the reward to
     /// the trainer's Account slot (`claimable`, its low 104 bits, overflow-checked) and emits
     /// `RewardCredited`, without the per-iteration overhead of the Solidity form.
-    function _reward(uint256 projectId, uint32 round, uint256 n, uint256 flags, uint256 budget, uint256 weightSum)
+    /// `round` is widened here, in Solidity, so that the assembly sees clean high bits.
+    function _reward(uint256 projectId, uint256 round, uint256 n, uint256 flags, uint256 budget, uint256 weightSum)
         private
         returns (uint256 total)
     {
@@ -989,7 +990,8 @@ contract Marketplace is ReentrancyGuardTransient {
         uint256 weightBase;
         uint256 accBase;
         {
-            RoundData storage d = _rounds[projectId][round];
+            // forge-lint: disable-next-line(unsafe-typecast) -- round came in as a uint32
+            RoundData storage d = _rounds[projectId][uint32(round)];
             ResultSlots storage res = _results[projectId][round & 1];
             mapping(address => Account) storage accounts = _accounts[projectId];
             assembly ("memory-safe") {
