@@ -53,10 +53,14 @@ test-py: setup
 # the product's: flwr and byzfl beside the same CPU torch; pyDVL pins numpy 1.x, so it gets its own.
 BENCH_VENV := .venv-bench
 PYDVL_VENV := .venv-pydvl
+# byzfl requires torchvision, and no torchvision wheel imports beside the CPU torch 2.13.0 (and a
+# plain install would pull a multi-GB CUDA torch), so byzfl goes in without dependencies; its
+# aggregators never touch torchvision, and bench/aggregator.py stands in an inert module for it.
 $(BENCH_VENV)/.installed:
 	test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q torch==2.13.0
-	$(BENCH_VENV)/bin/python -m pip install -q flwr==1.42.0 byzfl==0.0.11
+	$(BENCH_VENV)/bin/python -m pip install -q flwr==1.42.0 scipy matplotlib seaborn "torch==2.13.0"
+	$(BENCH_VENV)/bin/python -m pip install -q --no-deps byzfl==0.0.11
 	touch $@
 
 $(PYDVL_VENV)/.installed:
