@@ -108,3 +108,18 @@ def test_detector_params_and_unknown_names():
     assert run_detectors(DetectionBatch(u), ["norm"], {"norm": {"z": 1.0, "sigma_floor": 0.1}})[4].flagged
     with pytest.raises(ConfigError):
         run_detectors(DetectionBatch(u), ["nonsense"])
+
+
+def test_free_rider_detector_spares_weakly_aligned_honest_updates_in_high_dimension():
+    """Late in training honest updates agree only weakly (cos ~0.04 with the consensus), far above
+    the ~1/sqrt(d) cosine of noise: they must not be taken for free-riders; noise still is."""
+    rng = np.random.default_rng(0)
+    d = 100_000
+    base = rng.standard_normal(d)
+    honest = [0.13 * base + rng.standard_normal(d) for _ in range(6)]
+    noise = 0.15 * np.linalg.norm(honest[0]) / np.sqrt(d) * rng.standard_normal(d)
+    batch = DetectionBatch(np.stack([*honest, noise]).astype(np.float32))
+    findings = free_rider_detector(batch, np.ones(7, dtype=bool))
+    assert all(0.016 < f.scores["cos_consensus"] < 0.05 for f in findings[:6]), [f.scores for f in findings]
+    assert [f.flagged for f in findings] == [False] * 6 + [True]
+    assert findings[6].reason == "free_rider"
