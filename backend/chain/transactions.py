@@ -253,7 +253,11 @@ class Transactor:
         with self.chain.lock:
             tx = {"to": to, "value": value, "gas": 21_000, "chainId": self.chain.chain_id,
                   "nonce": self.nonces.take(self.chain, account.address), **self._fees()}
-            tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+            try:
+                tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+            except Exception:
+                self.nonces.reset(account.address)  # re-read from the node next time
+                raise
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
         return Receipt(tx_hash=bytes(tx_hash).hex(), gas_used=int(receipt["gasUsed"]),
                        block_number=int(receipt["blockNumber"]), logs=[], raw=receipt)
