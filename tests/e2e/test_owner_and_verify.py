@@ -8,14 +8,11 @@ import sys
 import pytest
 
 from aggregator.node import canonical_json
-from backend.chain.anvil import AnvilProcess
-from backend.chain.client import MarketClient, save_deployment
-from backend.chain.connection import connect, dev_account
-from backend.config import get_settings
+from backend.chain.connection import dev_account
 from backend.data import load_trainer_data
 from backend.models.spec import ModelSpec
 from backend.project import create_project, write_example
-from backend.storage import compute_cid, open_store
+from backend.storage import compute_cid
 from backend.trainer.client import train_round
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
@@ -25,39 +22,30 @@ def merit(*args):
     return subprocess.run([sys.executable, "-m", "backend.cli.main", *args], capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture
-def market(tmp_path):
-    settings = get_settings()
-    with AnvilProcess() as node:
-        chain = connect(node.url)
-        owner = MarketClient.deploy(chain, dev_account(0))
-        save_deployment(settings.deployments_dir, owner.deployment())
-        store = open_store("embedded", home=settings.home)
-        yield node, chain, owner, store, settings
-
-
-def test_owner_cancels_withdraws_and_exports(market, tmp_path):
-    node, chain, owner, store, settings = market
+def test_owner_cancels_withdraws_and_exports(anvil_market, tmp_path):
+    m = anvil_market
+    url, chain, owner, store, settings = m.url, m.chain, m.owner, m.store, m.settings
     files = write_example(tmp_path / "data", trainers=2, rounds=3)
     pid, _ = create_project(owner, store, files[0], settings.home)
-    out = merit("project", "export", str(pid), "--out", str(tmp_path / "model.safetensors"), "--chain", node.url)
+    out = merit("project", "export", str(pid), "--out", str(tmp_path / "model.safetensors"), "--chain", url)
     assert out.returncode == 0, out.stderr
     assert compute_cid((tmp_path / "model.safetensors").read_bytes()) == owner.config(pid).initialModelCid
-    early = merit("project", "withdraw", str(pid), "--chain", node.url, "--key", "dev:0")
+    early = merit("project", "withdraw", str(pid), "--chain", url, "--key", "dev:0")
     assert early.returncode == 1 and "WrongStatus" in early.stderr and "Traceback" not in early.stderr
-    not_owner = merit("project", "cancel", str(pid), "--chain", node.url, "--key", "dev:5")
+    not_owner = merit("project", "cancel", str(pid), "--chain", url, "--key", "dev:5")
     assert not_owner.returncode == 1 and "NotOwner" in not_owner.stderr
-    assert merit("project", "cancel", str(pid), "--chain", node.url, "--key", "dev:0").returncode == 0
+    assert merit("project", "cancel", str(pid), "--chain", url, "--key", "dev:0").returncode == 0
     before = chain.w3.eth.get_balance(dev_account(0).address)
-    out = merit("project", "withdraw", str(pid), "--chain", node.url, "--key", "dev:0")
+    out = merit("project", "withdraw", str(pid), "--chain", url, "--key", "dev:0")
     assert out.returncode == 0 and "withdrew 10 ETH" in out.stdout, out.stdout + out.stderr
     assert chain.w3.eth.get_balance(dev_account(0).address) > before + 9 * 10**18
-    listing = merit("project", "list", "--chain", node.url)
+    listing = merit("project", "list", "--chain", url)
     assert "Cancelled" in listing.stdout
 
 
-def test_verify_catches_a_result_that_does_not_match_the_inputs(market, tmp_path):
-    node, chain, owner, store, settings = market
+def test_verify_catches_a_result_that_does_not_match_the_inputs(anvil_market, tmp_path):
+    m = anvil_market
+    url, chain, owner, store, settings = m.url, m.chain, m.owner, m.store, m.settings
     files = write_example(tmp_path / "data", trainers=2, rounds=1)
     pid, _ = create_project(owner, store, files[0], settings.home)
     aggregator = owner.as_account(dev_account(1))
@@ -77,12 +65,12 @@ def test_verify_catches_a_result_that_does_not_match_the_inputs(market, tmp_path
     report = {"schema_version": "merit.round-report/1", "weights": [0, 10**9], "flags": 1, "trainers": []}
     report_cid = store.add_bytes(canonical_json(report))
     aggregator.post_result(pid, 0, base, report_cid, [0, 10**9], 1)
-    out = merit("verify", str(pid), "--validation", str(files[1]), "--chain", node.url)
+    out = merit("verify", str(pid), "--validation", str(files[1]), "--chain", url)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "round 0: MISMATCH" in out.stdout
     shown = " ".join(out.stdout.split())  # rich wraps long lines
     assert f"trainer 0 {trainers[0].account.address}: flag posted True, recomputed False" in shown
     assert "the posted model differs from the recomputed one" in shown
     # nothing was revealed yet: verify says how to proceed without --validation
-    plain = merit("verify", str(pid), "--chain", node.url)
+    plain = merit("verify", str(pid), "--chain", url)
     assert plain.returncode == 1 and "merit project reveal" in plain.stderr and "Traceback" not in plain.stderr
