@@ -16,6 +16,7 @@ resumes from the file, or recomputes the same outcome (it is deterministic), and
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -58,7 +59,8 @@ class FaultInjected(SystemExit):
 
 class AggregatorNode:
     def __init__(self, market: MarketClient, store, pid: int, validation, state_dir: Path,
-                 executor=None, log: Log | None = None, fetch_retries: int = 3, fail_after: str | None = None):
+                 executor=None, log: Log | None = None, fetch_retries: int = 3, fail_after: str | None = None,
+                 busy: Callable[[str], Any] | None = None):
         from backend.models.spec import ModelSpec
         from backend.project import aggregator_config_of
 
@@ -68,6 +70,7 @@ class AggregatorNode:
         self.log = log or _default_log
         self.fetch_retries = fetch_retries
         self.fail_after = fail_after
+        self.busy = busy or (lambda message: contextlib.nullcontext())  # e.g. a Rich spinner
         self.cfg = market.config(pid)
         if market.account is None or market.account.address != self.cfg.aggregator:
             raise MeritError(f"this node's key is not project {pid}'s aggregator ({self.cfg.aggregator})",
@@ -215,8 +218,9 @@ class AggregatorNode:
         timings["fetch"] = time.perf_counter() - t0
         self.log(f"round {r}: fetched {len(blobs) - missing}/{len(blobs)}; validating, detecting, scoring, aggregating")
         base_bytes = self.store.get_bytes(base_cid, max_size=1 << 31)
-        outcome = run_round(self.spec, base_bytes, blobs, self.validation, self.config, project_id=self.pid,
-                            round=r, global_cid=base_cid, executor=self.executor)
+        with self.busy(f"round {r}: validating, detecting, scoring {len(blobs)} updates, aggregating"):
+            outcome = run_round(self.spec, base_bytes, blobs, self.validation, self.config, project_id=self.pid,
+                                round=r, global_cid=base_cid, executor=self.executor)
         timings.update({k: float(v) for k, v in outcome.timings.items()})
         flagged = bin(outcome.flags).count("1")
         self.log(f"round {r}: {flagged} flagged, metric {outcome.new_metric:.4f}; "

@@ -35,8 +35,12 @@ def run(
         from aggregator.executors import make_executor
 
         executor = make_executor("process", max_workers=workers)
+    from rich.console import Console
+
+    spinner = Console(stderr=True)
     node = AggregatorNode(ctx.market, ctx.store, project_id, validation=None,
-                          state_dir=ctx.settings.home / "aggregator", executor=executor, fail_after=fail_after)
+                          state_dir=ctx.settings.home / "aggregator", executor=executor, fail_after=fail_after,
+                          busy=lambda message: spinner.status(message))
     node.validation = load_validation(validation, node.spec)
     if once:
         node.log(node.step())
