@@ -41,9 +41,12 @@ class AggregatorConfig(BaseModel):
     detector_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     aggregation: str = "mean"
     aggregation_params: dict[str, Any] = Field(default_factory=dict)
-    keep: Literal["positive", "unflagged"] = Field(
-        "positive", description="which unflagged updates enter the aggregate: those with a positive contribution "
-                                "(falling back to all unflagged when none is positive), or all unflagged")
+    keep: Literal["positive", "tolerant", "unflagged"] = Field(
+        "positive", description="which unflagged updates enter the aggregate: those with a positive contribution; "
+                                "'tolerant': also those whose score is above -keep_margin x the best score (estimation "
+                                "noise around zero), so only clearly harmful updates are left out; or all unflagged. "
+                                "Falls back to all unflagged when none qualifies")
+    keep_margin: float = Field(0.5, ge=0, description="for keep='tolerant': the margin, as a fraction of the best score")
     shapley_method: Literal["gtg", "exact", "tmc", "loo"] = "gtg"
     shapley_budget: int | None = Field(300, ge=1, description="distinct utility evaluations; None: the estimator's default")
     metric: Literal["accuracy", "neg_loss"] = "accuracy"
@@ -103,6 +106,22 @@ def fixed_point_weights(scores: Sequence[float | None], total: int = WEIGHT_SCAL
     for i in order[:left]:
         floors[i] += 1
     return floors
+
+
+def select_kept(values: Sequence[float], keep: str = "positive", margin: float = 0.5) -> list[int]:
+    """Indices (into ``values``, the unflagged updates' scores) that enter the aggregate.
+
+    ``positive``: score > 0. ``tolerant``: score > -margin x the best score, so updates whose score
+    is estimation noise around zero stay in and only clearly harmful ones leave. ``unflagged``: all.
+    Whenever nothing qualifies, all of them: a round never discards every unflagged update."""
+    best = max(values, default=0.0)
+    if keep == "positive":
+        kept = [i for i, v in enumerate(values) if v > 0]
+    elif keep == "tolerant" and best > 0:
+        kept = [i for i, v in enumerate(values) if v > -margin * best]
+    else:
+        kept = []
+    return kept or list(range(len(values)))
 
 
 def _versions() -> dict[str, str]:
@@ -181,9 +200,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     for pos, value in zip(unflagged, values):
         scores[valid[pos]] = value
     weights = fixed_point_weights(scores)
-    kept = [pos for pos, value in zip(unflagged, values) if value > 0] if config.keep == "positive" else []
-    if not kept:
-        kept = list(unflagged)
+    kept = [unflagged[j] for j in select_kept(values, config.keep, config.keep_margin)]
     if kept:
         rule = get_aggregator(config.aggregation)
         vote = [max(scores[valid[pos]] or 0.0, 0.0) for pos in kept]

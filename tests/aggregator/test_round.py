@@ -221,3 +221,15 @@ def test_keep_unflagged_aggregates_every_unflagged_update(attacked_round, mnist)
     _, _, Xv, yv = mnist
     outcome = run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(keep="unflagged"), project_id=7, round=0)
     assert [t["aggregated"] for t in outcome.report["trainers"]] == [not t["flagged"] for t in outcome.report["trainers"]]
+
+
+def test_select_kept_rules():
+    from aggregator.round import select_kept
+
+    scores = [0.02, -0.001, -0.11, 0.004]
+    assert select_kept(scores, "positive") == [0, 3]
+    assert select_kept(scores, "tolerant", 0.5) == [0, 1, 3]      # noise around zero stays, -0.11 leaves
+    assert select_kept(scores, "unflagged") == [0, 1, 2, 3]
+    assert select_kept([-0.1, -0.2], "positive") == [0, 1]        # nothing qualifies: keep all
+    assert select_kept([-0.1, -0.2], "tolerant") == [0, 1]
+    assert select_kept([], "positive") == []
