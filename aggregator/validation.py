@@ -10,7 +10,6 @@ import json
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import torch
 

@@ -21,7 +21,6 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 import tempfile
 import time
 from typing import Callable

@@ -3,7 +3,6 @@ reverts turned into exceptions that carry the custom error's name and decoded ar
 from __future__ import annotations
 
 import ast
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -106,7 +106,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     from backend.project import create_project, load_secrets, secrets_path, write_example
     from backend.simulate.attacks import AttackContext, make_update
     from backend.storage import open_store
-    from backend.trainer.client import load_round, make_update as honest_update, serialize_update, Uploader, submit
+    from backend.trainer.client import load_round, make_update as honest_update, serialize_update
     from backend.trainer.local import evaluate
 
     console = console or Console()
