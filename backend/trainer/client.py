@@ -14,7 +14,7 @@ import numpy as np
 from backend.chain.client import MarketClient
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
-from backend.errors import ConfigError, IntegrityError, MeritError
+from backend.errors import ConfigError, MeritError
 
 Log = Callable[[str], None]
 
@@ -64,19 +64,12 @@ def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None
     """The model spec and the verified global model the round starts from."""
     from backend.models.serialization import load_weights
     from backend.models.spec import ModelSpec
-    from backend.storage import compute_cid
 
     cfg = market.config(pid)
     cid = market.global_model_cid(pid) or cfg.initialModelCid
-    if api is not None:
-        data, served = api.model(pid)
-        if served != cid:
-            raise IntegrityError(f"the API served model {served}, but the chain says {cid}",
-                                 "the API server is out of date or faulty; try again or use another server")
-    else:
-        data = store.get_bytes(cid, max_size=1 << 31)
-    if compute_cid(data, cid_version=0 if cid.startswith("Qm") else 1) != cid:
-        raise IntegrityError(f"global model bytes do not match {cid}")
+    # Both paths verify: the store re-derives the CID from the blocks, the API client checks the
+    # bytes against the CID the chain names.
+    data = api.model(pid, expected_cid=cid)[0] if api is not None else store.get_bytes(cid, max_size=1 << 31)
     if store is None:
         raise ConfigError("fetching the model spec needs content storage", "pass --ipfs embedded or a Kubo URL")
     spec = ModelSpec.from_json(store.get_bytes(cfg.specCid, max_size=1 << 20))
