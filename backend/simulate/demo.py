@@ -89,8 +89,8 @@ def _accounts(chain, market, n: int):
     from backend.chain.connection import DEV_ACCOUNTS, dev_account
 
     trainers = [dev_account(3 + i) for i in range(n)]
-    for acct in trainers:
-        if 3 + trainers.index(acct) >= DEV_ACCOUNTS and chain.w3.eth.get_balance(acct.address) < 10 * ETHER:
+    for index, acct in enumerate(trainers, start=3):
+        if index >= DEV_ACCOUNTS and chain.w3.eth.get_balance(acct.address) < 10 * ETHER:
             market.tx.transfer(dev_account(0), acct.address, 100 * ETHER)
     return dev_account(0), dev_account(1), dev_account(2), trainers
 
@@ -99,7 +99,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     """Run the demo; ``on_finish(chain, market, store, project_id)`` is called at the end (tests audit it)."""
     from aggregator.node import AggregatorNode
     from backend.chain.client import MarketClient
-    from backend.chain.connection import connect
+    from backend.chain.connection import connect, dev_account
     from backend.config import get_settings
     from backend.data import load_mnist, partition_iid
     from backend.models.serialization import load_weights
@@ -127,8 +127,6 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
         X_val, y_val = X[: cfg.validation_samples], y[: cfg.validation_samples]
         X_tr, y_tr = X[cfg.validation_samples:], y[cfg.validation_samples:]
         shards = partition_iid(min(len(y_tr), cfg.trainers * cfg.samples_per_trainer), cfg.trainers, seed=cfg.seed)
-        from backend.chain.connection import dev_account
-
         owner_market = MarketClient.deploy(chain, dev_account(0))
         owner, aggregator, arbiter, trainer_accounts = _accounts(chain, owner_market, cfg.trainers)
         roles = _roles(cfg, counts)
