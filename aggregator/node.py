@@ -30,6 +30,7 @@ from backend.chain.client import MarketClient
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
 from backend.errors import ChainError, IntegrityError, MeritError, StorageError
+from backend.storage.store import atomic_output
 
 STATE_SCHEMA = "merit.aggregator-state/1"
 Log = Callable[[str], None]
@@ -61,8 +62,7 @@ class AggregatorNode:
     def __init__(self, market: MarketClient, store, pid: int, validation, state_dir: Path,
                  executor=None, log: Log | None = None, fetch_retries: int = 3, fail_after: str | None = None,
                  busy: Callable[[str], Any] | None = None):
-        from backend.models.spec import ModelSpec
-        from backend.project import aggregator_config_of
+        from backend.project import aggregator_config_of, fetch_model_spec
 
         self.market, self.store, self.pid = market, store, pid
         self.validation = validation
@@ -75,7 +75,7 @@ class AggregatorNode:
         if market.account is None or market.account.address != self.cfg.aggregator:
             raise MeritError(f"this node's key is not project {pid}'s aggregator ({self.cfg.aggregator})",
                              "pass the aggregator's key with --key or MERIT_PRIVATE_KEY")
-        self.spec = ModelSpec.from_json(store.get_bytes(self.cfg.specCid, max_size=1 << 20))
+        self.spec = fetch_model_spec(store, self.cfg.specCid)
         self.config = aggregator_config_of(self.spec)
         self.state_path = Path(state_dir) / f"{market.chain.chain_id}-{market.address.lower()}-{pid}.json"
         self.state = self._load_state()
@@ -94,13 +94,10 @@ class AggregatorNode:
         return {"schema": STATE_SCHEMA, "project_id": self.pid, "rounds": {}}
 
     def _save_state(self) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(self.state, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(self.state_path)
+        with atomic_output(self.state_path) as out:
+            out.write(json.dumps(self.state, indent=1, sort_keys=True).encode())
+            out.flush()
+            os.fsync(out.fileno())
 
     def _checkpoint(self, phase: str) -> None:
         if self.fail_after == phase:

@@ -46,11 +46,10 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
                    progress=None) -> list[RoundVerdict]:
     from aggregator.round import WEIGHT_SCALE, run_round
     from backend.models.serialization import load_weights
-    from backend.models.spec import ModelSpec
-    from backend.project import aggregator_config_of, load_validation
+    from backend.project import aggregator_config_of, fetch_model_spec, load_validation
 
     cfg = market.config(pid)
-    spec = ModelSpec.from_json(store.get_bytes(cfg.specCid, max_size=1 << 20))
+    spec = fetch_model_spec(store, cfg.specCid)
     config = aggregator_config_of(spec)
     if validation is None:
         revealed = market.project(pid).validation_cid

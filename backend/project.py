@@ -41,6 +41,7 @@ from web3 import Web3
 
 from backend.chain.types import ETH, MAX_TRAINERS, ProjectConfig
 from backend.errors import ConfigError
+from backend.storage.store import atomic_output
 
 UNITS = {"ether": 10**18, "eth": 10**18, "gwei": 10**9, "wei": 1}
 
@@ -224,6 +225,13 @@ def model_spec_of(spec: ProjectSpecFile, initial_cid: str = ""):
                      hyperparams=Hyperparams(**hyper), initial_weights=initial_cid)
 
 
+def fetch_model_spec(store, spec_cid: str):
+    """A project's model spec, read (and verified) from storage by its on-chain CID."""
+    from backend.models.spec import ModelSpec
+
+    return ModelSpec.from_json(store.get_bytes(spec_cid, max_size=1 << 20))
+
+
 def aggregator_config_of(model_spec):
     """The AggregatorConfig a project fixed in its model spec (defaults if none)."""
     from aggregator.round import AggregatorConfig
@@ -254,11 +262,9 @@ def secrets_path(home: Path, chain_id: int, market: str, pid: int) -> Path:
 
 
 def save_secrets(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    with atomic_output(path) as out:  # created 0600: the salt stays the owner's
+        os.chmod(out.fileno(), 0o600)
+        out.write(json.dumps(data, indent=2).encode())
 
 
 def load_secrets(path: Path) -> dict:

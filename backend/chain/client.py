@@ -24,6 +24,7 @@ from backend.chain.connection import Chain
 from backend.chain.transactions import ContractRevert, ErrorDecoder, Receipt, Transactor, with_retries
 from backend.chain.types import ETH, Phase, ProjectConfig, ProjectInfo, RoundInfo, Status, TrainerInfo
 from backend.errors import ChainError, ConfigError
+from backend.storage.store import atomic_output
 
 
 @dataclass
@@ -44,11 +45,9 @@ def deployment_path(directory: Path, chain_id: int) -> Path:
 
 
 def save_deployment(directory: Path, deployment: Deployment) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
     path = deployment_path(directory, deployment.chain_id)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(deployment.to_json())
-    tmp.replace(path)
+    with atomic_output(path) as out:
+        out.write(deployment.to_json().encode())
     return path
 
 

@@ -36,10 +36,9 @@ def verify_command(
     ctx = open_context(chain, ipfs, market, key="")
     data = None
     if validation is not None:
-        from backend.models.spec import ModelSpec
-        from backend.project import load_validation
+        from backend.project import fetch_model_spec, load_validation
 
-        spec = ModelSpec.from_json(ctx.store.get_bytes(ctx.market.config(project_id).specCid, max_size=1 << 20))
+        spec = fetch_model_spec(ctx.store, ctx.market.config(project_id).specCid)
         data = load_validation(validation, spec)
     with console.status("re-executing rounds"):
         verdicts = verify_project(ctx.market, ctx.store, project_id, validation=data, rounds=round_ or None,

@@ -43,9 +43,9 @@ def _progress() -> Progress:
 
 def _load_data(ctx, project_id: int, data: Path, label_column: str):
     from backend.data import load_trainer_data
-    from backend.models.spec import ModelSpec
+    from backend.project import fetch_model_spec
 
-    spec = ModelSpec.from_json(ctx.store.get_bytes(ctx.market.config(project_id).specCid, max_size=1 << 20))
+    spec = fetch_model_spec(ctx.store, ctx.market.config(project_id).specCid)
     column: str | int = int(label_column) if label_column.isdigit() else label_column
     return load_trainer_data(data, spec, label_column=column)
 

@@ -63,7 +63,7 @@ def open_round(market: MarketClient, pid: int) -> int:
 def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None) -> RoundContext:
     """The model spec and the verified global model the round starts from."""
     from backend.models.serialization import load_weights
-    from backend.models.spec import ModelSpec
+    from backend.project import fetch_model_spec
 
     cfg = market.config(pid)
     cid = market.global_model_cid(pid) or cfg.initialModelCid
@@ -72,7 +72,7 @@ def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None
     data = api.model(pid, expected_cid=cid)[0] if api is not None else store.get_bytes(cid, max_size=1 << 31)
     if store is None:
         raise ConfigError("fetching the model spec needs content storage", "pass --ipfs embedded or a Kubo URL")
-    spec = ModelSpec.from_json(store.get_bytes(cfg.specCid, max_size=1 << 20))
+    spec = fetch_model_spec(store, cfg.specCid)
     tensors, _ = load_weights(data)
     return RoundContext(round=round_, spec=spec, global_cid=cid, global_weights=tensors)
 
