@@ -227,8 +227,10 @@ def _round_record(market, store, pid, r, role_of, spec, validation, aggregation_
     report = json.loads(store.get_bytes(info.report_cid, max_size=64 << 20))
     model = store.get_bytes(info.global_model_cid, max_size=1 << 31)
     accuracy, loss = evaluate(spec, model, *validation)
-    rewards = {e["trainer"]: int(e["amount"]) for e in market.events("RewardCredited", pid) if int(e["round"]) == r}
-    slashes = {e["trainer"]: int(e["amount"]) for e in market.events("TrainerSlashed", pid) if int(e["round"]) == r}
+    from backend.chain.history import round_history
+
+    record = round_history(market, pid)[r]
+    rewards, slashes = record.rewards, record.slashes
     trainers = []
     for t in report["trainers"]:
         trainers.append({"address": t["address"], "role": role_of.get(t["address"], "unknown"), "cid": t["cid"],
