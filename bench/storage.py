@@ -8,8 +8,16 @@ hashlib.sha256 on the same bytes in the same run (the bound that verifying conte
 - ``cat``: ``store.get_stream`` of that CID, every block read and verified, bytes discarded;
 - ``only_hash``: ``compute_cid`` of the same file (``merit ipfs add -n``): the importer without I/O;
 - ``sha256``: ``hashlib.sha256`` over the same bytes in 256 KiB pieces, in memory;
+- ``write_floor_single``: the same bytes written with plain ``os.write`` into ONE new file: what
+  putting this many new bytes into the page cache costs on this machine, whatever the layout;
 - ``write_floor``: the same bytes written as new 256 KiB files with plain ``os.write`` (no hashing,
-  no rename): what the disk and kernel allow any blockstore that keeps its blocks in files.
+  no rename): the floor for any blockstore that keeps one block per file.
+
+Nothing is deleted until the run ends. On ext4 without a journal (this VM's root filesystem),
+every new inode is checked against recently deleted ones, so deleting thousands of files just
+before a measurement slows the file creation measured after it; and memory freed by a delete is
+recycled faster than memory the VM has not touched, which would flatter whatever runs next.
+Every write measured here grows the page cache, in the same order each repetition.
 
 Each figure is the best of a few repetitions (the machine is shared); medians are kept too.
 Target: add reaches at least 60% of the sha256 rate at 512 MB.
@@ -26,7 +34,7 @@ import time
 from pathlib import Path
 
 from backend.storage import compute_cid
-from backend.storage.embedded import EmbeddedStore
+from backend.storage.embedded import EmbeddedStore, _write_all
 from backend.storage.unixfs import CHUNK_SIZE
 
 MB = 1_000_000
@@ -82,6 +90,7 @@ def _make_unique(path: Path, size: int, repetition: int) -> None:
 
 
 def _write_floor_rate(path: Path, size: int, scratch: Path) -> float:
+    """New 256 KiB files in one directory; they stay until the run ends."""
     scratch.mkdir()
     window = bytearray(CHUNK_SIZE)
     with open(path, "rb", buffering=0) as f:
@@ -89,14 +98,24 @@ def _write_floor_rate(path: Path, size: int, scratch: Path) -> float:
         index = 0
         while filled := f.readinto(window):
             fd = os.open(scratch / str(index), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            os.write(fd, memoryview(window)[:filled])
+            _write_all(fd, memoryview(window)[:filled])
             os.close(fd)
             index += 1
-        rate = size / (time.perf_counter() - start) / MB
-    for block in scratch.iterdir():
-        block.unlink()
-    scratch.rmdir()
-    return rate
+        return size / (time.perf_counter() - start) / MB
+
+
+def _single_file_rate(path: Path, size: int, target: Path) -> float:
+    """The same bytes into one new file (the source is read in 4 MiB pieces, already cached)."""
+    window = bytearray(4 * 2**20)
+    with open(path, "rb", buffering=0) as f:
+        start = time.perf_counter()
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            while filled := f.readinto(window):
+                _write_all(fd, memoryview(window)[:filled])
+        finally:
+            os.close(fd)
+        return size / (time.perf_counter() - start) / MB
 
 
 def _measure(store: EmbeddedStore, source: Path, size: int) -> tuple[float, float, float]:
@@ -130,35 +149,41 @@ def run(out_dir: Path) -> dict:
         for label, size in SIZES.items():
             source = work / f"{label}.bin"
             _write_source(source, size)
-            adds, cats, hashes, shas, floors = [], [], [], [], []
+            adds, cats, hashes, shas, floors, singles = [], [], [], [], [], []
             for _ in range(REPEATS[label]):
                 repetition += 1
                 _make_unique(source, size, repetition)
                 shas.append(_sha256_rate(source, size))
-                floors.append(_write_floor_rate(source, size, work / f"floor-{repetition}"))
                 add, cat, only_hash = _measure(store, source, size)
                 adds.append(add)
                 cats.append(cat)
                 hashes.append(only_hash)
+                singles.append(_single_file_rate(source, size, work / f"single-{repetition}.bin"))
+                floors.append(_write_floor_rate(source, size, work / f"floor-{repetition}"))
             source.unlink()
             row = {
                 "bytes": size,
                 "add_mb_s": round(max(adds), 1), "cat_mb_s": round(max(cats), 1),
                 "only_hash_mb_s": round(max(hashes), 1), "sha256_mb_s": round(max(shas), 1),
                 "write_floor_mb_s": round(max(floors), 1),
+                "write_floor_single_mb_s": round(max(singles), 1),
                 "add_mb_s_median": round(statistics.median(adds), 1),
                 "cat_mb_s_median": round(statistics.median(cats), 1),
                 "only_hash_mb_s_median": round(statistics.median(hashes), 1),
                 "sha256_mb_s_median": round(statistics.median(shas), 1),
                 "write_floor_mb_s_median": round(statistics.median(floors), 1),
+                "write_floor_single_mb_s_median": round(statistics.median(singles), 1),
             }
             row["add_vs_sha256"] = round(row["add_mb_s"] / row["sha256_mb_s"], 3)
             row["cat_vs_sha256"] = round(row["cat_mb_s"] / row["sha256_mb_s"], 3)
             row["only_hash_vs_sha256"] = round(row["only_hash_mb_s"] / row["sha256_mb_s"], 3)
             row["add_vs_write_floor"] = round(row["add_mb_s"] / row["write_floor_mb_s"], 3)
+            row["add_vs_write_floor_single"] = round(row["add_mb_s"] / row["write_floor_single_mb_s"], 3)
+            row["write_floor_single_vs_sha256"] = round(row["write_floor_single_mb_s"] / row["sha256_mb_s"], 3)
             results["sizes"][label] = row
             print(f"   {label:>6}: add {row['add_mb_s']:8.1f} MB/s  cat {row['cat_mb_s']:8.1f} MB/s  "
                   f"only-hash {row['only_hash_mb_s']:8.1f} MB/s  write-floor {row['write_floor_mb_s']:8.1f} MB/s  "
+                  f"one-file {row['write_floor_single_mb_s']:8.1f} MB/s  "
                   f"sha256 {row['sha256_mb_s']:8.1f} MB/s  "
                   f"add/sha256 {row['add_vs_sha256']:.2f}", flush=True)
         store.close()
@@ -167,5 +192,8 @@ def run(out_dir: Path) -> dict:
     results["peak_rss_mb_at_start"] = round(rss_start, 1)
     results["note_rss"] = "VmHWM of the whole bench process; 512 MB files are added and read in bounded memory"
     ratio = results["sizes"]["512MB"]["add_vs_sha256"]
-    results["target"] = {"add_vs_sha256_at_512MB": ratio, "required": TARGET_RATIO, "met": ratio >= TARGET_RATIO}
+    floor = results["sizes"]["512MB"]["write_floor_single_vs_sha256"]
+    results["target"] = {"add_vs_sha256_at_512MB": ratio, "required": TARGET_RATIO, "met": ratio >= TARGET_RATIO,
+                         "one_file_write_vs_sha256_at_512MB": floor,
+                         "reachable_here": floor >= TARGET_RATIO}
     return results

