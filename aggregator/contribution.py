@@ -44,13 +44,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from aggregator.executors import Executor, SequentialExecutor
 
 Utility = Callable[[frozenset], float]
+Proxy = Any  # Callable[[frozenset], float], or an object with table(z: bool[m, n]) -> float[m]
 
 METHODS = ("gtg", "exact", "tmc", "loo")
 EXACT_MAX_PLAYERS = 20
@@ -106,12 +107,18 @@ def shapley(
     *,
     surrogate: str = "auto",
     truncation: float = TMC_TRUNCATION,
+    proxy: Proxy | None = None,
 ) -> ShapleyResult:
     """Shapley values of n players under ``utility``, using at most ``budget`` distinct evaluations.
 
     ``executor`` runs each planned batch of coalitions (default: sequential). ``surrogate`` picks the
     gtg control variate's family (``"auto"``: by cross-validation; ``"linear"`` is KernelSHAP's).
     ``truncation`` is tmc's relative tolerance (0 gives plain permutation sampling).
+    ``proxy`` (gtg only, n ≤ 14): a cheap approximation of the utility, evaluated on every coalition
+    at no cost to ``budget`` (whatever building it cost is the caller's to count); it enters the
+    surrogate as one more feature, so a good proxy sharpens the control variate and a useless one
+    gets a coefficient near 0. Either a callable like ``utility`` or an object whose
+    ``table(z)`` maps a boolean membership matrix (coalitions × n) to values.
 
     Example: ``shapley(lambda s: float(len(s)), 3, method="exact").values == [1.0, 1.0, 1.0]``.
     """
@@ -137,7 +144,10 @@ def shapley(
         raise ValueError(f"unknown surrogate {surrogate!r}; choose one of {', '.join(SURROGATES)}")
     if isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not 0 <= truncation < 1:
         raise ValueError(f"truncation must be a number in [0, 1), got {truncation!r}")
-    options = {"gtg": {"surrogate": surrogate}, "tmc": {"truncation": float(truncation)}}.get(method, {})
+    if proxy is not None and not (callable(proxy) or callable(getattr(proxy, "table", None))):
+        raise ValueError("proxy must be callable (frozenset[int] -> float) or have a table(z) method")
+    options = {"gtg": {"surrogate": surrogate, "proxy": proxy},
+               "tmc": {"truncation": float(truncation)}}.get(method, {})
     cap = budget if budget is not None else (2**n if method in ("exact", "loo") else default_budget(n))
     game = _Game(utility, n, cap, executor or SequentialExecutor())
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
@@ -282,13 +292,14 @@ def _tmc(game: _Game, rng: np.random.Generator, truncation: float = TMC_TRUNCATI
 # ----------------------------------------------------------------------------------------------- gtg
 
 
-def _gtg(game: _Game, rng: np.random.Generator, surrogate: str = "auto") -> tuple[np.ndarray, bool, bool]:
+def _gtg(game: _Game, rng: np.random.Generator, surrogate: str = "auto", proxy: Proxy | None = None) -> tuple[np.ndarray, bool, bool]:
     n = game.n
     v_empty, v_full = game.evaluate([0, game.full])
     if abs(v_full - v_empty) <= ROUND_TRUNCATION:  # no progress this round: nothing to share out
         return np.zeros(n), False, True
     if game.budget >= 1 << n:
         return _exact(game, rng)
+    extra = _proxy_table(proxy, n) if proxy is not None and surrogate != "linear" and n <= ENUMERATE_MAX_PLAYERS else None
     singles = [1 << i for i in range(n)]
     game.evaluate(singles + [game.full & ~m for m in singles])
     sampler = _PairSampler(n, rng)
@@ -297,21 +308,40 @@ def _gtg(game: _Game, rng: np.random.Generator, surrogate: str = "auto") -> tupl
     game.evaluate(sampler.draw(_allocate(pilot, sampler.static_weights(), sampler.capacity, sampler.taken)))
     if pairs > pilot:
         z, y = _design(game)
-        residual = y - _surrogate(z, y, v_empty, v_full, n, surrogate)[1]
+        residual = y - _surrogate(z, y, v_empty, v_full, n, surrogate, extra)[1]
         weights = sampler.neyman_weights(z.sum(axis=1), residual)
         game.evaluate(sampler.draw(_allocate(int(sampler.taken.sum()) + pairs - pilot, weights, sampler.capacity, sampler.taken)))
     z, y = _design(game)
-    phi_g, fitted = _surrogate(z, y, v_empty, v_full, n, surrogate)
+    phi_g, fitted = _surrogate(z, y, v_empty, v_full, n, surrogate, extra)
     phi = phi_g + _stratified_residual_means(z, y - fitted, n)
     phi += (v_full - v_empty - phi.sum()) / n  # efficiency: the sampled strata's correction need not sum to 0
     return phi, False, False
 
 
-def _surrogate(z: np.ndarray, y: np.ndarray, v_empty: float, v_full: float, n: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(Shapley values of the fitted surrogate, the surrogate on the evaluated rows)."""
+def _surrogate(z: np.ndarray, y: np.ndarray, v_empty: float, v_full: float, n: int, kind: str,
+               extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(Shapley values of the fitted surrogate, the surrogate on the evaluated rows). ``extra``: the
+    proxy on every mask (index = mask), an added feature."""
     if kind == "linear" or n > ENUMERATE_MAX_PLAYERS:
         return _fit_linear(z, y, v_empty, v_full, n)
-    return _fit_enumerated(z, y, n, kind)
+    return _fit_enumerated(z, y, n, kind, extra)
+
+
+def _proxy_table(proxy: Proxy, n: int) -> np.ndarray:
+    """The proxy on all 2^n coalitions, indexed by mask; checked finite."""
+    z = _all_masks(n)
+    table = getattr(proxy, "table", None)
+    if callable(table):
+        values = np.asarray(table(z), dtype=float)
+    else:
+        values = np.array([proxy(_members(m)) for m in range(1 << n)], dtype=float)
+    if values.ndim not in (1, 2) or len(values) != 1 << n or not np.all(np.isfinite(values)):
+        raise ValueError(f"proxy must give {1 << n} finite values (or rows of values), one per coalition")
+    return values
+
+
+def _mask_index(z: np.ndarray) -> np.ndarray:
+    return (z.astype(np.int64) << np.arange(z.shape[1], dtype=np.int64)).sum(axis=1)
 
 
 def _design(game: _Game) -> tuple[np.ndarray, np.ndarray]:
@@ -358,16 +388,17 @@ def _all_masks(n: int) -> np.ndarray:
     return ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(bool)
 
 
-def _basis(z: np.ndarray, kind: str, inner: np.ndarray | None = None) -> np.ndarray:
+def _basis(z: np.ndarray, kind: str, inner: np.ndarray | None = None, extra: np.ndarray | None = None) -> np.ndarray:
     """Surrogate features: 'linear' is additive; 'mean' adds Σ_{i∈S} z_i/|S| terms (a mean of updates
     dilutes each member) and a free function of |S|; 'curved' adds powers of a fitted 'mean' index."""
     zf = z.astype(float)
     n = z.shape[1]
+    tail = [] if extra is None else [np.asarray(extra, float).reshape(len(z), -1)]
     if kind == "linear":
-        return np.hstack([np.ones((len(z), 1)), zf])
+        return np.hstack([np.ones((len(z), 1)), zf, *tail])
     sizes = zf.sum(axis=1)
     inv = np.divide(1.0, sizes, out=np.zeros_like(sizes), where=sizes > 0)
-    parts = [zf, zf * inv[:, None], (sizes[:, None] == np.arange(n + 1)).astype(float)]
+    parts = [zf, zf * inv[:, None], (sizes[:, None] == np.arange(n + 1)).astype(float), *tail]
     if kind == "curved":
         t = np.hstack(parts) @ inner
         parts += [t[:, None] ** 2, t[:, None] ** 3]
@@ -381,24 +412,27 @@ def _wls(x: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float = 1e-12) -> n
     return np.linalg.lstsq(gram, xw.T @ y, rcond=None)[0]
 
 
-def _fit_model(z: np.ndarray, y: np.ndarray, w: np.ndarray, kind: str):
-    """Fit a surrogate family on rows (z, y); return a predictor for any coalitions."""
+def _fit_model(z: np.ndarray, y: np.ndarray, w: np.ndarray, kind: str, extra: np.ndarray | None = None):
+    """Fit a surrogate family on rows (z, y) (and the proxy on them, ``extra``); return a predictor
+    ``predict(coalitions, proxy_on_them)``."""
     if kind != "curved":
-        coef = _wls(_basis(z, kind), y, w)
-        return lambda q: _basis(q, kind) @ coef
+        coef = _wls(_basis(z, kind, None, extra), y, w)
+        return lambda q, e=None: _basis(q, kind, None, e) @ coef
     center = y @ w / w.sum()
     scale = np.sqrt(((y - center) ** 2) @ w / w.sum()) or 1.0
-    inner = _wls(_basis(z, "mean"), (y - center) / scale, w)  # the index whose powers bend the fit
-    coef = _wls(_basis(z, kind, inner), y, w)
-    return lambda q: _basis(q, kind, inner) @ coef
+    inner = _wls(_basis(z, "mean", None, extra), (y - center) / scale, w)  # the index whose powers bend the fit
+    coef = _wls(_basis(z, kind, inner, extra), y, w)
+    return lambda q, e=None: _basis(q, kind, inner, e) @ coef
 
 
-def _fit_enumerated(z: np.ndarray, y: np.ndarray, n: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+def _fit_enumerated(z: np.ndarray, y: np.ndarray, n: int, kind: str,
+                    extra_all: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit a surrogate family ('auto': the one with the least cross-validated, kernel-weighted error);
     its Shapley values come from enumerating the surrogate, which costs no utility evaluation."""
     sizes = z.sum(axis=1)
     w = _stratum_weights(sizes, n)
     w[(sizes == 0) | (sizes == n)] = 10.0 * w.max()  # pin v(∅) and v(N), as the linear fit's constraint does
+    extra = None if extra_all is None else extra_all[_mask_index(z)]
     if kind == "auto":
         folds = np.arange(len(y)) % _CV_FOLDS
         inner = (sizes > 0) & (sizes < n)
@@ -407,11 +441,15 @@ def _fit_enumerated(z: np.ndarray, y: np.ndarray, n: int, kind: str) -> tuple[np
             oof = np.empty(len(y))
             for f in range(_CV_FOLDS):
                 train, test = folds != f, folds == f
-                oof[test] = _fit_model(z[train], y[train], w[train], candidate)(z[test])
+                oof[test] = _fit_model(z[train], y[train], w[train], candidate, _rows(extra, train))(z[test], _rows(extra, test))
             errors.append((((y - oof)[inner] ** 2) @ w[inner], candidate))
         kind = min(errors)[1]
-    predict = _fit_model(z, y, w, kind)
-    return _exact_from_table(predict(_all_masks(n)), n), predict(z)
+    predict = _fit_model(z, y, w, kind, extra)
+    return _exact_from_table(predict(_all_masks(n), extra_all), n), predict(z, extra)
+
+
+def _rows(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if values is None else values[rows]
 
 
 def _stratified_residual_means(z: np.ndarray, r: np.ndarray, n: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -41,14 +41,21 @@ class AggregatorConfig(BaseModel):
     detector_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     aggregation: str = "mean"
     aggregation_params: dict[str, Any] = Field(default_factory=dict)
-    keep: Literal["positive", "tolerant", "unflagged"] = Field(
+    keep: Literal["positive", "tolerant", "unflagged", "validated"] = Field(
         "positive", description="which unflagged updates enter the aggregate: those with a positive contribution; "
                                 "'tolerant': also those whose score is above -keep_margin x the best score (estimation "
-                                "noise around zero), so only clearly harmful updates are left out; or all unflagged. "
-                                "Falls back to all unflagged when none qualifies")
+                                "noise around zero), so only clearly harmful updates are left out; 'unflagged': all; "
+                                "'validated': the best-scoring updates, as many as make the mean score highest on the "
+                                "validation data (ties: more updates). Falls back to all unflagged when none qualifies")
     keep_margin: float = Field(0.5, ge=0, description="for keep='tolerant': the margin, as a fraction of the best score")
     shapley_method: Literal["gtg", "exact", "tmc", "loo"] = "gtg"
-    shapley_budget: int | None = Field(300, ge=1, description="distinct utility evaluations; None: the estimator's default")
+    shapley_budget: int | None = Field(300, ge=1, description="validation passes for scoring: distinct coalition "
+                                                              "evaluations plus the proxy's passes; None: the estimator's default")
+    shapley_proxy: Literal["secant", "none"] = Field(
+        "secant", description="gtg's extra control variate: 'secant' spends n x len(proxy_scales) of the budget on "
+                              "validation passes along each update, then approximates every coalition from them")
+    proxy_scales: tuple[float, ...] = Field((0.5, 0.2), min_length=1, max_length=4,
+                                            description="step fractions of each update at which the secant proxy is taken")
     metric: Literal["accuracy", "neg_loss"] = "accuracy"
     fltrust_reference: bool = Field(True, description="train a reference update on the validation data for the direction detector")
     reference_samples: int = Field(500, ge=1)
@@ -58,6 +65,13 @@ class AggregatorConfig(BaseModel):
     eval_batch_size: int = Field(128, ge=1)
     eval_threads: int | None = Field(1, ge=1, description="torch threads per utility evaluation (None: torch's default); "
                                                           "scale out with an executor instead")
+
+    @field_validator("proxy_scales")
+    @classmethod
+    def _scales_in_unit_interval(cls, scales: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not (0 < t <= 1) for t in scales):
+            raise ValueError(f"proxy_scales must each be in (0, 1], got {list(scales)}")
+        return tuple(scales)
 
     @field_validator("detectors")
     @classmethod
@@ -124,6 +138,34 @@ def select_kept(values: Sequence[float], keep: str = "positive", margin: float =
     return kept or list(range(len(values)))
 
 
+def _scoring_proxy(utility: CoalitionUtility, n: int, budget: int | None, config: AggregatorConfig):
+    """(the secant proxy or None, the coalition budget left for shapley). The proxy is built only
+    where gtg samples (2^n above the budget, n small enough to enumerate the surrogate) and the
+    round moved the model at all, and its passes come out of the budget."""
+    from aggregator.contribution import ENUMERATE_MAX_PLAYERS, ROUND_TRUNCATION, default_budget, minimum_budget
+    if config.shapley_method != "gtg" or config.shapley_proxy == "none" or n > ENUMERATE_MAX_PLAYERS:
+        return None, budget
+    total = budget if budget is not None else default_budget(n)
+    cost = n * len(config.proxy_scales)
+    if 2**n <= total or total - cost < minimum_budget(n, "gtg") + 2:
+        return None, budget
+    if abs(utility(frozenset(range(n))) - utility(frozenset())) <= ROUND_TRUNCATION:
+        return None, budget
+    return utility.secant_proxy(tuple(config.proxy_scales)), total - cost
+
+
+def select_validated(values: Sequence[float], utility: Callable[[frozenset], float]) -> tuple[list[int], list[float]]:
+    """The prefix of the updates ranked by score (ties: lower index first) whose coalition value is
+    highest, the longest among equals; and the value of every prefix (for the report). Costs at most
+    one utility evaluation per update, fewer when the estimator already evaluated a prefix."""
+    order = sorted(range(len(values)), key=lambda j: (-values[j], j))
+    curve = [float(utility(frozenset(order[:k]))) for k in range(1, len(order) + 1)]
+    if not curve:
+        return [], []
+    best = max(range(len(curve)), key=lambda k: (curve[k], k))
+    return sorted(order[: best + 1]), curve
+
+
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -186,11 +228,14 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         budget = None
         if config.shapley_method != "exact" and config.shapley_budget is not None:
             budget = max(config.shapley_budget, minimum_budget(len(unflagged), config.shapley_method))
+        proxy, budget = _scoring_proxy(utility, len(unflagged), budget, config)
         result = shapley(utility, len(unflagged), method=config.shapley_method, seed=seeds["shapley"],
-                         budget=budget, executor=executor)
+                         budget=budget, executor=executor, proxy=proxy)
         values = [float(v) for v in result.values]
+        proxy_passes = proxy.cost if proxy is not None else 0
         shapley_info.update(budget=budget, evaluations=result.evaluations, exact=bool(result.exact),
-                            truncated=bool(result.truncated))
+                            truncated=bool(result.truncated), proxy="secant" if proxy is not None else None,
+                            proxy_passes=proxy_passes, validation_passes=result.evaluations + proxy_passes)
     global_metric = utility(frozenset())
     timings["scoring"] = time.perf_counter() - t0
 
@@ -200,7 +245,12 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     for pos, value in zip(unflagged, values):
         scores[valid[pos]] = value
     weights = fixed_point_weights(scores)
-    kept = [unflagged[j] for j in select_kept(values, config.keep, config.keep_margin)]
+    if config.keep == "validated":
+        chosen, selection = select_validated(values, utility)
+        shapley_info["selection"] = selection
+    else:
+        chosen = select_kept(values, config.keep, config.keep_margin)
+    kept = [unflagged[j] for j in chosen]
     if kept:
         rule = get_aggregator(config.aggregation)
         vote = [max(scores[valid[pos]] or 0.0, 0.0) for pos in kept]

@@ -94,21 +94,39 @@ class CoalitionUtility:
 
     @torch.inference_mode()
     def _evaluate(self, vector: np.ndarray) -> float:
+        return float(_metric(self._logits(vector), self.y, self.metric))
+
+    @torch.inference_mode()
+    def _logits(self, vector: np.ndarray) -> np.ndarray:
+        """The model's outputs on the validation set, float64 (samples × classes)."""
         if self._model is None:
             self._prepare()
         assert self._model is not None and self._batches is not None
         state = unflatten(torch.from_numpy(np.ascontiguousarray(vector)), self.layout)
         self._model.load_state_dict(state, strict=True)
-        correct, loss = 0, 0.0
-        for xb, yb in self._batches:
-            logits = self._model(xb)
-            if self.metric == "accuracy":
-                correct += int((logits.argmax(1) == yb).sum())
-            else:
-                loss += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
-        if self.metric == "accuracy":
-            return correct / len(self.y)
-        return -loss / len(self.y)
+        return np.concatenate([self._model(xb).double().numpy() for xb, _ in self._batches])
+
+    def secant_proxy(self, scales: tuple[float, ...] = (0.5, 0.2)) -> SecantProxy:
+        """A cheap stand-in for this utility on every coalition, for ``shapley(..., proxy=...)``.
+
+        For each update i and scale t, one validation pass gives the secant slope of the model's
+        outputs along it, (f(g + t·Δ_i) − f(g)) / t; a coalition's outputs are then approximated by
+        f(g) plus the mean of its members' slopes, and scored with the same metric. That costs
+        ``n × len(scales)`` validation passes (``SecantProxy.cost``), after which every one of the
+        2^n coalitions costs a few array operations. The global model's pass also answers v(∅).
+        """
+        if not scales or any(not (0 < t <= 1) for t in scales):
+            raise ValueError(f"secant scales must be in (0, 1], got {scales!r}")
+        with torch_threads(self.threads):
+            base = self._logits(self.global_vector)
+            if self.cache_enabled:
+                self._cache.setdefault(frozenset(), float(_metric(base, self.y, self.metric)))
+            slopes = []
+            for t in scales:
+                for i in range(self.n):
+                    moved = (self.global_vector.astype(np.float64) + t * self.updates[i]).astype(np.float32)
+                    slopes.append((self._logits(moved) - base) / t)
+        return SecantProxy(base, np.stack(slopes).reshape(len(scales), self.n, *base.shape), self.y, self.metric)
 
     def __call__(self, coalition: frozenset[int]) -> float:
         key = frozenset(int(i) for i in coalition)
@@ -116,7 +134,44 @@ class CoalitionUtility:
             return self._cache[key]
         if any(i < 0 or i >= self.n for i in key):
             raise IndexError(f"coalition {sorted(key)} has players outside 0..{self.n - 1}")
-        value = self.evaluate_vector(self.vector(key))
+        value = float(self.evaluate_vector(self.vector(key)))
         if self.cache_enabled:
             self._cache[key] = value
         return value
+
+
+def _metric(logits: np.ndarray, y: np.ndarray, metric: Metric) -> float:
+    """Accuracy, or the negative mean cross-entropy, of outputs (... × samples × classes)."""
+    if metric == "accuracy":
+        return (logits.argmax(-1) == y).mean(-1)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(-1))
+    picked = np.take_along_axis(shifted, np.broadcast_to(y[:, None], shifted.shape[:-1] + (1,)), -1)[..., 0]
+    return -(log_norm - picked).mean(-1)
+
+
+class SecantProxy:
+    """``table(z)``: the secant approximation of the utility on coalitions ``z`` (bool, m × n); see
+    :meth:`CoalitionUtility.secant_proxy`. One column per scale."""
+
+    def __init__(self, base: np.ndarray, slopes: np.ndarray, y: np.ndarray, metric: Metric):
+        self.base, self.slopes, self.y, self.metric = base, slopes, y, metric
+        self.scales, self.n = slopes.shape[0], slopes.shape[1]
+
+    @property
+    def cost(self) -> int:
+        """Validation passes spent building it (besides the global model's)."""
+        return self.scales * self.n
+
+    def table(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=float).reshape(-1, self.n)
+        sizes = np.maximum(z.sum(axis=1), 1.0)
+        flat = self.slopes.reshape(self.scales, self.n, -1)
+        out = np.empty((len(z), self.scales))
+        chunk = max(1, 4_000_000 // max(1, flat.shape[2]))
+        for start in range(0, len(z), chunk):
+            weights = z[start:start + chunk] / sizes[start:start + chunk, None]
+            for k in range(self.scales):
+                outputs = self.base + (weights @ flat[k]).reshape(len(weights), *self.base.shape)
+                out[start:start + chunk, k] = _metric(outputs, self.y, self.metric)
+        return out

@@ -272,3 +272,54 @@ def test_whole_budget_is_spent_when_some_sizes_are_exhausted():
     game = make_games(11, seed=0)[3]
     result = shapley(game, 11, budget=1495, seed=0)
     assert 1494 <= result.evaluations <= 1495
+
+
+# ------------------------------------------------------------------------------------------ proxy
+
+
+def _noisy_proxy(game, scale, seed):
+    """The game itself plus coalition-wise noise: a proxy that is good but not the utility."""
+    import random
+    rng = random.Random(seed)
+    noise = {m: rng.gauss(0.0, scale) for m in range(1 << game.n)}
+    return lambda s: game(s) + noise[sum(1 << i for i in s)]
+
+
+def test_a_good_proxy_cuts_the_error_at_the_same_budget():
+    exact = exact_values(ACCURACY)
+    base, with_proxy = [], []
+    for seed in range(6):
+        plain = shapley(ACCURACY, 10, "gtg", seed, 150).values
+        helped = shapley(ACCURACY, 10, "gtg", seed, 150, proxy=_noisy_proxy(ACCURACY, 0.002 * spread(ACCURACY), seed)).values
+        base.append(max(abs(a - b) for a, b in zip(plain, exact)))
+        with_proxy.append(max(abs(a - b) for a, b in zip(helped, exact)))
+    assert max(with_proxy) < 0.5 * max(base)
+
+
+def test_a_useless_proxy_does_not_break_the_estimate():
+    import random
+    rng = random.Random(3)
+    junk = {m: rng.random() for m in range(1 << 10)}
+    exact = exact_values(ACCURACY)
+    for seed in range(3):
+        values = shapley(ACCURACY, 10, "gtg", seed, 300, proxy=lambda s: junk[sum(1 << i for i in s)]).values
+        assert max(abs(a - b) for a, b in zip(values, exact)) < 0.1 * spread(ACCURACY)
+
+
+def test_proxy_as_callable_or_table_gives_the_same_values():
+    import numpy as np
+    proxy = _noisy_proxy(ACCURACY, 0.01, 1)
+
+    class Table:
+        def table(self, z):
+            return np.array([proxy(frozenset(np.flatnonzero(row).tolist())) for row in z])
+
+    a = shapley(ACCURACY, 10, "gtg", 4, 200, proxy=proxy)
+    b = shapley(ACCURACY, 10, "gtg", 4, 200, proxy=Table())
+    assert a.values == b.values and a.evaluations == b.evaluations <= 200
+
+
+@pytest.mark.parametrize("bad", [lambda s: float("nan"), "not a proxy"])
+def test_a_bad_proxy_is_refused(bad):
+    with pytest.raises(ValueError, match="proxy"):
+        shapley(ACCURACY, 10, "gtg", 0, 200, proxy=bad)

@@ -233,3 +233,67 @@ def test_select_kept_rules():
     assert select_kept([-0.1, -0.2], "positive") == [0, 1]        # nothing qualifies: keep all
     assert select_kept([-0.1, -0.2], "tolerant") == [0, 1]
     assert select_kept([], "positive") == []
+
+
+def test_select_validated_takes_the_best_prefix_by_score():
+    from aggregator.round import select_validated
+
+    values = [0.03, -0.05, 0.01, 0.02]            # ranked: 0, 3, 2, 1
+    worth = {frozenset({0}): 0.5, frozenset({0, 3}): 0.7, frozenset({0, 3, 2}): 0.7, frozenset({0, 1, 2, 3}): 0.6}
+    kept, curve = select_validated(values, worth.__getitem__)
+    assert curve == [0.5, 0.7, 0.7, 0.6]
+    assert kept == [0, 2, 3]                      # ties go to the longer prefix; the harmful one stays out
+    assert select_validated([], worth.__getitem__) == ([], [])
+
+
+def test_a_sampled_round_spends_part_of_its_budget_on_the_secant_proxy(mnist):
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 1)
+    subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 10, seed=3)
+    rounds = {name: run_round(SPEC, save_weights(g), subs, (Xv, yv), config, project_id=1, round=0)
+              for name, config in (("proxy", AggregatorConfig()), ("plain", AggregatorConfig(shapley_proxy="none")),
+                                   ("exact", AggregatorConfig(shapley_method="exact")))}
+    info = rounds["proxy"].report["shapley"]
+    assert info["proxy"] == "secant" and info["proxy_passes"] == 20
+    assert info["evaluations"] <= 280 and info["validation_passes"] == info["evaluations"] + 20 <= 300
+    plain = rounds["plain"].report["shapley"]
+    assert plain["proxy"] is None and plain["proxy_passes"] == 0 and plain["evaluations"] == 300
+    exact = [t["score"] for t in rounds["exact"].report["trainers"]]
+    for name in ("proxy", "plain"):
+        scores = [t["score"] for t in rounds[name].report["trainers"]]
+        assert max(abs(a - b) for a, b in zip(scores, exact)) < 0.02
+
+
+def test_keep_validated_reports_the_prefix_curve(mnist):
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 2)
+    subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 5 + ["label_flip"] * 2, seed=4)
+    outcome = run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(keep="validated"), project_id=2, round=0)
+    curve = outcome.report["shapley"]["selection"]
+    unflagged = [t for t in outcome.report["trainers"] if not t["flagged"]]
+    assert len(curve) == len(unflagged)
+    ranked = sorted(unflagged, key=lambda t: (-t["score"], t["index"]))
+    best = max(range(len(curve)), key=lambda k: (curve[k], k))
+    assert {t["index"] for t in ranked[:best + 1]} == {t["index"] for t in outcome.report["trainers"] if t["aggregated"]}
+
+
+def test_secant_proxy_is_exact_where_it_should_be(mnist):
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 0)
+    layout = Layout.of(g)
+    subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=5)
+    updates = np.stack([flatten_np(load_weights(b)[0], layout) for _, _, b in subs])
+    for metric in ("accuracy", "neg_loss"):
+        utility = CoalitionUtility(SPEC, flatten_np(g, layout), updates, Xv, yv, metric=metric)
+        proxy = utility.secant_proxy((1.0, 0.5))
+        assert proxy.cost == 8
+        z = np.array([[False] * 4] + [[i == j for j in range(4)] for i in range(4)] + [[True] * 4])
+        table = proxy.table(z)
+        assert table.shape == (6, 2)
+        fresh = CoalitionUtility(SPEC, flatten_np(g, layout), updates, Xv, yv, metric=metric)
+        assert table[0, 0] == pytest.approx(fresh(frozenset()), abs=1e-6)
+        for i in range(4):   # a full-step secant reproduces each update on its own
+            assert table[1 + i, 0] == pytest.approx(fresh(frozenset({i})), abs=1e-4)
+        assert np.all(np.isfinite(table))
+    with pytest.raises(ValueError, match="scales"):
+        utility.secant_proxy((0.0,))
