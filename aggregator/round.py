@@ -24,7 +24,7 @@ from aggregator.validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_u
 from backend.errors import ConfigError
 from backend.models.factory import build_model
 from backend.models.serialization import save_weights
-from backend.models.spec import ModelSpec
+from backend.models.spec import ROUND_HYPERPARAMS_KEY, ModelSpec, round_spec
 from backend.models.vectors import Layout, flatten_np, unflatten
 
 REPORT_SCHEMA_VERSION = "merit.round-report/1"
@@ -62,6 +62,15 @@ class AggregatorConfig(BaseModel):
     reference_epochs: int = Field(1, ge=1)
     max_update_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
     max_abs_value: float = Field(DEFAULT_MAX_ABS, gt=0)
+    lr_schedule: Literal["constant", "step", "plateau"] = Field(
+        "constant", description="how the aggregator sets the next round's learning rate (DESIGN step 2.6): "
+                                "'step' multiplies the spec's lr by lr_factor every lr_step_rounds rounds; 'plateau' "
+                                "multiplies the current lr by lr_factor after a round whose validation metric did not "
+                                "beat the best so far by lr_min_delta. Never below lr_min")
+    lr_factor: float = Field(0.5, gt=0, le=1)
+    lr_step_rounds: int = Field(1, ge=1)
+    lr_min: float = Field(1e-5, gt=0)
+    lr_min_delta: float = Field(0.0, ge=0)
     eval_batch_size: int = Field(128, ge=1)
     eval_threads: int | None = Field(1, ge=1, description="torch threads per utility evaluation (None: torch's default); "
                                                           "scale out with an executor instead")
@@ -154,6 +163,36 @@ def _scoring_proxy(utility: CoalitionUtility, n: int, budget: int | None, config
     return utility.secant_proxy(tuple(config.proxy_scales)), total - cost
 
 
+def next_hyperparams(spec: ModelSpec, base_metadata: dict[str, str], config: AggregatorConfig, round: int,
+                     new_metric: float) -> dict[str, Any]:
+    """DESIGN step 2.6: the hyper-parameters of the next round, from the schedule, the spec, the base
+    model's metadata and this round's validation metric only (so ``merit verify`` recomputes them).
+    Returns the report's record, with the new model's metadata under ``metadata``."""
+    import json
+
+    current = round_spec(spec, base_metadata).hyperparams.lr
+    record: dict[str, Any] = {"schedule": config.lr_schedule, "lr": current, "next_lr": current, "metadata": {}}
+    if config.lr_schedule == "constant":
+        return record
+    if config.lr_schedule == "step":
+        nxt = spec.hyperparams.lr * config.lr_factor ** ((round + 1) // config.lr_step_rounds)
+    else:
+        try:
+            best = float(base_metadata.get("best_metric") or "-inf")
+        except ValueError:
+            raise ConfigError(f"the global model's best_metric metadata is not a number: "
+                              f"{base_metadata.get('best_metric')!r}") from None
+        improved = new_metric > best + config.lr_min_delta
+        nxt = current if improved else current * config.lr_factor
+        record["best_metric"] = max(best, new_metric)
+        record["improved"] = improved
+        record["metadata"]["best_metric"] = repr(record["best_metric"])
+    nxt = max(float(nxt), config.lr_min)
+    record["next_lr"] = nxt
+    record["metadata"][ROUND_HYPERPARAMS_KEY] = json.dumps({"lr": nxt})
+    return record
+
+
 def select_validated(values: Sequence[float], utility: Callable[[frozenset], float]) -> tuple[list[int], list[float]]:
     """The prefix of the updates ranked by score (ties: lower index first) whose coalition value is
     highest, the longest among equals; and the value of every prefix (for the report). Costs at most
@@ -213,7 +252,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     reference = None
     if valid and "direction" in config.detectors and config.fltrust_reference and \
             config.detector_params.get("direction", {}).get("use_reference", True):
-        reference = _reference_update(spec, base.tensors, X_val, y_val, config, seeds["reference"], layout, global_vec)
+        reference = _reference_update(round_spec(spec, base.metadata), base.tensors, X_val, y_val, config, seeds["reference"], layout, global_vec)
     verdicts = run_detectors(DetectionBatch(stack, digests, reference), config.detectors, config.detector_params)
     timings["detection"] = time.perf_counter() - t0
 
@@ -259,9 +298,10 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     else:
         new_vec = global_vec.copy()
     new_tensors = unflatten(new_vec, layout)
-    new_bytes = save_weights(new_tensors, {"project": project_id, "round": round, "trainer": "aggregator",
-                                           "base": global_cid})
     new_metric = utility.evaluate_vector(new_vec)
+    hyper = next_hyperparams(spec, base.metadata, config, round, new_metric)
+    new_bytes = save_weights(new_tensors, {"project": project_id, "round": round, "trainer": "aggregator",
+                                           "base": global_cid, **hyper.pop("metadata")})
     timings["aggregation"] = time.perf_counter() - t0
 
     flags = 0
@@ -295,6 +335,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         "validation": {"samples": int(len(y_val)), "metric": config.metric,
                        "global_metric": global_metric, "new_metric": new_metric},
         "shapley": shapley_info,
+        "hyperparams": hyper,
         "weights": weights,
         "weight_scale": WEIGHT_SCALE,
         "flags": flags,

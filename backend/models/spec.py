@@ -47,6 +47,36 @@ class ModelSpec(BaseModel):
         return cls.model_validate_json(text)
 
 
+ROUND_HYPERPARAMS_KEY = "hyperparams"
+"""Metadata key of a global model: JSON of the hyper-parameters the aggregator set for the next round."""
+ADJUSTABLE = ("lr",)
+"""What an aggregator's schedule may change (``AggregatorConfig.lr_schedule``)."""
+
+
+def round_spec(spec: ModelSpec, metadata: dict[str, str] | None) -> ModelSpec:
+    """The spec a round trains with: ``spec`` with the overrides that the global model's metadata
+    carries under ``hyperparams`` (written by the aggregator's schedule). No overrides: ``spec``."""
+    import json
+
+    raw = (metadata or {}).get(ROUND_HYPERPARAMS_KEY, "")
+    if not raw:
+        return spec
+    from backend.errors import ConfigError
+    try:
+        overrides = json.loads(raw)
+    except json.JSONDecodeError:
+        overrides = None
+    if not isinstance(overrides, dict) or set(overrides) - set(ADJUSTABLE):
+        raise ConfigError(f"the global model's '{ROUND_HYPERPARAMS_KEY}' metadata is not a JSON object of "
+                          f"{', '.join(ADJUSTABLE)}: {raw[:120]!r}",
+                          "the model was not written by a Merit aggregator; ask the project's aggregator")
+    try:
+        merged = Hyperparams(**{**spec.hyperparams.model_dump(), **overrides})
+    except ValueError as exc:
+        raise ConfigError(f"the global model's hyper-parameters are invalid: {exc}") from None
+    return spec.model_copy(update={"hyperparams": merged})
+
+
 MNIST_HYPERPARAMS = {"lr": 0.05, "momentum": 0.9, "epochs": 1, "batch_size": 32}
 
 

@@ -166,7 +166,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
                         update = honest_update(ctx, pid, t.account.address, Xi, yi, seed=seed)
                         tensors, _ = load_weights(update)
                     else:
-                        actx = AttackContext(spec=spec, global_weights=ctx.global_weights, X=Xi, y=yi, seed=seed,
+                        actx = AttackContext(spec=ctx.spec, global_weights=ctx.global_weights, X=Xi, y=yi, seed=seed,
                                              previous=previous)
                         tensors = make_update(role, actx)
                         update = serialize_update(tensors, pid, r, t.account.address, ctx.global_cid)

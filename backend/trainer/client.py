@@ -72,8 +72,10 @@ def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None
     data = api.model(pid, expected_cid=cid)[0] if api is not None else store.get_bytes(cid, max_size=1 << 31)
     if store is None:
         raise ConfigError("fetching the model spec needs content storage", "pass --ipfs embedded or a Kubo URL")
-    spec = fetch_model_spec(store, cfg.specCid)
-    tensors, _ = load_weights(data)
+    from backend.models.spec import round_spec
+
+    tensors, metadata = load_weights(data)
+    spec = round_spec(fetch_model_spec(store, cfg.specCid), metadata)  # the aggregator's schedule, if any
     return RoundContext(round=round_, spec=spec, global_cid=cid, global_weights=tensors)
 
 

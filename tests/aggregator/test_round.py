@@ -297,3 +297,54 @@ def test_secant_proxy_is_exact_where_it_should_be(mnist):
         assert np.all(np.isfinite(table))
     with pytest.raises(ValueError, match="scales"):
         utility.secant_proxy((0.0,))
+
+
+def _train_round(g_bytes, mnist, config, round_, seed=0):
+    Xt, yt, Xv, yv = mnist
+    g = load_weights(g_bytes)[0]
+    subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=seed + round_)
+    return run_round(SPEC, g_bytes, subs, (Xv, yv), config, project_id=9, round=round_)
+
+
+def test_constant_schedule_leaves_the_model_metadata_alone(mnist):
+    out = _train_round(save_weights(initial_weights(SPEC, 0)), mnist, AggregatorConfig(), 0)
+    assert "hyperparams" not in load_weights(out.global_weights)[1]
+    assert out.report["hyperparams"]["next_lr"] == SPEC.hyperparams.lr
+
+
+def test_step_schedule_sets_the_next_rounds_lr_and_trainers_use_it(mnist):
+    from backend.models.spec import round_spec
+
+    config = AggregatorConfig(lr_schedule="step", lr_factor=0.5, lr_step_rounds=2)
+    g_bytes = save_weights(initial_weights(SPEC, 0))
+    lrs = []
+    for r in range(4):
+        out = _train_round(g_bytes, mnist, config, r)
+        g_bytes = out.global_weights
+        lrs.append(round_spec(SPEC, load_weights(g_bytes)[1]).hyperparams.lr)
+        assert out.report["hyperparams"]["next_lr"] == lrs[-1]
+    base = SPEC.hyperparams.lr
+    assert lrs == [base, base / 2, base / 2, base / 4]
+
+
+def test_plateau_schedule_cuts_lr_only_when_validation_stalls(mnist):
+    config = AggregatorConfig(lr_schedule="plateau", lr_factor=0.1, lr_min_delta=0.0)
+    first = _train_round(save_weights(initial_weights(SPEC, 0)), mnist, config, 0)
+    h = first.report["hyperparams"]
+    assert h["improved"] and h["next_lr"] == SPEC.hyperparams.lr and h["best_metric"] == first.new_metric
+    # the same model again, as if the round had made no progress: its metric cannot beat the best
+    Xt, yt, Xv, yv = mnist
+    again = run_round(SPEC, first.global_weights, [], (Xv, yv), config, project_id=9, round=1)
+    h2 = again.report["hyperparams"]
+    assert not h2["improved"] and h2["next_lr"] == pytest.approx(SPEC.hyperparams.lr * 0.1)
+    assert load_weights(again.global_weights)[1]["hyperparams"] == json.dumps({"lr": h2["next_lr"]})
+
+
+def test_round_spec_refuses_foreign_metadata():
+    from backend.models.spec import round_spec
+
+    assert round_spec(SPEC, {}) is SPEC
+    assert round_spec(SPEC, {"hyperparams": '{"lr": 0.01}'}).hyperparams.lr == 0.01
+    for bad in ("not json", '{"epochs": 100}', '{"lr": -1}', "[1]"):
+        with pytest.raises(ConfigError):
+            round_spec(SPEC, {"hyperparams": bad})

@@ -90,3 +90,35 @@ def test_node_refuses_a_key_that_is_not_the_aggregator(project):
 
     with pytest.raises(MeritError, match="not project 1's aggregator"):
         AggregatorNode(owner, store, pid, None, tmp_path / "state", log=lambda m: None)
+
+
+def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
+    import yaml
+
+    settings = get_settings()
+    chain = connect("embedded")
+    owner = MarketClient.deploy(chain, dev_account(0))
+    store = open_store("embedded", home=settings.home)
+    files = write_example(tmp_path / "data", trainers=2, rounds=2, submission_window=600)
+    spec = yaml.safe_load(files[0].read_text())
+    spec["aggregator_config"] = {"lr_schedule": "step", "lr_factor": 0.5}
+    files[0].write_text(yaml.safe_dump(spec))
+    pid, _ = create_project(owner, store, files[0], settings.home)
+    trainers = [owner.as_account(dev_account(3 + i)) for i in range(2)]
+    for t in trainers:
+        t.join(pid)
+    node = _node(owner, store, pid, files, tmp_path)
+    node.step()  # bond
+    node.step()  # start
+    ctx = load_round(owner, pid, 0, store=store)
+    assert ctx.spec.hyperparams.lr == 0.05
+    for i, t in enumerate(trainers):
+        X, y = load_trainer_data(files[2 + i], ctx.spec)
+        t.submit_update(pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
+    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+    assert "posted" in node.step()
+    chain.advance(owner.round(pid, 0).challenge_deadline - chain.now() + 1)
+    assert node.step() == "round 0 finalized"
+    report = json.loads(store.get_bytes(owner.round(pid, 0).report_cid))
+    assert report["hyperparams"]["schedule"] == "step" and report["hyperparams"]["next_lr"] == 0.025
+    assert load_round(owner, pid, 1, store=store).spec.hyperparams.lr == 0.025
