@@ -34,18 +34,29 @@ class FlakyStore:
         return self.store.get_bytes(cid, **kw)
 
 
-@pytest.fixture
-def project(tmp_path):
+def _project(tmp_path, trainers: int, rounds: int, aggregator_config: dict | None = None):
+    """A project on a fresh embedded chain with ``trainers`` joined (dev accounts 3, 4, ...)."""
+    import yaml
+
     settings = get_settings()
     chain = connect("embedded")
     owner = MarketClient.deploy(chain, dev_account(0))
     store = open_store("embedded", home=settings.home)
-    files = write_example(tmp_path / "data", trainers=3, rounds=1, submission_window=600)
+    files = write_example(tmp_path / "data", trainers=trainers, rounds=rounds, submission_window=600)
+    if aggregator_config:
+        spec = yaml.safe_load(files[0].read_text())
+        spec["aggregator_config"] = aggregator_config
+        files[0].write_text(yaml.safe_dump(spec))
     pid, _ = create_project(owner, store, files[0], settings.home)
-    trainers = [owner.as_account(dev_account(3 + i)) for i in range(3)]
-    for t in trainers:
+    joined = [owner.as_account(dev_account(3 + i)) for i in range(trainers)]
+    for t in joined:
         t.join(pid)
-    return chain, owner, store, pid, trainers, files, tmp_path
+    return chain, owner, store, pid, joined, files, tmp_path
+
+
+@pytest.fixture
+def project(tmp_path):
+    return _project(tmp_path, trainers=3, rounds=1)
 
 
 def _node(owner, store, pid, files, tmp_path):
@@ -93,20 +104,8 @@ def test_node_refuses_a_key_that_is_not_the_aggregator(project):
 
 
 def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
-    import yaml
-
-    settings = get_settings()
-    chain = connect("embedded")
-    owner = MarketClient.deploy(chain, dev_account(0))
-    store = open_store("embedded", home=settings.home)
-    files = write_example(tmp_path / "data", trainers=2, rounds=2, submission_window=600)
-    spec = yaml.safe_load(files[0].read_text())
-    spec["aggregator_config"] = {"lr_schedule": "step", "lr_factor": 0.5}
-    files[0].write_text(yaml.safe_dump(spec))
-    pid, _ = create_project(owner, store, files[0], settings.home)
-    trainers = [owner.as_account(dev_account(3 + i)) for i in range(2)]
-    for t in trainers:
-        t.join(pid)
+    chain, owner, store, pid, trainers, files, _ = _project(tmp_path, trainers=2, rounds=2,
+                                                           aggregator_config={"lr_schedule": "step", "lr_factor": 0.5})
     node = _node(owner, store, pid, files, tmp_path)
     node.step()  # bond
     node.step()  # start
