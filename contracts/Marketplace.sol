@@ -519,11 +519,7 @@ contract Marketplace is ReentrancyGuardTransient {
      * @param projectId The project.
      */
     function finalize(uint256 projectId) external {
-        Project storage p = _project(projectId);
-        if (p.status != Status.Running) revert WrongStatus(p.status);
-        uint32 round = p.currentRound;
-        RoundState storage r = _ring[projectId][round & 1];
-        Phase phase = _phase(r);
+        (Project storage p, uint32 round, RoundState storage r, Phase phase) = _runningRound(projectId);
 
         uint256 budget = r.budget;
         uint256 distributed;
@@ -632,11 +628,7 @@ contract Marketplace is ReentrancyGuardTransient {
      * @param projectId The project.
      */
     function expire(uint256 projectId) external {
-        Project storage p = _project(projectId);
-        if (p.status != Status.Running) revert WrongStatus(p.status);
-        uint32 round = p.currentRound;
-        RoundState storage r = _ring[projectId][round & 1];
-        Phase phase = _phase(r);
+        (Project storage p, uint32 round, RoundState storage r, Phase phase) = _runningRound(projectId);
         if (phase != Phase.Expired || r.phase == Phase.Expired) revert WrongPhase(Phase.Expired, phase);
         if (r.submissions == 0) revert NoSubmissions(round);
 
@@ -1056,6 +1048,19 @@ contract Marketplace is ReentrancyGuardTransient {
                 }
             }
         }
+    }
+
+    /// @dev The running project's current round and its phase now; reverts unless the project is Running.
+    function _runningRound(uint256 projectId)
+        private
+        view
+        returns (Project storage p, uint32 round, RoundState storage r, Phase phase)
+    {
+        p = _project(projectId);
+        if (p.status != Status.Running) revert WrongStatus(p.status);
+        round = p.currentRound;
+        r = _ring[projectId][round & 1];
+        phase = _phase(r);
     }
 
     /// @dev Checks that the aggregator may post `n` weights and these flags for `round` now.
