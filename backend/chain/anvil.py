@@ -1,8 +1,11 @@
 """Anvil, the development node, started from the project's npm dependencies (``@foundry-rs/anvil``)."""
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from backend.chain.connection import DEV_ACCOUNTS, DEV_MNEMONIC, wait_for_rpc
@@ -34,6 +37,19 @@ def anvil_command(port: int, state: Path | None = None, host: str = "127.0.0.1",
     return cmd
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, ask for SIGTERM when the parent dies (so Anvil saves its
+    state and exits even if Merit is killed outright); elsewhere nothing. Linux sends it when the
+    *thread* that started Anvil ends, so start Anvil from a thread that lives as long as it should."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 class AnvilProcess:
     """A context manager that runs Anvil on a port (a free one by default) and stops it afterwards."""
 
@@ -50,13 +66,22 @@ class AnvilProcess:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "AnvilProcess":
+        log = tempfile.TemporaryFile()  # Anvil's stderr: read back only to explain a failed start
         self.proc = subprocess.Popen(anvil_command(self.port, self.state, self.host, self.block_time), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=log, preexec_fn=_die_with_parent)
         try:
-            wait_for_rpc(self.url, timeout=30)
+            wait_for_rpc(self.url, timeout=30, alive=lambda: self.proc is not None and self.proc.poll() is None)
         except ChainError:
+            code = self.proc.poll()
             self.stop()
-            raise
+            log.seek(0)
+            said = " ".join(log.read()[-400:].decode(errors="replace").split())
+            log.close()
+            if code is None:
+                raise
+            raise ChainError(f"Anvil exited with code {code} while starting on {self.url}: {said or 'no message'}",
+                             "is the port already in use? pick another with --port") from None
+        log.close()
         return self
 
     def stop(self) -> None:

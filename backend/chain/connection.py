@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 from dataclasses import dataclass, field
 
 from eth_account import Account
@@ -126,11 +127,12 @@ def connect(spec: str, timeout: float = 30.0) -> Chain:
     raise ChainError(f"unknown chain {spec!r}", "use 'embedded' or an http(s):// JSON-RPC URL")
 
 
-def wait_for_rpc(url: str, timeout: float = 20.0) -> None:
-    """Block until a node answers at ``url`` (for processes we just started)."""
+def wait_for_rpc(url: str, timeout: float = 20.0, alive: Callable[[], bool] | None = None) -> None:
+    """Block until a node answers at ``url`` (for processes we just started). ``alive``: stop
+    waiting as soon as it returns False (the process we started has exited)."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (alive is None or alive()):
         try:
             Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2})).eth.chain_id
             return

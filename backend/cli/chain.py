@@ -33,22 +33,25 @@ def up(
     settings = get_settings()
     state = state or settings.home / "anvil-state.json"
     state.parent.mkdir(parents=True, exist_ok=True)
+    # Both signals stop it cleanly, SIGINT too where it was inherited as ignored (a script's background
+    # job). The handlers go in before Anvil starts: a signal that arrives while it boots must not kill
+    # this process and leave Anvil running without its state saved.
+    stop = {"now": False}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.update(now=True))
     # Round deadlines are judged by block timestamps: without steady blocks, an idle chain's clock
     # stands still and a round would never leave Open.
-    node = AnvilProcess(port=port, state=state, host=host, block_time=block_time or None).start()
-    console.print(f"[green]Anvil[/green] on {node.url} (chain state: {state})")
-    console.print(f"dev accounts: dev:0 = {dev_account(0).address} ... dev:19 (keys from the test mnemonic)")
-    console.print(f"next: merit deploy --chain {node.url}")
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    node = AnvilProcess(port=port, state=state, host=host, block_time=block_time or None)
     try:
+        node.start()
+        console.print(f"[green]Anvil[/green] on {node.url} (chain state: {state})")
+        console.print(f"dev accounts: dev:0 = {dev_account(0).address} ... dev:19 (keys from the test mnemonic)")
+        console.print(f"next: merit deploy --chain {node.url}")
         while not stop["now"] and node.proc is not None and node.proc.poll() is None:
             time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
     finally:
         node.stop()
-        console.print("Anvil stopped; state saved")
+    console.print("Anvil stopped; state saved")
 
 
 def deploy_command(

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -26,8 +27,11 @@ def merit(*args: str, env: dict | None = None, timeout: float = 120) -> subproce
 def test_chain_up_persists_state_and_deploy_records_the_market(tmp_path):
     port = free_port()
     state = tmp_path / "state.json"
+    # Started as a script's background job is: with SIGINT inherited as ignored. Ctrl-C / kill -INT
+    # must still stop Anvil and save its state.
     proc = subprocess.Popen([*MERIT, "chain", "up", "--port", str(port), "--state", str(state)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         wait_for_rpc(f"http://127.0.0.1:{port}", timeout=30)
         out = merit("deploy", "--chain", f"http://127.0.0.1:{port}", "--test-token")
@@ -93,3 +97,31 @@ def test_bad_chain_setting_is_refused():
     out = merit("deploy", env={"MERIT_CHAIN": "ftp://nope"})
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "http" in out.stderr
+
+
+@pytest.mark.anvil
+def test_chain_up_on_a_busy_port_says_why_and_anvil_dies_with_merit(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = merit("chain", "up", "--port", str(port), "--state", str(tmp_path / "s.json"), timeout=90)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "Anvil exited" in out.stderr and "--port" in out.stderr
+    # killed outright, Merit still takes its Anvil down (Linux parent-death signal)
+    port = free_port()
+    proc = subprocess.Popen([*MERIT, "chain", "up", "--port", str(port), "--state", str(tmp_path / "k.json")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_rpc(f"http://127.0.0.1:{port}", timeout=30)
+    proc.kill()
+    proc.wait(timeout=30)
+    for _ in range(60):
+        try:
+            connect(f"http://127.0.0.1:{port}", timeout=1)
+        except ChainError:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("Anvil outlived the merit process that started it")
