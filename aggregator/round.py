@@ -9,6 +9,7 @@ depend on timing or thread count is kept out of the results (timings live in the
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aggregator.aggregation import AGGREGATORS, get_aggregator
 from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS, DetectionBatch, run_detectors
-from aggregator.utility import CoalitionUtility
+from aggregator.utility import CoalitionUtility, SecantProxy
 from aggregator.validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_update
 from backend.errors import ConfigError
 from backend.models.factory import build_model
@@ -28,6 +29,7 @@ from backend.models.spec import ROUND_HYPERPARAMS_KEY, ModelSpec, round_spec
 from backend.models.vectors import Layout, flatten_np, unflatten
 
 REPORT_SCHEMA_VERSION = "merit.round-report/1"
+PROXY_MAX_BYTES = 256 << 20  # the secant proxy's slopes (float32) at most; above it, no proxy
 WEIGHT_SCALE = 10**9  # fixed-point weights of one round sum to this (or to 0)
 PHASES = ("validation", "detection", "scoring", "aggregation")
 
@@ -160,6 +162,9 @@ def _scoring_proxy(utility: CoalitionUtility, n: int, budget: int | None, config
         return None, budget
     if abs(utility(frozenset(range(n))) - utility(frozenset())) <= ROUND_TRUNCATION:
         return None, budget
+    classes = utility.spec.num_classes
+    if SecantProxy.footprint(n, len(config.proxy_scales), len(utility.y), classes) > PROXY_MAX_BYTES:
+        return None, budget  # a huge validation set: the sampled estimate alone, not gigabytes of slopes
     return utility.secant_proxy(tuple(config.proxy_scales)), total - cost
 
 
@@ -177,17 +182,20 @@ def next_hyperparams(spec: ModelSpec, base_metadata: dict[str, str], config: Agg
     if config.lr_schedule == "step":
         nxt = spec.hyperparams.lr * config.lr_factor ** ((round + 1) // config.lr_step_rounds)
     else:
+        raw = base_metadata.get("best_metric") or ""
         try:
-            best = float(base_metadata.get("best_metric") or "-inf")
+            best = float(raw) if raw else float("-inf")
         except ValueError:
-            raise ConfigError(f"the global model's best_metric metadata is not a number: "
-                              f"{base_metadata.get('best_metric')!r}") from None
+            best = float("nan")
+        if math.isnan(best) or best == float("inf"):
+            raise ConfigError(f"the global model's best_metric metadata is not a finite number: {raw!r}",
+                              "the model was not written by a Merit aggregator; ask the project's aggregator")
         improved = new_metric > best + config.lr_min_delta
         nxt = current if improved else current * config.lr_factor
         record["best_metric"] = max(best, new_metric)
         record["improved"] = improved
         record["metadata"]["best_metric"] = repr(record["best_metric"])
-    nxt = max(float(nxt), config.lr_min)
+    nxt = max(float(nxt), min(config.lr_min, spec.hyperparams.lr))  # the floor never raises the spec's own rate
     record["next_lr"] = nxt
     record["metadata"][ROUND_HYPERPARAMS_KEY] = json.dumps({"lr": nxt})
     return record
@@ -287,6 +295,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     if config.keep == "validated":
         chosen, selection = select_validated(values, utility)
         shapley_info["selection"] = selection
+        shapley_info["selection_passes"] = len(selection)  # at most; prefixes already evaluated are reused
     else:
         chosen = select_kept(values, config.keep, config.keep_margin)
     kept = [unflagged[j] for j in chosen]

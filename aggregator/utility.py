@@ -51,10 +51,11 @@ class CoalitionUtility:
         self._model: nn.Module | None = None
         self._batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._cache: dict[frozenset[int], float] = {}
+        self._base_logits: np.ndarray | None = None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_model", "_batches", "_cache"):
+        for key in ("_model", "_batches", "_cache", "_base_logits"):
             state.pop(key, None)
         return state
 
@@ -102,9 +103,14 @@ class CoalitionUtility:
         if self._model is None:
             self._prepare()
         assert self._model is not None and self._batches is not None
+        if vector is self.global_vector and self._base_logits is not None:
+            return self._base_logits
         state = unflatten(torch.from_numpy(np.ascontiguousarray(vector)), self.layout)
         self._model.load_state_dict(state, strict=True)
-        return np.concatenate([self._model(xb).double().numpy() for xb, _ in self._batches])
+        logits = np.concatenate([self._model(xb).double().numpy() for xb, _ in self._batches])
+        if vector is self.global_vector:  # v(∅) and the secant proxy share this pass
+            self._base_logits = logits
+        return logits
 
     def secant_proxy(self, scales: tuple[float, ...] = (0.5, 0.2)) -> SecantProxy:
         """A cheap stand-in for this utility on every coalition, for ``shapley(..., proxy=...)``.
@@ -125,7 +131,7 @@ class CoalitionUtility:
             for t in scales:
                 for i in range(self.n):
                     moved = (self.global_vector.astype(np.float64) + t * self.updates[i]).astype(np.float32)
-                    slopes.append((self._logits(moved) - base) / t)
+                    slopes.append(((self._logits(moved) - base) / t).astype(np.float32))
         return SecantProxy(base, np.stack(slopes).reshape(len(scales), self.n, *base.shape), self.y, self.metric)
 
     def __call__(self, coalition: frozenset[int]) -> float:
@@ -157,6 +163,11 @@ class SecantProxy:
     def __init__(self, base: np.ndarray, slopes: np.ndarray, y: np.ndarray, metric: Metric):
         self.base, self.slopes, self.y, self.metric = base, slopes, y, metric
         self.scales, self.n = slopes.shape[0], slopes.shape[1]
+
+    @staticmethod
+    def footprint(n: int, scales: int, samples: int, classes: int) -> int:
+        """Bytes its slopes take."""
+        return 4 * n * scales * samples * classes
 
     @property
     def cost(self) -> int:

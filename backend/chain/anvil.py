@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from backend.chain.connection import DEV_ACCOUNTS, DEV_MNEMONIC, wait_for_rpc
 from backend.errors import ChainError
@@ -37,17 +38,20 @@ def anvil_command(port: int, state: Path | None = None, host: str = "127.0.0.1",
     return cmd
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, ask for SIGTERM when the parent dies (so Anvil saves its
-    state and exits even if Merit is killed outright); elsewhere nothing. Linux sends it when the
-    *thread* that started Anvil ends, so start Anvil from a thread that lives as long as it should."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _parent_death_signal() -> Callable[[], None] | None:
+    """On Linux, a ``preexec_fn`` that asks for SIGTERM when the parent dies, so Anvil saves its
+    state and exits even if Merit is killed outright. ``prctl`` is looked up here, in the parent: the
+    child between fork and exec must not load libraries. Linux sends the signal when the *thread*
+    that started Anvil ends, so start Anvil from a thread that lives as long as it should."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class AnvilProcess:
@@ -68,7 +72,7 @@ class AnvilProcess:
     def start(self) -> "AnvilProcess":
         log = tempfile.TemporaryFile()  # Anvil's stderr: read back only to explain a failed start
         self.proc = subprocess.Popen(anvil_command(self.port, self.state, self.host, self.block_time), stdout=subprocess.DEVNULL,
-                                     stderr=log, preexec_fn=_die_with_parent)
+                                     stderr=log, preexec_fn=_parent_death_signal())
         try:
             wait_for_rpc(self.url, timeout=30, alive=lambda: self.proc is not None and self.proc.poll() is None)
         except ChainError:
@@ -82,6 +86,11 @@ class AnvilProcess:
             raise ChainError(f"Anvil exited with code {code} while starting on {self.url}: {said or 'no message'}",
                              "is the port already in use? pick another with --port") from None
         log.close()
+        if self.proc.poll() is not None:  # what answered was another node on that port
+            code = self.proc.returncode
+            self.proc = None
+            raise ChainError(f"Anvil exited with code {code} while starting, but something else answers on {self.url}",
+                             "another node holds that port; pick another with --port")
         return self
 
     def stop(self) -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from backend.config import get_settings
+from backend.errors import ChainError
 
 app = typer.Typer(help="Run a local development chain (Anvil).", no_args_is_help=True)
 console = Console()
@@ -49,8 +50,12 @@ def up(
         console.print(f"next: merit deploy --chain {node.url}")
         while not stop["now"] and node.proc is not None and node.proc.poll() is None:
             time.sleep(0.5)
+        crashed = None if stop["now"] or node.proc is None else node.proc.poll()
     finally:
         node.stop()
+    if crashed is not None:
+        raise ChainError(f"Anvil exited on its own with code {crashed}; its state may not be saved",
+                         f"check {state} and start it again with `merit chain up`")
     console.print("Anvil stopped; state saved")
 
 

@@ -154,44 +154,53 @@ class EmbeddedStore(Store):
 
 
 class _WriteBehind:
-    """Run ``write(cid, block)`` on a shared pool's threads. Each queued block of this add holds one
-    of ``2 * workers`` slots until it is written, which bounds memory and lets :meth:`finish` wait
-    for exactly this add's blocks. The first failure is raised from the next :meth:`put` or from
-    :meth:`finish`."""
+    """Run ``write(cid, block)`` on a shared pool's threads, at most ``2 * workers`` blocks of this add
+    in flight, which bounds memory and lets :meth:`finish` wait for exactly this add's blocks. A block
+    leaves the count when its task ends or is cancelled (the store closing), so no wait outlives the
+    pool. The first failure is raised from the next :meth:`put` or from :meth:`finish`."""
 
     def __init__(self, write: Callable[[bytes, bytes], None], pool: ThreadPoolExecutor, workers: int):
         self._write = write
         self._pool = pool
-        self._capacity = 2 * workers
-        self._slots = threading.BoundedSemaphore(self._capacity)
+        self._limit = 2 * workers
+        self._pending = 0
+        self._done = threading.Condition()
         self._error: BaseException | None = None
         self._aborted = False
 
     def put(self, cid: bytes, block: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        self._slots.acquire()
+        with self._done:
+            while self._pending >= self._limit and self._error is None:
+                self._done.wait()
+            if self._error is not None:
+                raise self._error
+            self._pending += 1
         try:
-            self._pool.submit(self._run, cid, block)
-        except BaseException:
-            self._slots.release()
-            raise
+            future = self._pool.submit(self._run, cid, block)
+        except RuntimeError:  # the pool is shut down: the store was closed under this add
+            self._settle(None)
+            raise StorageError("the store was closed while adding", "retry the add") from None
+        future.add_done_callback(self._settle)
 
     def _run(self, cid: bytes, block: bytes) -> None:
-        try:
-            if self._error is None and not self._aborted:
-                self._write(cid, block)
-        except BaseException as exc:  # handed to the importing thread
-            if self._error is None:
-                self._error = exc
-        finally:
-            self._slots.release()
+        if self._error is None and not self._aborted:
+            self._write(cid, block)
+
+    def _settle(self, future) -> None:
+        error = None
+        if future is not None:
+            error = (StorageError("the store was closed while adding", "retry the add") if future.cancelled()
+                     else future.exception())
+        with self._done:
+            self._pending -= 1
+            if error is not None and self._error is None:
+                self._error = error
+            self._done.notify_all()
 
     def _drain(self) -> None:
-        for _ in range(self._capacity):
-            self._slots.acquire()
-        for _ in range(self._capacity):
-            self._slots.release()
+        with self._done:
+            while self._pending:
+                self._done.wait()
 
     def finish(self) -> None:
         self._drain()

@@ -348,3 +348,15 @@ def test_round_spec_refuses_foreign_metadata():
     for bad in ("not json", '{"epochs": 100}', '{"lr": -1}', "[1]"):
         with pytest.raises(ConfigError):
             round_spec(SPEC, {"hyperparams": bad})
+
+
+def test_schedule_guards_foreign_metadata_and_its_floor():
+    from aggregator.round import next_hyperparams
+
+    plateau = AggregatorConfig(lr_schedule="plateau", lr_factor=0.5, lr_min=0.01)
+    for bad in ("nan", "inf", "not a number"):
+        with pytest.raises(ConfigError, match="best_metric"):
+            next_hyperparams(SPEC, {"best_metric": bad}, plateau, 3, 0.5)
+    low = mnist_spec("logreg", lr=0.001)        # below lr_min: the floor must not raise it
+    assert next_hyperparams(low, {"best_metric": "0.9"}, plateau, 3, 0.5)["next_lr"] == 0.001
+    assert next_hyperparams(SPEC, {"best_metric": "0.9"}, plateau, 3, 0.5)["next_lr"] == SPEC.hyperparams.lr / 2

@@ -121,3 +121,28 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
     report = json.loads(store.get_bytes(owner.round(pid, 0).report_cid))
     assert report["hyperparams"]["schedule"] == "step" and report["hyperparams"]["next_lr"] == 0.025
     assert load_round(owner, pid, 1, store=store).spec.hyperparams.lr == 0.025
+    from aggregator.verify import verify_project
+    [verdict] = verify_project(owner, store, pid, validation=node.validation)
+    assert verdict.ok, verdict
+    # round 1: a result whose model is right but whose learning rate for round 2 is not
+    from aggregator.round import run_round
+    from backend.models.serialization import load_weights, save_weights
+    ctx = load_round(owner, pid, 1, store=store)
+    subs = []
+    for i, t in enumerate(trainers):
+        X, y = load_trainer_data(files[2 + i], ctx.spec)
+        cid = store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=10 + i))
+        t.submit_update(pid, 1, cid)
+        subs.append((t.account.address, cid, store.get_bytes(cid)))
+    chain.advance(owner.round(pid, 1).submission_deadline - chain.now() + 1)
+    honest = run_round(node.spec, store.get_bytes(ctx.global_cid), subs, node.validation, node.config,
+                       project_id=pid, round=1, global_cid=ctx.global_cid)
+    tensors, meta = load_weights(honest.global_weights)
+    assert json.loads(meta["hyperparams"]) == {"lr": 0.0125}
+    forged = save_weights({k: v.clone() for k, v in tensors.items()}, {**meta, "hyperparams": json.dumps({"lr": 0.5})})
+    aggregator = owner.as_account(dev_account(1))
+    aggregator.post_result(pid, 1, store.add_bytes(forged), store.add_bytes(json.dumps(honest.report).encode()),
+                           honest.weights, honest.flags)
+    verdicts = verify_project(owner, store, pid, validation=node.validation)
+    assert verdicts[0].ok and not verdicts[1].ok
+    assert any("hyperparams metadata" in p for p in verdicts[1].problems), verdicts[1].problems

@@ -281,3 +281,30 @@ def test_failed_add_while_another_add_runs_removes_only_its_own_blocks(store):
     blocks = {p.name for p in store.blocks.rglob("*.data")}
     # only the good file's blocks remain: 40 leaves + 1 root
     assert len(blocks) == 41
+
+
+def test_closing_the_store_during_an_add_fails_the_add_cleanly(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    import backend.storage.embedded as embedded
+
+    store = EmbeddedStore(tmp_path / "ipfs")
+    real = embedded._write_all
+    monkeypatch.setattr(embedded, "_write_all", lambda fd, block: (time.sleep(0.05), real(fd, block)))
+    outcome = {}
+
+    def add():
+        try:
+            outcome["cid"] = store.add_bytes(pseudo_random(60 * K, seed=11))
+        except StorageError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=add)
+    worker.start()
+    time.sleep(0.2)
+    store.close()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "the add hung after the store was closed"
+    assert "error" in outcome and "closed" in str(outcome["error"])
+    assert list(store.blocks.rglob("*.data")) == []  # the failed add left no block behind
