@@ -29,7 +29,7 @@ from backend.models.spec import ROUND_HYPERPARAMS_KEY, ModelSpec, round_spec
 from backend.models.vectors import Layout, flatten_np, unflatten
 
 REPORT_SCHEMA_VERSION = "merit.round-report/1"
-PROXY_MAX_BYTES = 256 << 20  # the secant proxy's slopes (float32) at most; above it, no proxy
+PROXY_MAX_BYTES = 256 << 20  # the secant proxy's slopes (float64) at most; above it, no proxy
 WEIGHT_SCALE = 10**9  # fixed-point weights of one round sum to this (or to 0)
 PHASES = ("validation", "detection", "scoring", "aggregation")
 

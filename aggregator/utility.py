@@ -131,7 +131,7 @@ class CoalitionUtility:
             for t in scales:
                 for i in range(self.n):
                     moved = (self.global_vector.astype(np.float64) + t * self.updates[i]).astype(np.float32)
-                    slopes.append(((self._logits(moved) - base) / t).astype(np.float32))
+                    slopes.append((self._logits(moved) - base) / t)
         return SecantProxy(base, np.stack(slopes).reshape(len(scales), self.n, *base.shape), self.y, self.metric)
 
     def __call__(self, coalition: frozenset[int]) -> float:
@@ -167,7 +167,7 @@ class SecantProxy:
     @staticmethod
     def footprint(n: int, scales: int, samples: int, classes: int) -> int:
         """Bytes its slopes take."""
-        return 4 * n * scales * samples * classes
+        return 8 * n * scales * samples * classes
 
     @property
     def cost(self) -> int:
