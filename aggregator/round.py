@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aggregator.aggregation import AGGREGATORS, get_aggregator
 from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS, DetectionBatch, run_detectors
-from aggregator.utility import CoalitionUtility, SecantProxy
+from aggregator.utility import CoalitionUtility, SecantProxy, SubsetUtility
 from aggregator.validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_update
 from backend.errors import ConfigError
 from backend.models.factory import build_model
@@ -50,6 +50,11 @@ class AggregatorConfig(BaseModel):
                                 "'validated': the best-scoring updates, as many as make the mean score highest on the "
                                 "validation data (ties: more updates). Falls back to all unflagged when none qualifies")
     keep_margin: float = Field(0.5, ge=0, description="for keep='tolerant': the margin, as a fraction of the best score")
+    rescore_without_harmful: bool = Field(
+        True, description="score the unflagged updates a second time without those that do clear damage (a score "
+                          "below -harmful_ratio x the best score), so an attacker the detectors missed cannot shift "
+                          "the others' scores; it reuses every coalition already evaluated")
+    harmful_ratio: float = Field(1.0, gt=0)
     shapley_method: Literal["gtg", "exact", "tmc", "loo"] = "gtg"
     shapley_budget: int | None = Field(300, ge=1, description="validation passes for scoring: distinct coalition "
                                                               "evaluations plus the proxy's passes; None: the estimator's default")
@@ -201,6 +206,13 @@ def next_hyperparams(spec: ModelSpec, base_metadata: dict[str, str], config: Agg
     return record
 
 
+def clearly_harmful(values: Sequence[float], ratio: float = 1.0) -> list[int]:
+    """Indices whose score is below -ratio x the best positive score: removing the update gains
+    more than the best one adds. Estimation noise around zero stays well above that line."""
+    best = max(values, default=0.0)
+    return [j for j, v in enumerate(values) if best > 0 and v < -ratio * best]
+
+
 def select_validated(values: Sequence[float], utility: Callable[[frozenset], float]) -> tuple[list[int], list[float]]:
     """The prefix of the updates ranked by score (ties: lower index first) whose coalition value is
     highest, the longest among equals; and the value of every prefix (for the report). Costs at most
@@ -283,6 +295,21 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         shapley_info.update(budget=budget, evaluations=result.evaluations, exact=bool(result.exact),
                             truncated=bool(result.truncated), proxy="secant" if proxy is not None else None,
                             proxy_passes=proxy_passes, validation_passes=result.evaluations + proxy_passes)
+        harmful = clearly_harmful(values, config.harmful_ratio) if config.rescore_without_harmful else []
+        if harmful and len(harmful) < len(values):
+            # Shapley values depend on who else plays: beside an update that does clear damage, the
+            # others earn credit for undoing it. Score them again without it (weight 0 either way).
+            rest = [j for j in range(len(values)) if j not in harmful]
+            before = utility.evaluated
+            again = shapley(SubsetUtility(utility, rest), len(rest), method=config.shapley_method,
+                            seed=seeds["shapley"], budget=budget, executor=executor,
+                            proxy=proxy.subset(rest) if proxy is not None else None)
+            for j, value in zip(rest, again.values):
+                values[j] = float(value)
+            shapley_info["rescored"] = {"without": [valid[unflagged[j]] for j in harmful],
+                                        "evaluations": again.evaluations, "exact": bool(again.exact),
+                                        "new_passes": utility.evaluated - before}
+            shapley_info["validation_passes"] += utility.evaluated - before
     global_metric = utility(frozenset())
     timings["scoring"] = time.perf_counter() - t0
 

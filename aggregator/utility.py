@@ -47,6 +47,11 @@ class CoalitionUtility:
     def n(self) -> int:
         return self.updates.shape[0]
 
+    @property
+    def evaluated(self) -> int:
+        """Distinct coalitions evaluated (and cached) in this process so far."""
+        return len(self._cache)
+
     def _reset(self) -> None:
         self._model: nn.Module | None = None
         self._batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -174,6 +179,10 @@ class SecantProxy:
         """Validation passes spent building it (besides the global model's)."""
         return self.scales * self.n
 
+    def subset(self, members: list[int]) -> SecantProxy:
+        """The proxy of the game restricted to ``members`` (renumbered 0..k-1): no new passes."""
+        return SecantProxy(self.base, self.slopes[:, members], self.y, self.metric)
+
     def table(self, z: np.ndarray) -> np.ndarray:
         z = np.asarray(z, dtype=float).reshape(-1, self.n)
         sizes = np.maximum(z.sum(axis=1), 1.0)
@@ -186,3 +195,14 @@ class SecantProxy:
                 outputs = self.base + (weights @ flat[k]).reshape(len(weights), *self.base.shape)
                 out[start:start + chunk, k] = _metric(outputs, self.y, self.metric)
         return out
+
+
+class SubsetUtility:
+    """``parent`` restricted to the players ``members``, renumbered 0..k-1. Coalitions map onto the
+    parent's, so its cache (in this process) serves both games. Picklable when the parent is."""
+
+    def __init__(self, parent: CoalitionUtility, members: list[int]):
+        self.parent, self.members = parent, list(members)
+
+    def __call__(self, coalition: frozenset[int]) -> float:
+        return self.parent(frozenset(self.members[i] for i in coalition))

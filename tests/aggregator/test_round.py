@@ -360,3 +360,28 @@ def test_schedule_guards_foreign_metadata_and_its_floor():
     low = mnist_spec("logreg", lr=0.001)        # below lr_min: the floor must not raise it
     assert next_hyperparams(low, {"best_metric": "0.9"}, plateau, 3, 0.5)["next_lr"] == 0.001
     assert next_hyperparams(SPEC, {"best_metric": "0.9"}, plateau, 3, 0.5)["next_lr"] == SPEC.hyperparams.lr / 2
+
+
+def test_honest_scores_do_not_depend_on_a_harmful_update_the_detectors_missed(mnist):
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 3)
+    subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 5 + ["sign_flip"], seed=6)
+    blind = AggregatorConfig(detectors=(), harmful_ratio=0.5)  # nothing flags the sign-flipper
+    mixed = run_round(SPEC, save_weights(g), subs, (Xv, yv), blind, project_id=4, round=0)
+    alone = run_round(SPEC, save_weights(g), subs[:5], (Xv, yv), blind, project_id=4, round=0)
+    assert mixed.flags == 0 and mixed.report["shapley"]["rescored"]["without"] == [5]
+    assert mixed.weights[:5] == alone.weights and mixed.weights[5] == 0
+    assert [t["score"] for t in mixed.report["trainers"][:5]] == [t["score"] for t in alone.report["trainers"]]
+    raw = run_round(SPEC, save_weights(g), subs, (Xv, yv), blind.model_copy(update={"rescore_without_harmful": False}),
+                    project_id=4, round=0)
+    assert "rescored" not in raw.report["shapley"]
+    assert [t["score"] for t in raw.report["trainers"][:5]] != [t["score"] for t in alone.report["trainers"]]
+
+
+def test_clearly_harmful_rule():
+    from aggregator.round import clearly_harmful
+
+    assert clearly_harmful([0.05, 0.02, -0.01, -0.3]) == [3]
+    assert clearly_harmful([0.05, -0.049]) == []
+    assert clearly_harmful([-0.1, -0.2]) == []          # no positive score: nothing to compare with
+    assert clearly_harmful([0.1, -0.06], ratio=0.5) == [1]
