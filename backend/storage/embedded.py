@@ -55,6 +55,7 @@ class EmbeddedStore(Store):
                                "point MERIT_HOME at a fresh directory")
         self._shards: set[str] = set()
         self._tmp_tag = f"{os.getpid()}"
+        self._claims = _Claims()
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.root)!r})"
@@ -74,22 +75,30 @@ class EmbeddedStore(Store):
 
     def add_stream(self, reader: BinaryIO, *, cid_version: int = DEFAULT_CID_VERSION, pin: bool = True) -> str:
         check_cid_version(cid_version)
-        created: list[Path] = []
-        writer = _WriteBehind(lambda cid, block: self._put(cid, block, created), self._pool(), self.fetch_workers)
+        created: list[tuple[str, Path]] = []
+        touched: set[str] = set()
+        token = self._claims.begin()
+        writer = _WriteBehind(lambda cid, block: self._put(cid, block, created, token, touched), self._pool(),
+                              self.fetch_workers)
         try:
             cid = import_file(reader, cid_version, writer.put).cid
             writer.finish()
             if pin:
                 self._record_pin(cid)
-            return cid
         except BaseException:
             writer.abort()
-            for path in created:  # leave no trace of a failed add
-                path.unlink(missing_ok=True)
+            self._claims.end(token, touched, created, ok=False)  # leave no trace of a failed add
             raise
+        self._claims.end(token, touched, created, ok=True)
+        return cid
 
-    def _put(self, cid: bytes, block: bytes, created: list[Path]) -> None:
+    def _put(self, cid: bytes, block: bytes, created: list[tuple[str, Path]], token: int = 0,
+             touched: set[str] | None = None) -> None:
+        """Store one block; ``token``/``touched``: the add it belongs to (0: a lone block)."""
         key = base64.b32encode(_MH_HEAD + cid[-32:]).decode("ascii").rstrip("=")
+        if token:
+            self._claims.touch(token, key)  # before looking: a failing add must not delete what this one relies on
+            touched.add(key)
         shard = key[-3:-1]
         path = self.blocks / shard / f"{key}.data"
         if shard not in self._shards:
@@ -118,7 +127,7 @@ class EmbeddedStore(Store):
             tmp.unlink(missing_ok=True)
             raise disk_error(exc, path) from None
         if not existed:
-            created.append(path)
+            created.append((key, path))
 
     def _record_pin(self, cid: str) -> None:
         try:
@@ -151,6 +160,48 @@ class EmbeddedStore(Store):
     def pinned(self) -> list[str]:
         """CIDs pinned in this store."""
         return sorted(p.name for p in self.pins.iterdir() if not p.name.startswith("."))
+
+
+class _Claims:
+    """Which adds rely on which blocks, so that a failed add removes only the blocks it created that
+    no other add relies on: not those another add in flight has looked up, nor those an add that
+    finished meanwhile (and may have pinned) uses. Without this, two adds sharing content could
+    lose a block when one of them fails."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: dict[str, set[int]] = {}
+        self._kept: set[str] = set()
+        self._active = 0
+        self._next = 0
+
+    def begin(self) -> int:
+        with self._lock:
+            self._active += 1
+            self._next += 1
+            return self._next
+
+    def touch(self, token: int, key: str) -> None:
+        with self._lock:
+            self._users.setdefault(key, set()).add(token)
+
+    def end(self, token: int, touched: set[str], created: list[tuple[str, Path]], ok: bool) -> None:
+        with self._lock:
+            for key in touched:
+                users = self._users.get(key)
+                if users is not None:
+                    users.discard(token)
+                    if not users:
+                        del self._users[key]
+            if ok and self._active > 1:
+                self._kept |= touched
+            if not ok:
+                for key, path in created:
+                    if key not in self._kept and key not in self._users:
+                        path.unlink(missing_ok=True)
+            self._active -= 1
+            if self._active == 0:
+                self._kept.clear()
 
 
 class _WriteBehind:

@@ -308,3 +308,53 @@ def test_closing_the_store_during_an_add_fails_the_add_cleanly(tmp_path, monkeyp
     assert not worker.is_alive(), "the add hung after the store was closed"
     assert "error" in outcome and "closed" in str(outcome["error"])
     assert list(store.blocks.rglob("*.data")) == []  # the failed add left no block behind
+
+
+def test_a_failing_add_keeps_blocks_that_a_concurrent_add_relies_on(store):
+    import threading
+    import time
+
+    shared = pseudo_random(K, seed=21)             # one 256 KiB chunk both files start with
+    shared_block = store.block_path(compute_cid(shared))
+    b_done = threading.Event()
+
+    class FailsLate(io.RawIOBase):
+        def __init__(self):
+            self.data, self.pos = shared + pseudo_random(3 * K, seed=22), 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, buf):
+            if self.pos >= len(self.data):
+                b_done.wait(10)                     # fail only after the other add has finished
+                raise OSError(errno.EIO, "device gone")
+            n = min(len(buf), len(self.data) - self.pos)
+            buf[:n] = self.data[self.pos:self.pos + n]
+            self.pos += n
+            return n
+
+    failure = {}
+
+    def add_a():
+        try:
+            store.add_stream(FailsLate())
+        except Exception as exc:
+            failure["a"] = exc
+
+    a = threading.Thread(target=add_a)
+    a.start()
+    for _ in range(200):                           # A has written the shared block
+        if shared_block.exists():
+            break
+        time.sleep(0.01)
+    assert shared_block.exists()
+    b_data = shared + pseudo_random(2 * K, seed=23)
+    b_cid = store.add_bytes(b_data)                # finds the shared block already there
+    b_done.set()
+    a.join(timeout=20)
+    assert "a" in failure
+    assert store.get_bytes(b_cid) == b_data        # A's failure did not take B's block with it
+    assert shared_block.exists()
+    # and A's own blocks, which nobody else uses, are gone
+    assert len(list(store.blocks.rglob("*.data"))) == 4   # B: shared + 2 leaves + root
