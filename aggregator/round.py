@@ -25,7 +25,7 @@ from aggregator.validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_u
 from backend.errors import ConfigError
 from backend.models.factory import build_model
 from backend.models.serialization import save_weights
-from backend.models.spec import ROUND_HYPERPARAMS_KEY, ModelSpec, round_spec
+from backend.models.spec import BEST_METRIC_KEY, FOREIGN_MODEL_HINT, ROUND_HYPERPARAMS_KEY, ModelSpec, round_spec
 from backend.models.vectors import Layout, flatten_np, unflatten
 
 REPORT_SCHEMA_VERSION = "merit.round-report/1"
@@ -187,19 +187,19 @@ def next_hyperparams(spec: ModelSpec, base_metadata: dict[str, str], config: Agg
     if config.lr_schedule == "step":
         nxt = spec.hyperparams.lr * config.lr_factor ** ((round + 1) // config.lr_step_rounds)
     else:
-        raw = base_metadata.get("best_metric") or ""
+        raw = base_metadata.get(BEST_METRIC_KEY) or ""
         try:
             best = float(raw) if raw else float("-inf")
         except ValueError:
             best = float("nan")
         if math.isnan(best) or best == float("inf"):
             raise ConfigError(f"the global model's best_metric metadata is not a finite number: {raw!r}",
-                              "the model was not written by a Merit aggregator; ask the project's aggregator")
+                              FOREIGN_MODEL_HINT)
         improved = new_metric > best + config.lr_min_delta
         nxt = current if improved else current * config.lr_factor
         record["best_metric"] = max(best, new_metric)
         record["improved"] = improved
-        record["metadata"]["best_metric"] = repr(record["best_metric"])
+        record["metadata"][BEST_METRIC_KEY] = repr(record["best_metric"])
     nxt = max(float(nxt), min(config.lr_min, spec.hyperparams.lr))  # the floor never raises the spec's own rate
     record["next_lr"] = nxt
     record["metadata"][ROUND_HYPERPARAMS_KEY] = json.dumps({"lr": nxt})
@@ -288,8 +288,12 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         if config.shapley_method != "exact" and config.shapley_budget is not None:
             budget = max(config.shapley_budget, minimum_budget(len(unflagged), config.shapley_method))
         proxy, budget = _scoring_proxy(utility, len(unflagged), budget, config)
-        result = shapley(utility, len(unflagged), method=config.shapley_method, seed=seeds["shapley"],
-                         budget=budget, executor=executor, proxy=proxy)
+
+        def score(game, players: int, game_proxy):
+            return shapley(game, players, method=config.shapley_method, seed=seeds["shapley"], budget=budget,
+                           executor=executor, proxy=game_proxy)
+
+        result = score(utility, len(unflagged), proxy)
         values = [float(v) for v in result.values]
         proxy_passes = proxy.cost if proxy is not None else 0
         shapley_info.update(budget=budget, evaluations=result.evaluations, exact=bool(result.exact),
@@ -301,9 +305,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
             # others earn credit for undoing it. Score them again without it (weight 0 either way).
             rest = [j for j in range(len(values)) if j not in harmful]
             before = utility.evaluated
-            again = shapley(SubsetUtility(utility, rest), len(rest), method=config.shapley_method,
-                            seed=seeds["shapley"], budget=budget, executor=executor,
-                            proxy=proxy.subset(rest) if proxy is not None else None)
+            again = score(SubsetUtility(utility, rest), len(rest), proxy.subset(rest) if proxy is not None else None)
             for j, value in zip(rest, again.values):
                 values[j] = float(value)
             shapley_info["rescored"] = {"without": [valid[unflagged[j]] for j in harmful],

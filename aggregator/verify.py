@@ -46,7 +46,9 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
                    progress=None) -> list[RoundVerdict]:
     from aggregator.round import WEIGHT_SCALE, run_round
     from backend.models.serialization import load_weights
+    from backend.models.spec import SCHEDULE_METADATA_KEYS
     from backend.project import aggregator_config_of, fetch_model_spec, load_validation
+    from backend.storage import compute_cid
 
     cfg = market.config(pid)
     spec = fetch_model_spec(store, cfg.specCid)
@@ -84,15 +86,13 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
             if posted_w is None or abs(posted_w - outcome.weights[i]) > WEIGHT_TOLERANCE * WEIGHT_SCALE:
                 differing.append({"index": i, "address": addr, "field": "weight", "posted": posted_w,
                                   "recomputed": outcome.weights[i]})
-        from backend.models.spec import ROUND_HYPERPARAMS_KEY
-        from backend.storage import compute_cid
 
         model_cid = compute_cid(outcome.global_weights, cid_version=0 if rec.global_model_cid.startswith("Qm") else 1)
         if model_cid != rec.global_model_cid:
             posted = store.get_bytes(rec.global_model_cid, max_size=1 << 31)
             a, meta_a = load_weights(posted)
             b, meta_b = load_weights(outcome.global_weights)
-            for key in (ROUND_HYPERPARAMS_KEY, "best_metric"):  # the schedule's output must match exactly
+            for key in SCHEDULE_METADATA_KEYS:  # the schedule's output must match exactly
                 if meta_a.get(key, "") != meta_b.get(key, ""):
                     problems.append(f"the posted model's {key} metadata {meta_a.get(key, '')!r} differs from the "
                                     f"recomputed {meta_b.get(key, '')!r}")

@@ -70,22 +70,20 @@ class AnvilProcess:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "AnvilProcess":
-        log = tempfile.TemporaryFile()  # Anvil's stderr: read back only to explain a failed start
-        self.proc = subprocess.Popen(anvil_command(self.port, self.state, self.host, self.block_time), stdout=subprocess.DEVNULL,
-                                     stderr=log, preexec_fn=_parent_death_signal())
-        try:
-            wait_for_rpc(self.url, timeout=30, alive=lambda: self.proc is not None and self.proc.poll() is None)
-        except ChainError:
-            code = self.proc.poll()
-            self.stop()
-            log.seek(0)
-            said = " ".join(log.read()[-400:].decode(errors="replace").split())
-            log.close()
-            if code is None:
-                raise
-            raise ChainError(f"Anvil exited with code {code} while starting on {self.url}: {said or 'no message'}",
-                             "is the port already in use? pick another with --port") from None
-        log.close()
+        with tempfile.TemporaryFile() as log:  # Anvil's stderr: read back only to explain a failed start
+            self.proc = subprocess.Popen(anvil_command(self.port, self.state, self.host, self.block_time),
+                                         stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_parent_death_signal())
+            try:
+                wait_for_rpc(self.url, timeout=30, alive=lambda: self.proc is not None and self.proc.poll() is None)
+            except ChainError:
+                code = self.proc.poll()
+                self.stop()
+                if code is None:
+                    raise
+                log.seek(0)
+                said = " ".join(log.read()[-400:].decode(errors="replace").split())
+                raise ChainError(f"Anvil exited with code {code} while starting on {self.url}: {said or 'no message'}",
+                                 "is the port already in use? pick another with --port") from None
         if self.proc.poll() is not None:  # what answered was another node on that port
             code = self.proc.returncode
             self.proc = None

@@ -49,6 +49,10 @@ class ModelSpec(BaseModel):
 
 ROUND_HYPERPARAMS_KEY = "hyperparams"
 """Metadata key of a global model: JSON of the hyper-parameters the aggregator set for the next round."""
+BEST_METRIC_KEY = "best_metric"
+"""Metadata key of a global model: the best validation metric so far ('plateau' schedule)."""
+SCHEDULE_METADATA_KEYS = (ROUND_HYPERPARAMS_KEY, BEST_METRIC_KEY)
+FOREIGN_MODEL_HINT = "the model was not written by a Merit aggregator; ask the project's aggregator"
 ADJUSTABLE = ("lr",)
 """What an aggregator's schedule may change (``AggregatorConfig.lr_schedule``)."""
 
@@ -69,7 +73,7 @@ def round_spec(spec: ModelSpec, metadata: dict[str, str] | None) -> ModelSpec:
     if not isinstance(overrides, dict) or set(overrides) - set(ADJUSTABLE):
         raise ConfigError(f"the global model's '{ROUND_HYPERPARAMS_KEY}' metadata is not a JSON object of "
                           f"{', '.join(ADJUSTABLE)}: {raw[:120]!r}",
-                          "the model was not written by a Merit aggregator; ask the project's aggregator")
+                          FOREIGN_MODEL_HINT)
     try:
         merged = Hyperparams(**{**spec.hyperparams.model_dump(), **overrides})
     except ValueError as exc:
