@@ -119,7 +119,7 @@ def copy_detector(batch: DetectionBatch, active: np.ndarray, near: float = 0.05)
 
 def free_rider_detector(batch: DetectionBatch, active: np.ndarray, min_relative_norm: float = 0.05,
                         min_cosine: float = 0.05, noise_z: float = 5.0, max_noise_ratio: float = 3.0,
-                        min_updates: int = 3) -> list[Finding]:
+                        use_reference: bool = True, min_updates: int = 3) -> list[Finding]:
     """Negligible norm (below ``min_relative_norm`` x the median norm, or zero), or "global model
     plus noise": an update unaligned with the consensus that is not large enough to be an outlier
     (norm <= ``max_noise_ratio`` x median; larger ones are left to the outlier detectors).
@@ -127,7 +127,11 @@ def free_rider_detector(batch: DetectionBatch, active: np.ndarray, min_relative_
     Unaligned means |cos| against the coordinate-wise median below ``min_cosine``, or below
     ``noise_z`` standard deviations of the cosine of a random direction (1/sqrt(d)) if that is
     lower: late in training honest updates agree only weakly (cos ~0.04 on the 97k-parameter CNN),
-    while noise stays at ~1/sqrt(d) (~0.003)."""
+    while noise stays at ~1/sqrt(d) (~0.003).
+
+    With a reference update (``use_reference``), an update unaligned with the consensus is noise
+    only if it is unaligned with the reference as well: with label-skewed data an honest shard can
+    be orthogonal to the median of the others and still learn what the owner's data teaches."""
     out = [Finding() for _ in range(batch.k)]
     if batch.k:
         min_cosine = min(min_cosine, noise_z / np.sqrt(max(batch.updates.shape[1], 1)))
@@ -137,18 +141,24 @@ def free_rider_detector(batch: DetectionBatch, active: np.ndarray, min_relative_
     median_norm = float(np.median(norms[active]))
     # negligible updates would pull the consensus toward zero: leave them out of it
     training = active & (norms > max(1e-12, min_relative_norm * median_norm))
-    cos = None
+    cos = cos_ref = None
     if training.sum() >= min_updates:
         cos = _consensus_cosines(batch, training)
+    if use_reference and batch.reference is not None:
+        cos_ref = _cosines(batch.updates, norms, np.asarray(batch.reference))
     for i in np.flatnonzero(active):
         ratio = norms[i] / median_norm if median_norm > 0 else 0.0
         scores = {"relative_norm": round(float(ratio), 6)}
         if cos is not None:
             scores["cos_consensus"] = round(float(cos[i]), 6)
+        if cos_ref is not None:
+            scores["cos_reference"] = round(float(cos_ref[i]), 6)
+        unaligned = cos is not None and abs(cos[i]) < min_cosine and (cos_ref is None or abs(cos_ref[i]) < min_cosine)
         if norms[i] <= 1e-12 or ratio < min_relative_norm:
             out[i] = Finding(True, FREE_RIDER, f"negligible update (norm {norms[i]:.3g}, {ratio:.3g} x median)", scores)
-        elif cos is not None and abs(cos[i]) < min_cosine and ratio <= max_noise_ratio:
-            out[i] = Finding(True, FREE_RIDER, f"uncorrelated with the consensus (cos {cos[i]:.3f}): noise, not training", scores)
+        elif unaligned and ratio <= max_noise_ratio:
+            against = "the consensus" if cos_ref is None else "the consensus or the owner's reference update"
+            out[i] = Finding(True, FREE_RIDER, f"uncorrelated with {against} (cos {cos[i]:.3f}): noise, not training", scores)
         else:
             out[i] = Finding(scores=scores)
     return out
@@ -171,28 +181,64 @@ def norm_detector(batch: DetectionBatch, active: np.ndarray, z: float = 3.5, sig
     return out
 
 
+def _far_below(values: np.ndarray, active: np.ndarray, relative: float, z: float) -> np.ndarray:
+    """Active entries far below the round's typical value: under ``relative`` x the median of the
+    active values *and* more than ``z`` robust deviations (median/MAD) below it. Off when the median
+    is not positive: then nothing is typical enough to fall short of."""
+    out = np.zeros(len(values), dtype=bool)
+    center = float(np.median(values[active]))
+    if relative <= 0 or center <= 0:
+        return out
+    sigma = MAD_SCALE * float(np.median(np.abs(values[active] - center)))
+    return active & (values < relative * center) & (values < center - z * sigma)
+
+
 def direction_detector(batch: DetectionBatch, active: np.ndarray, min_cosine: float = 0.0,
-                       min_reference_cosine: float = 0.0, use_reference: bool = True,
-                       min_updates: int = 3) -> list[Finding]:
+                       min_reference_cosine: float = 0.0, relative: float = 0.25, z: float = 3.5,
+                       use_reference: bool = True, min_updates: int = 3) -> list[Finding]:
     """Updates pointing away from the consensus: cosine against the coordinate-wise median of the
-    active updates, and (FLTrust) against the reference update trained on the owner's data."""
+    active updates, and (FLTrust) against the reference update trained on the owner's data.
+
+    Flagged when
+    - the cosine against the reference is below ``min_reference_cosine`` (the owner's data is
+      trusted, as in FLTrust);
+    - the cosine against the consensus is below ``min_cosine`` *and* more than ``z`` robust
+      deviations (median/MAD) below the round's median: with label-skewed data honest updates
+      disagree among themselves, and early in training some point away from the median of the
+      others without being outliers of that spread;
+    - or either cosine is far below the round's typical agreement: under ``relative`` x the median
+      cosine of the active updates and more than ``z`` robust deviations below it. That catches
+      updates that are merely unaligned, such as a label-flipper early in training (cos ~0.02
+      against the reference while honest updates sit at 0.6-0.9), and stays quiet where the spread
+      is wide. ``relative=0`` turns it off."""
     out = [Finding() for _ in range(batch.k)]
     cos_med = cos_ref = None
-    if active.sum() >= min_updates:
+    far_med = far_ref = np.zeros(batch.k, dtype=bool)
+    spread_med = np.ones(batch.k, dtype=bool)
+    enough = active.sum() >= min_updates
+    if enough:
         cos_med = _consensus_cosines(batch, active)
+        far_med = _far_below(cos_med, active, relative, z)
+        spread_med = _robust_z(cos_med, active, 1e-12) < -z
     if use_reference and batch.reference is not None:
         cos_ref = _cosines(batch.updates, batch.norms, np.asarray(batch.reference))
+        if enough:
+            far_ref = _far_below(cos_ref, active, relative, z)
     for i in np.flatnonzero(active):
         s: dict[str, float] = {}
         reasons = []
-        if cos_med is not None:
-            s["cos_median"] = round(float(cos_med[i]), 6)
-            if cos_med[i] < min_cosine:
-                reasons.append(f"cos {cos_med[i]:.3f} against the coordinate-wise median")
-        if cos_ref is not None:
-            s["cos_reference"] = round(float(cos_ref[i]), 6)
-            if cos_ref[i] < min_reference_cosine:
-                reasons.append(f"cos {cos_ref[i]:.3f} against the owner's reference update")
+        for name, cos, floor, outside, far, against in (
+                ("cos_median", cos_med, min_cosine, spread_med, far_med, "the coordinate-wise median"),
+                ("cos_reference", cos_ref, min_reference_cosine, np.ones(batch.k, dtype=bool), far_ref,
+                 "the owner's reference update")):
+            if cos is None:
+                continue
+            s[name] = round(float(cos[i]), 6)
+            if cos[i] < floor and outside[i]:
+                reasons.append(f"cos {cos[i]:.3f} against {against}")
+            elif far[i]:
+                typical = float(np.median(cos[active]))
+                reasons.append(f"cos {cos[i]:.3f} against {against}, far below the round's typical {typical:.3f}")
         out[i] = Finding(bool(reasons), OUTLIER if reasons else None, "; ".join(reasons), s)
     return out
 

@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aggregator.aggregation import AGGREGATORS, get_aggregator
 from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS, DetectionBatch, run_detectors
@@ -32,6 +32,7 @@ REPORT_SCHEMA_VERSION = "merit.round-report/1"
 PROXY_MAX_BYTES = 256 << 20  # the secant proxy's slopes (float64) at most; above it, no proxy
 WEIGHT_SCALE = 10**9  # fixed-point weights of one round sum to this (or to 0)
 PHASES = ("validation", "detection", "scoring", "aggregation")
+REFERENCE_DETECTORS = ("direction", "free_rider")  # detectors that use the FLTrust reference update
 
 
 class AggregatorConfig(BaseModel):
@@ -103,6 +104,27 @@ class AggregatorConfig(BaseModel):
         if name not in AGGREGATORS:
             raise ValueError(f"unknown aggregation {name!r}; known: {sorted(AGGREGATORS)}")
         return name
+
+    @model_validator(mode="after")
+    def _known_parameters(self) -> "AggregatorConfig":
+        """Parameters the named detectors and aggregation rule do not take are refused here, with
+        the names they do take, rather than failing inside a round."""
+        for name, params in self.detector_params.items():
+            if name not in DETECTORS:
+                raise ValueError(f"detector_params names unknown detector {name!r}; known: {sorted(DETECTORS)}")
+            _check_keywords(f"detector {name!r}", DETECTORS[name], params, skip=2)
+        _check_keywords(f"aggregation {self.aggregation!r}", AGGREGATORS[self.aggregation], self.aggregation_params, skip=2)
+        return self
+
+
+def _check_keywords(what: str, fn: Callable, params: dict[str, Any], skip: int) -> None:
+    """Refuse keyword ``params`` that ``fn`` does not take after its first ``skip`` arguments."""
+    import inspect
+
+    taken = [p.name for p in list(inspect.signature(fn).parameters.values())[skip:]]
+    unknown = sorted(set(params) - set(taken))
+    if unknown:
+        raise ValueError(f"{what} takes no parameter {', '.join(map(repr, unknown))}; it takes: {', '.join(taken) or 'none'}")
 
 
 @dataclass
@@ -270,8 +292,9 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     # -- detection ---------------------------------------------------------------------------
     t0 = time.perf_counter()
     reference = None
-    if valid and "direction" in config.detectors and config.fltrust_reference and \
-            config.detector_params.get("direction", {}).get("use_reference", True):
+    if valid and config.fltrust_reference and any(
+            name in config.detectors and config.detector_params.get(name, {}).get("use_reference", True)
+            for name in REFERENCE_DETECTORS):
         reference = _reference_update(round_spec(spec, base.metadata), base.tensors, X_val, y_val, config, seeds["reference"], layout, global_vec)
     verdicts = run_detectors(DetectionBatch(stack, digests, reference), config.detectors, config.detector_params)
     timings["detection"] = time.perf_counter() - t0

@@ -175,6 +175,9 @@ def load_spec_file(path: str | Path) -> ProjectSpecFile:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read spec file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file; the spec is YAML or JSON",
+                          "pass the project.yaml that `merit project example` wrote") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -206,7 +209,7 @@ def _semantic_problems(spec: ProjectSpecFile, base: Path) -> list[str]:
     try:
         AggregatorConfig(**spec.aggregator_config)
     except ValidationError as exc:
-        problems += [f"aggregator_config.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+        problems += [f"{'.'.join(['aggregator_config', *map(str, e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
                      for e in exc.errors()]
     for label, rel in (("validation", spec.validation), ("model.initial_weights", spec.model.initial_weights)):
         if rel is not None and not (base / rel).is_file():

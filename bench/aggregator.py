@@ -14,7 +14,9 @@
 
 Scale knobs (environment, for quick smoke runs): ``MERIT_BENCH_SEEDS`` (5),
 ``MERIT_BENCH_FIDELITY_SEEDS`` (heterogeneous fidelity instances, 10), ``MERIT_BENCH_ROUNDS`` (5),
-``MERIT_BENCH_ROBUST_SEEDS`` (seeds for robustness, default 5), ``MERIT_BENCH_SIDE_SEEDS`` (1).
+``MERIT_BENCH_ROBUST_SEEDS`` (seeds for robustness, default 5), ``MERIT_BENCH_SIDE_SEEDS`` (1),
+``MERIT_BENCH_JOBS`` (robustness runs at once, in worker processes; 1), ``MERIT_BENCH_PARTS``
+(comma-separated subset of cost,fidelity,robustness,side).
 """
 from __future__ import annotations
 
@@ -200,10 +202,35 @@ def run_merit(setup: Setup, attack: str | None, seed: int, rounds: int, config: 
     }
 
 
-def bench_robustness(setup: Setup, seeds: int, rounds: int) -> dict:
-    config = AggregatorConfig()
-    runs = {kind: [run_merit(setup, None if kind == "none" else kind, s, rounds, config) for s in range(seeds)]
-            for kind in ("none", *ATTACK_KINDS)}
+_WORKER_SETUP: Setup | None = None
+
+
+def _robust_run(job: tuple[str, int, int]) -> dict:
+    """One robustness run in a worker process (each builds its Setup once, one torch thread)."""
+    global _WORKER_SETUP
+    if _WORKER_SETUP is None:
+        torch.set_num_threads(1)
+        _WORKER_SETUP = Setup()
+    kind, seed, rounds = job
+    return run_merit(_WORKER_SETUP, None if kind == "none" else kind, seed, rounds, AggregatorConfig())
+
+
+def bench_robustness(setup: Setup, seeds: int, rounds: int, jobs: int = 1) -> dict:
+    """Every attack kind (and none) for ``seeds`` seeds; ``jobs`` runs at once in worker processes.
+    Runs are independent and seeded, so the results do not depend on ``jobs``."""
+    plan = [(kind, s, rounds) for kind in ("none", *ATTACK_KINDS) for s in range(seeds)]
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(pool.map(_robust_run, plan))
+    else:
+        config = AggregatorConfig()
+        done = [run_merit(setup, None if kind == "none" else kind, s, rounds, config) for kind, s, rounds in plan]
+    runs: dict[str, list[dict]] = {}
+    for result in done:
+        runs.setdefault(result["attack"], []).append(result)
     return summarize_robustness(runs, rounds)
 
 
@@ -472,7 +499,7 @@ def run(out_dir: pathlib.Path) -> dict:
     if "fidelity" in parts:
         phase("fidelity", lambda: bench_fidelity(setup, seeds, _env_int("MERIT_BENCH_FIDELITY_SEEDS", 10)))
     if "robustness" in parts:
-        phase("robustness", lambda: bench_robustness(setup, robust_seeds, rounds))
+        phase("robustness", lambda: bench_robustness(setup, robust_seeds, rounds, _env_int("MERIT_BENCH_JOBS", 1)))
     if "side" in parts:
         merit_runs = result.get("robustness", {}).get("runs") if robust_seeds >= side_seeds else None
         phase("side_by_side", lambda: bench_side_by_side(setup, side_seeds, rounds, merit_runs))

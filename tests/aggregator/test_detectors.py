@@ -123,3 +123,63 @@ def test_free_rider_detector_spares_weakly_aligned_honest_updates_in_high_dimens
     assert all(0.016 < f.scores["cos_consensus"] < 0.05 for f in findings[:6]), [f.scores for f in findings]
     assert [f.flagged for f in findings] == [False] * 6 + [True]
     assert findings[6].reason == "free_rider"
+
+
+def test_direction_detector_flags_an_unaligned_update_when_honest_ones_agree():
+    """A label-flipper early in training is not reversed, only unaligned (cos ~0.02 with the
+    reference while honest updates sit near 0.75): far below the round's typical agreement."""
+    rng = np.random.default_rng(99)
+    *u, reference = honest_updates(11, seed=5)     # the reference: one more honest draw
+    u = np.stack(u)
+    unaligned = rng.normal(0, float(np.linalg.norm(u[0])) / np.sqrt(D), D).astype(np.float32)
+    u[9] = unaligned + 0.05 * u[0]                 # slightly positive: the absolute rule lets it through
+    found = direction_detector(DetectionBatch(u, reference=reference), all_active(10))
+    assert 0 < found[9].scores["cos_reference"] < 0.25 * np.median([f.scores["cos_reference"] for f in found])
+    assert flags(found) == [9]
+    assert "far below the round's typical" in found[9].detail
+    assert flags(direction_detector(DetectionBatch(u, reference=reference), all_active(10), relative=0)) == []
+
+
+def test_direction_detector_spares_honest_updates_that_disagree_among_themselves():
+    """With label-skewed data honest updates agree weakly and unevenly: the spread is wide, so an
+    update at a fifth of the median cosine is not an outlier of it."""
+    rng = np.random.default_rng(6)
+    signal = rng.normal(0, 1, D)
+    strengths = [0.9, 0.1, 0.5, 0.8, 0.2, 0.6, 0.7, 0.3, 0.15, 0.05]  # how much each shard shares the signal
+    u = np.stack([s * signal + rng.normal(0, 1, D) for s in strengths]).astype(np.float32)
+    found = direction_detector(DetectionBatch(u, reference=signal.astype(np.float32)), all_active(10))
+    cos = np.array([f.scores["cos_reference"] for f in found])
+    assert cos.min() > 0 and cos.min() < 0.25 * np.median(cos)
+    assert flags(found) == []
+
+
+def test_consensus_rule_flags_only_outliers_of_the_rounds_spread():
+    """Label-skewed honest shards share the signal unevenly, some a little against it: pointing
+    slightly away from the median of the others is then within the spread. A reversed update
+    stays far outside it."""
+    rng = np.random.default_rng(7)
+    signal = rng.normal(0, 1, D)
+    strengths = [0.9, 0.7, 0.5, 0.3, 0.2, 0.1, 0.0, -0.1, 0.6, 0.4]
+    honest = [s * signal + rng.normal(0, 1, D) for s in strengths]
+    u = np.stack([*honest, -2 * honest[0]]).astype(np.float32)  # the last one: a sign-flipped, boosted update
+    found = direction_detector(DetectionBatch(u), all_active(len(u)), use_reference=False)
+    cos = [f.scores["cos_median"] for f in found]
+    assert min(cos[:-1]) < 0                         # the old rule (cos < 0) flagged honest shards here
+    assert flags(found) == [len(u) - 1]
+
+
+def test_free_rider_detector_spares_an_update_the_reference_vouches_for():
+    """Orthogonal to the other shards (label skew) but aligned with the owner's reference: trained,
+    not noise. Noise is unaligned with both and stays flagged."""
+    rng = np.random.default_rng(8)
+    shared, own = rng.normal(0, 1, D), rng.normal(0, 1, D)
+    others = [shared + rng.normal(0, 1, D) for _ in range(6)]
+    skewed = own + rng.normal(0, 0.5, D)               # learns what the others' data does not show
+    noise = rng.normal(0, 1, D)
+    u = np.stack([*others, skewed, noise]).astype(np.float32)
+    reference = (shared + own).astype(np.float32)       # the owner's data has both
+    without = free_rider_detector(DetectionBatch(u), all_active(8))
+    assert flags(without) == [6, 7]                     # by the consensus alone, the skewed shard looks like noise
+    found = free_rider_detector(DetectionBatch(u, reference=reference), all_active(8))
+    assert found[6].scores["cos_reference"] > 0.3 and abs(found[6].scores["cos_consensus"]) < 0.05
+    assert flags(found) == [7] and "reference" in found[7].detail

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -168,6 +169,21 @@ def test_config_is_validated():
         AggregatorConfig(aggregation="fedbest")
     with pytest.raises(ValueError):
         AggregatorConfig(surprise=1)
+
+
+@pytest.mark.parametrize("params, needle", [
+    ({"detector_params": {"direction": {"relativ": 0.3}}}, "detector 'direction' takes no parameter 'relativ'; it takes: "
+                                                           "min_cosine, min_reference_cosine, relative, z"),
+    ({"detector_params": {"vibes": {}}}, "detector_params names unknown detector 'vibes'"),
+    ({"aggregation_params": {"beta": 0.2}}, "aggregation 'mean' takes no parameter 'beta'; it takes: none"),
+])
+def test_detector_and_aggregation_parameters_are_checked_when_configured(params, needle):
+    """A misspelt parameter is refused with the names that exist, not a TypeError mid-round."""
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        AggregatorConfig(**params)
+    config = AggregatorConfig(aggregation="trimmed_mean", aggregation_params={"beta": 0.2},
+                              detector_params={"direction": {"relative": 0.3, "z": 4.0}})
+    assert config.detector_params["direction"]["z"] == 4.0
 
 
 def test_fixed_point_weights():
@@ -385,3 +401,21 @@ def test_clearly_harmful_rule():
     assert clearly_harmful([0.05, -0.049]) == []
     assert clearly_harmful([-0.1, -0.2]) == []          # no positive score: nothing to compare with
     assert clearly_harmful([0.1, -0.06], ratio=0.5) == [1]
+
+
+def test_a_spec_file_with_a_misspelt_detector_parameter_names_it(tmp_path):
+    import yaml
+
+    from backend.project import load_spec_file, write_example
+
+    written = write_example(tmp_path, trainers=1, rounds=1, validation_samples=50, samples_per_trainer=20,
+                            write_shards=False)
+    spec_path = next(p for p in written if p.suffix == ".yaml")
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["aggregator_config"] = {"detector_params": {"direction": {"relativ": 0.3}}}
+    spec_path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError) as err:
+        load_spec_file(spec_path)
+    assert "aggregator_config: detector 'direction' takes no parameter 'relativ'" in str(err.value)
+    with pytest.raises(ConfigError, match="is not a text file"):
+        load_spec_file(tmp_path / "validation.npz")  # the wrong file passed as --spec
