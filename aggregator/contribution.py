@@ -193,14 +193,30 @@ class _Game:
         todo = self.missing(masks)
         if len(todo) > self.remaining:
             raise AssertionError("estimator planned past its budget")  # a bug here, never the caller's
+        # A utility that keeps its own cache in this process (``cached``/``remember``, as
+        # CoalitionUtility does) answers what it already knows here, and learns what the
+        # executor's workers evaluated: their caches die with them.
+        cached = getattr(self.utility, "cached", None)
+        remember = getattr(self.utility, "remember", None)
+        if todo and cached is not None:
+            for mask in todo:
+                value = cached(_members(mask))
+                if value is not None:
+                    self._record(mask, value)
+            todo = [m for m in todo if m not in self.cache]
         if todo:
             results = self.executor.map(self.utility, [_members(m) for m in todo])
             for mask, value in zip(todo, results):
-                value = float(value)
-                if not math.isfinite(value):
-                    raise ValueError(f"utility returned {value} for coalition {sorted(_members(mask))}")
-                self.cache[mask] = value
+                self._record(mask, value)
+                if remember is not None:
+                    remember(_members(mask), self.cache[mask])
         return [self.cache[m] for m in masks]
+
+    def _record(self, mask: int, value) -> None:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"utility returned {value} for coalition {sorted(_members(mask))}")
+        self.cache[mask] = value
 
 
 def _members(mask: int) -> frozenset[int]:

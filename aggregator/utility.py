@@ -139,6 +139,16 @@ class CoalitionUtility:
                     slopes.append((self._logits(moved) - base) / t)
         return SecantProxy(base, np.stack(slopes).reshape(len(scales), self.n, *base.shape), self.y, self.metric)
 
+    def cached(self, coalition: Iterable[int]) -> float | None:
+        """The value of a coalition already evaluated in this process, or None."""
+        return self._cache.get(frozenset(int(i) for i in coalition)) if self.cache_enabled else None
+
+    def remember(self, coalition: Iterable[int], value: float) -> None:
+        """Record a value evaluated elsewhere (in an executor's worker process), so that later games
+        in this process (a rescoring, the validated prefix) reuse it and ``evaluated`` counts it."""
+        if self.cache_enabled:
+            self._cache.setdefault(frozenset(int(i) for i in coalition), float(value))
+
     def __call__(self, coalition: frozenset[int]) -> float:
         key = frozenset(int(i) for i in coalition)
         if self.cache_enabled and key in self._cache:
@@ -204,5 +214,14 @@ class SubsetUtility:
     def __init__(self, parent: CoalitionUtility, members: list[int]):
         self.parent, self.members = parent, list(members)
 
+    def _parent_coalition(self, coalition: Iterable[int]) -> frozenset[int]:
+        return frozenset(self.members[i] for i in coalition)
+
+    def cached(self, coalition: Iterable[int]) -> float | None:
+        return self.parent.cached(self._parent_coalition(coalition))
+
+    def remember(self, coalition: Iterable[int], value: float) -> None:
+        self.parent.remember(self._parent_coalition(coalition), value)
+
     def __call__(self, coalition: frozenset[int]) -> float:
-        return self.parent(frozenset(self.members[i] for i in coalition))
+        return self.parent(self._parent_coalition(coalition))

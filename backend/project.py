@@ -228,11 +228,14 @@ def model_spec_of(spec: ProjectSpecFile, initial_cid: str = ""):
                      hyperparams=Hyperparams(**hyper), initial_weights=initial_cid)
 
 
+SPEC_MAX_BYTES = 1 << 20  # a model spec is a small JSON document; a larger one is refused unread
+
+
 def fetch_model_spec(store, spec_cid: str):
     """A project's model spec, read (and verified) from storage by its on-chain CID."""
     from backend.models.spec import ModelSpec
 
-    return ModelSpec.from_json(store.get_bytes(spec_cid, max_size=1 << 20))
+    return ModelSpec.from_json(store.get_bytes(spec_cid, max_size=SPEC_MAX_BYTES))
 
 
 def aggregator_config_of(model_spec):

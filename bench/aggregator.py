@@ -15,7 +15,8 @@
 Scale knobs (environment, for quick smoke runs): ``MERIT_BENCH_SEEDS`` (5),
 ``MERIT_BENCH_FIDELITY_SEEDS`` (heterogeneous fidelity instances, 10), ``MERIT_BENCH_ROUNDS`` (5),
 ``MERIT_BENCH_ROBUST_SEEDS`` (seeds for robustness, default 5), ``MERIT_BENCH_SIDE_SEEDS`` (1),
-``MERIT_BENCH_JOBS`` (robustness runs at once, in worker processes; 1), ``MERIT_BENCH_PARTS``
+``MERIT_BENCH_SKEW_SEEDS`` (label-skewed robustness seeds, 5), ``MERIT_BENCH_JOBS`` (robustness runs
+at once, in worker processes; 1), ``MERIT_BENCH_PARTS``
 (comma-separated subset of cost,fidelity,robustness,side).
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 from aggregator.contribution import shapley
 from aggregator.round import AggregatorConfig, run_round
 from aggregator.utility import CoalitionUtility
-from backend.data import add_label_noise, load_mnist, partition_iid, train_validation_split
+from backend.data import add_label_noise, load_mnist, partition_iid, partition_label_skew, train_validation_split
 from backend.models import Layout, flatten_np, initial_weights, load_weights, mnist_spec, save_weights, unflatten
 from backend.simulate.attacks import ATTACK_KINDS, BLATANT_KINDS, AttackContext, make_update
 from backend.trainer.local import evaluate
@@ -168,9 +169,19 @@ def _kinds(attack: str | None) -> list[str]:
     return ["honest"] * (N_TRAINERS - N_ATTACKERS) + [attack] * N_ATTACKERS
 
 
-def run_merit(setup: Setup, attack: str | None, seed: int, rounds: int, config: AggregatorConfig) -> dict:
+SKEW_ALPHA = 0.5  # Dirichlet label skew of the non-IID robustness runs
+
+
+def _shards(setup: Setup, seed: int, skew: bool) -> list[np.ndarray]:
+    if skew:
+        return partition_label_skew(setup.yt, N_TRAINERS, alpha=SKEW_ALPHA, seed=seed)
+    return partition_iid(len(setup.yt), N_TRAINERS, seed)
+
+
+def run_merit(setup: Setup, attack: str | None, seed: int, rounds: int, config: AggregatorConfig,
+              skew: bool = False) -> dict:
     kinds = _kinds(attack)
-    shards = partition_iid(len(setup.yt), N_TRAINERS, seed)
+    shards = _shards(setup, seed, skew)
     g = initial_weights(setup.spec, seed)
     g_bytes = save_weights(g)
     flagged_att = flagged_hon = n_att = n_hon = 0
@@ -211,14 +222,13 @@ def _robust_run(job: tuple[str, int, int]) -> dict:
     if _WORKER_SETUP is None:
         torch.set_num_threads(1)
         _WORKER_SETUP = Setup()
-    kind, seed, rounds = job
-    return run_merit(_WORKER_SETUP, None if kind == "none" else kind, seed, rounds, AggregatorConfig())
+    kind, seed, rounds, skew = job
+    return run_merit(_WORKER_SETUP, None if kind == "none" else kind, seed, rounds, AggregatorConfig(), skew)
 
 
-def bench_robustness(setup: Setup, seeds: int, rounds: int, jobs: int = 1) -> dict:
-    """Every attack kind (and none) for ``seeds`` seeds; ``jobs`` runs at once in worker processes.
-    Runs are independent and seeded, so the results do not depend on ``jobs``."""
-    plan = [(kind, s, rounds) for kind in ("none", *ATTACK_KINDS) for s in range(seeds)]
+def _run_plan(setup: Setup, plan: list[tuple[str, int, int, bool]], jobs: int) -> dict[str, list[dict]]:
+    """Robustness runs, ``jobs`` at once in worker processes. Runs are independent and seeded, so
+    the results do not depend on ``jobs``."""
     if jobs > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -227,11 +237,29 @@ def bench_robustness(setup: Setup, seeds: int, rounds: int, jobs: int = 1) -> di
             done = list(pool.map(_robust_run, plan))
     else:
         config = AggregatorConfig()
-        done = [run_merit(setup, None if kind == "none" else kind, s, rounds, config) for kind, s, rounds in plan]
+        done = [run_merit(setup, None if kind == "none" else kind, s, rounds, config, skew)
+                for kind, s, rounds, skew in plan]
     runs: dict[str, list[dict]] = {}
     for result in done:
         runs.setdefault(result["attack"], []).append(result)
-    return summarize_robustness(runs, rounds)
+    return runs
+
+
+def bench_robustness(setup: Setup, seeds: int, rounds: int, jobs: int = 1, skew_seeds: int = 0) -> dict:
+    """Every attack kind (and none) for ``seeds`` seeds on IID shards; then, for ``skew_seeds``
+    seeds, clean, label-flip and sign-flip runs on label-skewed shards (Dirichlet ``SKEW_ALPHA``),
+    where honest updates disagree among themselves and must still not be flagged."""
+    out = summarize_robustness(_run_plan(setup, [(kind, s, rounds, False) for kind in ("none", *ATTACK_KINDS)
+                                                 for s in range(seeds)], jobs), rounds)
+    if skew_seeds:
+        runs = _run_plan(setup, [(kind, s, rounds, True) for kind in ("none", "label_flip", "sign_flip")
+                                 for s in range(skew_seeds)], jobs)
+        skewed = summarize_robustness(runs, rounds)
+        skewed["partition"] = f"Dirichlet label skew, alpha {SKEW_ALPHA}"
+        skewed["note"] = ("not a target of the issue: honest trainers with skewed data should not be slashed; "
+                          "label-flippers there may look like honest skew and are left to the Shapley scores")
+        out["label_skew"] = skewed
+    return out
 
 
 def summarize_robustness(runs: dict[str, list[dict]], rounds: int) -> dict:
@@ -248,7 +276,7 @@ def summarize_robustness(runs: dict[str, list[dict]], rounds: int) -> dict:
             "accuracy_drop_vs_clean_max": round(float(max(drops)), 4),
         }
     targets = {
-        "blatant_flagged_ge_0.95": all(summary[k]["attacker_flag_rate"] >= 0.95 for k in BLATANT_KINDS),
+        "blatant_flagged_ge_0.95": all(summary[k]["attacker_flag_rate"] >= 0.95 for k in BLATANT_KINDS if k in summary),
         "label_flip_share_le_0.02": summary["label_flip"]["attacker_budget_share"] <= 0.02,
         "honest_flagged_le_0.05": all(s["honest_flag_rate"] <= 0.05 for s in summary.values()),
         "accuracy_within_2_points": all(s["accuracy_drop_vs_clean_max"] <= 0.02 for s in summary.values()),
@@ -499,7 +527,8 @@ def run(out_dir: pathlib.Path) -> dict:
     if "fidelity" in parts:
         phase("fidelity", lambda: bench_fidelity(setup, seeds, _env_int("MERIT_BENCH_FIDELITY_SEEDS", 10)))
     if "robustness" in parts:
-        phase("robustness", lambda: bench_robustness(setup, robust_seeds, rounds, _env_int("MERIT_BENCH_JOBS", 1)))
+        phase("robustness", lambda: bench_robustness(setup, robust_seeds, rounds, _env_int("MERIT_BENCH_JOBS", 1),
+                                                     _env_int("MERIT_BENCH_SKEW_SEEDS", 5)))
     if "side" in parts:
         merit_runs = result.get("robustness", {}).get("runs") if robust_seeds >= side_seeds else None
         phase("side_by_side", lambda: bench_side_by_side(setup, side_seeds, rounds, merit_runs))

@@ -13,7 +13,7 @@ app = typer.Typer(help="Trainers: join, train on private data, submit updates, c
 console = Console()
 
 DATA = typer.Option(..., "--data", help="your training data: .npz (X, y), .csv (label column + features) or an image folder")
-API = typer.Option(None, "--api", help="upload through a Merit REST API at this URL instead of to storage directly")
+API = typer.Option(None, "--api", help="use a Merit REST API at this URL (spec, model, uploads) instead of storage")
 LABEL = typer.Option("label", "--label-column", help="CSV label column (name or index)")
 
 
@@ -41,11 +41,22 @@ def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console)
 
 
-def _load_data(ctx, project_id: int, data: Path, label_column: str):
-    from backend.data import load_trainer_data
-    from backend.project import fetch_model_spec
+def _open(chain, ipfs, market, key, api):
+    """The trainer's context and API client. With an API (``--api`` or ``MERIT_API_URL``) no store
+    is opened: the spec and the model come from the API, checked against the chain, and updates go
+    to it."""
+    from backend.cli.common import settings_with
 
-    spec = fetch_model_spec(ctx.store, ctx.market.config(project_id).specCid)
+    url = api or settings_with(chain, ipfs).api_url
+    ctx = open_context(chain, ipfs, market, key, need_store=not url)
+    return ctx, _api(url, key, ctx.settings)
+
+
+def _load_data(ctx, client, project_id: int, data: Path, label_column: str):
+    from backend.data import load_trainer_data
+    from backend.trainer.client import fetch_spec
+
+    spec = fetch_spec(ctx.market, project_id, ctx.store, client)
     column: str | int = int(label_column) if label_column.isdigit() else label_column
     return load_trainer_data(data, spec, label_column=column)
 
@@ -72,9 +83,8 @@ def train(project_id: int = typer.Argument(..., min=1), data: Path = DATA, seed:
     """
     from backend.trainer.client import train_round
 
-    ctx = open_context(chain, ipfs, market, key)
-    X, y = _load_data(ctx, project_id, data, label_column)
-    client = _api(api, key, ctx.settings)
+    ctx, client = _open(chain, ipfs, market, key, api)
+    X, y = _load_data(ctx, client, project_id, data, label_column)
     round_ = ctx.market.project(project_id).current_round
     with _progress() as progress:
         train_round(ctx.market, project_id, X, y, store=ctx.store, api=client, seed=seed,
@@ -91,9 +101,8 @@ def run(project_id: int = typer.Argument(..., min=1), data: Path = DATA, seed: i
     """
     from backend.trainer.client import run_trainer
 
-    ctx = open_context(chain, ipfs, market, key)
-    X, y = _load_data(ctx, project_id, data, label_column)
-    client = _api(api, key, ctx.settings)
+    ctx, client = _open(chain, ipfs, market, key, api)
+    X, y = _load_data(ctx, client, project_id, data, label_column)
     console.print(f"training for project {project_id} as {ctx.market.account.address} on {len(y)} examples")
     with _progress() as progress:
         result = run_trainer(ctx.market, project_id, X, y, store=ctx.store, api=client, seed=seed, poll_seconds=poll,

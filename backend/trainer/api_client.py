@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -30,10 +31,14 @@ class ApiRequestError(MeritError):
 
 class ApiClient:
     def __init__(self, base_url: str, private_key: str | bytes | LocalAccount | None = None, timeout: float = 120.0,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, retry_seconds: float = 30.0):
+        """``retry_seconds``: how long to keep retrying an API that cannot be reached (starting up,
+        restarting) before giving up with a clear error. Reads retry on any transport error; an
+        upload only when the connection was never made, so it is never sent twice."""
         if not base_url.startswith(("http://", "https://")):
             raise MeritError(f"API URL {base_url!r} is not http(s)", "pass --api http://HOST:PORT")
         self._key = private_key
+        self._retry_seconds = float(retry_seconds)
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
 
     def close(self) -> None:
@@ -67,14 +72,15 @@ class ApiClient:
         The server is not trusted: pass ``expected_cid``, the global model CID read from the chain,
         and bytes for any other model are refused.
         """
-        response = self._get(f"/v1/projects/{int(project_id)}/model")
-        cid = response.headers.get(CID_HEADER, "")
-        data = response.content
-        _check_cid(data, cid)
-        if expected_cid is not None and cid != expected_cid:
-            raise IntegrityError(f"the API serves model {cid}, but the chain says {expected_cid}",
-                                 "the API is behind the chain or lying; retry, or use another API")
-        return data, cid
+        return _verified(self._get(f"/v1/projects/{int(project_id)}/model"), "model", expected_cid)
+
+    def spec(self, project_id: int, expected_cid: str | None = None) -> tuple[bytes, str]:
+        """The project's model spec (JSON bytes, as stored) and its CID, checked against each other
+        and, with ``expected_cid`` (the spec CID on-chain), against the chain."""
+        from backend.project import SPEC_MAX_BYTES
+
+        response = self._get(f"/v1/projects/{int(project_id)}/spec")
+        return _verified(response, "model spec", expected_cid, max_size=SPEC_MAX_BYTES)
 
     # -- writes
     def upload_update(self, project_id: int, round: int, data: bytes) -> str:
@@ -88,10 +94,24 @@ class ApiClient:
             raise MeritError("signed API requests need the trainer's key", "set MERIT_PRIVATE_KEY")
         headers = sign_request(self._key, method, path, body)
         headers["Content-Type"] = "application/octet-stream"
-        return self._checked(self._http.request(method, path, content=body, headers=headers))
+        return self._checked(self._send(method, path, retry_on=(httpx.ConnectError, httpx.ConnectTimeout),
+                                        content=body, headers=headers))
 
     def _get(self, path: str) -> httpx.Response:
-        return self._checked(self._http.get(path))
+        return self._checked(self._send("GET", path, retry_on=(httpx.TransportError,)))
+
+    def _send(self, method: str, path: str, retry_on: tuple[type[Exception], ...], **kwargs) -> httpx.Response:
+        deadline = time.monotonic() + self._retry_seconds
+        delay = 0.2
+        while True:
+            try:
+                return self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if not isinstance(exc, retry_on) or time.monotonic() + delay > deadline:
+                    raise MeritError(f"cannot reach the Merit API at {self._http.base_url}: {exc or type(exc).__name__}",
+                                     "is `merit api serve` running there? check --api or MERIT_API_URL") from None
+                time.sleep(delay)
+                delay = min(2 * delay, 2.0)
 
     @staticmethod
     def _checked(response: httpx.Response) -> httpx.Response:
@@ -105,10 +125,20 @@ class ApiClient:
         raise ApiRequestError(response.status_code, error, detail)
 
 
-def _check_cid(data: bytes, cid: str) -> None:
-    """Refuse model bytes that do not hash to the CID the server named."""
+def _verified(response: httpx.Response, what: str, expected_cid: str | None,
+              max_size: int | None = None) -> tuple[bytes, str]:
+    """The body and the CID the server named for it, refused unless the bytes hash to that CID
+    and (``expected_cid``) it is the one the chain names."""
+    cid = response.headers.get(CID_HEADER, "")
+    data = response.content
     if not cid:
-        raise MeritError("the API sent a model without its CID header", "is the URL a Merit API?")
+        raise MeritError(f"the API sent a {what} without its CID header", "is the URL a Merit API?")
+    if max_size is not None and len(data) > max_size:
+        raise IntegrityError(f"the API sent a {what} of {len(data)} bytes, more than the {max_size} allowed")
     version = 0 if cid.startswith("Qm") else 1
     if compute_cid(data, cid_version=version) != cid:
-        raise IntegrityError(f"model bytes from the API do not match CID {cid}", "the server or network is faulty")
+        raise IntegrityError(f"{what} bytes from the API do not match CID {cid}", "the server or network is faulty")
+    if expected_cid is not None and cid != expected_cid:
+        raise IntegrityError(f"the API serves {what} {cid}, but the chain says {expected_cid}",
+                             "the API is behind the chain or lying; retry, or use another API")
+    return data, cid

@@ -230,6 +230,43 @@ def test_a_process_pool_gives_the_same_round(attacked_round, mnist):
                            global_cid="bafy-global", executor=pool)
     assert pooled.global_weights == first.global_weights
     assert pooled.weights == first.weights and pooled.flags == first.flags
+    assert pooled.report["shapley"] == first.report["shapley"]  # the pass counts too
+
+
+class WorkerLikeExecutor:
+    """Evaluates in an unpickled copy of the utility, as a process pool's worker does: the copy's
+    cache dies with it."""
+
+    def __init__(self):
+        self.dispatched: list[frozenset] = []
+
+    def map(self, fn, items):
+        items = list(items)
+        self.dispatched += items
+        worker = pickle.loads(pickle.dumps(fn))
+        return [worker(c) for c in items]
+
+
+def test_coalitions_known_here_are_not_sent_to_workers_and_what_workers_evaluate_is_kept(mnist):
+    from aggregator.contribution import shapley
+    from aggregator.utility import SubsetUtility
+
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 0)
+    layout = Layout.of(g)
+    updates = np.stack([flatten_np(load_weights(data)[0], layout) for _, _, data in
+                        make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=4)])
+    utility = CoalitionUtility(SPEC, flatten_np(g, layout), updates, Xv, yv, layout=layout)
+    utility(frozenset()), utility(frozenset(range(4)))      # as the round does before scoring
+    executor = WorkerLikeExecutor()
+    pooled = shapley(utility, 4, method="exact", executor=executor)
+    assert len(executor.dispatched) == 14 and frozenset() not in executor.dispatched
+    assert utility.evaluated == 16                         # the workers' results were kept here
+    sequential = shapley(CoalitionUtility(SPEC, flatten_np(g, layout), updates, Xv, yv, layout=layout), 4, method="exact")
+    assert list(pooled.values) == list(sequential.values)
+    again = WorkerLikeExecutor()
+    shapley(SubsetUtility(utility, [0, 2, 3]), 3, method="exact", executor=again)
+    assert again.dispatched == []                          # a rescoring reuses all of it
 
 
 def test_keep_unflagged_aggregates_every_unflagged_update(attacked_round, mnist):

@@ -230,3 +230,36 @@ def test_a_trickling_body_times_out(tmp_path):
     with serve(app) as url:
         response = httpx.post(url + path, content=trickle(), headers=signing.sign_request(trainer.key, "POST", path, b""))
     assert_error(response, 408, "body_timeout")
+
+
+def test_an_unreachable_api_is_retried_then_named():
+    from backend.errors import MeritError
+    from backend.chain.anvil import free_port
+
+    with ApiClient(f"http://127.0.0.1:{free_port()}", retry_seconds=0.5) as client:
+        with pytest.raises(MeritError, match="cannot reach the Merit API at http://127.0.0.1:") as err:
+            client.health()
+    assert "merit api serve" in err.value.hint
+
+    calls = []
+
+    def starting_up(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if len(calls) < 3:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json={"status": "ok"})
+
+    with ApiClient("http://api.test", transport=httpx.MockTransport(starting_up), retry_seconds=5) as client:
+        assert client.health() == {"status": "ok"} and calls == ["GET"] * 3
+
+    def reset_after_sending(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        raise httpx.ReadError("connection reset", request=request)
+
+    calls.clear()
+    trainer = Account.create()
+    with ApiClient("http://api.test", private_key=trainer.key, transport=httpx.MockTransport(reset_after_sending),
+                   retry_seconds=5) as client:
+        with pytest.raises(MeritError, match="cannot reach the Merit API"):
+            client.upload_update(1, 1, update_bytes(seed=3))
+    assert calls == ["POST"]  # an upload that may have arrived is not sent again

@@ -2,11 +2,13 @@
 model from the API, trains, uploads the signed update to the API and commits its CID on-chain."""
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pytest
 
+from backend.errors import ConfigError, IntegrityError
 from backend.trainer.api_client import ApiClient
-from backend.trainer.client import train_round
+from backend.trainer.client import fetch_spec, train_round
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -22,3 +24,37 @@ def test_train_round_through_the_api(world):
         assert market.owner.submissions(pid, 0) == [(alice.account.address, cid)]
         assert world["store"].has(cid)
         assert api.round(pid, 0)["submissions"] == 1
+
+
+def test_a_trainer_with_no_storage_at_all_takes_part_through_the_api(world):
+    """Spec, model and upload all go through the API, each checked against the chain."""
+    pid, market = world["pid"], world["market"]
+    bob = market.trainers[1]
+    rng = np.random.default_rng(1)
+    X = rng.random((16, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, size=16)
+    with ApiClient(world["url"], private_key=bob.account) as api:
+        spec_cid = bob.config(pid).specCid
+        data, cid = api.spec(pid, expected_cid=spec_cid)
+        assert cid == spec_cid and data == world["store"].get_bytes(spec_cid)
+        with pytest.raises(IntegrityError, match="the chain says"):
+            api.spec(pid, expected_cid=bob.config(pid).initialModelCid)
+        cid = train_round(bob, pid, X, y, store=None, api=api, log=lambda *_: None)
+    assert (bob.account.address, cid) in market.owner.submissions(pid, 0)
+
+
+def test_a_spec_that_does_not_hash_to_its_cid_is_refused(world):
+    pid, market = world["pid"], world["market"]
+    spec_cid = market.owner.config(pid).specCid
+    real = world["store"].get_bytes(spec_cid)
+    forged = real.replace(b'"lr"', b'"lr" ', 1)
+    assert forged != real
+
+    def lying_server(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=forged, headers={"X-Merit-CID": spec_cid})
+
+    with ApiClient("http://api.test", transport=httpx.MockTransport(lying_server)) as api:
+        with pytest.raises(IntegrityError, match="model spec bytes from the API do not match CID"):
+            api.spec(pid, expected_cid=spec_cid)
+    with pytest.raises(ConfigError, match="needs content storage or a Merit API"):
+        fetch_spec(market.owner, pid)

@@ -1,5 +1,6 @@
-"""README's walk-through, run exactly as written (only the port moves to a free one): Anvil, deploy,
-owner, aggregator and two trainers as separate processes, two rounds, claims, reveal, verify."""
+"""README's walk-through, run exactly as written (only the ports move to free ones): Anvil, deploy,
+owner, aggregator, the REST API and two trainers (one through the API) as separate processes, two
+rounds, claims, reveal, verify."""
 from __future__ import annotations
 
 import os
@@ -24,7 +25,8 @@ def walkthrough_script() -> str:
 
 
 def test_readme_walkthrough_runs_end_to_end(tmp_path):
-    script = walkthrough_script().replace("8545", str(free_port()))
+    script = walkthrough_script().replace("8545", str(free_port())).replace("8000", str(free_port()))
+    assert "--api http://127.0.0.1:" in script  # one trainer works through the REST API
     (tmp_path / "walkthrough.sh").write_text("set -euo pipefail\n" + script)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("MERIT_HOME", None)  # the script sets its own

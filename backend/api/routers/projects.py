@@ -1,4 +1,4 @@
-"""Projects: the list, one project, and its current global model."""
+"""Projects: the list, one project, its model spec and its current global model."""
 from __future__ import annotations
 
 import json
@@ -61,3 +61,19 @@ def get_model(project: ProjectInfo = Depends(existing_project), ctx: ApiContext 
     cid = current_model_cid(ctx, project)
     return Response(ctx.store.get_bytes(cid), media_type="application/octet-stream",
                     headers={CID_HEADER: cid, "ETag": f'"{cid}"', "Cache-Control": "no-cache"})
+
+
+@router.get("/{project_id}/spec", response_class=Response, responses={
+    200: {"description": f"the model spec as stored (JSON); the {CID_HEADER} header is its CID",
+          "content": {"application/json": {"schema": {"type": "object"}}},
+          "headers": {CID_HEADER: {"description": "CID of the spec", "schema": {"type": "string"}}}},
+    **error_responses(404)})
+def get_spec(project: ProjectInfo = Depends(existing_project), ctx: ApiContext = Depends(get_context)) -> Response:
+    """The project's model spec: architecture, input shape, classes, hyper-parameters and the
+    aggregator's configuration. The bytes are served exactly as stored, so they hash to the spec
+    CID on-chain: check them before you use them."""
+    from backend.project import SPEC_MAX_BYTES
+
+    cid = project.spec_cid
+    return Response(ctx.store.get_bytes(cid, max_size=SPEC_MAX_BYTES), media_type="application/json",
+                    headers={CID_HEADER: cid, "ETag": f'"{cid}"', "Cache-Control": "public, max-age=31536000, immutable"})
