@@ -13,12 +13,15 @@ from backend.trainer.client import fetch_spec, train_round
 pytestmark = pytest.mark.timeout(120)
 
 
+def random_digits(seed: int, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, size=n)
+
+
 def test_train_round_through_the_api(world):
     pid, market = world["pid"], world["market"]
     alice = market.trainers[0]
-    rng = np.random.default_rng(0)
-    X = rng.random((16, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, size=16)
+    X, y = random_digits(0)
     with ApiClient(world["url"], private_key=alice.account) as api:
         cid = train_round(alice, pid, X, y, store=world["store"], api=api, log=lambda *_: None)
         assert market.owner.submissions(pid, 0) == [(alice.account.address, cid)]
@@ -30,9 +33,7 @@ def test_a_trainer_with_no_storage_at_all_takes_part_through_the_api(world):
     """Spec, model and upload all go through the API, each checked against the chain."""
     pid, market = world["pid"], world["market"]
     bob = market.trainers[1]
-    rng = np.random.default_rng(1)
-    X = rng.random((16, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, size=16)
+    X, y = random_digits(1)
     with ApiClient(world["url"], private_key=bob.account) as api:
         spec_cid = bob.config(pid).specCid
         data, cid = api.spec(pid, expected_cid=spec_cid)
