@@ -157,8 +157,9 @@ def free_rider_detector(batch: DetectionBatch, active: np.ndarray, min_relative_
         if norms[i] <= 1e-12 or ratio < min_relative_norm:
             out[i] = Finding(True, FREE_RIDER, f"negligible update (norm {norms[i]:.3g}, {ratio:.3g} x median)", scores)
         elif unaligned and ratio <= max_noise_ratio:
-            against = "the consensus" if cos_ref is None else "the consensus or the owner's reference update"
-            out[i] = Finding(True, FREE_RIDER, f"uncorrelated with {against} (cos {cos[i]:.3f}): noise, not training", scores)
+            against = (f"the consensus (cos {cos[i]:.3f})" if cos_ref is None else
+                       f"both the consensus (cos {cos[i]:.3f}) and the owner's reference update (cos {cos_ref[i]:.3f})")
+            out[i] = Finding(True, FREE_RIDER, f"uncorrelated with {against}: noise, not training", scores)
         else:
             out[i] = Finding(scores=scores)
     return out
@@ -195,7 +196,7 @@ def _far_below(values: np.ndarray, active: np.ndarray, relative: float, z: float
 
 def direction_detector(batch: DetectionBatch, active: np.ndarray, min_cosine: float = 0.0,
                        min_reference_cosine: float = 0.0, relative: float = 0.25, z: float = 3.5,
-                       use_reference: bool = True, min_updates: int = 3) -> list[Finding]:
+                       use_reference: bool = True, min_updates: int = 3, min_spread_updates: int = 5) -> list[Finding]:
     """Updates pointing away from the consensus: cosine against the coordinate-wise median of the
     active updates, and (FLTrust) against the reference update trained on the owner's data.
 
@@ -210,19 +211,24 @@ def direction_detector(batch: DetectionBatch, active: np.ndarray, min_cosine: fl
       cosine of the active updates and more than ``z`` robust deviations below it. That catches
       updates that are merely unaligned, such as a label-flipper early in training (cos ~0.02
       against the reference while honest updates sit at 0.6-0.9), and stays quiet where the spread
-      is wide. ``relative=0`` turns it off."""
+      is wide. ``relative=0`` turns it off.
+
+    The median/MAD rules need ``min_spread_updates`` active updates: with three or four, the MAD is
+    one gap between two values. Below that the consensus rule is the plain ``cos < min_cosine`` and
+    the relative rule is off (and below ``min_updates`` there is no consensus rule at all)."""
     out = [Finding() for _ in range(batch.k)]
     cos_med = cos_ref = None
     far_med = far_ref = np.zeros(batch.k, dtype=bool)
     spread_med = np.ones(batch.k, dtype=bool)
-    enough = active.sum() >= min_updates
-    if enough:
+    spread = active.sum() >= max(min_updates, min_spread_updates)
+    if active.sum() >= min_updates:
         cos_med = _consensus_cosines(batch, active)
-        far_med = _far_below(cos_med, active, relative, z)
-        spread_med = _robust_z(cos_med, active, 1e-12) < -z
+        if spread:
+            far_med = _far_below(cos_med, active, relative, z)
+            spread_med = _robust_z(cos_med, active, 1e-12) < -z
     if use_reference and batch.reference is not None:
         cos_ref = _cosines(batch.updates, batch.norms, np.asarray(batch.reference))
-        if enough:
+        if spread:
             far_ref = _far_below(cos_ref, active, relative, z)
     for i in np.flatnonzero(active):
         s: dict[str, float] = {}

@@ -65,7 +65,8 @@ class AggregatorConfig(BaseModel):
     proxy_scales: tuple[float, ...] = Field((0.5, 0.2), min_length=1, max_length=4,
                                             description="step fractions of each update at which the secant proxy is taken")
     metric: Literal["accuracy", "neg_loss"] = "accuracy"
-    fltrust_reference: bool = Field(True, description="train a reference update on the validation data for the direction detector")
+    fltrust_reference: bool = Field(True, description="train a reference update on the validation data for the direction and "
+                                                           "free-rider detectors")
     reference_samples: int = Field(500, ge=1)
     reference_epochs: int = Field(1, ge=1)
     max_update_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)

@@ -216,11 +216,12 @@ def run_merit(setup: Setup, attack: str | None, seed: int, rounds: int, config: 
 _WORKER_SETUP: Setup | None = None
 
 
-def _robust_run(job: tuple[str, int, int]) -> dict:
-    """One robustness run in a worker process (each builds its Setup once, one torch thread)."""
+def _robust_run(job: tuple[str, int, int, bool]) -> dict:
+    """One robustness run in a worker process (each builds its Setup once, with the bench's torch
+    threads, MERIT_BENCH_THREADS)."""
     global _WORKER_SETUP
     if _WORKER_SETUP is None:
-        torch.set_num_threads(1)
+        torch.set_num_threads(_env_int("MERIT_BENCH_THREADS", 1))
         _WORKER_SETUP = Setup()
     kind, seed, rounds, skew = job
     return run_merit(_WORKER_SETUP, None if kind == "none" else kind, seed, rounds, AggregatorConfig(), skew)

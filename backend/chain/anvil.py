@@ -28,9 +28,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def anvil_command(port: int, state: Path | None = None, host: str = "127.0.0.1", block_time: float | None = None) -> list[str]:
+def anvil_command(port: int, state: Path | None = None, host: str = "127.0.0.1", block_time: float | None = None,
+                  hardfork: str = "cancun") -> list[str]:
     cmd = [str(anvil_binary()), "--host", host, "--port", str(port), "--mnemonic", DEV_MNEMONIC,
-           "--accounts", str(DEV_ACCOUNTS), "--balance", "1000000", "--hardfork", "cancun", "--silent"]
+           "--accounts", str(DEV_ACCOUNTS), "--balance", "1000000", "--hardfork", hardfork, "--silent"]
     if state is not None:
         cmd += ["--state", str(state)]
     if block_time:
@@ -58,11 +59,12 @@ class AnvilProcess:
     """A context manager that runs Anvil on a port (a free one by default) and stops it afterwards."""
 
     def __init__(self, port: int | None = None, state: Path | None = None, host: str = "127.0.0.1",
-                 block_time: float | None = None):
+                 block_time: float | None = None, hardfork: str = "cancun"):
         self.port = port or free_port()
         self.host = host
         self.state = state
         self.block_time = block_time
+        self.hardfork = hardfork
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -71,7 +73,7 @@ class AnvilProcess:
 
     def start(self) -> "AnvilProcess":
         with tempfile.TemporaryFile() as log:  # Anvil's stderr: read back only to explain a failed start
-            self.proc = subprocess.Popen(anvil_command(self.port, self.state, self.host, self.block_time),
+            self.proc = subprocess.Popen(anvil_command(self.port, self.state, self.host, self.block_time, self.hardfork),
                                          stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_parent_death_signal())
             try:
                 wait_for_rpc(self.url, timeout=30, alive=lambda: self.proc is not None and self.proc.poll() is None)

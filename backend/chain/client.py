@@ -121,12 +121,37 @@ class TestToken(_Contract):
         return self._send("approve", Web3.to_checksum_address(spender), amount, account=account)
 
 
+# Init code that runs TSTORE, TLOAD and MCOPY, then stops. The Marketplace is compiled for Cancun:
+# OpenZeppelin's ReentrancyGuardTransient uses transient storage and solc copies memory with MCOPY.
+CANCUN_PROBE = "0x600160005d60005c506000600060005e00"
+
+
+def require_cancun(chain: Chain) -> None:
+    """Refuse, with what to do, a chain whose EVM predates Cancun: the Marketplace would deploy
+    there and then fail on its first guarded call ("invalid opcode"). A node that cannot run even
+    an empty call is left to fail on its own terms."""
+    try:
+        chain.w3.eth.call({"data": CANCUN_PROBE})
+        return
+    except Exception as exc:  # each node words it differently: "invalid opcode", "NotActivated"
+        error = (getattr(exc, "rpc_response", None) or {}).get("error")
+        reason = str(error.get("message", error)) if isinstance(error, dict) else str(exc)
+    try:
+        chain.w3.eth.call({"data": "0x00"})
+    except Exception:
+        return
+    raise ChainError(f"the chain at {chain.url or chain.kind} does not run Cancun opcodes (transient storage, MCOPY): {reason[:120]}",
+                     "Merit's Marketplace needs a Cancun EVM. Ganache 7 stops at Shanghai: use Anvil (`merit chain up`), "
+                     "Hardhat 2.22+, geth, or start the node with its Cancun hardfork")
+
+
 class MarketClient(_Contract):
     artifact_name = "Marketplace"
 
     # ---------------------------------------------------------------- construction
     @classmethod
     def deploy(cls, chain: Chain, account: LocalAccount) -> "MarketClient":
+        require_cancun(chain)
         client, receipt = cls._deploy(chain, account)
         client.deploy_receipt = receipt
         return client

@@ -1,4 +1,4 @@
-"""Connecting to a chain: the in-process embedded EVM or any JSON-RPC node (Anvil, Ganache, a testnet).
+"""Connecting to a chain: the in-process embedded EVM or any JSON-RPC node (Anvil, geth, a testnet).
 
 Both kinds of chain have the same development accounts: those of the well-known test mnemonic that
 Anvil and Hardhat use (``m/44'/60'/0'/0/i``), so addresses in docs and tests agree everywhere.
@@ -82,7 +82,7 @@ class Chain:
                 self.w3.provider.make_request("evm_mine", [])
             except Exception as exc:  # a real network: time only moves by waiting
                 raise ChainError(f"cannot move time on {self.url}: {exc}",
-                                 "time travel works only on the embedded chain, Anvil or Ganache") from exc
+                                 "time travel works only on the embedded chain or Anvil") from exc
             return self.now()
 
     @property

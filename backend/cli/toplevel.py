@@ -65,7 +65,7 @@ def demo_command(
     attackers: str = typer.Option("sign_flip:1,free_rider:1,label_flip:1", "--attackers",
                                   help="comma-separated kind:count; kinds: label_flip, sign_flip, noise, scale, free_rider, copycat"),
     seed: int = typer.Option(0, "--seed"),
-    chain: str = typer.Option("embedded", "--chain", help="'embedded' or a JSON-RPC URL (Anvil, Ganache)"),
+    chain: str = typer.Option("embedded", "--chain", help="'embedded' or a JSON-RPC URL (Anvil)"),
     ipfs: str = typer.Option("embedded", "--ipfs", help="'embedded' or a Kubo RPC URL"),
     out: Path = typer.Option(Path("merit-demo"), "--out", help="directory for report.json and the plots"),
     json_out: bool = typer.Option(False, "--json", help="print the report path last, for scripts"),

@@ -121,7 +121,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
         chain = connect(cfg.chain, timeout=settings.rpc_timeout)
         if not chain.supports_time_travel:
             raise ConfigError(f"{cfg.chain} cannot move its clock, so the demo's rounds would take real hours",
-                              "run the demo on the embedded chain, Anvil or Ganache")
+                              "run the demo on the embedded chain or Anvil")
         store = open_store(cfg.ipfs)
         X, y = load_mnist(seed=cfg.seed)
         X_val, y_val = X[: cfg.validation_samples], y[: cfg.validation_samples]

@@ -84,10 +84,19 @@ class ApiClient:
 
     # -- writes
     def upload_update(self, project_id: int, round: int, data: bytes) -> str:
-        """Upload an update (safetensors bytes) for a round; returns its CID, to commit on-chain."""
+        """Upload an update (safetensors bytes) for a round; returns its CID, to commit on-chain.
+        The CID is recomputed here: a server that names another one is refused, since committing
+        it would point the chain at bytes this trainer never sent."""
         path = f"/v1/projects/{int(project_id)}/rounds/{int(round)}/updates"
         response = self._signed("POST", path, data)
-        return response.json()["cid"]
+        try:
+            cid = str(response.json()["cid"])
+        except (ValueError, KeyError, TypeError):
+            raise MeritError("the API answered the upload without a CID", "is the URL a Merit API?") from None
+        if compute_cid(data, cid_version=0 if cid.startswith("Qm") else 1) != cid:
+            raise IntegrityError(f"the API says the update is stored as {cid}, which is not the CID of its bytes",
+                                 "do not commit it; the server is faulty or lying, use another API or storage")
+        return cid
 
     def _signed(self, method: str, path: str, body: bytes) -> httpx.Response:
         if self._key is None:
@@ -107,8 +116,14 @@ class ApiClient:
             try:
                 return self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
-                if not isinstance(exc, retry_on) or time.monotonic() + delay > deadline:
-                    raise MeritError(f"cannot reach the Merit API at {self._http.base_url}: {exc or type(exc).__name__}",
+                reason = str(exc) or type(exc).__name__
+                if not isinstance(exc, retry_on):  # the request may have arrived: never send it twice
+                    raise MeritError(f"lost the connection to the Merit API at {self._http.base_url} during "
+                                     f"{method} {path}: {reason}",
+                                     "it may have been processed; check the round (merit project status) "
+                                     "before trying again") from None
+                if time.monotonic() + delay > deadline:
+                    raise MeritError(f"cannot reach the Merit API at {self._http.base_url}: {reason}",
                                      "is `merit api serve` running there? check --api or MERIT_API_URL") from None
                 time.sleep(delay)
                 delay = min(2 * delay, 2.0)

@@ -183,3 +183,17 @@ def test_free_rider_detector_spares_an_update_the_reference_vouches_for():
     found = free_rider_detector(DetectionBatch(u, reference=reference), all_active(8))
     assert found[6].scores["cos_reference"] > 0.3 and abs(found[6].scores["cos_consensus"]) < 0.05
     assert flags(found) == [7] and "reference" in found[7].detail
+
+
+def test_direction_spread_rules_wait_for_enough_updates():
+    """With three updates the MAD is one gap: a weakly aligned honest update is not judged by it."""
+    rng = np.random.default_rng(9)
+    signal = rng.normal(0, 1, D)
+    u = np.stack([1.2 * signal + rng.normal(0, 1, D), 1.2 * signal + rng.normal(0, 1, D),
+                  0.12 * signal + rng.normal(0, 1, D)]).astype(np.float32)
+    found = direction_detector(DetectionBatch(u, reference=signal.astype(np.float32)), all_active(3))
+    cos = [f.scores["cos_reference"] for f in found]
+    assert 0 < cos[2] < 0.25 * np.median(cos)
+    assert flags(found) == []
+    assert flags(direction_detector(DetectionBatch(u, reference=signal.astype(np.float32)), all_active(3),
+                                    min_spread_updates=3)) == [2]

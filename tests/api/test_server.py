@@ -260,6 +260,18 @@ def test_an_unreachable_api_is_retried_then_named():
     trainer = Account.create()
     with ApiClient("http://api.test", private_key=trainer.key, transport=httpx.MockTransport(reset_after_sending),
                    retry_seconds=5) as client:
-        with pytest.raises(MeritError, match="cannot reach the Merit API"):
+        with pytest.raises(MeritError, match="lost the connection to the Merit API .* during POST") as err:
             client.upload_update(1, 1, update_bytes(seed=3))
     assert calls == ["POST"]  # an upload that may have arrived is not sent again
+    assert "check the round" in err.value.hint
+
+
+def test_an_upload_cid_the_server_makes_up_is_refused():
+    from backend.errors import IntegrityError
+
+    def lying_server(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"})
+
+    with ApiClient("http://api.test", private_key=Account.create().key, transport=httpx.MockTransport(lying_server)) as client:
+        with pytest.raises(IntegrityError, match="not the CID of its bytes"):
+            client.upload_update(1, 1, update_bytes(seed=3))

@@ -92,3 +92,15 @@ def test_services_down(deployed):
     assert owner.project_count() == 0
     unknown = merit("project", "status", "7", "--chain", node.url)
     one_clear_line(unknown, "project 7 does not exist")
+
+
+def test_deploying_to_a_chain_without_cancun_says_what_to_use(tmp_path):
+    """Ganache 7 stops at Shanghai; Anvil on that hardfork stands in for it. The Marketplace would
+    deploy there and then fail on its first guarded call, so deploy refuses up front."""
+    with AnvilProcess(hardfork="shanghai") as node:
+        out = merit("deploy", "--chain", node.url)
+        one_clear_line(out, "does not run Cancun opcodes")
+        assert "Ganache 7 stops at Shanghai" in out.stderr
+        assert connect(node.url).w3.eth.block_number == 0  # nothing was sent
+    with AnvilProcess() as node:
+        assert MarketClient.deploy(connect(node.url), dev_account(0)).address

@@ -76,4 +76,4 @@ def get_spec(project: ProjectInfo = Depends(existing_project), ctx: ApiContext =
 
     cid = project.spec_cid
     return Response(ctx.store.get_bytes(cid, max_size=SPEC_MAX_BYTES), media_type="application/json",
-                    headers={CID_HEADER: cid, "ETag": f'"{cid}"', "Cache-Control": "public, max-age=31536000, immutable"})
+                    headers={CID_HEADER: cid, "ETag": f'"{cid}"', "Cache-Control": "no-cache"})
