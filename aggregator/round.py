@@ -122,10 +122,30 @@ def _check_keywords(what: str, fn: Callable, params: dict[str, Any], skip: int) 
     """Refuse keyword ``params`` that ``fn`` does not take after its first ``skip`` arguments."""
     import inspect
 
-    taken = [p.name for p in list(inspect.signature(fn).parameters.values())[skip:]]
+    signature = list(inspect.signature(fn).parameters.values())[skip:]
+    taken = [p.name for p in signature]
     unknown = sorted(set(params) - set(taken))
     if unknown:
         raise ValueError(f"{what} takes no parameter {', '.join(map(repr, unknown))}; it takes: {', '.join(taken) or 'none'}")
+    for p in signature:  # the type of each default is the type the parameter takes
+        if p.name in params and p.default is not inspect.Parameter.empty and p.default is not None:
+            accepts, kind = _accepts(p.default)
+            if not accepts(params[p.name]):
+                raise ValueError(f"{what}: parameter {p.name!r} must be {kind}, got {params[p.name]!r}")
+
+
+def _accepts(default: Any) -> tuple[Callable[[Any], bool], str]:
+    """A check for values of the same kind as ``default``, and its name for errors."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if isinstance(default, bool):
+        return (lambda v: isinstance(v, bool)), "true or false"
+    if isinstance(default, int):
+        return (lambda v: number(v) and float(v).is_integer()), "a whole number"
+    if isinstance(default, float):
+        return number, "a finite number"
+    return (lambda v: isinstance(v, type(default))), f"a {type(default).__name__}"
 
 
 @dataclass

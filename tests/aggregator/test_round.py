@@ -176,6 +176,10 @@ def test_config_is_validated():
                                                            "min_cosine, min_reference_cosine, relative, z"),
     ({"detector_params": {"vibes": {}}}, "detector_params names unknown detector 'vibes'"),
     ({"aggregation_params": {"beta": 0.2}}, "aggregation 'mean' takes no parameter 'beta'; it takes: none"),
+    ({"detector_params": {"direction": {"z": "high"}}}, "parameter 'z' must be a finite number, got 'high'"),
+    ({"detector_params": {"norm": {"min_updates": 2.5}}}, "parameter 'min_updates' must be a whole number"),
+    ({"detector_params": {"free_rider": {"use_reference": 1}}}, "parameter 'use_reference' must be true or false"),
+    ({"aggregation": "trimmed_mean", "aggregation_params": {"beta": float("nan")}}, "'beta' must be a finite number"),
 ])
 def test_detector_and_aggregation_parameters_are_checked_when_configured(params, needle):
     """A misspelt parameter is refused with the names that exist, not a TypeError mid-round."""
