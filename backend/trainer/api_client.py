@@ -17,6 +17,7 @@ from backend.errors import IntegrityError, MeritError
 from backend.storage import compute_cid
 
 CID_HEADER = "X-Merit-CID"
+GLOBAL_MODEL_MAX_BYTES = 1 << 31  # the largest global model a trainer downloads, from the API or storage
 
 
 class ApiRequestError(MeritError):
@@ -72,15 +73,16 @@ class ApiClient:
         The server is not trusted: pass ``expected_cid``, the global model CID read from the chain,
         and bytes for any other model are refused.
         """
-        return _verified(self._get(f"/v1/projects/{int(project_id)}/model"), "model", expected_cid)
+        return _verified(*self._get_capped(f"/v1/projects/{int(project_id)}/model", "model", GLOBAL_MODEL_MAX_BYTES),
+                         "model", expected_cid)
 
     def spec(self, project_id: int, expected_cid: str | None = None) -> tuple[bytes, str]:
         """The project's model spec (JSON bytes, as stored) and its CID, checked against each other
         and, with ``expected_cid`` (the spec CID on-chain), against the chain."""
         from backend.project import SPEC_MAX_BYTES
 
-        response = self._get(f"/v1/projects/{int(project_id)}/spec")
-        return _verified(response, "model spec", expected_cid, max_size=SPEC_MAX_BYTES)
+        return _verified(*self._get_capped(f"/v1/projects/{int(project_id)}/spec", "model spec", SPEC_MAX_BYTES),
+                         "model spec", expected_cid)
 
     # -- writes
     def upload_update(self, project_id: int, round: int, data: bytes) -> str:
@@ -109,12 +111,37 @@ class ApiClient:
     def _get(self, path: str) -> httpx.Response:
         return self._checked(self._send("GET", path, retry_on=(httpx.TransportError,)))
 
-    def _send(self, method: str, path: str, retry_on: tuple[type[Exception], ...], **kwargs) -> httpx.Response:
+    def _get_capped(self, path: str, what: str, max_size: int) -> tuple[bytes, httpx.Headers]:
+        """A GET whose body is read only up to ``max_size`` bytes: a larger one (declared or sent) is
+        refused before it fills memory."""
+        response = self._send("GET", path, retry_on=(httpx.TransportError,), stream=True)
+        try:
+            if not response.is_success:
+                response.read()
+                self._checked(response)
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_size:
+                raise IntegrityError(f"the API offers a {what} of {int(declared)} bytes, more than the {max_size} allowed")
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_size:
+                    raise IntegrityError(f"the API sent a {what} of more than the {max_size} bytes allowed")
+                chunks.append(chunk)
+        except httpx.TransportError as exc:
+            raise MeritError(f"lost the connection to the Merit API at {self._http.base_url} while reading the {what}: "
+                             f"{str(exc) or type(exc).__name__}", "try again") from None
+        finally:
+            response.close()
+        return b"".join(chunks), response.headers
+
+    def _send(self, method: str, path: str, retry_on: tuple[type[Exception], ...], stream: bool = False,
+              **kwargs) -> httpx.Response:
         deadline = time.monotonic() + self._retry_seconds
         delay = 0.2
         while True:
             try:
-                return self._http.request(method, path, **kwargs)
+                return self._http.send(self._http.build_request(method, path, **kwargs), stream=stream)
             except httpx.TransportError as exc:
                 reason = str(exc) or type(exc).__name__
                 if not isinstance(exc, retry_on):  # the request may have arrived: never send it twice
@@ -140,16 +167,12 @@ class ApiClient:
         raise ApiRequestError(response.status_code, error, detail)
 
 
-def _verified(response: httpx.Response, what: str, expected_cid: str | None,
-              max_size: int | None = None) -> tuple[bytes, str]:
+def _verified(data: bytes, headers: httpx.Headers, what: str, expected_cid: str | None) -> tuple[bytes, str]:
     """The body and the CID the server named for it, refused unless the bytes hash to that CID
     and (``expected_cid``) it is the one the chain names."""
-    cid = response.headers.get(CID_HEADER, "")
-    data = response.content
+    cid = headers.get(CID_HEADER, "")
     if not cid:
         raise MeritError(f"the API sent a {what} without its CID header", "is the URL a Merit API?")
-    if max_size is not None and len(data) > max_size:
-        raise IntegrityError(f"the API sent a {what} of {len(data)} bytes, more than the {max_size} allowed")
     version = 0 if cid.startswith("Qm") else 1
     if compute_cid(data, cid_version=version) != cid:
         raise IntegrityError(f"{what} bytes from the API do not match CID {cid}", "the server or network is faulty")

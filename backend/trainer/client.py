@@ -15,6 +15,7 @@ from backend.chain.client import MarketClient
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
 from backend.errors import ConfigError, MeritError
+from backend.trainer.api_client import GLOBAL_MODEL_MAX_BYTES
 
 Log = Callable[[str], None]
 
@@ -87,7 +88,7 @@ def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None
     if api is None and store is None:
         raise ConfigError("fetching the global model needs content storage or a Merit API",
                           "pass --ipfs embedded, a Kubo URL, or --api URL")
-    data = api.model(pid, expected_cid=cid)[0] if api is not None else store.get_bytes(cid, max_size=1 << 31)
+    data = api.model(pid, expected_cid=cid)[0] if api is not None else store.get_bytes(cid, max_size=GLOBAL_MODEL_MAX_BYTES)
     tensors, metadata = load_weights(data)
     spec = round_spec(fetch_spec(market, pid, store, api), metadata)  # the aggregator's schedule, if any
     return RoundContext(round=round_, spec=spec, global_cid=cid, global_weights=tensors)

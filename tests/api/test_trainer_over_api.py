@@ -59,3 +59,26 @@ def test_a_spec_that_does_not_hash_to_its_cid_is_refused(world):
             api.spec(pid, expected_cid=spec_cid)
     with pytest.raises(ConfigError, match="needs content storage or a Merit API"):
         fetch_spec(market.owner, pid)
+
+
+def test_an_oversized_spec_is_refused_before_it_fills_memory():
+    sent = []
+
+    def flood(request: httpx.Request) -> httpx.Response:
+        def body():
+            for _ in range(64):          # 4 MiB in 64 KiB chunks, more than the 1 MiB a spec may be
+                sent.append(1)
+                yield b"x" * 65536
+        return httpx.Response(200, content=body(), headers={"X-Merit-CID": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"})
+
+    with ApiClient("http://api.test", transport=httpx.MockTransport(flood)) as api:
+        with pytest.raises(IntegrityError, match="more than the 1048576 bytes allowed"):
+            api.spec(1)
+    assert len(sent) <= 17  # reading stopped just past the cap
+
+    def declared(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"{}", headers={"Content-Length": str(5 << 20), "X-Merit-CID": "x"})
+
+    with ApiClient("http://api.test", transport=httpx.MockTransport(declared)) as api:
+        with pytest.raises(IntegrityError, match="offers a model spec of 5242880 bytes"):
+            api.spec(1)
