@@ -29,6 +29,7 @@ class DetectionBatch:
     def __post_init__(self) -> None:
         self.updates = np.asarray(self.updates)
         self._norms: np.ndarray | None = None
+        self._reference_cosines: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -39,6 +40,16 @@ class DetectionBatch:
         if self._norms is None:
             self._norms = np.sqrt(np.einsum("ij,ij->i", self.updates, self.updates, dtype=np.float64))
         return self._norms
+
+    @property
+    def reference_cosines(self) -> np.ndarray | None:
+        """Cosine of each update with the reference (None without one), computed once per batch:
+        the free-rider and direction detectors both read it."""
+        if self.reference is None:
+            return None
+        if self._reference_cosines is None:
+            self._reference_cosines = _cosines(self.updates, self.norms, np.asarray(self.reference))
+        return self._reference_cosines
 
 
 @dataclass
@@ -144,8 +155,8 @@ def free_rider_detector(batch: DetectionBatch, active: np.ndarray, min_relative_
     cos = cos_ref = None
     if training.sum() >= min_updates:
         cos = _consensus_cosines(batch, training)
-    if use_reference and batch.reference is not None:
-        cos_ref = _cosines(batch.updates, norms, np.asarray(batch.reference))
+    if use_reference:
+        cos_ref = batch.reference_cosines
     for i in np.flatnonzero(active):
         ratio = norms[i] / median_norm if median_norm > 0 else 0.0
         scores = {"relative_norm": round(float(ratio), 6)}
@@ -186,12 +197,15 @@ def _far_below(values: np.ndarray, active: np.ndarray, relative: float, z: float
     """Active entries far below the round's typical value: under ``relative`` x the median of the
     active values *and* more than ``z`` robust deviations (median/MAD) below it. Off when the median
     is not positive: then nothing is typical enough to fall short of."""
-    out = np.zeros(len(values), dtype=bool)
     center = float(np.median(values[active]))
     if relative <= 0 or center <= 0:
-        return out
-    sigma = MAD_SCALE * float(np.median(np.abs(values[active] - center)))
-    return active & (values < relative * center) & (values < center - z * sigma)
+        return np.zeros(len(values), dtype=bool)
+    return active & (values < relative * center) & _below_spread(values, active, z)
+
+
+def _below_spread(values: np.ndarray, active: np.ndarray, z: float) -> np.ndarray:
+    """More than ``z`` robust deviations (median/MAD, unfloored) below the active values' median."""
+    return _robust_z(values, active, 1e-12) < -z
 
 
 def direction_detector(batch: DetectionBatch, active: np.ndarray, min_cosine: float = 0.0,
@@ -217,34 +231,29 @@ def direction_detector(batch: DetectionBatch, active: np.ndarray, min_cosine: fl
     one gap between two values. Below that the consensus rule is the plain ``cos < min_cosine`` and
     the relative rule is off (and below ``min_updates`` there is no consensus rule at all)."""
     out = [Finding() for _ in range(batch.k)]
-    cos_med = cos_ref = None
-    far_med = far_ref = np.zeros(batch.k, dtype=bool)
-    spread_med = np.ones(batch.k, dtype=bool)
     spread = active.sum() >= max(min_updates, min_spread_updates)
+    everyone = np.ones(batch.k, dtype=bool)
+    nobody = np.zeros(batch.k, dtype=bool)
+    # per cosine: (score name, values, floor, where the floor applies, far below the typical, against what)
+    rules = []
     if active.sum() >= min_updates:
         cos_med = _consensus_cosines(batch, active)
-        if spread:
-            far_med = _far_below(cos_med, active, relative, z)
-            spread_med = _robust_z(cos_med, active, 1e-12) < -z
-    if use_reference and batch.reference is not None:
-        cos_ref = _cosines(batch.updates, batch.norms, np.asarray(batch.reference))
-        if spread:
-            far_ref = _far_below(cos_ref, active, relative, z)
+        rules.append(("cos_median", cos_med, min_cosine, _below_spread(cos_med, active, z) if spread else everyone,
+                      _far_below(cos_med, active, relative, z) if spread else nobody, "the coordinate-wise median"))
+    cos_ref = batch.reference_cosines if use_reference else None
+    if cos_ref is not None:
+        rules.append(("cos_reference", cos_ref, min_reference_cosine, everyone,
+                      _far_below(cos_ref, active, relative, z) if spread else nobody, "the owner's reference update"))
     for i in np.flatnonzero(active):
         s: dict[str, float] = {}
         reasons = []
-        for name, cos, floor, outside, far, against in (
-                ("cos_median", cos_med, min_cosine, spread_med, far_med, "the coordinate-wise median"),
-                ("cos_reference", cos_ref, min_reference_cosine, np.ones(batch.k, dtype=bool), far_ref,
-                 "the owner's reference update")):
-            if cos is None:
-                continue
+        for name, cos, floor, outside, far, against in rules:
             s[name] = round(float(cos[i]), 6)
             if cos[i] < floor and outside[i]:
                 reasons.append(f"cos {cos[i]:.3f} against {against}")
             elif far[i]:
-                typical = float(np.median(cos[active]))
-                reasons.append(f"cos {cos[i]:.3f} against {against}, far below the round's typical {typical:.3f}")
+                reasons.append(f"cos {cos[i]:.3f} against {against}, far below the round's typical "
+                               f"{float(np.median(cos[active])):.3f}")
         out[i] = Finding(bool(reasons), OUTLIER if reasons else None, "; ".join(reasons), s)
     return out
 
