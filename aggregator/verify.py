@@ -48,7 +48,7 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
     from backend.models.serialization import load_weights
     from backend.models.spec import SCHEDULE_METADATA_KEYS
     from backend.project import aggregator_config_of, fetch_model_spec, load_validation
-    from backend.storage import compute_cid
+    from backend.storage import is_cid_of
 
     cfg = market.config(pid)
     spec = fetch_model_spec(store, cfg.specCid)
@@ -87,8 +87,7 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
                 differing.append({"index": i, "address": addr, "field": "weight", "posted": posted_w,
                                   "recomputed": outcome.weights[i]})
 
-        model_cid = compute_cid(outcome.global_weights, cid_version=0 if rec.global_model_cid.startswith("Qm") else 1)
-        if model_cid != rec.global_model_cid:
+        if not is_cid_of(outcome.global_weights, rec.global_model_cid):
             posted = store.get_bytes(rec.global_model_cid, max_size=1 << 31)
             a, meta_a = load_weights(posted)
             b, meta_b = load_weights(outcome.global_weights)

@@ -33,9 +33,9 @@ import os
 
 from backend.errors import ConfigError, IntegrityError, StorageError
 from backend.storage.cids import MalformedCidError, format_cid, parse_cid
-from backend.storage.store import DEFAULT_CID_VERSION, BlockNotFoundError, Store, compute_cid
+from backend.storage.store import DEFAULT_CID_VERSION, BlockNotFoundError, Store, compute_cid, is_cid_of
 
-__all__ = ["open_store", "Store", "compute_cid", "parse_cid", "format_cid", "DEFAULT_CID_VERSION",
+__all__ = ["open_store", "Store", "compute_cid", "is_cid_of", "parse_cid", "format_cid", "DEFAULT_CID_VERSION",
            "StorageError", "IntegrityError", "MalformedCidError", "BlockNotFoundError"]
 
 

@@ -51,6 +51,12 @@ def compute_cid(data: bytes | bytearray | memoryview | BinaryIO, cid_version: in
     return import_file(reader, cid_version, lambda cid, block: None).cid
 
 
+def is_cid_of(data: bytes | bytearray | memoryview | BinaryIO, cid: str) -> bool:
+    """Whether ``data`` hashes to ``cid``, imported the way that CID's version is (CIDv0 for
+    ``Qm…``, else CIDv1 with raw leaves): the check for bytes someone else named."""
+    return compute_cid(data, cid_version=0 if cid.startswith("Qm") else 1) == cid
+
+
 def check_cid_version(cid_version: int) -> None:
     if cid_version not in (0, 1):
         raise StorageError(f"unsupported CID version {cid_version!r}", "use 0 or 1")

@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 
 from backend.api.signing import sign_request
 from backend.errors import IntegrityError, MeritError
-from backend.storage import compute_cid
+from backend.storage import is_cid_of
 
 CID_HEADER = "X-Merit-CID"
 GLOBAL_MODEL_MAX_BYTES = 1 << 31  # the largest global model a trainer downloads, from the API or storage
@@ -95,7 +95,7 @@ class ApiClient:
             cid = str(response.json()["cid"])
         except (ValueError, KeyError, TypeError):
             raise MeritError("the API answered the upload without a CID", "is the URL a Merit API?") from None
-        if compute_cid(data, cid_version=0 if cid.startswith("Qm") else 1) != cid:
+        if not is_cid_of(data, cid):
             raise IntegrityError(f"the API says the update is stored as {cid}, which is not the CID of its bytes",
                                  "do not commit it; the server is faulty or lying, use another API or storage")
         return cid
@@ -173,8 +173,7 @@ def _verified(data: bytes, headers: httpx.Headers, what: str, expected_cid: str 
     cid = headers.get(CID_HEADER, "")
     if not cid:
         raise MeritError(f"the API sent a {what} without its CID header", "is the URL a Merit API?")
-    version = 0 if cid.startswith("Qm") else 1
-    if compute_cid(data, cid_version=version) != cid:
+    if not is_cid_of(data, cid):
         raise IntegrityError(f"{what} bytes from the API do not match CID {cid}", "the server or network is faulty")
     if expected_cid is not None and cid != expected_cid:
         raise IntegrityError(f"the API serves {what} {cid}, but the chain says {expected_cid}",

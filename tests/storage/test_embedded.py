@@ -7,7 +7,7 @@ import io
 import pytest
 
 from backend.errors import IntegrityError, StorageError
-from backend.storage import BlockNotFoundError, MalformedCidError, compute_cid, open_store
+from backend.storage import BlockNotFoundError, MalformedCidError, compute_cid, is_cid_of, open_store
 from backend.storage.embedded import EmbeddedStore
 from backend.storage.unixfs import CHUNK_SIZE, MAX_LINKS
 from tests.storage.conftest import pseudo_random
@@ -358,3 +358,11 @@ def test_a_failing_add_keeps_blocks_that_a_concurrent_add_relies_on(store):
     assert shared_block.exists()
     # and A's own blocks, which nobody else uses, are gone
     assert len(list(store.blocks.rglob("*.data"))) == 4   # B: shared + 2 leaves + root
+
+
+def test_is_cid_of_checks_bytes_in_the_cids_own_version():
+    data = b"weights" * 50_000  # more than one chunk
+    for version in (0, 1):
+        cid = compute_cid(data, cid_version=version)
+        assert is_cid_of(data, cid)
+        assert not is_cid_of(data + b"!", cid)
