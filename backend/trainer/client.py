@@ -61,19 +61,23 @@ def open_round(market: MarketClient, pid: int) -> int:
     return project.current_round
 
 
-def fetch_spec(market: MarketClient, pid: int, store=None, api=None):
+def fetch_spec(market: MarketClient, pid: int, store=None, api=None, spec_cid: str | None = None):
     """The project's model spec, from the API when one is given, else from storage. Both paths
-    verify it against the spec CID on-chain."""
+    verify it against the spec CID on-chain (``spec_cid``, read from the chain when not given)."""
     from backend.models.spec import ModelSpec
     from backend.project import fetch_model_spec
 
-    spec_cid = market.config(pid).specCid
+    _require_source(store, api)
+    spec_cid = spec_cid or market.config(pid).specCid
     if api is not None:
         return ModelSpec.from_json(api.spec(pid, expected_cid=spec_cid)[0])
-    if store is None:
-        raise ConfigError("fetching the model spec needs content storage or a Merit API",
-                          "pass --ipfs embedded, a Kubo URL, or --api URL")
     return fetch_model_spec(store, spec_cid)
+
+
+def _require_source(store, api) -> None:
+    if store is None and api is None:
+        raise ConfigError("fetching the model spec and the global model needs content storage or a Merit API",
+                          "pass --ipfs embedded, a Kubo URL, or --api URL")
 
 
 def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None) -> RoundContext:
@@ -81,16 +85,14 @@ def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None
     from backend.models.serialization import load_weights
     from backend.models.spec import round_spec
 
+    _require_source(store, api)
     cfg = market.config(pid)
     cid = market.global_model_cid(pid) or cfg.initialModelCid
     # Both paths verify: the store re-derives the CID from the blocks, the API client checks the
     # bytes against the CID the chain names.
-    if api is None and store is None:
-        raise ConfigError("fetching the global model needs content storage or a Merit API",
-                          "pass --ipfs embedded, a Kubo URL, or --api URL")
     data = api.model(pid, expected_cid=cid)[0] if api is not None else store.get_bytes(cid, max_size=GLOBAL_MODEL_MAX_BYTES)
     tensors, metadata = load_weights(data)
-    spec = round_spec(fetch_spec(market, pid, store, api), metadata)  # the aggregator's schedule, if any
+    spec = round_spec(fetch_spec(market, pid, store, api, cfg.specCid), metadata)  # the aggregator's schedule, if any
     return RoundContext(round=round_, spec=spec, global_cid=cid, global_weights=tensors)
 
 

@@ -59,8 +59,13 @@ def get_project(project: ProjectInfo = Depends(existing_project)) -> ProjectOut:
 def get_model(project: ProjectInfo = Depends(existing_project), ctx: ApiContext = Depends(get_context)) -> Response:
     """The current global model. Check the bytes against the CID on-chain before you use them."""
     cid = current_model_cid(ctx, project)
-    return Response(ctx.store.get_bytes(cid), media_type="application/octet-stream",
-                    headers={CID_HEADER: cid, "ETag": f'"{cid}"', "Cache-Control": "no-cache"})
+    return _content(ctx.store.get_bytes(cid), cid, "application/octet-stream")
+
+
+def _content(data: bytes, cid: str, media_type: str) -> Response:
+    """Stored bytes with their CID, for the client to check; revalidated on every use, since a
+    project id can name another project after a dev chain restarts."""
+    return Response(data, media_type=media_type, headers={CID_HEADER: cid, "ETag": f'"{cid}"', "Cache-Control": "no-cache"})
 
 
 @router.get("/{project_id}/spec", response_class=Response, responses={
@@ -74,6 +79,4 @@ def get_spec(project: ProjectInfo = Depends(existing_project), ctx: ApiContext =
     CID on-chain: check them before you use them."""
     from backend.project import SPEC_MAX_BYTES
 
-    cid = project.spec_cid
-    return Response(ctx.store.get_bytes(cid, max_size=SPEC_MAX_BYTES), media_type="application/json",
-                    headers={CID_HEADER: cid, "ETag": f'"{cid}"', "Cache-Control": "no-cache"})
+    return _content(ctx.store.get_bytes(project.spec_cid, max_size=SPEC_MAX_BYTES), project.spec_cid, "application/json")
