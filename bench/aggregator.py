@@ -223,8 +223,12 @@ def _robust_run(job: tuple[str, int, int, bool]) -> dict:
     if _WORKER_SETUP is None:
         torch.set_num_threads(_env_int("MERIT_BENCH_THREADS", 1))
         _WORKER_SETUP = Setup()
+    return _run_job(_WORKER_SETUP, job)
+
+
+def _run_job(setup: Setup, job: tuple[str, int, int, bool]) -> dict:
     kind, seed, rounds, skew = job
-    return run_merit(_WORKER_SETUP, None if kind == "none" else kind, seed, rounds, AggregatorConfig(), skew)
+    return run_merit(setup, None if kind == "none" else kind, seed, rounds, AggregatorConfig(), skew)
 
 
 def _run_plan(setup: Setup, plan: list[tuple[str, int, int, bool]], jobs: int) -> dict[str, list[dict]]:
@@ -237,9 +241,7 @@ def _run_plan(setup: Setup, plan: list[tuple[str, int, int, bool]], jobs: int) -
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             done = list(pool.map(_robust_run, plan))
     else:
-        config = AggregatorConfig()
-        done = [run_merit(setup, None if kind == "none" else kind, s, rounds, config, skew)
-                for kind, s, rounds, skew in plan]
+        done = [_run_job(setup, job) for job in plan]
     runs: dict[str, list[dict]] = {}
     for result in done:
         runs.setdefault(result["attack"], []).append(result)
@@ -442,7 +444,7 @@ class BaselineWorker:
 
 def run_plain(setup: Setup, attack: str | None, seed: int, rounds: int, aggregate: Callable[[np.ndarray], np.ndarray]) -> float:
     kinds = _kinds(attack)
-    shards = partition_iid(len(setup.yt), N_TRAINERS, seed)
+    shards = _shards(setup, seed, skew=False)  # the same shards as run_merit's IID runs
     g = initial_weights(setup.spec, seed)
     for rnd in range(rounds):
         stack = np.stack([flatten_np(u, setup.layout) for u in _round_updates(setup, g, shards, kinds, seed, rnd)])
