@@ -30,6 +30,7 @@ from backend.chain.client import MarketClient
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
 from backend.errors import ChainError, IntegrityError, MeritError, StorageError
+from backend.limits import GLOBAL_MODEL_MAX_BYTES
 from backend.storage.store import atomic_output
 
 STATE_SCHEMA = "merit.aggregator-state/1"
@@ -214,7 +215,7 @@ class AggregatorNode:
         missing = sum(1 for _, _, b in blobs if b is None)
         timings["fetch"] = time.perf_counter() - t0
         self.log(f"round {r}: fetched {len(blobs) - missing}/{len(blobs)}; validating, detecting, scoring, aggregating")
-        base_bytes = self.store.get_bytes(base_cid, max_size=1 << 31)
+        base_bytes = self.store.get_bytes(base_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
         with self.busy(f"round {r}: validating, detecting, scoring {len(blobs)} updates, aggregating"):
             outcome = run_round(self.spec, base_bytes, blobs, self.validation, self.config, project_id=self.pid,
                                 round=r, global_cid=base_cid, executor=self.executor)

@@ -47,6 +47,7 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
     from aggregator.round import WEIGHT_SCALE, run_round
     from backend.models.serialization import load_weights
     from backend.models.spec import SCHEDULE_METADATA_KEYS
+    from backend.limits import GLOBAL_MODEL_MAX_BYTES
     from backend.project import aggregator_config_of, fetch_model_spec, load_validation
     from backend.storage import is_cid_of
 
@@ -73,7 +74,7 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
             problems.append("the report's weights/flags differ from those posted on-chain")
         if report.get("parameters") != json.loads(config.model_dump_json()):
             problems.append("the report declares parameters other than the project's aggregator configuration")
-        base = store.get_bytes(rec.base_model_cid, max_size=1 << 31)
+        base = store.get_bytes(rec.base_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
         blobs = [(addr, cid, _fetch_or_none(store, cid, config.max_update_bytes)) for addr, cid in rec.submissions]
         outcome = run_round(spec, base, blobs, validation, config, project_id=pid, round=rec.round,
                             global_cid=rec.base_model_cid)
@@ -88,7 +89,7 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
                                   "recomputed": outcome.weights[i]})
 
         if not is_cid_of(outcome.global_weights, rec.global_model_cid):
-            posted = store.get_bytes(rec.global_model_cid, max_size=1 << 31)
+            posted = store.get_bytes(rec.global_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
             a, meta_a = load_weights(posted)
             b, meta_b = load_weights(outcome.global_weights)
             for key in SCHEDULE_METADATA_KEYS:  # the schedule's output must match exactly

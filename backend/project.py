@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from web3 import Web3
 
 from backend.chain.types import ETH, MAX_TRAINERS, ProjectConfig
+from backend.limits import SPEC_MAX_BYTES
 from backend.errors import ConfigError
 from backend.storage.store import atomic_output
 
@@ -226,9 +227,6 @@ def model_spec_of(spec: ProjectSpecFile, initial_cid: str = ""):
     hyper["aggregator"] = json.loads(AggregatorConfig(**spec.aggregator_config).model_dump_json())
     return ModelSpec(arch=spec.model.arch, input_shape=tuple(spec.model.input_shape), num_classes=spec.model.num_classes,
                      hyperparams=Hyperparams(**hyper), initial_weights=initial_cid)
-
-
-SPEC_MAX_BYTES = 1 << 20  # a model spec is a small JSON document; a larger one is refused unread
 
 
 def fetch_model_spec(store, spec_cid: str):

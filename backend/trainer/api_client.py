@@ -14,10 +14,10 @@ from eth_account.signers.local import LocalAccount
 
 from backend.api.signing import sign_request
 from backend.errors import IntegrityError, MeritError
+from backend.limits import GLOBAL_MODEL_MAX_BYTES, SPEC_MAX_BYTES
 from backend.storage import is_cid_of
 
 CID_HEADER = "X-Merit-CID"
-GLOBAL_MODEL_MAX_BYTES = 1 << 31  # the largest global model a trainer downloads, from the API or storage
 
 
 class ApiRequestError(MeritError):
@@ -79,8 +79,6 @@ class ApiClient:
     def spec(self, project_id: int, expected_cid: str | None = None) -> tuple[bytes, str]:
         """The project's model spec (JSON bytes, as stored) and its CID, checked against each other
         and, with ``expected_cid`` (the spec CID on-chain), against the chain."""
-        from backend.project import SPEC_MAX_BYTES
-
         return _verified(*self._get_capped(f"/v1/projects/{int(project_id)}/spec", "model spec", SPEC_MAX_BYTES),
                          "model spec", expected_cid)
 

@@ -15,7 +15,7 @@ from backend.chain.client import MarketClient
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
 from backend.errors import ConfigError, MeritError
-from backend.trainer.api_client import GLOBAL_MODEL_MAX_BYTES
+from backend.limits import GLOBAL_MODEL_MAX_BYTES
 
 Log = Callable[[str], None]
 

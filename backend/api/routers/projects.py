@@ -10,6 +10,7 @@ from backend.api.chain_view import ProjectInfo
 from backend.api.context import ApiContext, get_context
 from backend.api.errors import ApiError
 from backend.api.schemas import ProjectId, ProjectList, ProjectOut, error_responses
+from backend.limits import SPEC_MAX_BYTES
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
 
@@ -77,6 +78,4 @@ def get_spec(project: ProjectInfo = Depends(existing_project), ctx: ApiContext =
     """The project's model spec: architecture, input shape, classes, hyper-parameters and the
     aggregator's configuration. The bytes are served exactly as stored, so they hash to the spec
     CID on-chain: check them before you use them."""
-    from backend.project import SPEC_MAX_BYTES
-
     return _content(ctx.store.get_bytes(project.spec_cid, max_size=SPEC_MAX_BYTES), project.spec_cid, "application/json")
