@@ -204,6 +204,10 @@ class _Claims:
                 self._kept.clear()
 
 
+def _store_closed() -> StorageError:
+    return StorageError("the store was closed while adding", "retry the add")
+
+
 class _WriteBehind:
     """Run ``write(cid, block)`` on a shared pool's threads, at most ``2 * workers`` blocks of this add
     in flight, which bounds memory and lets :meth:`finish` wait for exactly this add's blocks. A block
@@ -230,7 +234,7 @@ class _WriteBehind:
             future = self._pool.submit(self._run, cid, block)
         except RuntimeError:  # the pool is shut down: the store was closed under this add
             self._settle(None)
-            raise StorageError("the store was closed while adding", "retry the add") from None
+            raise _store_closed() from None
         future.add_done_callback(self._settle)
 
     def _run(self, cid: bytes, block: bytes) -> None:
@@ -240,8 +244,7 @@ class _WriteBehind:
     def _settle(self, future) -> None:
         error = None
         if future is not None:
-            error = (StorageError("the store was closed while adding", "retry the add") if future.cancelled()
-                     else future.exception())
+            error = _store_closed() if future.cancelled() else future.exception()
         with self._done:
             self._pending -= 1
             if error is not None and self._error is None:
