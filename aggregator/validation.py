@@ -6,13 +6,13 @@ failure comes back as ``ValidationResult(ok=False, reason=..., checks=...)``.
 """
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass, field
 
 import torch
 
+from backend import safe_json
 from backend.models.vectors import Layout
 
 # safetensors dtype names and their sizes in bytes
@@ -23,6 +23,7 @@ TORCH_TO_ST = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16",
                torch.bool: "BOOL"}
 
 MAX_HEADER_BYTES = 1 << 20  # a model with thousands of tensors fits in far less
+HEADER_MAX_DEPTH = 3  # {name: {"shape": [..]}}: anything deeper is not a safetensors header
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_ABS = 1e4  # no sane weight delta is this large; it overflows float16 and poisons means
 
@@ -137,9 +138,9 @@ def _parse_safetensors_header(data: bytes) -> tuple[dict | None, str]:
     if not raw.lstrip().startswith(b"{"):
         return None, "header is not a JSON object; not safetensors"
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        return None, f"header is not valid JSON: {exc}"
+        header = safe_json.loads(raw, what="header", max_depth=HEADER_MAX_DEPTH)
+    except safe_json.UntrustedJSONError as exc:
+        return None, str(exc)
     if not isinstance(header, dict):
         return None, "header is not a JSON object"
     body = len(data) - 8 - header_len

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aggregator.report import ReportError, fetch_report
 from backend.chain.history import round_history
 from backend.errors import ConfigError, StorageError
 
@@ -69,10 +70,14 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
     verdicts = []
     for rec in history:
         problems, differing = [], []
-        report = json.loads(store.get_bytes(rec.report_cid, max_size=64 << 20))
-        if report.get("weights") != rec.weights or report.get("flags") != rec.flags:
+        try:
+            report = fetch_report(store, rec.report_cid)
+        except (ReportError, StorageError) as exc:
+            problems.append(f"the posted report cannot be read: {exc}")
+            report = {}
+        if report and (report["weights"] != rec.weights or report["flags"] != rec.flags):
             problems.append("the report's weights/flags differ from those posted on-chain")
-        if report.get("parameters") != json.loads(config.model_dump_json()):
+        if report and report.get("parameters") != json.loads(config.model_dump_json()):
             problems.append("the report declares parameters other than the project's aggregator configuration")
         base = store.get_bytes(rec.base_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
         blobs = [(addr, cid, _fetch_or_none(store, cid, config.max_update_bytes)) for addr, cid in rec.submissions]
@@ -89,14 +94,19 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
                                   "recomputed": outcome.weights[i]})
 
         if not is_cid_of(outcome.global_weights, rec.global_model_cid):
-            posted = store.get_bytes(rec.global_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
-            a, meta_a = load_weights(posted)
+            try:
+                a, meta_a = load_weights(store.get_bytes(rec.global_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES))
+            except (ConfigError, StorageError) as exc:
+                problems.append(f"the posted model cannot be read: {exc}")
+                a, meta_a = None, {}
             b, meta_b = load_weights(outcome.global_weights)
             for key in SCHEDULE_METADATA_KEYS:  # the schedule's output must match exactly
                 if meta_a.get(key, "") != meta_b.get(key, ""):
                     problems.append(f"the posted model's {key} metadata {meta_a.get(key, '')!r} differs from the "
                                     f"recomputed {meta_b.get(key, '')!r}")
-            if set(a) != set(b):
+            if a is None:
+                pass
+            elif set(a) != set(b):
                 problems.append("the posted model has different tensors from the recomputed one")
             else:
                 diff = max(float(np.max(np.abs(a[k].double().numpy() - b[k].double().numpy()))) if a[k].numel() else 0.0

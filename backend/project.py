@@ -39,6 +39,7 @@ from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from web3 import Web3
 
+from backend import safe_json
 from backend.chain.types import ETH, MAX_TRAINERS, ProjectConfig
 from backend.limits import SPEC_MAX_BYTES
 from backend.errors import ConfigError
@@ -180,7 +181,9 @@ def load_spec_file(path: str | Path) -> ProjectSpecFile:
         raise ConfigError(f"{path} is not a text file; the spec is YAML or JSON",
                           "pass the project.yaml that `merit project example` wrote") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = safe_json.loads(text, what=str(path)) if path.suffix == ".json" else yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path} nests too deeply to be a project spec") from None
     except (ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
     if not isinstance(data, dict):
@@ -233,7 +236,7 @@ def fetch_model_spec(store, spec_cid: str):
     """A project's model spec, read (and verified) from storage by its on-chain CID."""
     from backend.models.spec import ModelSpec
 
-    return ModelSpec.from_json(store.get_bytes(spec_cid, max_size=SPEC_MAX_BYTES))
+    return ModelSpec.from_json(store.get_bytes(spec_cid, max_size=SPEC_MAX_BYTES), f"model spec {spec_cid}")
 
 
 def aggregator_config_of(model_spec):

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.providers.rpc import HTTPProvider
 
+from backend import safe_json
 from backend.errors import ChainError
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -107,11 +109,26 @@ def embedded_chain(accounts: int = DEV_ACCOUNTS) -> Chain:
     return Chain(w3=Web3(EthereumTesterProvider(tester)), kind="embedded", _tester=tester)
 
 
+class BoundedHTTPProvider(HTTPProvider):
+    """web3's HTTP provider, but an answer nested deeper than any JSON-RPC result is refused before
+    Python's JSON parser can recurse through it (a hostile node could otherwise crash the process)."""
+
+    @staticmethod
+    def decode_rpc_response(raw_response: bytes):
+        depth = safe_json.nesting_depth(raw_response)
+        if depth > safe_json.MAX_DEPTH:
+            raise ChainError(f"the JSON-RPC node answered with JSON nested {depth} levels deep; refusing it",
+                             "point --chain at a node you trust")
+        return HTTPProvider.decode_rpc_response(raw_response)
+
+
 def rpc_chain(url: str, timeout: float = 30.0) -> Chain:
     """Connect to a JSON-RPC node, failing with a message that says what to do."""
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    w3 = Web3(BoundedHTTPProvider(url, request_kwargs={"timeout": timeout}))
     try:
         w3.eth.chain_id
+    except ChainError:
+        raise
     except Exception as exc:
         raise ChainError(f"cannot reach a JSON-RPC node at {url} ({type(exc).__name__})",
                          "start one with `merit chain up`, or pass the right --chain URL") from exc

@@ -54,15 +54,14 @@ def list_(chain: str = CHAIN, market: str = MARKET) -> None:
 
 def _report(store, cid: str | None) -> dict | None:
     """A round report from storage, or None if it cannot be had (status still shows the chain's view)."""
-    import json
-
+    from aggregator.report import ReportError, fetch_report
     from backend.errors import StorageError
 
     if not cid or store is None:
         return None
     try:
-        return json.loads(store.get_bytes(cid, max_size=64 << 20))
-    except (StorageError, ValueError):
+        return fetch_report(store, cid)
+    except (StorageError, ReportError):
         return None
 
 

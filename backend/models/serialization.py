@@ -49,10 +49,12 @@ def _canonical_safetensors(tensors: Mapping[str, torch.Tensor], metadata: Mappin
 
 
 def load_weights(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Parse safetensors bytes from a trusted source (our own store). Updates from strangers go
-    through ``aggregator.validation`` first."""
-    import json
+    """Parse safetensors bytes of a model (a global model posted on-chain, initial weights). Its
+    header is parsed with bounded depth, since whoever posted it may be hostile; updates from
+    strangers go through ``aggregator.validation``, which checks far more."""
     import struct
+
+    from backend import safe_json
 
     if len(data) < 8:
         raise ConfigError("weights file is truncated", "expected safetensors bytes")
@@ -60,8 +62,13 @@ def load_weights(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if header_len > len(data) - 8:
         raise ConfigError("weights file is truncated or not safetensors")
     try:
-        header = json.loads(data[8:8 + header_len])
+        header = safe_json.loads(data[8:8 + header_len], what="weights file header", max_depth=3)
+        if not isinstance(header, dict):
+            raise ValueError("its header is not a JSON object")
+        metadata = header.get("__metadata__", {}) or {}
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise ValueError("its metadata does not map names to strings")
         tensors = _st_load(bytes(data))
     except Exception as exc:  # safetensors raises its own error types
         raise ConfigError(f"weights file is not valid safetensors: {exc}") from None
-    return tensors, dict(header.get("__metadata__", {}) or {})
+    return tensors, dict(metadata)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class Hyperparams(BaseModel):
@@ -43,8 +43,18 @@ class ModelSpec(BaseModel):
         return self.model_dump_json()
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "ModelSpec":
-        return cls.model_validate_json(text)
+    def from_json(cls, text: str | bytes, source: str = "model spec") -> "ModelSpec":
+        """Parse a spec someone else wrote (pydantic's Rust parser bounds the nesting depth);
+        ``ConfigError`` naming the first problem if it is not one."""
+        from backend.errors import ConfigError
+
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first.get("loc", ())) or "the document"
+            raise ConfigError(f"{source} is not a valid Merit model spec: {where}: {first.get('msg', exc)}"[:500],
+                              "the project's owner pinned a spec Merit cannot read") from None
 
 
 ROUND_HYPERPARAMS_KEY = "hyperparams"
@@ -65,10 +75,11 @@ def round_spec(spec: ModelSpec, metadata: dict[str, str] | None) -> ModelSpec:
     raw = (metadata or {}).get(ROUND_HYPERPARAMS_KEY, "")
     if not raw:
         return spec
+    from backend import safe_json
     from backend.errors import ConfigError
     try:
-        overrides = json.loads(raw)
-    except json.JSONDecodeError:
+        overrides = safe_json.loads(raw, what="hyper-parameter metadata", max_bytes=4096)
+    except safe_json.UntrustedJSONError:
         overrides = None
     if not isinstance(overrides, dict) or set(overrides) - set(ADJUSTABLE):
         raise ConfigError(f"the global model's '{ROUND_HYPERPARAMS_KEY}' metadata is not a JSON object of "

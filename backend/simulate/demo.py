@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aggregator.report import fetch_report
 from backend.errors import ConfigError
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
 
@@ -225,7 +226,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
 
 def _round_record(market, store, pid, r, role_of, spec, validation, aggregation_seconds, gas, evaluate) -> dict:
     info = market.round(pid, r)
-    report = json.loads(store.get_bytes(info.report_cid, max_size=64 << 20))
+    report = fetch_report(store, info.report_cid)
     model = store.get_bytes(info.global_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
     accuracy, loss = evaluate(spec, model, *validation)
     from backend.chain.history import round_history

@@ -13,13 +13,14 @@ Nothing the node says is trusted:
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import BinaryIO
 
 import httpx
+
+from backend import safe_json
 from backend.errors import IntegrityError, StorageError
 from backend.storage.cids import BlockRef, format_cid, parse_cid
 from backend.storage.store import (DEFAULT_CID_VERSION, BlockNotFoundError, Store, check_cid_version, disk_error,
@@ -90,7 +91,7 @@ class KuboStore(Store):
         """Kubo's error body is ``{"Message": ..., "Code": 0, "Type": "error"}``; read at most 64 KiB of it."""
         text = _read_capped(response, 65536)[0].decode("utf-8", "replace")
         try:
-            message = str(json.loads(text).get("Message") or text)
+            message = str(safe_json.loads(text, what="Kubo's error").get("Message") or text)
         except (ValueError, AttributeError):
             message = text[:200].strip()
         cls = BlockNotFoundError if "not found" in message.lower() else StorageError
@@ -101,7 +102,7 @@ class KuboStore(Store):
         if self._version is None:
             body = self._post("version", limit=1 << 20)
             try:
-                self._version = str(json.loads(body)["Version"])
+                self._version = str(safe_json.loads(body, what="Kubo's version")["Version"])
             except (ValueError, KeyError, TypeError):
                 raise StorageError(f"{self.url} answered /api/v0/version, but not as Kubo does",
                                    "point --ipfs at a Kubo RPC API (port 5001 by default)") from None
@@ -134,7 +135,7 @@ class KuboStore(Store):
         added = None
         for line in body.decode("utf-8", "replace").splitlines():
             try:
-                entry = json.loads(line)
+                entry = safe_json.loads(line, what="Kubo's add answer")
             except ValueError:
                 continue
             if isinstance(entry, dict) and entry.get("Hash"):

@@ -146,3 +146,30 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
     verdicts = verify_project(owner, store, pid, validation=node.validation)
     assert verdicts[0].ok and not verdicts[1].ok
     assert any("hyperparams metadata" in p for p in verdicts[1].problems), verdicts[1].problems
+
+
+def test_a_poison_update_is_flagged_malformed_and_the_round_goes_on(project):
+    """An update whose safetensors header nests 100,000 deep once segfaulted every aggregator that
+    fetched it (and `merit verify`): it must cost its sender a flag, nothing more."""
+    import struct
+
+    chain, owner, store, pid, trainers, files, tmp_path = project
+    node = _node(owner, store, pid, files, tmp_path)
+    node.step()  # bond
+    node.step()  # start
+    ctx = load_round(owner, pid, 0, store=store)
+    for i, t in enumerate(trainers[:2]):
+        X, y = load_trainer_data(files[2 + i], ctx.spec)
+        t.submit_update(pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
+    header = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    trainers[2].submit_update(pid, 0, store.add_bytes(struct.pack("<Q", len(header)) + header))
+    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+    assert "posted" in node.step()
+    weights, flags = owner.result(pid, 0)
+    assert flags == 0b100 and weights[2] == 0 and weights[0] + weights[1] > 0
+    report = json.loads(store.get_bytes(owner.round(pid, 0).report_cid))
+    poison = report["trainers"][2]
+    assert poison["reason"] == "malformed" and "nests 100001 levels deep" in poison["detail"]
+    from aggregator.verify import verify_project
+    [verdict] = verify_project(owner, store, pid, validation=node.validation)
+    assert verdict.ok, verdict

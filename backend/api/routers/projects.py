@@ -1,11 +1,10 @@
 """Projects: the list, one project, its model spec and its current global model."""
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from backend import safe_json
 from backend.api.chain_view import ProjectInfo
 from backend.api.context import ApiContext, get_context
 from backend.api.errors import ApiError
@@ -30,9 +29,9 @@ def current_model_cid(ctx: ApiContext, project: ProjectInfo) -> str:
     if project.global_model_cid:
         return project.global_model_cid
     try:
-        spec = json.loads(ctx.store.get_bytes(project.spec_cid))
+        spec = safe_json.loads(ctx.store.get_bytes(project.spec_cid, max_size=SPEC_MAX_BYTES), what="model spec")
         return str(spec["initial_weights"])
-    except (ValueError, KeyError, TypeError):
+    except (safe_json.UntrustedJSONError, KeyError, TypeError):
         raise ApiError(404, "model_not_found", f"project {project.project_id} has no global model yet") from None
 
 
