@@ -53,6 +53,7 @@ class PublishedRound:
     flags: int
     posted: bool = False
     timings: dict[str, float] | None = None
+    post_gas: int | None = None  # saved beside the round once posted; read back when a round is re-aggregated
 
 
 class FaultInjected(SystemExit):

@@ -1,4 +1,6 @@
-"""Anvil, the development node, started from the project's npm dependencies (``@foundry-rs/anvil``)."""
+"""Development nodes started from the project's npm dependencies: Anvil (``@foundry-rs/anvil``,
+Cancun, the default) and Ganache (``ganache`` 7.9.2, which stops at Shanghai and so runs Merit's
+Shanghai build). Both get the same funded dev accounts (the test mnemonic) and persist their state."""
 from __future__ import annotations
 
 import signal
@@ -22,6 +24,16 @@ def anvil_binary() -> Path:
     return path
 
 
+ENGINES = ("anvil", "ganache")
+
+
+def ganache_binary() -> Path:
+    path = ROOT / "node_modules" / ".bin" / "ganache"
+    if not path.exists():
+        raise ChainError(f"Ganache is not installed at {path}", f"run `npm ci` in {ROOT} (or `make setup`)")
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -36,6 +48,19 @@ def anvil_command(port: int, state: Path | None = None, host: str = "127.0.0.1",
         cmd += ["--state", str(state)]
     if block_time:
         cmd += ["--block-time", str(block_time)]
+    return cmd
+
+
+def ganache_command(port: int, state: Path | None = None, host: str = "127.0.0.1", block_time: float | None = None,
+                    hardfork: str = "shanghai") -> list[str]:
+    """Ganache with Anvil's accounts and balances; ``state`` is a directory (its database)."""
+    cmd = [str(ganache_binary()), "--server.host", host, "--server.port", str(port), "--wallet.mnemonic", DEV_MNEMONIC,
+           "--wallet.totalAccounts", str(DEV_ACCOUNTS), "--wallet.defaultBalance", "1000000",
+           "--chain.hardfork", hardfork, "--logging.quiet"]
+    if state is not None:
+        cmd += ["--database.dbPath", str(state)]
+    if block_time:
+        cmd += ["--miner.blockTime", str(block_time)]
     return cmd
 
 
@@ -55,26 +80,34 @@ def _parent_death_signal() -> Callable[[], None] | None:
     return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-class AnvilProcess:
-    """A context manager that runs Anvil on a port (a free one by default) and stops it afterwards."""
+class DevNodeProcess:
+    """A context manager that runs a development node on a port (a free one by default) and stops it
+    afterwards. ``engine`` is "anvil" or "ganache"; ``hardfork`` defaults to the newest it runs."""
+
+    engine = "anvil"
 
     def __init__(self, port: int | None = None, state: Path | None = None, host: str = "127.0.0.1",
-                 block_time: float | None = None, hardfork: str = "cancun"):
+                 block_time: float | None = None, hardfork: str | None = None):
         self.port = port or free_port()
         self.host = host
         self.state = state
         self.block_time = block_time
-        self.hardfork = hardfork
+        self.hardfork = hardfork or ("cancun" if self.engine == "anvil" else "shanghai")
         self.proc: subprocess.Popen | None = None
+        self.name = self.engine.capitalize()
+
+    def command(self) -> list[str]:
+        build = anvil_command if self.engine == "anvil" else ganache_command
+        return build(self.port, self.state, self.host, self.block_time, self.hardfork)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "AnvilProcess":
-        with tempfile.TemporaryFile() as log:  # Anvil's stderr: read back only to explain a failed start
-            self.proc = subprocess.Popen(anvil_command(self.port, self.state, self.host, self.block_time, self.hardfork),
-                                         stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_parent_death_signal())
+    def start(self) -> "DevNodeProcess":
+        with tempfile.TemporaryFile() as log:  # the node's stderr: read back only to explain a failed start
+            self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log,
+                                         preexec_fn=_parent_death_signal())
             try:
                 wait_for_rpc(self.url, timeout=30, alive=lambda: self.proc is not None and self.proc.poll() is None)
             except ChainError:
@@ -84,18 +117,18 @@ class AnvilProcess:
                     raise
                 log.seek(0)
                 said = " ".join(log.read()[-400:].decode(errors="replace").split())
-                raise ChainError(f"Anvil exited with code {code} while starting on {self.url}: {said or 'no message'}",
+                raise ChainError(f"{self.name} exited with code {code} while starting on {self.url}: {said or 'no message'}",
                                  "is the port already in use? pick another with --port") from None
         if self.proc.poll() is not None:  # what answered was another node on that port
             code = self.proc.returncode
             self.proc = None
-            raise ChainError(f"Anvil exited with code {code} while starting, but something else answers on {self.url}",
+            raise ChainError(f"{self.name} exited with code {code} while starting, but something else answers on {self.url}",
                              "another node holds that port; pick another with --port")
         return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM lets Anvil write --state
+            self.proc.terminate()  # SIGTERM lets the node save its state
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -103,8 +136,23 @@ class AnvilProcess:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> "AnvilProcess":
+    def __enter__(self) -> "DevNodeProcess":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class AnvilProcess(DevNodeProcess):
+    engine = "anvil"
+
+
+class GanacheProcess(DevNodeProcess):
+    engine = "ganache"
+
+
+def dev_node(engine: str, **kwargs) -> DevNodeProcess:
+    """A development node of ``engine`` ("anvil" or "ganache"), not yet started."""
+    if engine not in ENGINES:
+        raise ChainError(f"unknown chain engine {engine!r}", f"use one of: {', '.join(ENGINES)}")
+    return (AnvilProcess if engine == "anvil" else GanacheProcess)(**kwargs)

@@ -35,6 +35,7 @@ class Deployment:
     deployer: str
     source_hash: str
     test_token: str | None = None
+    evm: str = "cancun"  # which build was deployed (backend.chain.compile.EVM_BUILDS)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2) + "\n"
@@ -92,13 +93,17 @@ class _Contract:
         return self.tx.send(getattr(self.contract.functions, name)(*args), signer, name, value=value)
 
     @classmethod
-    def _deploy(cls, chain: Chain, account: LocalAccount, *ctor_args: Any) -> tuple[Any, Receipt]:
-        art = load_artifact(cls.artifact_name)
+    def _deploy(cls, chain: Chain, account: LocalAccount, *ctor_args: Any, evm: str | None = None) -> tuple[Any, Receipt]:
+        """Deploy the build for ``evm`` (default: the newest build the chain runs)."""
+        evm = evm or evm_build(chain)
+        art = load_artifact(cls.artifact_name, evm)
         factory = chain.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
         transactor = Transactor(chain, ErrorDecoder(art["abi"]))
         receipt = transactor.send(factory.constructor(*ctor_args), account, f"deploy {cls.artifact_name}")
         address = receipt.raw["contractAddress"]
-        return cls(chain, address, account, transactor), receipt
+        client = cls(chain, address, account, transactor)
+        client.artifact = art
+        return client, receipt
 
 
 class TestToken(_Contract):
@@ -121,28 +126,32 @@ class TestToken(_Contract):
         return self._send("approve", Web3.to_checksum_address(spender), amount, account=account)
 
 
-# Init code that runs TSTORE, TLOAD and MCOPY, then stops. The Marketplace is compiled for Cancun:
-# OpenZeppelin's ReentrancyGuardTransient uses transient storage and solc copies memory with MCOPY.
-CANCUN_PROBE = "0x600160005d60005c506000600060005e00"
+# Init code that uses each build's newest opcodes, then stops: TSTORE, TLOAD and MCOPY for Cancun
+# (OpenZeppelin's transient guard, solc's memory copies); PUSH0 for Shanghai.
+EVM_PROBES = {"cancun": "0x600160005d60005c506000600060005e00", "shanghai": "0x5f5f5000"}
 
 
-def require_cancun(chain: Chain) -> None:
-    """Refuse, with what to do, a chain whose EVM predates Cancun: the Marketplace would deploy
-    there and then fail on its first guarded call ("invalid opcode"). A node that cannot run even
-    an empty call is left to fail on its own terms."""
-    try:
-        chain.w3.eth.call({"data": CANCUN_PROBE})
-        return
-    except Exception as exc:  # each node words it differently: "invalid opcode", "NotActivated"
-        error = (getattr(exc, "rpc_response", None) or {}).get("error")
-        reason = str(error.get("message", error)) if isinstance(error, dict) else str(exc)
+def evm_build(chain: Chain) -> str:
+    """The newest of Merit's builds (``EVM_BUILDS``) that ``chain`` runs, found by running a few
+    opcodes in an ``eth_call``. A chain older than every build is refused with what to do; a node that
+    cannot run even an empty call gets the newest build and fails on its own terms."""
+    from backend.chain.compile import EVM_BUILDS
+
+    reason = ""
+    for evm in EVM_BUILDS:
+        try:
+            chain.w3.eth.call({"data": EVM_PROBES[evm]})
+            return evm
+        except Exception as exc:  # each node words it differently: "invalid opcode", "NotActivated"
+            error = (getattr(exc, "rpc_response", None) or {}).get("error")
+            reason = str(error.get("message", error)) if isinstance(error, dict) else str(exc)
     try:
         chain.w3.eth.call({"data": "0x00"})
     except Exception:
-        return
-    raise ChainError(f"the chain at {chain.url or chain.kind} does not run Cancun opcodes (transient storage, MCOPY): {reason[:120]}",
-                     "Merit's Marketplace needs a Cancun EVM. Ganache 7 stops at Shanghai: use Anvil (`merit chain up`), "
-                     "Hardhat 2.22+, geth, or start the node with its Cancun hardfork")
+        return EVM_BUILDS[0]
+    raise ChainError(f"the chain at {chain.url or chain.kind} runs neither Cancun nor Shanghai opcodes: {reason[:120]}",
+                     "Merit's contracts need Shanghai or newer: use Anvil (`merit chain up`), Ganache 7.9 "
+                     "(`merit chain up --engine ganache`), Hardhat, geth, or start the node with a newer hardfork")
 
 
 class MarketClient(_Contract):
@@ -151,7 +160,6 @@ class MarketClient(_Contract):
     # ---------------------------------------------------------------- construction
     @classmethod
     def deploy(cls, chain: Chain, account: LocalAccount) -> "MarketClient":
-        require_cancun(chain)
         client, receipt = cls._deploy(chain, account)
         client.deploy_receipt = receipt
         return client
@@ -165,7 +173,8 @@ class MarketClient(_Contract):
         return Deployment(chain_id=self.chain.chain_id, marketplace=self.address,
                           block=receipt.block_number if receipt else 0,
                           deployer=self.account.address if self.account else "",
-                          source_hash=self.artifact["sourceHash"])
+                          source_hash=self.artifact["sourceHash"],
+                          evm=self.artifact["compiler"]["settings"]["evmVersion"])
 
     # ---------------------------------------------------------------- asset handling
     def _pay(self, asset: str, amount: int, signer: LocalAccount | None) -> int:

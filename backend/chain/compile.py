@@ -5,6 +5,15 @@ Artifacts (ABI, bytecode, and the hash of the sources they came from) live in
 fails when they are stale. Regenerate with ``make artifacts`` (``python -m backend.chain.compile --write``).
 
 Settings match ``foundry.toml`` so forge tests, gas benchmarks and the product use one bytecode.
+
+Two builds of the same sources are kept, one per EVM that chains run today:
+
+- ``cancun`` (``artifacts/*.json``): what forge tests; OpenZeppelin's transient-storage reentrancy
+  guard (TSTORE/TLOAD) and MCOPY;
+- ``shanghai`` (``artifacts/shanghai/*.json``): for chains that stop at Shanghai, Ganache 7 among
+  them. The only source change is the guard: ``ReentrancyGuardTransient`` is compiled as OpenZeppelin's
+  storage-slot ``ReentrancyGuard`` under the same name, so every contract keeps its code; solc emits
+  no Cancun opcode for ``evmVersion: shanghai``. The guard costs more gas there (``bench/gas``).
 """
 from __future__ import annotations
 
@@ -27,6 +36,27 @@ SETTINGS = {
     "evmVersion": "cancun",
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]}},
 }
+EVM_BUILDS = ("cancun", "shanghai")
+"""The EVM versions Merit ships a build for, newest first (deploy takes the first a chain runs)."""
+TRANSIENT_GUARD_UNIT = "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol"
+STORAGE_GUARD_SHIM = """// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+
+/// @dev Merit's Shanghai build: the transient guard's name and modifiers on OpenZeppelin's storage guard.
+abstract contract ReentrancyGuardTransient is ReentrancyGuard {}
+"""
+
+
+def build_settings(evm: str = "cancun") -> dict:
+    if evm not in EVM_BUILDS:
+        raise ValueError(f"no {evm!r} build; builds: {', '.join(EVM_BUILDS)}")
+    return {**SETTINGS, "evmVersion": evm}
+
+
+def artifacts_dir(evm: str = "cancun") -> Path:
+    return ARTIFACTS if evm == "cancun" else ARTIFACTS / evm
 _IMPORT = re.compile(r'^\s*import\s+(?:[^"\']*from\s+)?["\']([^"\']+)["\']', re.M)
 
 
@@ -51,8 +81,9 @@ def _normpath(path: str) -> str:
     return "/".join(parts)
 
 
-def collect_sources() -> dict[str, str]:
-    """Every product source plus, transitively, what it imports (OpenZeppelin from node_modules)."""
+def collect_sources(evm: str = "cancun") -> dict[str, str]:
+    """Every product source plus, transitively, what it imports (OpenZeppelin from node_modules);
+    for a pre-Cancun build, the storage guard stands in for the transient one."""
     sources: dict[str, str] = {}
     todo = [(str(p.relative_to(ROOT)), p) for p in _product_sources()]
     while todo:
@@ -62,26 +93,27 @@ def collect_sources() -> dict[str, str]:
         if not path.exists():
             hint = "run `npm ci`" if unit.startswith("@") else "check the import path"
             raise FileNotFoundError(f"solidity import {unit!r} not found at {path} ({hint})")
-        text = path.read_text()
+        text = STORAGE_GUARD_SHIM if unit == TRANSIENT_GUARD_UNIT and evm != "cancun" else path.read_text()
         sources[unit] = text
         for name in _IMPORT.findall(text):
             todo.append(_resolve(name, unit))
     return dict(sorted(sources.items()))
 
 
-def source_hash(sources: dict[str, str] | None = None) -> str:
-    sources = collect_sources() if sources is None else sources
-    digest = hashlib.sha256(json.dumps({"solc": SOLC_VERSION, "settings": SETTINGS, "sources": sources},
+def source_hash(sources: dict[str, str] | None = None, evm: str = "cancun") -> str:
+    sources = collect_sources(evm) if sources is None else sources
+    digest = hashlib.sha256(json.dumps({"solc": SOLC_VERSION, "settings": build_settings(evm), "sources": sources},
                                        sort_keys=True).encode())
     return digest.hexdigest()
 
 
-def compile_contracts() -> dict[str, dict]:
-    """Compile with py-solc-x; returns {contract name: artifact dict}."""
+def compile_contracts(evm: str = "cancun") -> dict[str, dict]:
+    """Compile with py-solc-x for ``evm``; returns {contract name: artifact dict}."""
     import solcx
 
-    sources = collect_sources()
-    standard = {"language": "Solidity", "sources": {k: {"content": v} for k, v in sources.items()}, "settings": SETTINGS}
+    sources = collect_sources(evm)
+    settings = build_settings(evm)
+    standard = {"language": "Solidity", "sources": {k: {"content": v} for k, v in sources.items()}, "settings": settings}
     try:
         out = solcx.compile_standard(standard, solc_version=SOLC_VERSION)
     except solcx.exceptions.SolcNotInstalled as exc:
@@ -90,7 +122,7 @@ def compile_contracts() -> dict[str, dict]:
     errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise SystemExit("\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors))
-    digest = source_hash(sources)
+    digest = source_hash(sources, evm)
     artifacts = {}
     for unit, contracts in out["contracts"].items():
         for name, data in contracts.items():
@@ -102,7 +134,7 @@ def compile_contracts() -> dict[str, dict]:
                 "abi": data["abi"],
                 "bytecode": "0x" + data["evm"]["bytecode"]["object"],
                 "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
-                "compiler": {"version": SOLC_VERSION, "settings": {k: v for k, v in SETTINGS.items() if k != "outputSelection"}},
+                "compiler": {"version": SOLC_VERSION, "settings": {k: v for k, v in settings.items() if k != "outputSelection"}},
                 "sourceHash": digest,
             }
     missing = set(PRODUCT_CONTRACTS) - set(artifacts)
@@ -111,17 +143,18 @@ def compile_contracts() -> dict[str, dict]:
     return artifacts
 
 
-def write_artifacts(artifacts: dict[str, dict]) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def write_artifacts(artifacts: dict[str, dict], evm: str = "cancun") -> None:
+    directory = artifacts_dir(evm)
+    directory.mkdir(parents=True, exist_ok=True)
     for name, art in artifacts.items():
-        path = ARTIFACTS / f"{name}.json"
+        path = directory / f"{name}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(art, indent=1, sort_keys=True) + "\n")
         tmp.replace(path)
 
 
-def load_artifact(name: str) -> dict:
-    path = ARTIFACTS / f"{name}.json"
+def load_artifact(name: str, evm: str = "cancun") -> dict:
+    path = artifacts_dir(evm) / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(f"no artifact for {name} at {path}: run `make artifacts`")
     return json.loads(path.read_text())
@@ -133,18 +166,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed artifacts are stale")
     args = parser.parse_args(argv)
     if args.check:
-        stale = [n for n in PRODUCT_CONTRACTS if not (ARTIFACTS / f"{n}.json").exists()
-                 or load_artifact(n)["sourceHash"] != source_hash()]
+        stale = [f"{evm}/{n}" for evm in EVM_BUILDS for n in PRODUCT_CONTRACTS
+                 if not (artifacts_dir(evm) / f"{n}.json").exists()
+                 or load_artifact(n, evm)["sourceHash"] != source_hash(evm=evm)]
         if stale:
             print(f"stale artifacts: {stale}; run `make artifacts`", file=sys.stderr)
             return 1
         print("artifacts are up to date")
         return 0
-    artifacts = compile_contracts()
-    if args.write:
-        write_artifacts(artifacts)
-    for name, art in artifacts.items():
-        print(f"{name}: {len(art['bytecode']) // 2 - 1} bytes of init code, {len(art['deployedBytecode']) // 2 - 1} deployed")
+    for evm in EVM_BUILDS:
+        artifacts = compile_contracts(evm)
+        if args.write:
+            write_artifacts(artifacts, evm)
+        for name, art in artifacts.items():
+            print(f"{evm} {name}: {len(art['bytecode']) // 2 - 1} bytes of init code, "
+                  f"{len(art['deployedBytecode']) // 2 - 1} deployed")
     return 0
 
 

@@ -137,8 +137,8 @@ def _revert_data(exc: Exception) -> str | bytes | None:
     data = getattr(exc, "data", None)
     if isinstance(data, (str, bytes)) and data:
         return data
-    if isinstance(data, dict) and isinstance(data.get("data"), str):
-        return data["data"]
+    if isinstance(data, dict) and _hex_in(data):
+        return _hex_in(data)
     for arg in getattr(exc, "args", ()):
         if isinstance(arg, str) and arg.startswith("0x") and len(arg) >= 10:
             return arg
@@ -146,8 +146,18 @@ def _revert_data(exc: Exception) -> str | bytes | None:
             inner = arg.get("data")
             if isinstance(inner, str) and inner.startswith("0x"):
                 return inner
-            if isinstance(inner, dict) and isinstance(inner.get("data"), str):
-                return inner["data"]
+            if isinstance(inner, dict) and _hex_in(inner):
+                return _hex_in(inner)
+    return None
+
+
+def _hex_in(error_data: dict) -> str | None:
+    """The revert bytes of an RPC error's ``data`` object: geth and Anvil call them ``data``,
+    Ganache ``result`` (beside its ``reason`` and ``programCounter``)."""
+    for key in ("data", "result"):
+        value = error_data.get(key)
+        if isinstance(value, str) and value.startswith("0x"):
+            return value
     return None
 
 

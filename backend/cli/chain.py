@@ -11,7 +11,7 @@ from rich.console import Console
 from backend.config import get_settings
 from backend.errors import ChainError
 
-app = typer.Typer(help="Run a local development chain (Anvil).", no_args_is_help=True)
+app = typer.Typer(help="Run a local development chain (Anvil or Ganache).", no_args_is_help=True)
 console = Console()
 
 
@@ -19,21 +19,26 @@ console = Console()
 def up(
     port: int = typer.Option(8545, "--port", "-p", min=1, max=65535, help="JSON-RPC port"),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
-    state: Path = typer.Option(None, "--state", help="file the chain state is loaded from and saved to "
-                                                      "(default: $MERIT_HOME/anvil-state.json)"),
+    engine: str = typer.Option("anvil", "--engine", help="anvil (Cancun) or ganache (Shanghai; "
+                               "`merit deploy` then picks the Shanghai build)"),
+    state: Path = typer.Option(None, "--state", help="where the chain state is loaded from and saved to (default: "
+                                                      "$MERIT_HOME/anvil-state.json, or the directory "
+                                                      "$MERIT_HOME/ganache-db for Ganache)"),
     block_time: float = typer.Option(1.0, "--block-time", min=0, help="seconds between blocks; 0 mines only on "
                                      "transactions, which stops the contract's clock between them"),
 ) -> None:
-    """Start Anvil from node_modules with persisted state, until Ctrl-C.
+    """Start Anvil (or Ganache) from node_modules with persisted state, until Ctrl-C.
 
-    Example: merit chain up --port 8545
+    Example: merit chain up --port 8545 --engine ganache
     """
-    from backend.chain.anvil import AnvilProcess
+    from backend.chain.anvil import dev_node
     from backend.chain.connection import dev_account
 
     settings = get_settings()
-    state = state or settings.home / "anvil-state.json"
-    state.parent.mkdir(parents=True, exist_ok=True)
+    node = dev_node(engine, port=port, host=host, block_time=block_time or None)  # refuses an unknown engine
+    state = state or settings.home / ("anvil-state.json" if engine == "anvil" else "ganache-db")
+    (state if engine == "ganache" else state.parent).mkdir(parents=True, exist_ok=True)
+    node.state = state
     # Both signals stop it cleanly, SIGINT too where it was inherited as ignored (a script's background
     # job). The handlers go in before Anvil starts: a signal that arrives while it boots must not kill
     # this process and leave Anvil running without its state saved.
@@ -41,11 +46,10 @@ def up(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.update(now=True))
     # Round deadlines are judged by block timestamps: without steady blocks, an idle chain's clock
-    # stands still and a round would never leave Open.
-    node = AnvilProcess(port=port, state=state, host=host, block_time=block_time or None)
+    # stands still and a round would never leave Open (hence the default block time).
     try:
         node.start()
-        console.print(f"[green]Anvil[/green] on {node.url} (chain state: {state})")
+        console.print(f"[green]{node.name}[/green] ({node.hardfork}) on {node.url} (chain state: {state})")
         console.print(f"dev accounts: dev:0 = {dev_account(0).address} ... dev:19 (keys from the test mnemonic)")
         console.print(f"next: merit deploy --chain {node.url}")
         while not stop["now"] and node.proc is not None and node.proc.poll() is None:
@@ -54,9 +58,9 @@ def up(
     finally:
         node.stop()
     if crashed is not None:
-        raise ChainError(f"Anvil exited on its own with code {crashed}; its state may not be saved",
-                         f"check {state} and start it again with `merit chain up`")
-    console.print("Anvil stopped; state saved")
+        raise ChainError(f"{node.name} exited on its own with code {crashed}; its state may not be saved",
+                         f"check {state} and start it again with `merit chain up --engine {engine}`")
+    console.print(f"{node.name} stopped; state saved")
 
 
 def deploy_command(
@@ -86,7 +90,8 @@ def deploy_command(
         deployment.test_token = TestToken.deploy(node, account).address
     path = save_deployment(settings.deployments_dir, deployment)
     console.print(f"Marketplace at [bold]{market.address}[/bold] on chain {deployment.chain_id} "
-                  f"(block {deployment.block}, gas {market.deploy_receipt.gas_used:,})")
+                  f"(block {deployment.block}, gas {market.deploy_receipt.gas_used:,}; {deployment.evm} build"
+                  + (", storage reentrancy guard" if deployment.evm != "cancun" else "") + ")")
     if deployment.test_token:
         console.print(f"TestToken at {deployment.test_token}")
     console.print(f"recorded in {path}")

@@ -8,6 +8,7 @@ attackers' updates come from `backend.simulate.attacks`.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -139,6 +140,9 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
         pid, _record = create_project(owner_market, store, spec_path, settings.home)
         gas: dict[str, list[int]] = {"create_project": [owner_market.last_receipt.gas_used]}
         agg_market = owner_market.as_account(aggregator)
+        # every demo deploys a new market, which a restarted dev chain places at the address (and chain
+        # id) of the last run's: a node state left in --out from that run must not be resumed
+        shutil.rmtree(out / "aggregator-state", ignore_errors=True)
         node = AggregatorNode(agg_market, store, pid, (X_val, y_val), out / "aggregator-state",
                               log=lambda m: None)
         trainers = [owner_market.as_account(a) for a in trainer_accounts]
@@ -203,7 +207,8 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
                 "validation_samples": cfg.validation_samples, "epochs": cfg.epochs, "roles": roles}
     report = {
         "config": cfg_json,
-        "chain": {"kind": chain.kind, "chain_id": chain.chain_id, "market": owner_market.address},
+        "chain": {"kind": chain.kind, "chain_id": chain.chain_id, "market": owner_market.address,
+                  "evm": owner_market.deployment().evm},
         "project_id": pid,
         "rounds": rounds_out,
         "final": {"accuracy": rounds_out[-1]["accuracy"], **settlement},

@@ -16,6 +16,7 @@ from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
 from backend.errors import ConfigError, MeritError
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
+from backend.trainer.api_client import ApiRequestError
 
 Log = Callable[[str], None]
 
@@ -153,8 +154,10 @@ def run_trainer(market: MarketClient, pid: int, X: np.ndarray, y: np.ndarray, st
                 done.add(r)
                 try:
                     train_round(market, pid, X, y, store=store, api=api, seed=seed, progress=progress, log=log)
-                except ContractRevert as exc:
-                    if exc.name not in ("WrongPhase", "WrongRound"):
+                except (ContractRevert, ApiRequestError) as exc:
+                    # the chain refuses a late commit; the API refuses a late upload before that
+                    if getattr(exc, "name", getattr(exc, "error", "")) not in ("WrongPhase", "WrongRound",
+                                                                               "round_not_open"):
                         raise
                     log(f"round {r}: the submission window closed before the update was ready; "
                         "waiting for the next round (train faster, or ask for a longer window)")

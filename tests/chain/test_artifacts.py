@@ -1,15 +1,30 @@
 """The committed ABI and bytecode must be what contracts/ compiles to today."""
-from backend.chain.compile import PRODUCT_CONTRACTS, compile_contracts, load_artifact, source_hash
+import pytest
+
+from backend.chain.compile import EVM_BUILDS, PRODUCT_CONTRACTS, compile_contracts, load_artifact, source_hash
 
 
-def test_committed_artifacts_match_a_fresh_compile():
-    fresh = compile_contracts()
-    digest = source_hash()
+@pytest.mark.parametrize("evm", EVM_BUILDS)
+def test_committed_artifacts_match_a_fresh_compile(evm):
+    fresh = compile_contracts(evm)
+    digest = source_hash(evm=evm)
     for name in PRODUCT_CONTRACTS:
-        committed = load_artifact(name)
-        assert committed["sourceHash"] == digest, f"{name}: artifacts are stale, run `make artifacts`"
-        assert committed["abi"] == fresh[name]["abi"], f"{name}: ABI differs, run `make artifacts`"
-        assert committed["bytecode"] == fresh[name]["bytecode"], f"{name}: bytecode differs, run `make artifacts`"
+        committed = load_artifact(name, evm)
+        assert committed["sourceHash"] == digest, f"{evm} {name}: artifacts are stale, run `make artifacts`"
+        assert committed["abi"] == fresh[name]["abi"], f"{evm} {name}: ABI differs, run `make artifacts`"
+        assert committed["bytecode"] == fresh[name]["bytecode"], f"{evm} {name}: bytecode differs, run `make artifacts`"
+
+
+def test_the_builds_differ_only_where_the_evm_does():
+    """Same ABI everywhere (a client attaches to either); no Cancun opcode in the Shanghai build's code."""
+    from backend.chain.opcodes import opcodes_in
+
+    for name in PRODUCT_CONTRACTS:
+        cancun, shanghai = load_artifact(name, "cancun"), load_artifact(name, "shanghai")
+        assert cancun["abi"] == shanghai["abi"], name
+        used = opcodes_in(shanghai["deployedBytecode"]) | opcodes_in(shanghai["bytecode"])
+        assert not used & {"TLOAD", "TSTORE", "MCOPY", "BLOBHASH", "BLOBBASEFEE"}, (name, used)
+    assert {"TLOAD", "TSTORE"} <= opcodes_in(load_artifact("Marketplace", "cancun")["deployedBytecode"])
 
 
 def test_python_enums_mirror_the_solidity_enums():

@@ -94,13 +94,17 @@ def test_services_down(deployed):
     one_clear_line(unknown, "project 7 does not exist")
 
 
-def test_deploying_to_a_chain_without_cancun_says_what_to_use(tmp_path):
-    """Ganache 7 stops at Shanghai; Anvil on that hardfork stands in for it. The Marketplace would
-    deploy there and then fail on its first guarded call, so deploy refuses up front."""
+def test_deploy_picks_the_build_the_chain_runs_and_refuses_an_older_evm(tmp_path):
+    """A Shanghai chain gets the Shanghai build (and says so); a chain older than every build is
+    refused before anything is sent, since the contract would deploy and then fail on its first call."""
+    with AnvilProcess(hardfork="paris") as node:
+        out = merit("deploy", "--chain", node.url)
+        one_clear_line(out, "runs neither Cancun nor Shanghai opcodes")
+        assert "merit chain up --engine ganache" in out.stderr
+        assert connect(node.url).w3.eth.block_number == 0  # nothing was sent
     with AnvilProcess(hardfork="shanghai") as node:
         out = merit("deploy", "--chain", node.url)
-        one_clear_line(out, "does not run Cancun opcodes")
-        assert "Ganache 7 stops at Shanghai" in out.stderr
-        assert connect(node.url).w3.eth.block_number == 0  # nothing was sent
+        assert out.returncode == 0 and "shanghai build, storage reentrancy guard" in out.stdout, out.stdout + out.stderr
     with AnvilProcess() as node:
-        assert MarketClient.deploy(connect(node.url), dev_account(0)).address
+        market = MarketClient.deploy(connect(node.url), dev_account(0))
+        assert market.deployment().evm == "cancun"
