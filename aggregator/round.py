@@ -433,8 +433,11 @@ def _reference_update(spec: ModelSpec, global_tensors, X_val, y_val, config: Agg
     from backend.trainer.local import train_local
 
     take = min(config.reference_samples, len(y_val))
+    # the thread count changes the order of float reductions in training, so the reference (and every
+    # detector verdict built on it) is computed with the configured count, not the process's: an
+    # aggregator and a verifier on busy and idle machines then agree (bench/reexecution.py)
     local = train_local(spec, global_tensors, X_val[:take], y_val[:take], seed=seed % (2**63),
-                        epochs=config.reference_epochs)
+                        epochs=config.reference_epochs, threads=config.eval_threads or 1)
     return flatten_np(local, layout) - global_vec
 
 

@@ -28,7 +28,6 @@ ROUNDS = [(0, 0, None), (0, 2, None), (1, 1, "label_flip")]
 def _child(out: Path) -> None:
     import torch
 
-    torch.set_num_threads(int(os.environ["MERIT_REEXEC_THREADS"]))
     from aggregator.round import AggregatorConfig, run_round
     from backend.models import flatten_np, initial_weights, save_weights, unflatten
     from bench.aggregator import Setup, _kinds, _round_updates, _shards
@@ -36,6 +35,7 @@ def _child(out: Path) -> None:
     setup = Setup()
     results = []
     for seed, rnd, attack in ROUNDS:
+        torch.set_num_threads(1)  # the trainers' updates are the same bytes in every child
         kinds, shards = _kinds(attack), _shards(setup, seed, skew=False)
         g = initial_weights(setup.spec, seed)
         for r in range(rnd):  # reach round `rnd` by plain averaging, the same in every child
@@ -44,6 +44,7 @@ def _child(out: Path) -> None:
                           setup.layout)
         ups = _round_updates(setup, g, shards, kinds, seed, rnd)
         subs = [(f"0x{i:040x}", f"cid-{i}", save_weights(u)) for i, u in enumerate(ups)]
+        torch.set_num_threads(int(os.environ["MERIT_REEXEC_THREADS"]))  # only the aggregation differs
         outcome = run_round(setup.spec, save_weights(g), subs, (setup.Xv, setup.yv), AggregatorConfig(),
                             project_id=seed, round=rnd)
         results.append({"seed": seed, "round": rnd, "attack": attack, "weights": outcome.weights,
