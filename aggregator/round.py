@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aggregator.aggregation import AGGREGATORS, get_aggregator
+from aggregator.payment import Payment, pay_by_confidence
 from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS, DetectionBatch, run_detectors
 from aggregator.utility import CoalitionUtility, SecantProxy, SubsetUtility
 from aggregator.validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_update
@@ -64,7 +65,16 @@ class AggregatorConfig(BaseModel):
                               "validation passes along each update, then approximates every coalition from them")
     proxy_scales: tuple[float, ...] = Field((0.5, 0.2), min_length=1, max_length=4,
                                             description="step fractions of each update at which the secant proxy is taken")
-    metric: Literal["accuracy", "neg_loss"] = "accuracy"
+    metric: Literal["accuracy", "neg_loss"] = Field(
+        "neg_loss", description="the validation metric of the coalition utility. 'neg_loss' (minus the mean "
+                                "cross-entropy) sees how much better the model got on every sample, where accuracy "
+                                "moves only when an answer flips: pay follows label quality far more closely with it")
+    payment: Literal["confidence", "proportional"] = Field(
+        "confidence", description="how scores become the posted weights: 'confidence' pays scores the validation set "
+                                  "cannot tell apart alike and harmful ones nothing (aggregator.payment); "
+                                  "'proportional' posts the positive scores as they are")
+    payment_z: float = Field(2.0, ge=0, allow_inf_nan=False,
+                             description="for payment='confidence': standard errors that make a difference")
     fltrust_reference: bool = Field(True, description="train a reference update on the validation data for the direction and "
                                                            "free-rider detectors")
     reference_samples: int = Field(500, ge=1)
@@ -339,6 +349,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
 
         result = score(utility, len(unflagged), proxy)
         values = [float(v) for v in result.values]
+        game, players = utility, list(range(len(values)))  # the game the final values come from
         proxy_passes = proxy.cost if proxy is not None else 0
         shapley_info.update(budget=budget, evaluations=result.evaluations, exact=bool(result.exact),
                             truncated=bool(result.truncated), proxy="secant" if proxy is not None else None,
@@ -352,6 +363,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
             again = score(SubsetUtility(utility, rest), len(rest), proxy.subset(rest) if proxy is not None else None)
             for j, value in zip(rest, again.values):
                 values[j] = float(value)
+            game, players = SubsetUtility(utility, rest), rest
             shapley_info["rescored"] = {"without": [valid[unflagged[j]] for j in harmful],
                                         "evaluations": again.evaluations, "exact": bool(again.exact),
                                         "new_passes": utility.evaluated - before}
@@ -364,7 +376,16 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     scores: list[float | None] = [None] * n
     for pos, value in zip(unflagged, values):
         scores[valid[pos]] = value
-    weights = fixed_point_weights(scores)
+    pay: list[float | None] = list(scores)
+    payment_info: dict[str, Any] = {"rule": config.payment}
+    if config.payment == "confidence" and values:
+        payment = _confidence_payment(game, players, values, config.payment_z)
+        pay = [None] * n
+        for j, pos in enumerate(unflagged):
+            pay[valid[pos]] = payment.pay[j]
+        payment_info.update(z=config.payment_z, floor=payment.floor, groups=payment.groups,
+                            standard_errors=[_round6(s) for s in payment.standard_errors], harmful=payment.harmful)
+    weights = fixed_point_weights(pay)
     if config.keep == "validated":
         chosen, selection = select_validated(values, utility)
         shapley_info["selection"] = selection
@@ -401,7 +422,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
             flags |= 1 << i
         trainers.append({
             "index": i, "address": address, "cid": cid, "checks": r.checks, "detector_scores": det_scores,
-            "score": scores[i], "weight": weights[i], "flagged": flagged, "reason": reason, "detail": detail,
+            "score": scores[i], "pay_score": pay[i], "weight": weights[i], "flagged": flagged, "reason": reason, "detail": detail,
             "aggregated": i in kept_submissions,
         })
     report = {
@@ -417,6 +438,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         "validation": {"samples": int(len(y_val)), "metric": config.metric,
                        "global_metric": global_metric, "new_metric": new_metric},
         "shapley": shapley_info,
+        "payment": payment_info,
         "hyperparams": hyper,
         "weights": weights,
         "weight_scale": WEIGHT_SCALE,
@@ -425,6 +447,27 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         "timings": {k: _round6(v) for k, v in timings.items()},
     }
     return RoundOutcome(new_bytes, weights, flags, report, timings, new_metric)
+
+
+def _confidence_payment(game, players: list[int], values: list[float], z: float) -> Payment:
+    """``pay_by_confidence`` over the unflagged updates. The per-sample terms come from the game the
+    final scores were computed in (``players``: its members, as indices into ``values``); an update
+    outside it (rescored away as clearly harmful) has its own score and is paid nothing either way."""
+    k = len(players)
+    full = frozenset(range(k))
+    base, top = game.per_sample(frozenset()), game.per_sample(full)
+    terms = np.zeros((len(values), len(base)))
+    for local, j in enumerate(players):
+        alone = game.per_sample(frozenset({local})) - base
+        last = top - game.per_sample(full - {local})
+        terms[j] = (alone + last) / 2
+    outside = [j for j in range(len(values)) if j not in players]
+    payment = pay_by_confidence(values, terms, z)
+    for j in outside:  # no per-sample terms of their own: not a candidate for pay
+        payment.pay[j], payment.groups[j] = 0.0, -1
+        if j not in payment.harmful:
+            payment.harmful.append(j)
+    return payment
 
 
 def _reference_update(spec: ModelSpec, global_tensors, X_val, y_val, config: AggregatorConfig, seed: int,
