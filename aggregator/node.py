@@ -199,6 +199,16 @@ class AggregatorNode:
                 delay *= 2
         return None
 
+    def _previous_global(self, r: int) -> bytes | None:
+        """The global model round r - 1 started from (None in round 0), from the chain's history, as
+        ``merit verify`` finds it: the delta free-rider check replays its step to the base."""
+        from backend.chain.history import round_history
+
+        if r == 0:
+            return None
+        parent = {rec.round: rec.base_model_cid for rec in round_history(self.market, self.pid)}.get(r - 1)
+        return self.store.get_bytes(parent, max_size=GLOBAL_MODEL_MAX_BYTES) if parent else None
+
     def _publish(self, r: int) -> PublishedRound:
         from aggregator.round import run_round
 
@@ -216,9 +226,10 @@ class AggregatorNode:
         timings["fetch"] = time.perf_counter() - t0
         self.log(f"round {r}: fetched {len(blobs) - missing}/{len(blobs)}; validating, detecting, scoring, aggregating")
         base_bytes = self.store.get_bytes(base_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
+        previous = self._previous_global(r)
         with self.busy(f"round {r}: validating, detecting, scoring {len(blobs)} updates, aggregating"):
             outcome = run_round(self.spec, base_bytes, blobs, self.validation, self.config, project_id=self.pid,
-                                round=r, global_cid=base_cid, executor=self.executor)
+                                round=r, global_cid=base_cid, executor=self.executor, previous_global=previous)
         timings.update({k: float(v) for k, v in outcome.timings.items()})
         flagged = bin(outcome.flags).count("1")
         self.log(f"round {r}: {flagged} flagged, metric {outcome.new_metric:.4f}; "

@@ -33,7 +33,7 @@ REPORT_SCHEMA_VERSION = "merit.round-report/1"
 PROXY_MAX_BYTES = 256 << 20  # the secant proxy's slopes (float64) at most; above it, no proxy
 WEIGHT_SCALE = 10**9  # fixed-point weights of one round sum to this (or to 0)
 PHASES = ("validation", "detection", "scoring", "aggregation")
-REFERENCE_DETECTORS = ("direction", "free_rider")  # detectors that use the FLTrust reference update
+REFERENCE_DETECTORS = ("direction", "free_rider", "copy")  # detectors that use the FLTrust reference update
 
 
 class AggregatorConfig(BaseModel):
@@ -294,9 +294,12 @@ def _versions() -> dict[str, str]:
 def run_round(spec: ModelSpec, global_weights_bytes: bytes,
               submissions: Sequence[tuple[str, str, bytes | None]],
               validation: tuple[np.ndarray, np.ndarray], config: AggregatorConfig | None = None,
-              project_id: int | str = 0, round: int = 0, global_cid: str = "", executor=None) -> RoundOutcome:
+              project_id: int | str = 0, round: int = 0, global_cid: str = "", executor=None,
+              previous_global: bytes | None = None) -> RoundOutcome:
     """Validate, detect, score and aggregate one round of ``submissions`` (trainer address, update
-    CID, update bytes or None when it could not be fetched), in submission order."""
+    CID, update bytes or None when it could not be fetched), in submission order.
+    ``previous_global``: the global model before the base one (None in round 0), whose step to the
+    base is what a delta free-rider replays."""
     from aggregator.contribution import minimum_budget, shapley
 
     config = config or AggregatorConfig()
@@ -318,6 +321,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     stack = (np.stack([flatten_np(results[i].tensors, layout) for i in valid]) if valid
              else np.zeros((0, layout.size), dtype=np.float32))
     digests = [hashlib.sha256(submissions[i][2]).hexdigest() for i in valid]
+    last_step = _last_step(previous_global, layout, global_vec)
     timings["validation"] = time.perf_counter() - t0
 
     # -- detection ---------------------------------------------------------------------------
@@ -327,7 +331,8 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
             name in config.detectors and config.detector_params.get(name, {}).get("use_reference", True)
             for name in REFERENCE_DETECTORS):
         reference = _reference_update(round_spec(spec, base.metadata), base.tensors, X_val, y_val, config, seeds["reference"], layout, global_vec)
-    verdicts = run_detectors(DetectionBatch(stack, digests, reference), config.detectors, config.detector_params)
+    verdicts = run_detectors(DetectionBatch(stack, digests, reference, last_step), config.detectors,
+                             config.detector_params)
     timings["detection"] = time.perf_counter() - t0
 
     # -- scoring -----------------------------------------------------------------------------
@@ -435,6 +440,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         "versions": _versions(),
         "parameters": config.model_dump(mode="json"),
         "model": {"arch": spec.arch, "spec": spec.model_dump(mode="json"), "parameters": layout.size},
+        "last_step_known": last_step is not None,
         "validation": {"samples": int(len(y_val)), "metric": config.metric,
                        "global_metric": global_metric, "new_metric": new_metric},
         "shapley": shapley_info,
@@ -447,6 +453,17 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         "timings": {k: _round6(v) for k, v in timings.items()},
     }
     return RoundOutcome(new_bytes, weights, flags, report, timings, new_metric)
+
+
+def _last_step(previous_global: bytes | None, layout: Layout, global_vec: np.ndarray) -> np.ndarray | None:
+    """The base model minus the one before it; None without one. A previous model that does not fit
+    the spec is the caller's error: it came from the chain's own history."""
+    if previous_global is None:
+        return None
+    previous = validate_update(previous_global, layout, max_bytes=1 << 62, max_abs=float("inf"))
+    if not previous.ok:
+        raise ConfigError(f"the previous global model does not match the spec: {previous.detail}")
+    return global_vec.astype(np.float64) - flatten_np(previous.tensors, layout).astype(np.float64)
 
 
 def _confidence_payment(game, players: list[int], values: list[float], z: float) -> Payment:

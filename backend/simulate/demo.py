@@ -173,7 +173,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     from backend.data import load_mnist
     from backend.models.serialization import load_weights
     from backend.project import create_project, load_secrets, secrets_path, write_example
-    from backend.simulate.attacks import AttackContext, make_update
+    from backend.simulate.attacks import AttackContext, global_step, make_update, prepare_round
     from backend.storage import open_store
     from backend.trainer.client import load_round, make_update as honest_update, serialize_update
     from backend.trainer.local import evaluate
@@ -222,6 +222,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     spec = node.spec
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TimeElapsedColumn(), console=console, transient=False)
+    last_global = None  # the previous round's global model: delta free-riders replay the step since
     with progress:
         task = progress.add_task("rounds", total=cfg.rounds)
         for r in range(cfg.rounds):
@@ -229,17 +230,20 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
             round_gas: dict[str, int] = {}
             with phases("training"):
                 ctx = load_round(owner_market, pid, r, store=store)
-                previous = []
+                previous: list = []
+                contexts = [AttackContext(spec=ctx.spec, global_weights=ctx.global_weights, X=d["X"], y=d["y"],
+                                          seed=cfg.seed * 1000 + r * 100 + i, previous=previous,
+                                          last_step=global_step(ctx.global_weights, last_global))
+                            for i, d in enumerate(data)]
+                prepare_round(roles, contexts)
+                last_global = ctx.global_weights
                 for i, (t, role) in enumerate(zip(trainers, roles)):
-                    Xi, yi = data[i]["X"], data[i]["y"]
-                    seed = cfg.seed * 1000 + r * 100 + i
                     if role == "honest":
-                        update = honest_update(ctx, pid, t.account.address, Xi, yi, seed=seed)
+                        update = honest_update(ctx, pid, t.account.address, data[i]["X"], data[i]["y"],
+                                               seed=contexts[i].seed)
                         tensors, _ = load_weights(update)
                     else:
-                        actx = AttackContext(spec=ctx.spec, global_weights=ctx.global_weights, X=Xi, y=yi, seed=seed,
-                                             previous=previous)
-                        tensors = make_update(role, actx)
+                        tensors = make_update(role, contexts[i])
                         update = serialize_update(tensors, pid, r, t.account.address, ctx.global_cid)
                     previous.append(tensors)
                     cid = store.add_bytes(update)
