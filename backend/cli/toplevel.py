@@ -64,7 +64,8 @@ def demo_command(
     trainers: int = typer.Option(8, "--trainers", min=1, max=64, help="number of trainers"),
     rounds: int = typer.Option(5, "--rounds", min=1, max=100),
     attackers: str = typer.Option("sign_flip:1,free_rider:1,label_flip:1", "--attackers",
-                                  help="comma-separated kind:count; kinds: label_flip, sign_flip, noise, scale, free_rider, copycat"),
+                                  help="comma-separated kind:count; kinds: label_flip, sign_flip, noise, scale, free_rider, copycat, "
+                                       "alie, ipm, min_max, noisy_copycat, delta_free_rider, sybil, backdoor"),
     seed: int = typer.Option(0, "--seed"),
     chain: str = typer.Option("embedded", "--chain", help="'embedded' or a JSON-RPC URL (Anvil)"),
     ipfs: str = typer.Option("embedded", "--ipfs", help="'embedded' or a Kubo RPC URL"),
