@@ -178,6 +178,39 @@ def _noisy_copies(batch: DetectionBatch, active: np.ndarray, out: list[Finding],
                                          f"cosine with what others learn is {max(traces):.4f})", out[i].scores)
 
 
+def split_detector(batch: DetectionBatch, active: np.ndarray, relative: float = 0.25, z: float = 3.5,
+                   min_updates: int = 5) -> list[Finding]:
+    """Sybils that split one update over several identities by coordinates: each piece carries the
+    update's energy on its own share of the coordinates, so two pieces barely overlap where honest
+    updates (dense: every weight moves) always do. For each update, the overlap of its coordinate
+    magnitudes (cosine of |u_i| and |u_j|) with the earlier update it overlaps least is compared with
+    the round's typical least overlap: far below it (under ``relative`` x the median and more than ``z`` robust
+    deviations below it) it is a piece of a split, and the earliest piece is the one kept."""
+    out = [Finding() for _ in range(batch.k)]
+    idx = np.flatnonzero(active)
+    if len(idx) < min_updates:
+        return out
+    mags = np.abs(batch.updates[idx].astype(np.float64))
+    norms = np.linalg.norm(mags, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overlap = np.nan_to_num((mags @ mags.T) / np.outer(norms, norms), nan=1.0)
+    least = np.ones(len(idx))
+    partner = np.full(len(idx), -1)
+    for pos in range(1, len(idx)):
+        partner[pos] = int(np.argmin(overlap[pos, :pos]))
+        least[pos] = overlap[pos, partner[pos]]
+    # the round's typical least overlap (the first update has no earlier one to overlap)
+    center = float(np.median(least[1:]))
+    spread = max(MAD_SCALE * float(np.median(np.abs(least[1:] - center))), 1e-12)
+    for pos, i in enumerate(idx):
+        scores = {"overlap_least": round(float(least[pos]), 6)}
+        far = pos > 0 and least[pos] < relative * center and (least[pos] - center) / spread < -z
+        out[i] = Finding(bool(far), COPY if far else None,
+                         f"a piece of a split update: its coordinates overlap submission #{idx[partner[pos]]}'s "
+                         f"{least[pos]:.3f} where the round's updates overlap {center:.3f}" if far else "", scores)
+    return out
+
+
 def free_rider_detector(batch: DetectionBatch, active: np.ndarray, min_relative_norm: float = 0.05,
                         min_cosine: float = 0.05, noise_z: float = 5.0, max_noise_ratio: float = 3.0,
                         use_reference: bool = True, min_updates: int = 3) -> list[Finding]:
@@ -343,12 +376,13 @@ def krum_detector(batch: DetectionBatch, active: np.ndarray, f: int | None = Non
 
 DETECTORS: dict[str, Detector] = {
     "copy": copy_detector,
+    "split": split_detector,
     "free_rider": free_rider_detector,
     "norm": norm_detector,
     "direction": direction_detector,
     "krum": krum_detector,
 }
-DEFAULT_DETECTORS = ("copy", "free_rider", "norm", "direction")
+DEFAULT_DETECTORS = ("copy", "split", "free_rider", "norm", "direction")
 
 
 def get_detector(name: str) -> Detector:
