@@ -87,3 +87,21 @@ def test_cli_refuses_bad_data_options_in_one_line(tmp_path):
                            "--sizes", "10,x", "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "'x' is not a whole number" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_with_thieves_verifies_and_pays_them_nothing(tmp_path):
+    """A delta free-rider (which needs the last global step, read from the chain's history by the
+    node and by verify alike) and a noisy copycat: flagged, paid nothing, and every round verifies."""
+    from aggregator.verify import verify_project
+
+    audit = {}
+    report = run_demo(DemoConfig(trainers=5, rounds=2, attackers="delta_free_rider:1,noisy_copycat:1", out=tmp_path,
+                                 samples_per_trainer=250, validation_samples=300, test_samples=300, epochs=1),
+                      on_finish=lambda chain, market, store, pid: audit.update(v=verify_project(market, store, pid)))
+    for rnd in report["rounds"]:
+        for t in rnd["trainers"]:
+            if t["role"] != "honest":
+                assert t["flagged"] and t["reward_wei"] == 0, (rnd["round"], t)
+    assert all(v.ok for v in audit["v"]), [(v.problems, v.differing) for v in audit["v"]]
+    assert report["final"]["conservation_ok"]
