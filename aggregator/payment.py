@@ -96,3 +96,55 @@ def pay_by_confidence(values: Sequence[float], terms: np.ndarray, z: float = DEF
     if floor:
         pay = [1.0 if i in useful else 0.0 for i in range(len(values))]
     return Payment(pay=pay, standard_errors=[float(s) for s in se], groups=groups, harmful=harmful, floor=floor)
+
+
+# -- over rounds -----------------------------------------------------------------------------------
+#
+# Within a round, two trainers with the same kind of data still differ by the luck of their own
+# training (which digits, which shuffle), and the validation set measures that luck precisely, most
+# of all in the first rounds. What persists from round to round is the data; what changes is the
+# luck. So from the second round on, a trainer is paid by its mean share of the rounds so far, and
+# two trainers are told apart only when their means differ by more than the round-to-round spread
+# of shares allows (pooled over every trainer, so two rounds already give a usable estimate).
+
+
+def round_shares(report: dict) -> dict[str, float]:
+    """Each trainer's share of one round's pay under the within-round rule (0 when flagged or paid
+    nothing), from a round report: what the later rounds' payment reads."""
+    pays = {t["address"]: (0.0 if t.get("flagged") else float(t.get("pay_share") or 0.0)) for t in report["trainers"]}
+    return pays
+
+
+def pay_over_rounds(current: Sequence[float], addresses: Sequence[str], eligible: Sequence[bool],
+                    prior: Sequence[dict[str, float]], z: float = DEFAULT_Z) -> tuple[list[float], dict]:
+    """This round's pay (in share units) from the within-round shares ``current`` (summing to 1, or
+    all 0) and the shares of the earlier rounds (``prior``: address -> share, one dict per round).
+    Only ``eligible`` trainers (not flagged and not harmful this round) are paid. Returns the pay and
+    what the report records."""
+    if not (np.isfinite(z) and z >= 0):
+        raise ValueError(f"z must be a finite number >= 0, got {z!r}")
+    if not (len(current) == len(addresses) == len(eligible)):
+        raise ValueError("current shares, addresses and eligibility must have one entry per trainer")
+    history = [[r[a] for r in prior if a in r] + [float(c)] for a, c in zip(addresses, current)]
+    if not prior or sum(current) <= 0:
+        return [float(c) if e else 0.0 for c, e in zip(current, eligible)], {"rounds": [len(h) for h in history]}
+    means = np.array([np.mean(h) for h in history])
+    # pooled round-to-round variance of shares, over trainers with at least two rounds
+    deviations = [np.var(h, ddof=1) * (len(h) - 1) for h in history if len(h) >= 2]
+    dof = sum(len(h) - 1 for h in history if len(h) >= 2)
+    sigma = float(np.sqrt(sum(deviations) / dof)) if dof else 0.0
+    se = np.array([sigma / np.sqrt(len(h)) for h in history])
+    groups = [-1] * len(current)
+    pay = [0.0] * len(current)
+    remaining = sorted((i for i in range(len(current)) if eligible[i]), key=lambda i: (-means[i], i))
+    group = 0
+    while remaining:
+        leader = remaining[0]
+        members = [j for j in remaining if means[leader] - means[j] <= z * float(np.hypot(se[leader], se[j]))]
+        for j in members:
+            groups[j], pay[j] = group, float(np.mean(means[members]))
+        remaining = [j for j in remaining if j not in members]
+        group += 1
+    info = {"rounds": [len(h) for h in history], "mean_share": [round(float(m), 6) for m in means],
+            "share_sigma": round(sigma, 6), "groups": groups}
+    return pay, info

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aggregator.aggregation import AGGREGATORS, get_aggregator
-from aggregator.payment import Payment, pay_by_confidence
+from aggregator.payment import Payment, pay_by_confidence, pay_over_rounds
 from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS, DetectionBatch, run_detectors
 from aggregator.utility import CoalitionUtility, SecantProxy, SubsetUtility
 from aggregator.validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_update
@@ -69,9 +69,11 @@ class AggregatorConfig(BaseModel):
         "neg_loss", description="the validation metric of the coalition utility. 'neg_loss' (minus the mean "
                                 "cross-entropy) sees how much better the model got on every sample, where accuracy "
                                 "moves only when an answer flips: pay follows label quality far more closely with it")
-    payment: Literal["confidence", "proportional"] = Field(
-        "confidence", description="how scores become the posted weights: 'confidence' pays scores the validation set "
-                                  "cannot tell apart alike and harmful ones nothing (aggregator.payment); "
+    payment: Literal["cumulative", "confidence", "proportional"] = Field(
+        "cumulative", description="how scores become the posted weights (aggregator.payment): 'confidence' pays scores "
+                                  "the validation set cannot tell apart alike and harmful ones nothing; 'cumulative' "
+                                  "(from the second round) pays each eligible trainer its mean 'confidence' share over "
+                                  "the rounds so far, alike where the round-to-round spread cannot tell them apart; "
                                   "'proportional' posts the positive scores as they are")
     payment_z: float = Field(2.0, ge=0, allow_inf_nan=False,
                              description="for payment='confidence': standard errors that make a difference")
@@ -295,11 +297,13 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
               submissions: Sequence[tuple[str, str, bytes | None]],
               validation: tuple[np.ndarray, np.ndarray], config: AggregatorConfig | None = None,
               project_id: int | str = 0, round: int = 0, global_cid: str = "", executor=None,
-              previous_global: bytes | None = None) -> RoundOutcome:
+              previous_global: bytes | None = None, prior_shares: Sequence[dict[str, float]] = ()) -> RoundOutcome:
     """Validate, detect, score and aggregate one round of ``submissions`` (trainer address, update
     CID, update bytes or None when it could not be fetched), in submission order.
     ``previous_global``: the global model before the base one (None in round 0), whose step to the
-    base is what a delta free-rider replays."""
+    base is what a delta free-rider replays. ``prior_shares``: for each earlier round, in order, each
+    trainer's share of that round's pay under the within-round rule (``payment.round_shares`` of its
+    report), which ``payment='cumulative'`` pays by."""
     from aggregator.contribution import minimum_budget, shapley
 
     config = config or AggregatorConfig()
@@ -383,13 +387,22 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         scores[valid[pos]] = value
     pay: list[float | None] = list(scores)
     payment_info: dict[str, Any] = {"rule": config.payment}
-    if config.payment == "confidence" and values:
+    shares: list[float] = [0.0] * n
+    if config.payment in ("confidence", "cumulative") and values:
         payment = _confidence_payment(game, players, values, config.payment_z)
         pay = [None] * n
+        eligible = [False] * n
         for j, pos in enumerate(unflagged):
             pay[valid[pos]] = payment.pay[j]
+            eligible[valid[pos]] = payment.groups[j] != -1
+        total = sum(p or 0.0 for p in pay)
+        shares = [(p or 0.0) / total if total > 0 else 0.0 for p in pay]
         payment_info.update(z=config.payment_z, floor=payment.floor, groups=payment.groups,
                             standard_errors=[_round6(s) for s in payment.standard_errors], harmful=payment.harmful)
+        if config.payment == "cumulative":
+            pay, over_rounds = pay_over_rounds(shares, [a for a, _, _ in submissions], eligible, list(prior_shares),
+                                               config.payment_z)
+            payment_info["over_rounds"] = over_rounds
     weights = fixed_point_weights(pay)
     if config.keep == "validated":
         chosen, selection = select_validated(values, utility)
@@ -427,7 +440,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
             flags |= 1 << i
         trainers.append({
             "index": i, "address": address, "cid": cid, "checks": r.checks, "detector_scores": det_scores,
-            "score": scores[i], "pay_score": pay[i], "weight": weights[i], "flagged": flagged, "reason": reason, "detail": detail,
+            "score": scores[i], "pay_share": _round6(shares[i]), "weight": weights[i], "flagged": flagged, "reason": reason, "detail": detail,
             "aggregated": i in kept_submissions,
         })
     report = {

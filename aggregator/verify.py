@@ -44,6 +44,7 @@ def _fetch_or_none(store, cid: str, cap: int) -> bytes | None:
 
 def verify_project(market, store, pid: int, validation=None, rounds: list[int] | None = None,
                    progress=None) -> list[RoundVerdict]:
+    from aggregator.node import earlier_rounds
     from aggregator.round import WEIGHT_SCALE, run_round
     from backend.models.serialization import load_weights
     from backend.models.spec import SCHEDULE_METADATA_KEYS
@@ -61,7 +62,6 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
                               "ask the owner to run `merit project reveal`, or pass --validation FILE")
         validation = load_validation(store.get_bytes(revealed, max_size=1 << 31), spec)
     everything = round_history(market, pid)
-    bases = {rec.round: rec.base_model_cid for rec in everything}
     history = [rec for rec in everything if rec.global_model_cid and rec.report_cid]
     if rounds is not None:
         unknown = sorted(set(rounds) - {rec.round for rec in history})
@@ -78,10 +78,9 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
             problems.append("the report declares parameters other than the project's aggregator configuration")
         base = store.get_bytes(rec.base_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
         blobs = [(addr, cid, _fetch_or_none(store, cid, config.max_update_bytes)) for addr, cid in rec.submissions]
-        parent = bases.get(rec.round - 1)
-        previous = store.get_bytes(parent, max_size=GLOBAL_MODEL_MAX_BYTES) if parent else None
+        previous, prior_shares = earlier_rounds(store, everything, rec.round)
         outcome = run_round(spec, base, blobs, validation, config, project_id=pid, round=rec.round,
-                            global_cid=rec.base_model_cid, previous_global=previous)
+                            global_cid=rec.base_model_cid, previous_global=previous, prior_shares=prior_shares)
         for i, (addr, _cid) in enumerate(rec.submissions):
             posted_flag, new_flag = bool(rec.flags >> i & 1), bool(outcome.flags >> i & 1)
             if posted_flag != new_flag:

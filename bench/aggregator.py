@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from aggregator.contribution import shapley
+from aggregator.payment import round_shares
 from aggregator.round import AggregatorConfig, run_round
 from aggregator.utility import CoalitionUtility
 from backend.data import add_label_noise, load_mnist, partition_iid, partition_label_skew, train_validation_split
@@ -205,11 +206,13 @@ def run_merit(setup: Setup, attack: str | None, seed: int, rounds: int, config: 
     flagged_att = flagged_hon = n_att = n_hon = 0
     attacker_share, per_round = [], []
     previous = previous_bytes = None
+    prior: list[dict] = []
     for rnd in range(rounds):
         updates = _round_updates(setup, g, shards, kinds, seed, rnd, previous)
         subs = [(f"0x{i:040x}", f"cid-{rnd}-{i}", save_weights(u, {"round": rnd})) for i, u in enumerate(updates)]
         outcome = run_round(setup.spec, g_bytes, subs, (setup.Xv, setup.yv), config, project_id=seed, round=rnd,
-                            previous_global=previous_bytes)
+                            previous_global=previous_bytes, prior_shares=prior)
+        prior.append(round_shares(outcome.report))
         previous, previous_bytes = g, g_bytes
         for i, kind in enumerate(kinds):
             hit = bool(outcome.flags >> i & 1)

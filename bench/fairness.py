@@ -11,8 +11,10 @@ Markets (8 trainers, real MNIST digits, the ~97k-parameter CNN):
   a slash), target <= 5 %; and Spearman(total pay, shard size), reported.
 
 Each round's budget is split as the contract does it: budget x w_i / sum(w) over the unflagged, a
-round with sum(w) = 0 carries its budget to the next. Beside the posted rule, the same scores paid
-in proportion (the rule before this one: ``proportional``) are reported, on the same updates.
+round with sum(w) = 0 carries its budget to the next. Beside the posted rule (``payment:
+cumulative``), the same rounds paid by the within-round rule alone (``within_round``: ``payment:
+confidence``) and the same scores paid in proportion (``proportional``, the rule before these) are
+reported, on the same updates.
 
 Scale knobs (environment): ``MERIT_FAIR_SEEDS`` (5), ``MERIT_FAIR_ROUNDS`` (5),
 ``MERIT_FAIR_MARKETS`` (comma-separated subset), ``MERIT_BENCH_THREADS`` (1).
@@ -26,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from aggregator.payment import round_shares
 from aggregator.round import AggregatorConfig, fixed_point_weights, run_round
 from backend.data import add_label_noise, partition_iid, partition_label_skew, partition_sizes
 from backend.models import initial_weights, load_weights, save_weights
@@ -81,21 +84,25 @@ def run_market(setup: Setup, market: str, seed: int, rounds: int) -> dict:
     setup_view = _LabelledSetup(setup, shards, labels)
     g = initial_weights(setup.spec, seed)
     g_bytes, previous, previous_bytes = save_weights(g), None, None
-    posted, proportional, flags, honest_flags = [], [], [], 0
+    prior: list[dict] = []
+    posted, within, proportional, flags, honest_flags = [], [], [], [], 0
     config = AggregatorConfig()
     for rnd in range(rounds):
         updates = _round_updates(setup_view, g, list(range(TRAINERS)), ["honest"] * TRAINERS, seed, rnd, previous)
         subs = [(f"0x{i:040x}", f"cid-{rnd}-{i}", save_weights(u, {"round": rnd})) for i, u in enumerate(updates)]
         outcome = run_round(setup.spec, g_bytes, subs, (setup.Xv, setup.yv), config, project_id=seed, round=rnd,
-                            previous_global=previous_bytes)
+                            previous_global=previous_bytes, prior_shares=prior)
+        prior.append(round_shares(outcome.report))
         posted.append(outcome.weights)
         proportional.append(fixed_point_weights([t["score"] for t in outcome.report["trainers"]]))
+        within.append(fixed_point_weights([t["pay_share"] for t in outcome.report["trainers"]]))
         flags.append(outcome.flags)
         honest_flags += bin(outcome.flags).count("1")
         previous, previous_bytes = g, g_bytes
         g_bytes = outcome.global_weights
         g = load_weights(g_bytes)[0]
-    pay = {"posted": split_budget(posted, flags), "proportional": split_budget(proportional, flags)}
+    pay = {"posted": split_budget(posted, flags), "within_round": split_budget(within, flags),
+           "proportional": split_budget(proportional, flags)}
     quality = [1 - q for q in truth["label_noise"]]
     out = {"market": market, "seed": seed, **truth, "honest_flag_rate": honest_flags / (rounds * TRAINERS),
            "final_accuracy": round(setup.accuracy(g), 4), "flags": flags}
@@ -137,7 +144,7 @@ def summarize(runs: list[dict]) -> dict:
         rs = [r for r in runs if r["market"] == market]
         row: dict = {"seeds": len(rs), "honest_flag_rate": round(float(np.mean([r["honest_flag_rate"] for r in rs])), 4),
                      "final_accuracy_mean": round(float(np.mean([r["final_accuracy"] for r in rs])), 4)}
-        for rule in ("posted", "proportional"):
+        for rule in ("posted", "within_round", "proportional"):
             stats = {}
             for key in ("cv", "spearman_size", "spearman_quality"):
                 values = [r[rule][key] for r in rs if r[rule][key] is not None]

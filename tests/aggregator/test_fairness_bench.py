@@ -26,7 +26,7 @@ def _run(market, seed, pay, sizes, noise=None, flag_rate=0.0):
     p = np.asarray(pay, float)
     return {"market": market, "seed": seed, "honest_flag_rate": flag_rate, "final_accuracy": 0.9,
             **{rule: {"cv": float(p.std() / p.mean()), "spearman_size": _spearman(p, sizes),
-                      "spearman_quality": _spearman(p, quality)} for rule in ("posted", "proportional")}}
+                      "spearman_quality": _spearman(p, quality)} for rule in ("posted", "within_round", "proportional")}}
 
 
 def test_targets_take_the_worst_seed():

@@ -95,3 +95,56 @@ def test_bad_input_is_a_clear_error(values, terms, z, needle):
 def test_no_players():
     payment = pay_by_confidence([], np.zeros((0, 5)))
     assert payment.pay == [] and not payment.floor
+
+
+# -- over rounds ------------------------------------------------------------------------------------
+
+from aggregator.payment import pay_over_rounds, round_shares  # noqa: E402
+
+ADDR = ["0xa", "0xb", "0xc", "0xd"]
+
+
+def test_first_round_pays_the_within_round_shares():
+    pay, info = pay_over_rounds([0.4, 0.3, 0.3, 0.0], ADDR, [True, True, True, False], [])
+    assert pay == [0.4, 0.3, 0.3, 0.0] and info["rounds"] == [1, 1, 1, 1]
+
+
+def test_luck_that_changes_from_round_to_round_is_paid_alike():
+    # four trainers with the same data: who leads changes every round
+    prior = [{"0xa": 0.4, "0xb": 0.2, "0xc": 0.25, "0xd": 0.15},
+             {"0xa": 0.15, "0xb": 0.4, "0xc": 0.2, "0xd": 0.25}]
+    pay, info = pay_over_rounds([0.25, 0.15, 0.2, 0.4], ADDR, [True] * 4, prior)
+    assert len(set(pay)) == 1 and set(info["groups"]) == {0}
+
+
+def test_a_difference_that_persists_is_kept():
+    prior = [{"0xa": 0.4, "0xb": 0.3, "0xc": 0.2, "0xd": 0.1}, {"0xa": 0.41, "0xb": 0.29, "0xc": 0.21, "0xd": 0.09}]
+    pay, _ = pay_over_rounds([0.39, 0.31, 0.19, 0.11], ADDR, [True] * 4, prior)
+    assert pay[0] > pay[1] > pay[2] > pay[3] > 0
+    assert pay == pytest.approx([0.4, 0.3, 0.2, 0.1], abs=0.01)
+
+
+def test_only_eligible_trainers_are_paid_and_new_trainers_count_their_rounds():
+    prior = [{"0xa": 0.5, "0xb": 0.5}]
+    pay, info = pay_over_rounds([0.3, 0.3, 0.4, 0.0], ADDR, [True, True, True, False], prior)
+    assert pay[3] == 0 and info["rounds"] == [2, 2, 1, 1]
+    assert all(p > 0 for p in pay[:3])
+
+
+def test_nothing_to_pay_carries_the_round():
+    pay, _ = pay_over_rounds([0.0, 0.0], ADDR[:2], [False, False], [{"0xa": 1.0}])
+    assert pay == [0.0, 0.0]
+
+
+def test_round_shares_reads_a_report():
+    report = {"trainers": [{"address": "0xa", "flagged": False, "pay_share": 0.7},
+                           {"address": "0xb", "flagged": True, "pay_share": None},
+                           {"address": "0xc", "flagged": False, "pay_share": 0.3}]}
+    assert round_shares(report) == {"0xa": 0.7, "0xb": 0.0, "0xc": 0.3}
+
+
+def test_over_rounds_refuses_bad_input():
+    with pytest.raises(ValueError, match="one entry per trainer"):
+        pay_over_rounds([0.5], ADDR, [True], [])
+    with pytest.raises(ValueError, match="z must be"):
+        pay_over_rounds([1.0], ADDR[:1], [True], [], z=float("nan"))

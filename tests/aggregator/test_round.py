@@ -71,7 +71,7 @@ def test_weights_are_fixed_point_and_only_for_the_unflagged(attacked_round):
         if t["flagged"]:
             assert w == 0 and t["score"] is None
         else:
-            assert (w > 0) == (t["pay_score"] > 0)  # the payment rule's pay, not the raw score
+            assert (w > 0) == (t["pay_share"] > 0)  # the payment rule's pay, not the raw score
 
 
 def test_new_global_model_improves_and_carries_metadata(attacked_round, mnist):
@@ -466,12 +466,13 @@ def test_a_spec_file_with_a_misspelt_detector_parameter_names_it(tmp_path):
 def test_confidence_payment_reports_its_uncertainty_and_pays_by_it(attacked_round):
     _, _, outcome = attacked_round
     payment = outcome.report["payment"]
-    assert payment["rule"] == "confidence" and payment["z"] == 2.0
+    assert payment["rule"] == "cumulative" and payment["z"] == 2.0  # the default
+    assert payment["over_rounds"]["rounds"] == [1] * len(outcome.report["trainers"])  # round 0: no history
     unflagged = [t for t in outcome.report["trainers"] if not t["flagged"]]
     assert len(payment["standard_errors"]) == len(payment["groups"]) == len(unflagged)
     assert all(se > 0 for se in payment["standard_errors"])
     for group in set(payment["groups"]) - {-1}:  # members of one group are paid alike
-        pays = {t["pay_score"] for t, g in zip(unflagged, payment["groups"]) if g == group}
+        pays = {t["pay_share"] for t, g in zip(unflagged, payment["groups"]) if g == group}
         assert len(pays) == 1
 
 
@@ -502,3 +503,19 @@ def test_noisy_labels_are_paid_less_than_clean_ones_beyond_the_noise(mnist):
     outcome = run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(fltrust_reference=False))
     w = outcome.weights
     assert min(w[0], w[1]) > max(w[2], w[3])
+
+
+def test_cumulative_payment_reads_the_earlier_rounds(mnist):
+    """A trainer that led every earlier round by far keeps leading this round's pay; without the
+    history the same round pays the within-round shares."""
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 0)
+    subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=6)
+    config = AggregatorConfig(fltrust_reference=False)
+    alone = run_round(SPEC, save_weights(g), subs, (Xv, yv), config)
+    shares = [t["pay_share"] for t in alone.report["trainers"]]
+    assert alone.weights == fixed_point_weights(shares)
+    history = [{a: (0.97 if i == 0 else 0.01) for i, (a, _, _) in enumerate(subs)}] * 6
+    led = run_round(SPEC, save_weights(g), subs, (Xv, yv), config, prior_shares=history)
+    assert led.weights[0] > 2 * max(led.weights[1:]) and led.weights[0] > alone.weights[0]
+    assert led.report["payment"]["over_rounds"]["rounds"] == [7] * 4
