@@ -30,9 +30,7 @@ from backend.chain.client import MarketClient
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
 from backend.errors import ChainError, IntegrityError, MeritError, StorageError
-from backend.limits import GLOBAL_MODEL_MAX_BYTES
-
-REPORT_MAX_BYTES = 64 << 20  # a round report (verify and the demo read them with the same cap)
+from backend.limits import GLOBAL_MODEL_MAX_BYTES, REPORT_MAX_BYTES
 from backend.storage.store import atomic_output
 
 STATE_SCHEMA = "merit.aggregator-state/1"

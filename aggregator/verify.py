@@ -48,7 +48,7 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
     from aggregator.round import WEIGHT_SCALE, run_round
     from backend.models.serialization import load_weights
     from backend.models.spec import SCHEDULE_METADATA_KEYS
-    from backend.limits import GLOBAL_MODEL_MAX_BYTES
+    from backend.limits import GLOBAL_MODEL_MAX_BYTES, REPORT_MAX_BYTES
     from backend.project import aggregator_config_of, fetch_model_spec, load_validation
     from backend.storage import is_cid_of
 
@@ -71,7 +71,7 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
     verdicts = []
     for rec in history:
         problems, differing = [], []
-        report = json.loads(store.get_bytes(rec.report_cid, max_size=64 << 20))
+        report = json.loads(store.get_bytes(rec.report_cid, max_size=REPORT_MAX_BYTES))
         if report.get("weights") != rec.weights or report.get("flags") != rec.flags:
             problems.append("the report's weights/flags differ from those posted on-chain")
         if report.get("parameters") != json.loads(config.model_dump_json()):

@@ -3,3 +3,4 @@ A module of its own, with no imports, so light clients (the API client) can use 
 
 SPEC_MAX_BYTES = 1 << 20          # a model spec is a small JSON document
 GLOBAL_MODEL_MAX_BYTES = 1 << 31  # the largest global model, from storage or the API
+REPORT_MAX_BYTES = 64 << 20        # a round report, as verify, the node and the demo read it
