@@ -119,7 +119,7 @@ def pay_over_rounds(current: Sequence[float], addresses: Sequence[str], eligible
                     prior: Sequence[dict[str, float]], z: float = DEFAULT_Z) -> tuple[list[float], dict]:
     """This round's pay (in share units) from the within-round shares ``current`` (summing to 1, or
     all 0) and the shares of the earlier rounds (``prior``: address -> share, one dict per round).
-    Only ``eligible`` trainers (not flagged and not harmful this round) are paid. Returns the pay and
+    Only ``eligible`` trainers (those the detectors did not flag) are paid. Returns the pay and
     what the report records."""
     if not (np.isfinite(z) and z >= 0):
         raise ValueError(f"z must be a finite number >= 0, got {z!r}")

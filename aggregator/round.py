@@ -394,7 +394,9 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         eligible = [False] * n
         for j, pos in enumerate(unflagged):
             pay[valid[pos]] = payment.pay[j]
-            eligible[valid[pos]] = payment.groups[j] != -1
+            # over rounds, an unflagged update that did harm this round is paid its mean share, this
+            # round's 0 included: one bad round of honest training costs a share, not the round
+            eligible[valid[pos]] = True
         total = sum(p or 0.0 for p in pay)
         shares = [(p or 0.0) / total if total > 0 else 0.0 for p in pay]
         payment_info.update(z=config.payment_z, floor=payment.floor, groups=payment.groups,

