@@ -25,6 +25,7 @@ class DetectionBatch:
     updates: np.ndarray                      # (k, d) float32: the valid updates, submission order
     digests: Sequence[str] = ()              # sha256 of each update's bytes (exact-copy check)
     reference: np.ndarray | None = None      # FLTrust reference update from the owner's data
+    last_step: np.ndarray | None = None      # the last global step (public): what a delta free-rider replays
 
     def __post_init__(self) -> None:
         self.updates = np.asarray(self.updates)
@@ -99,9 +100,18 @@ def _robust_z(values: np.ndarray, active: np.ndarray, sigma_floor: float) -> np.
     return (values - center) / max(MAD_SCALE * mad, sigma_floor)
 
 
-def copy_detector(batch: DetectionBatch, active: np.ndarray, near: float = 0.05) -> list[Finding]:
+def copy_detector(batch: DetectionBatch, active: np.ndarray, near: float = 0.05, min_cosine: float = 0.5,
+                  noise_z: float = 5.0) -> list[Finding]:
     """An update byte-identical to, or within relative distance ``near`` of, an earlier one is a
-    copy. The earlier submission wins, even if something else flags it later."""
+    copy. The earlier submission wins, even if something else flags it later.
+
+    A copy hidden under noise is caught by what the noise leaves: an update that resembles an earlier
+    submission or the last global step (cosine at least ``min_cosine``) and differs from it only by
+    noise. Its part orthogonal to that source is checked against the reference update and the
+    median of the other updates: learning leaves a trace on at least one of them, while noise stays
+    within ``noise_z`` standard deviations of a random direction's cosine (1/sqrt(d)). That is a
+    property of noise, not a threshold fitted to a market; honest updates that merely resemble each
+    other (label-skewed shards of the same class) differ by what they learned and are kept."""
     out = [Finding() for _ in range(batch.k)]
     seen: dict[str, int] = {}
     x = batch.updates.astype(np.float64)
@@ -125,6 +135,79 @@ def copy_detector(batch: DetectionBatch, active: np.ndarray, near: float = 0.05)
         if best <= near and batch.norms[j] > 0:
             out[i] = Finding(True, COPY, f"within {best:.3g} relative distance of submission #{j}",
                              {"copy_distance": round(best, 6)})
+    _noisy_copies(batch, active, out, min_cosine, noise_z / np.sqrt(max(batch.updates.shape[1], 1)))
+    return out
+
+
+def _noisy_copies(batch: DetectionBatch, active: np.ndarray, out: list[Finding], min_cosine: float,
+                  noise_cosine: float) -> None:
+    """Flag (in ``out``) updates that are an earlier submission or the last global step plus noise."""
+    x = batch.updates.astype(np.float64)
+    sources = [(f"submission #{j}", x[j]) for j in range(batch.k)]
+    if batch.last_step is not None:
+        sources.append(("the last global step", np.asarray(batch.last_step, dtype=np.float64)))
+    source_norms = np.array([np.linalg.norm(v) for _, v in sources])
+    for i in np.flatnonzero(active):
+        if out[i].flagged or batch.norms[i] <= 0:
+            continue
+        best_name, best_cos, residual = None, min_cosine, None
+        for s, (name, vector) in enumerate(sources):
+            if (s < batch.k and s >= i) or source_norms[s] <= 0:
+                continue  # only earlier submissions (the earliest wins), or the public last step
+            cos = float(x[i] @ vector / (batch.norms[i] * source_norms[s]))
+            if cos >= best_cos:
+                best_name, best_cos = name, cos
+                residual = x[i] - (x[i] @ vector / source_norms[s] ** 2) * vector
+        if best_name is None:
+            continue
+        others = active.copy()
+        others[i] = False
+        checks = []
+        if others.sum() >= 2:
+            checks.append(np.median(x[others], axis=0))
+        if batch.reference is not None:
+            checks.append(np.asarray(batch.reference, dtype=np.float64))
+        rnorm = float(np.linalg.norm(residual))
+        if not checks or rnorm <= 0:
+            continue
+        traces = [abs(float(residual @ c)) / (rnorm * max(float(np.linalg.norm(c)), 1e-30)) for c in checks]
+        out[i].scores["copy_cosine"] = round(best_cos, 6)
+        out[i].scores["copy_residual_trace"] = round(max(traces), 6)
+        if max(traces) < noise_cosine:
+            out[i] = Finding(True, COPY, f"{best_name} plus noise (cos {best_cos:.3f}; what differs is noise: its "
+                                         f"cosine with what others learn is {max(traces):.4f})", out[i].scores)
+
+
+def split_detector(batch: DetectionBatch, active: np.ndarray, relative: float = 0.25, z: float = 3.5,
+                   min_updates: int = 5) -> list[Finding]:
+    """Sybils that split one update over several identities by coordinates: each piece carries the
+    update's energy on its own share of the coordinates, so two pieces barely overlap where honest
+    updates (dense: every weight moves) always do. For each update, the overlap of its coordinate
+    magnitudes (cosine of |u_i| and |u_j|) with the earlier update it overlaps least is compared with
+    the round's typical least overlap: far below it (under ``relative`` x the median and more than ``z`` robust
+    deviations below it) it is a piece of a split, and the earliest piece is the one kept."""
+    out = [Finding() for _ in range(batch.k)]
+    idx = np.flatnonzero(active)
+    if len(idx) < min_updates:
+        return out
+    mags = np.abs(batch.updates[idx].astype(np.float64))
+    norms = np.linalg.norm(mags, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overlap = np.nan_to_num((mags @ mags.T) / np.outer(norms, norms), nan=1.0)
+    least = np.ones(len(idx))
+    partner = np.full(len(idx), -1)
+    for pos in range(1, len(idx)):
+        partner[pos] = int(np.argmin(overlap[pos, :pos]))
+        least[pos] = overlap[pos, partner[pos]]
+    # the round's typical least overlap (the first update has no earlier one to overlap)
+    center = float(np.median(least[1:]))
+    spread = max(MAD_SCALE * float(np.median(np.abs(least[1:] - center))), 1e-12)
+    for pos, i in enumerate(idx):
+        scores = {"overlap_least": round(float(least[pos]), 6)}
+        far = pos > 0 and least[pos] < relative * center and (least[pos] - center) / spread < -z
+        out[i] = Finding(bool(far), COPY if far else None,
+                         f"a piece of a split update: its coordinates overlap submission #{idx[partner[pos]]}'s "
+                         f"{least[pos]:.3f} where the round's updates overlap {center:.3f}" if far else "", scores)
     return out
 
 
@@ -293,12 +376,13 @@ def krum_detector(batch: DetectionBatch, active: np.ndarray, f: int | None = Non
 
 DETECTORS: dict[str, Detector] = {
     "copy": copy_detector,
+    "split": split_detector,
     "free_rider": free_rider_detector,
     "norm": norm_detector,
     "direction": direction_detector,
     "krum": krum_detector,
 }
-DEFAULT_DETECTORS = ("copy", "free_rider", "norm", "direction")
+DEFAULT_DETECTORS = ("copy", "split", "free_rider", "norm", "direction")
 
 
 def get_detector(name: str) -> Detector:

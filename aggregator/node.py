@@ -30,6 +30,7 @@ from backend.chain.client import MarketClient
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
 from backend.errors import ChainError, IntegrityError, MeritError, StorageError
+from aggregator.report import fetch_report
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
 from backend.storage.store import atomic_output
 
@@ -200,6 +201,18 @@ class AggregatorNode:
                 delay *= 2
         return None
 
+    def _earlier_rounds(self, r: int) -> tuple[bytes | None, list[dict[str, float]]]:
+        """What round r takes from the rounds before it, from the chain's history and storage, as
+        ``merit verify`` finds it: the global model round r - 1 started from (the delta free-rider
+        check replays its step to the base; None in round 0), and each earlier round's pay shares
+        from its report (the cumulative payment)."""
+        from backend.chain.history import round_history
+
+        if r == 0:
+            return None, []
+        records = round_history(self.market, self.pid)
+        return earlier_rounds(self.store, records, r)
+
     def _publish(self, r: int) -> PublishedRound:
         from aggregator.round import run_round
 
@@ -217,9 +230,11 @@ class AggregatorNode:
         timings["fetch"] = time.perf_counter() - t0
         self.log(f"round {r}: fetched {len(blobs) - missing}/{len(blobs)}; validating, detecting, scoring, aggregating")
         base_bytes = self.store.get_bytes(base_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
+        previous, prior_shares = self._earlier_rounds(r)
         with self.busy(f"round {r}: validating, detecting, scoring {len(blobs)} updates, aggregating"):
             outcome = run_round(self.spec, base_bytes, blobs, self.validation, self.config, project_id=self.pid,
-                                round=r, global_cid=base_cid, executor=self.executor)
+                                round=r, global_cid=base_cid, executor=self.executor, previous_global=previous,
+                                prior_shares=prior_shares)
         timings.update({k: float(v) for k, v in outcome.timings.items()})
         flagged = bin(outcome.flags).count("1")
         self.log(f"round {r}: {flagged} flagged, metric {outcome.new_metric:.4f}; "
@@ -255,6 +270,23 @@ class AggregatorNode:
         self.state["rounds"][str(r)]["post_gas"] = receipt.gas_used
         self._save_state()
         return f"round {r} result posted (gas {receipt.gas_used:,})"
+
+
+def earlier_rounds(store, records, r: int) -> tuple[bytes | None, list[dict[str, float]]]:
+    """(the base model of round r - 1, or None; each earlier posted round's pay shares, in order).
+    ``records`` is the chain's round history. A report that cannot be read is a hard error: the
+    payment of round r depends on it, and guessing would post a result nobody can verify."""
+    from aggregator.payment import round_shares
+
+    by_round = {rec.round: rec for rec in records}
+    parent = by_round.get(r - 1)
+    previous = store.get_bytes(parent.base_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES) if parent else None
+    shares = []
+    for t in range(r):
+        rec = by_round.get(t)
+        if rec is not None and rec.report_cid:
+            shares.append(round_shares(fetch_report(store, rec.report_cid)))
+    return previous, shares
 
 
 def canonical_json(data: Any) -> bytes:

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aggregator.aggregation import AGGREGATORS, get_aggregator
+from aggregator.payment import Payment, pay_by_confidence, pay_over_rounds
 from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS, DetectionBatch, run_detectors
 from aggregator.utility import CoalitionUtility, SecantProxy, SubsetUtility
 from aggregator.validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_update
@@ -32,7 +33,7 @@ REPORT_SCHEMA_VERSION = "merit.round-report/1"
 PROXY_MAX_BYTES = 256 << 20  # the secant proxy's slopes (float64) at most; above it, no proxy
 WEIGHT_SCALE = 10**9  # fixed-point weights of one round sum to this (or to 0)
 PHASES = ("validation", "detection", "scoring", "aggregation")
-REFERENCE_DETECTORS = ("direction", "free_rider")  # detectors that use the FLTrust reference update
+REFERENCE_DETECTORS = ("direction", "free_rider", "copy")  # detectors that use the FLTrust reference update
 
 
 class AggregatorConfig(BaseModel):
@@ -64,7 +65,18 @@ class AggregatorConfig(BaseModel):
                               "validation passes along each update, then approximates every coalition from them")
     proxy_scales: tuple[float, ...] = Field((0.5, 0.2), min_length=1, max_length=4,
                                             description="step fractions of each update at which the secant proxy is taken")
-    metric: Literal["accuracy", "neg_loss"] = "accuracy"
+    metric: Literal["accuracy", "neg_loss"] = Field(
+        "neg_loss", description="the validation metric of the coalition utility. 'neg_loss' (minus the mean "
+                                "cross-entropy) sees how much better the model got on every sample, where accuracy "
+                                "moves only when an answer flips: pay follows label quality far more closely with it")
+    payment: Literal["cumulative", "confidence", "proportional"] = Field(
+        "cumulative", description="how scores become the posted weights (aggregator.payment): 'confidence' pays scores "
+                                  "the validation set cannot tell apart alike and harmful ones nothing; 'cumulative' "
+                                  "(from the second round) pays each eligible trainer its mean 'confidence' share over "
+                                  "the rounds so far, alike where the round-to-round spread cannot tell them apart; "
+                                  "'proportional' posts the positive scores as they are")
+    payment_z: float = Field(2.0, ge=0, allow_inf_nan=False,
+                             description="for payment='confidence': standard errors that make a difference")
     fltrust_reference: bool = Field(True, description="train a reference update on the validation data for the direction and "
                                                            "free-rider detectors")
     reference_samples: int = Field(500, ge=1)
@@ -284,9 +296,14 @@ def _versions() -> dict[str, str]:
 def run_round(spec: ModelSpec, global_weights_bytes: bytes,
               submissions: Sequence[tuple[str, str, bytes | None]],
               validation: tuple[np.ndarray, np.ndarray], config: AggregatorConfig | None = None,
-              project_id: int | str = 0, round: int = 0, global_cid: str = "", executor=None) -> RoundOutcome:
+              project_id: int | str = 0, round: int = 0, global_cid: str = "", executor=None,
+              previous_global: bytes | None = None, prior_shares: Sequence[dict[str, float]] = ()) -> RoundOutcome:
     """Validate, detect, score and aggregate one round of ``submissions`` (trainer address, update
-    CID, update bytes or None when it could not be fetched), in submission order."""
+    CID, update bytes or None when it could not be fetched), in submission order.
+    ``previous_global``: the global model before the base one (None in round 0), whose step to the
+    base is what a delta free-rider replays. ``prior_shares``: for each earlier round, in order, each
+    trainer's share of that round's pay under the within-round rule (``payment.round_shares`` of its
+    report), which ``payment='cumulative'`` pays by."""
     from aggregator.contribution import minimum_budget, shapley
 
     config = config or AggregatorConfig()
@@ -308,6 +325,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     stack = (np.stack([flatten_np(results[i].tensors, layout) for i in valid]) if valid
              else np.zeros((0, layout.size), dtype=np.float32))
     digests = [hashlib.sha256(submissions[i][2]).hexdigest() for i in valid]
+    last_step = _last_step(previous_global, layout, global_vec)
     timings["validation"] = time.perf_counter() - t0
 
     # -- detection ---------------------------------------------------------------------------
@@ -317,7 +335,8 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
             name in config.detectors and config.detector_params.get(name, {}).get("use_reference", True)
             for name in REFERENCE_DETECTORS):
         reference = _reference_update(round_spec(spec, base.metadata), base.tensors, X_val, y_val, config, seeds["reference"], layout, global_vec)
-    verdicts = run_detectors(DetectionBatch(stack, digests, reference), config.detectors, config.detector_params)
+    verdicts = run_detectors(DetectionBatch(stack, digests, reference, last_step), config.detectors,
+                             config.detector_params)
     timings["detection"] = time.perf_counter() - t0
 
     # -- scoring -----------------------------------------------------------------------------
@@ -339,6 +358,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
 
         result = score(utility, len(unflagged), proxy)
         values = [float(v) for v in result.values]
+        game, players = utility, list(range(len(values)))  # the game the final values come from
         proxy_passes = proxy.cost if proxy is not None else 0
         shapley_info.update(budget=budget, evaluations=result.evaluations, exact=bool(result.exact),
                             truncated=bool(result.truncated), proxy="secant" if proxy is not None else None,
@@ -352,6 +372,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
             again = score(SubsetUtility(utility, rest), len(rest), proxy.subset(rest) if proxy is not None else None)
             for j, value in zip(rest, again.values):
                 values[j] = float(value)
+            game, players = SubsetUtility(utility, rest), rest
             shapley_info["rescored"] = {"without": [valid[unflagged[j]] for j in harmful],
                                         "evaluations": again.evaluations, "exact": bool(again.exact),
                                         "new_passes": utility.evaluated - before}
@@ -364,7 +385,27 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     scores: list[float | None] = [None] * n
     for pos, value in zip(unflagged, values):
         scores[valid[pos]] = value
-    weights = fixed_point_weights(scores)
+    pay: list[float | None] = list(scores)
+    payment_info: dict[str, Any] = {"rule": config.payment}
+    shares: list[float] = [0.0] * n
+    if config.payment in ("confidence", "cumulative") and values:
+        payment = _confidence_payment(game, players, values, config.payment_z)
+        pay = [None] * n
+        eligible = [False] * n
+        for j, pos in enumerate(unflagged):
+            pay[valid[pos]] = payment.pay[j]
+            # over rounds, an unflagged update that did harm this round is paid its mean share, this
+            # round's 0 included: one bad round of honest training costs a share, not the round
+            eligible[valid[pos]] = True
+        total = sum(p or 0.0 for p in pay)
+        shares = [(p or 0.0) / total if total > 0 else 0.0 for p in pay]
+        payment_info.update(z=config.payment_z, floor=payment.floor, groups=payment.groups,
+                            standard_errors=[_round6(s) for s in payment.standard_errors], harmful=payment.harmful)
+        if config.payment == "cumulative":
+            pay, over_rounds = pay_over_rounds(shares, [a for a, _, _ in submissions], eligible, list(prior_shares),
+                                               config.payment_z)
+            payment_info["over_rounds"] = over_rounds
+    weights = fixed_point_weights(pay)
     if config.keep == "validated":
         chosen, selection = select_validated(values, utility)
         shapley_info["selection"] = selection
@@ -401,7 +442,7 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
             flags |= 1 << i
         trainers.append({
             "index": i, "address": address, "cid": cid, "checks": r.checks, "detector_scores": det_scores,
-            "score": scores[i], "weight": weights[i], "flagged": flagged, "reason": reason, "detail": detail,
+            "score": scores[i], "pay_share": _round6(shares[i]), "weight": weights[i], "flagged": flagged, "reason": reason, "detail": detail,
             "aggregated": i in kept_submissions,
         })
     report = {
@@ -414,9 +455,11 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         "versions": _versions(),
         "parameters": config.model_dump(mode="json"),
         "model": {"arch": spec.arch, "spec": spec.model_dump(mode="json"), "parameters": layout.size},
+        "last_step_known": last_step is not None,
         "validation": {"samples": int(len(y_val)), "metric": config.metric,
                        "global_metric": global_metric, "new_metric": new_metric},
         "shapley": shapley_info,
+        "payment": payment_info,
         "hyperparams": hyper,
         "weights": weights,
         "weight_scale": WEIGHT_SCALE,
@@ -425,6 +468,38 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         "timings": {k: _round6(v) for k, v in timings.items()},
     }
     return RoundOutcome(new_bytes, weights, flags, report, timings, new_metric)
+
+
+def _last_step(previous_global: bytes | None, layout: Layout, global_vec: np.ndarray) -> np.ndarray | None:
+    """The base model minus the one before it; None without one. A previous model that does not fit
+    the spec is the caller's error: it came from the chain's own history."""
+    if previous_global is None:
+        return None
+    previous = validate_update(previous_global, layout, max_bytes=1 << 62, max_abs=float("inf"))
+    if not previous.ok:
+        raise ConfigError(f"the previous global model does not match the spec: {previous.detail}")
+    return global_vec.astype(np.float64) - flatten_np(previous.tensors, layout).astype(np.float64)
+
+
+def _confidence_payment(game, players: list[int], values: list[float], z: float) -> Payment:
+    """``pay_by_confidence`` over the unflagged updates. The per-sample terms come from the game the
+    final scores were computed in (``players``: its members, as indices into ``values``); an update
+    outside it (rescored away as clearly harmful) has its own score and is paid nothing either way."""
+    k = len(players)
+    full = frozenset(range(k))
+    base, top = game.per_sample(frozenset()), game.per_sample(full)
+    terms = np.zeros((len(values), len(base)))
+    for local, j in enumerate(players):
+        alone = game.per_sample(frozenset({local})) - base
+        last = top - game.per_sample(full - {local})
+        terms[j] = (alone + last) / 2
+    outside = [j for j in range(len(values)) if j not in players]
+    payment = pay_by_confidence(values, terms, z)
+    for j in outside:  # no per-sample terms of their own: not a candidate for pay
+        payment.pay[j], payment.groups[j] = 0.0, -1
+        if j not in payment.harmful:
+            payment.harmful.append(j)
+    return payment
 
 
 def _reference_update(spec: ModelSpec, global_tensors, X_val, y_val, config: AggregatorConfig, seed: int,

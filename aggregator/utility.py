@@ -56,11 +56,12 @@ class CoalitionUtility:
         self._model: nn.Module | None = None
         self._batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._cache: dict[frozenset[int], float] = {}
+        self._samples: dict[frozenset[int], np.ndarray] = {}
         self._base_logits: np.ndarray | None = None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_model", "_batches", "_cache", "_base_logits"):
+        for key in ("_model", "_batches", "_cache", "_samples", "_base_logits"):
             state.pop(key, None)
         return state
 
@@ -149,13 +150,38 @@ class CoalitionUtility:
         if self.cache_enabled:
             self._cache.setdefault(frozenset(int(i) for i in coalition), float(value))
 
+    def per_sample(self, coalition: Iterable[int]) -> np.ndarray:
+        """The metric's per-sample terms for a coalition (one validation pass unless known): the
+        payment rule's standard errors come from them. Kept only for the coalitions it needs
+        (sizes 0, 1, n−1 and n), so a large validation set does not fill memory."""
+        key = frozenset(int(i) for i in coalition)
+        if key in self._samples:
+            return self._samples[key]
+        self._check_players(key)
+        with torch_threads(self.threads):
+            terms = _per_sample(self._logits(self.vector(key)), self.y, self.metric)
+        self._keep_samples(key, terms)
+        if self.cache_enabled:
+            self._cache.setdefault(key, float(terms.mean()))
+        return terms
+
+    def _keep_samples(self, key: frozenset[int], terms: np.ndarray) -> None:
+        if len(key) in (0, 1, self.n - 1, self.n):
+            self._samples[key] = terms
+
+    def _check_players(self, key: frozenset[int]) -> None:
+        if any(i < 0 or i >= self.n for i in key):
+            raise IndexError(f"coalition {sorted(key)} has players outside 0..{self.n - 1}")
+
     def __call__(self, coalition: frozenset[int]) -> float:
         key = frozenset(int(i) for i in coalition)
         if self.cache_enabled and key in self._cache:
             return self._cache[key]
-        if any(i < 0 or i >= self.n for i in key):
-            raise IndexError(f"coalition {sorted(key)} has players outside 0..{self.n - 1}")
-        value = float(self.evaluate_vector(self.vector(key)))
+        self._check_players(key)
+        with torch_threads(self.threads):
+            terms = _per_sample(self._logits(self.vector(key)), self.y, self.metric)
+        self._keep_samples(key, terms)
+        value = float(terms.mean())
         if self.cache_enabled:
             self._cache[key] = value
         return value
@@ -163,12 +189,18 @@ class CoalitionUtility:
 
 def _metric(logits: np.ndarray, y: np.ndarray, metric: Metric) -> float:
     """Accuracy, or the negative mean cross-entropy, of outputs (... × samples × classes)."""
+    return _per_sample(logits, y, metric).mean(-1)
+
+
+def _per_sample(logits: np.ndarray, y: np.ndarray, metric: Metric) -> np.ndarray:
+    """The metric's per-sample terms (... × samples): 1/0 for a right/wrong answer, or minus the
+    cross-entropy. Their mean is the metric; their spread is its sampling noise."""
     if metric == "accuracy":
-        return (logits.argmax(-1) == y).mean(-1)
+        return (logits.argmax(-1) == y).astype(np.float64)
     shifted = logits - logits.max(-1, keepdims=True)
     log_norm = np.log(np.exp(shifted).sum(-1))
     picked = np.take_along_axis(shifted, np.broadcast_to(y[:, None], shifted.shape[:-1] + (1,)), -1)[..., 0]
-    return -(log_norm - picked).mean(-1)
+    return -(log_norm - picked)
 
 
 class SecantProxy:
@@ -222,6 +254,9 @@ class SubsetUtility:
 
     def remember(self, coalition: Iterable[int], value: float) -> None:
         self.parent.remember(self._parent_coalition(coalition), value)
+
+    def per_sample(self, coalition: Iterable[int]) -> np.ndarray:
+        return self.parent.per_sample(self._parent_coalition(coalition))
 
     def __call__(self, coalition: frozenset[int]) -> float:
         return self.parent(self._parent_coalition(coalition))

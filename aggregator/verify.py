@@ -45,6 +45,7 @@ def _fetch_or_none(store, cid: str, cap: int) -> bytes | None:
 
 def verify_project(market, store, pid: int, validation=None, rounds: list[int] | None = None,
                    progress=None) -> list[RoundVerdict]:
+    from aggregator.node import earlier_rounds
     from aggregator.round import WEIGHT_SCALE, run_round
     from backend.models.serialization import load_weights
     from backend.models.spec import SCHEDULE_METADATA_KEYS
@@ -61,7 +62,8 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
             raise ConfigError(f"project {pid}'s validation set is not revealed yet",
                               "ask the owner to run `merit project reveal`, or pass --validation FILE")
         validation = load_validation(store.get_bytes(revealed, max_size=1 << 31), spec)
-    history = [rec for rec in round_history(market, pid) if rec.global_model_cid and rec.report_cid]
+    everything = round_history(market, pid)
+    history = [rec for rec in everything if rec.global_model_cid and rec.report_cid]
     if rounds is not None:
         unknown = sorted(set(rounds) - {rec.round for rec in history})
         if unknown:
@@ -81,8 +83,14 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
             problems.append("the report declares parameters other than the project's aggregator configuration")
         base = store.get_bytes(rec.base_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
         blobs = [(addr, cid, _fetch_or_none(store, cid, config.max_update_bytes)) for addr, cid in rec.submissions]
+        try:
+            previous, prior_shares = earlier_rounds(store, everything, rec.round)
+        except (ReportError, StorageError) as exc:
+            problems.append(f"cannot recompute the pay: an earlier round's report or model cannot be read: {exc}")
+            verdicts.append(RoundVerdict(rec.round, ok=False, problems=problems))
+            continue
         outcome = run_round(spec, base, blobs, validation, config, project_id=pid, round=rec.round,
-                            global_cid=rec.base_model_cid)
+                            global_cid=rec.base_model_cid, previous_global=previous, prior_shares=prior_shares)
         for i, (addr, _cid) in enumerate(rec.submissions):
             posted_flag, new_flag = bool(rec.flags >> i & 1), bool(outcome.flags >> i & 1)
             if posted_flag != new_flag:

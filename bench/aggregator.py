@@ -16,7 +16,7 @@ Scale knobs (environment, for quick smoke runs): ``MERIT_BENCH_SEEDS`` (5),
 ``MERIT_BENCH_FIDELITY_SEEDS`` (heterogeneous fidelity instances, 10), ``MERIT_BENCH_ROUNDS`` (5),
 ``MERIT_BENCH_ROBUST_SEEDS`` (seeds for robustness, default 5), ``MERIT_BENCH_SIDE_SEEDS`` (1),
 ``MERIT_BENCH_SKEW_SEEDS`` (label-skewed robustness seeds, 5), ``MERIT_BENCH_JOBS`` (robustness runs
-at once, in worker processes; 1), ``MERIT_BENCH_PARTS``
+at once, in worker processes; 1), ``MERIT_BENCH_ATTACKS`` (comma-separated attack kinds; all), ``MERIT_BENCH_PARTS``
 (comma-separated subset of cost,fidelity,robustness,side).
 """
 from __future__ import annotations
@@ -33,11 +33,13 @@ import numpy as np
 import torch
 
 from aggregator.contribution import shapley
+from aggregator.payment import round_shares
 from aggregator.round import AggregatorConfig, run_round
 from aggregator.utility import CoalitionUtility
 from backend.data import add_label_noise, load_mnist, partition_iid, partition_label_skew, train_validation_split
 from backend.models import Layout, flatten_np, initial_weights, load_weights, mnist_spec, save_weights, unflatten
-from backend.simulate.attacks import ATTACK_KINDS, BLATANT_KINDS, AttackContext, make_update
+from backend.simulate.attacks import (ATTACK_KINDS, BLATANT_KINDS, NOTHING_TRAINED_KINDS, AttackContext, global_step,
+                                     make_update, prepare_round, stamp_trigger)
 from backend.trainer.local import evaluate
 from bench.contribution import ESTIMATORS, fidelity, spearman
 
@@ -67,6 +69,13 @@ class Setup:
 
     def accuracy(self, weights) -> float:
         return evaluate(self.spec, weights, self.Xtest, self.ytest)[0]
+
+    def backdoor_success(self, weights, target: int = 0) -> float:
+        """The backdoor's attack success rate: test digits of other classes, with the trigger
+        stamped on, that the model calls ``target``."""
+        others = self.ytest != target
+        X = stamp_trigger(self.Xtest[others])
+        return evaluate(self.spec, weights, X, np.full(len(X), target))[0]
 
 
 # -- fidelity ------------------------------------------------------------------------------------
@@ -152,15 +161,16 @@ def bench_fidelity(setup: Setup, seeds: int, heterogeneous_seeds: int) -> dict:
 
 # -- simulation shared by robustness and side by side --------------------------------------------
 
-def _round_updates(setup: Setup, g: dict, shards: list, kinds: list[str], seed: int, rnd: int) -> list[dict]:
-    previous, updates = [], []
-    for i, (kind, idx) in enumerate(zip(kinds, shards)):
-        ctx = AttackContext(setup.spec, g, setup.Xt[idx], setup.yt[idx], seed=seed * 10_000 + rnd * 100 + i,
-                            previous=previous)
-        update = make_update(kind, ctx)
-        previous.append(update)
-        updates.append(update)
-    return updates
+def _round_updates(setup: Setup, g: dict, shards: list, kinds: list[str], seed: int, rnd: int,
+                   last_global: dict | None = None) -> list[dict]:
+    previous: list = []
+    contexts = [AttackContext(setup.spec, g, setup.Xt[idx], setup.yt[idx], seed=seed * 10_000 + rnd * 100 + i,
+                              previous=previous, last_step=global_step(g, last_global))
+                for i, idx in enumerate(shards)]
+    prepare_round(kinds, contexts)
+    for kind, ctx in zip(kinds, contexts):
+        previous.append(make_update(kind, ctx))
+    return list(previous)
 
 
 def _kinds(attack: str | None) -> list[str]:
@@ -170,6 +180,15 @@ def _kinds(attack: str | None) -> list[str]:
 
 
 SKEW_ALPHA = 0.5  # Dirichlet label skew of the non-IID robustness runs
+
+
+def _bench_attacks() -> list[str]:
+    """The attack kinds to run (``MERIT_BENCH_ATTACKS``, comma-separated; default: all)."""
+    kinds = [k for k in os.environ.get("MERIT_BENCH_ATTACKS", ",".join(ATTACK_KINDS)).split(",") if k]
+    unknown = sorted(set(kinds) - set(ATTACK_KINDS))
+    if unknown:
+        raise SystemExit(f"MERIT_BENCH_ATTACKS: unknown kind(s) {unknown}; known: {', '.join(ATTACK_KINDS)}")
+    return kinds
 
 
 def _shards(setup: Setup, seed: int, skew: bool) -> list[np.ndarray]:
@@ -186,10 +205,15 @@ def run_merit(setup: Setup, attack: str | None, seed: int, rounds: int, config: 
     g_bytes = save_weights(g)
     flagged_att = flagged_hon = n_att = n_hon = 0
     attacker_share, per_round = [], []
+    previous = previous_bytes = None
+    prior: list[dict] = []
     for rnd in range(rounds):
-        updates = _round_updates(setup, g, shards, kinds, seed, rnd)
+        updates = _round_updates(setup, g, shards, kinds, seed, rnd, previous)
         subs = [(f"0x{i:040x}", f"cid-{rnd}-{i}", save_weights(u, {"round": rnd})) for i, u in enumerate(updates)]
-        outcome = run_round(setup.spec, g_bytes, subs, (setup.Xv, setup.yv), config, project_id=seed, round=rnd)
+        outcome = run_round(setup.spec, g_bytes, subs, (setup.Xv, setup.yv), config, project_id=seed, round=rnd,
+                            previous_global=previous_bytes, prior_shares=prior)
+        prior.append(round_shares(outcome.report))
+        previous, previous_bytes = g, g_bytes
         for i, kind in enumerate(kinds):
             hit = bool(outcome.flags >> i & 1)
             if kind == "honest":
@@ -204,7 +228,9 @@ def run_merit(setup: Setup, attack: str | None, seed: int, rounds: int, config: 
         g = load_weights(g_bytes)[0]
         per_round.append({"round": rnd, "flags": outcome.flags, "accuracy": round(setup.accuracy(g), 4),
                           "attacker_share": round(attacker_share[-1], 4), "timings": outcome.report["timings"]})
+    extra = {"backdoor_success": round(setup.backdoor_success(g), 4)} if attack == "backdoor" else {}
     return {
+        **extra,
         "attack": attack or "none", "seed": seed,
         "attacker_flag_rate": flagged_att / n_att if n_att else None,
         "honest_flag_rate": flagged_hon / n_hon,
@@ -252,7 +278,8 @@ def bench_robustness(setup: Setup, seeds: int, rounds: int, jobs: int = 1, skew_
     """Every attack kind (and none) for ``seeds`` seeds on IID shards; then, for ``skew_seeds``
     seeds, clean, label-flip and sign-flip runs on label-skewed shards (Dirichlet ``SKEW_ALPHA``),
     where honest updates disagree among themselves and must still not be flagged."""
-    out = summarize_robustness(_run_plan(setup, [(kind, s, rounds, False) for kind in ("none", *ATTACK_KINDS)
+    kinds = _bench_attacks()
+    out = summarize_robustness(_run_plan(setup, [(kind, s, rounds, False) for kind in ("none", *kinds)
                                                  for s in range(seeds)], jobs), rounds)
     if skew_seeds:
         runs = _run_plan(setup, [(kind, s, rounds, True) for kind in ("none", "label_flip", "sign_flip")
@@ -278,9 +305,20 @@ def summarize_robustness(runs: dict[str, list[dict]], rounds: int) -> dict:
             "accuracy_drop_vs_clean_mean": round(float(np.mean(drops)), 4),
             "accuracy_drop_vs_clean_max": round(float(max(drops)), 4),
         }
+        if kind != "none":  # what one attacker is paid against one honest trainer (same amount of data)
+            share = summary[kind]["attacker_budget_share"]
+            summary[kind]["attacker_pay_per_honest_pay"] = round(
+                (share / N_ATTACKERS) / max((1 - share) / (N_TRAINERS - N_ATTACKERS), 1e-12), 4)
+        if any("backdoor_success" in r for r in rs):
+            summary[kind]["backdoor_success_mean"] = round(float(np.mean([r["backdoor_success"] for r in rs])), 4)
     targets = {
         "blatant_flagged_ge_0.95": all(summary[k]["attacker_flag_rate"] >= 0.95 for k in BLATANT_KINDS if k in summary),
-        "label_flip_share_le_0.02": summary["label_flip"]["attacker_budget_share"] <= 0.02,
+        "label_flip_share_le_0.02": summary["label_flip"]["attacker_budget_share"] <= 0.02 if "label_flip" in summary else None,
+        "nothing_trained_share_le_0.02": {k: summary[k]["attacker_budget_share"] <= 0.02
+                                          for k in NOTHING_TRAINED_KINDS if k in summary},
+        "poisoners_paid_le_honest": {k: summary[k]["attacker_pay_per_honest_pay"] <= 1.0 for k in summary
+                                     if k != "none" and k not in NOTHING_TRAINED_KINDS},
+        "backdoor_success_le_0.10": summary["backdoor"]["backdoor_success_mean"] <= 0.10 if "backdoor" in summary else None,
         "honest_flagged_le_0.05": all(s["honest_flag_rate"] <= 0.05 for s in summary.values()),
         "accuracy_within_2_points": all(s["accuracy_drop_vs_clean_max"] <= 0.02 for s in summary.values()),
     }
@@ -442,15 +480,19 @@ class BaselineWorker:
         self.proc.wait(timeout=30)
 
 
-def run_plain(setup: Setup, attack: str | None, seed: int, rounds: int, aggregate: Callable[[np.ndarray], np.ndarray]) -> float:
+def run_plain(setup: Setup, attack: str | None, seed: int, rounds: int, aggregate: Callable[[np.ndarray], np.ndarray]) -> dict:
+    """Final test accuracy (and, for the backdoor, its attack success rate) of a plain aggregation rule."""
     kinds = _kinds(attack)
     shards = _shards(setup, seed, skew=False)  # the same shards as run_merit's IID runs
-    g = initial_weights(setup.spec, seed)
+    g, previous = initial_weights(setup.spec, seed), None
     for rnd in range(rounds):
-        stack = np.stack([flatten_np(u, setup.layout) for u in _round_updates(setup, g, shards, kinds, seed, rnd)])
+        stack = np.stack([flatten_np(u, setup.layout) for u in _round_updates(setup, g, shards, kinds, seed, rnd, previous)])
         new = flatten_np(g, setup.layout).astype(np.float64) + aggregate(stack).astype(np.float64)
-        g = unflatten(new.astype(np.float32), setup.layout)
-    return setup.accuracy(g)
+        previous, g = g, unflatten(new.astype(np.float32), setup.layout)
+    result = {"accuracy": setup.accuracy(g)}
+    if attack == "backdoor":
+        result["backdoor_success"] = setup.backdoor_success(g)
+    return result
 
 
 def bench_side_by_side(setup: Setup, seeds: int, rounds: int, merit_runs: dict | None) -> dict:
@@ -467,7 +509,7 @@ def bench_side_by_side(setup: Setup, seeds: int, rounds: int, merit_runs: dict |
             return out
         out["available"], out["import_errors"] = worker.info["available"], worker.info["errors"]
         methods = [m for m in BASELINES if m.split(".")[0] in worker.info["available"]]
-        attacks = [a for a in os.environ.get("MERIT_BENCH_SIDE_ATTACKS", ",".join(("none", *ATTACK_KINDS))).split(",") if a]
+        attacks = [a for a in os.environ.get("MERIT_BENCH_SIDE_ATTACKS", ",".join(("none", *_bench_attacks()))).split(",") if a]
         table: dict = {}
         try:
             for attack in attacks:
@@ -478,16 +520,17 @@ def bench_side_by_side(setup: Setup, seeds: int, rounds: int, merit_runs: dict |
                     else:
                         merit_acc = run_merit(setup, None if attack == "none" else attack, seed, rounds, AggregatorConfig())["final_accuracy"]
                     row.setdefault("merit", []).append(merit_acc)
-                    row.setdefault("fedavg", []).append(run_plain(setup, None if attack == "none" else attack, seed, rounds,
-                                                                  lambda s: s.mean(axis=0)))
-                    for method in methods:
+                    plain = {"fedavg": lambda s: s.mean(axis=0),
+                             **{m: (lambda s, m=m: worker.aggregate(m, s.astype(np.float32), N_ATTACKERS)) for m in methods}}
+                    for method, rule in plain.items():
                         try:
-                            acc = run_plain(setup, None if attack == "none" else attack, seed, rounds,
-                                            lambda s, m=method: worker.aggregate(m, s.astype(np.float32), N_ATTACKERS))
+                            result = run_plain(setup, None if attack == "none" else attack, seed, rounds, rule)
                         except Exception as exc:
-                            acc = None
+                            result = {"accuracy": None}
                             out.setdefault("method_errors", {})[method] = str(exc)
-                        row.setdefault(method, []).append(acc)
+                        row.setdefault(method, []).append(result["accuracy"])
+                        if "backdoor_success" in result:
+                            out.setdefault("backdoor_success", {}).setdefault(method, []).append(result["backdoor_success"])
                 table[attack] = {m: (round(float(np.mean(v)), 4) if all(a is not None for a in v) else None)
                                  for m, v in row.items()}
         finally:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -63,12 +64,18 @@ def demo_command(
     trainers: int = typer.Option(8, "--trainers", min=1, max=64, help="number of trainers"),
     rounds: int = typer.Option(5, "--rounds", min=1, max=100),
     attackers: str = typer.Option("sign_flip:1,free_rider:1,label_flip:1", "--attackers",
-                                  help="comma-separated kind:count; kinds: label_flip, sign_flip, noise, scale, free_rider, copycat"),
+                                  help="comma-separated kind:count; kinds: label_flip, sign_flip, noise, scale, free_rider, copycat, "
+                                       "alie, ipm, min_max, noisy_copycat, delta_free_rider, sybil, backdoor"),
     seed: int = typer.Option(0, "--seed"),
     chain: str = typer.Option("embedded", "--chain", help="'embedded' or a JSON-RPC URL (Anvil)"),
     ipfs: str = typer.Option("embedded", "--ipfs", help="'embedded' or a Kubo RPC URL"),
     out: Path = typer.Option(Path("merit-demo"), "--out", help="directory for report.json and the plots"),
     json_out: bool = typer.Option(False, "--json", help="print the report path last, for scripts"),
+    sizes: Optional[str] = typer.Option(None, "--sizes", help="N1,N2,…: digits of each honest trainer, in order "
+                                                             "(one value: all of them)"),
+    label_noise: Optional[str] = typer.Option(None, "--label-noise", help="Q1,Q2,…: fraction of wrong labels of each "
+                                                                         "honest trainer, in order (one value: all)"),
+    partition: str = typer.Option("iid", "--partition", help="iid, or dirichlet:ALPHA for label-skewed shards"),
 ) -> None:
     """Run a whole market in one process: owner, aggregator, honest and malicious trainers.
 
@@ -83,11 +90,14 @@ def demo_command(
 
     load_settings(chain=chain, ipfs=ipfs)  # refuse a bad --chain/--ipfs before any work
     console = Console(stderr=json_out)
-    report = run_demo(DemoConfig(trainers=trainers, rounds=rounds, attackers=attackers, seed=seed, chain=chain,
-                                 ipfs=ipfs, out=out), console=console)
+    demo_config = DemoConfig(trainers=trainers, rounds=rounds, attackers=attackers, seed=seed, chain=chain, ipfs=ipfs,
+                             out=out, sizes=sizes, label_noise=label_noise, partition=partition)
+    demo_config.check()  # bad flags are refused before anything starts
+    report = run_demo(demo_config, console=console)
     console.print(summary_table(report))
     final = report["final"]
-    console.print(f"final accuracy {final['accuracy']:.3f}; rewards {final['rewards_total_wei'] / 1e18:.4f} ETH, "
+    console.print(f"final accuracy on held-out test digits {final['accuracy']:.3f} (on the validation set the "
+                  f"aggregator scores with: {final['validation_accuracy']:.3f}); rewards {final['rewards_total_wei'] / 1e18:.4f} ETH, "
                   f"slashed {final['slashed_total_wei'] / 1e18:.4f} ETH, refund {final['refund_wei'] / 1e18:.4f} ETH; "
                   f"conservation {'ok' if final['conservation_ok'] else 'VIOLATED'}")
     console.print("time per phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in report["phases_seconds"].items()))

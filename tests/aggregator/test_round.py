@@ -71,7 +71,7 @@ def test_weights_are_fixed_point_and_only_for_the_unflagged(attacked_round):
         if t["flagged"]:
             assert w == 0 and t["score"] is None
         else:
-            assert (w > 0) == (t["score"] > 0)
+            assert (w > 0) == (t["pay_share"] > 0)  # the payment rule's pay, not the raw score
 
 
 def test_new_global_model_improves_and_carries_metadata(attacked_round, mnist):
@@ -80,7 +80,8 @@ def test_new_global_model_improves_and_carries_metadata(attacked_round, mnist):
     tensors, meta = load_weights(outcome.global_weights)
     assert meta == {"project": "7", "round": "0", "trainer": "aggregator", "base": "bafy-global"}
     assert evaluate(SPEC, tensors, Xv, yv)[0] > evaluate(SPEC, g, Xv, yv)[0] + 0.2
-    assert outcome.report["validation"]["new_metric"] == pytest.approx(evaluate(SPEC, tensors, Xv, yv)[0])
+    assert outcome.report["validation"]["metric"] == "neg_loss"  # the default: minus the mean cross-entropy
+    assert outcome.report["validation"]["new_metric"] == pytest.approx(-evaluate(SPEC, tensors, Xv, yv)[1], rel=1e-5)
 
 
 def test_report_is_json_and_complete(attacked_round):
@@ -140,7 +141,7 @@ def test_other_aggregations_run(mnist, aggregation):
     Xt, yt, Xv, yv = mnist
     g = initial_weights(SPEC, 0)
     subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=3)
-    config = AggregatorConfig(aggregation=aggregation, shapley_method="loo", fltrust_reference=False)
+    config = AggregatorConfig(aggregation=aggregation, shapley_method="loo", fltrust_reference=False, metric="accuracy")
     outcome = run_round(SPEC, save_weights(g), subs, (Xv, yv), config)
     assert outcome.flags == 0 and outcome.new_metric > 0.3
 
@@ -460,3 +461,61 @@ def test_a_spec_file_with_a_misspelt_detector_parameter_names_it(tmp_path):
     assert "aggregator_config: detector 'direction' takes no parameter 'relativ'" in str(err.value)
     with pytest.raises(ConfigError, match="is not a text file"):
         load_spec_file(tmp_path / "validation.npz")  # the wrong file passed as --spec
+
+
+def test_confidence_payment_reports_its_uncertainty_and_pays_by_it(attacked_round):
+    _, _, outcome = attacked_round
+    payment = outcome.report["payment"]
+    assert payment["rule"] == "cumulative" and payment["z"] == 2.0  # the default
+    assert payment["over_rounds"]["rounds"] == [1] * len(outcome.report["trainers"])  # round 0: no history
+    unflagged = [t for t in outcome.report["trainers"] if not t["flagged"]]
+    assert len(payment["standard_errors"]) == len(payment["groups"]) == len(unflagged)
+    assert all(se > 0 for se in payment["standard_errors"])
+    for group in set(payment["groups"]) - {-1}:  # members of one group are paid alike
+        pays = {t["pay_share"] for t, g in zip(unflagged, payment["groups"]) if g == group}
+        assert len(pays) == 1
+
+
+def test_proportional_payment_posts_the_positive_scores(mnist):
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 0)
+    subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=5)
+    config = AggregatorConfig(payment="proportional", fltrust_reference=False)
+    outcome = run_round(SPEC, save_weights(g), subs, (Xv, yv), config)
+    scores = [t["score"] for t in outcome.report["trainers"]]
+    assert outcome.weights == fixed_point_weights(scores)
+    assert outcome.report["payment"] == {"rule": "proportional"}
+
+
+def test_noisy_labels_are_paid_less_than_clean_ones_beyond_the_noise(mnist):
+    """Two clean trainers and two with 80 % wrong labels: the validation set tells them apart in
+    the first round, so the rule keeps that difference."""
+    from backend.data import add_label_noise
+
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 0)
+    parts = partition_iid(len(yt), 4, seed=2)
+    subs = []
+    for i, idx in enumerate(parts):
+        y = add_label_noise(yt[idx], 0.8 if i >= 2 else 0.0, 10, seed=i)
+        update = make_update("honest", AttackContext(SPEC, g, Xt[idx], y, seed=i))
+        subs.append((f"0x{i:040x}", f"cid-{i}", save_weights(update)))
+    outcome = run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(fltrust_reference=False))
+    w = outcome.weights
+    assert min(w[0], w[1]) > max(w[2], w[3])
+
+
+def test_cumulative_payment_reads_the_earlier_rounds(mnist):
+    """A trainer that led every earlier round by far keeps leading this round's pay; without the
+    history the same round pays the within-round shares."""
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 0)
+    subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=6)
+    config = AggregatorConfig(fltrust_reference=False)
+    alone = run_round(SPEC, save_weights(g), subs, (Xv, yv), config)
+    shares = [t["pay_share"] for t in alone.report["trainers"]]
+    assert alone.weights == fixed_point_weights(shares)
+    history = [{a: (0.97 if i == 0 else 0.01) for i, (a, _, _) in enumerate(subs)}] * 6
+    led = run_round(SPEC, save_weights(g), subs, (Xv, yv), config, prior_shares=history)
+    assert led.weights[0] > 2 * max(led.weights[1:]) and led.weights[0] > alone.weights[0]
+    assert led.report["payment"]["over_rounds"]["rounds"] == [7] * 4

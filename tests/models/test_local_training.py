@@ -8,7 +8,7 @@ import torch
 from backend.data import load_mnist
 from backend.errors import ConfigError
 from backend.models import flatten, initial_weights, mnist_spec, save_weights
-from backend.simulate.attacks import BEHAVIOURS, AttackContext, make_update, parse_attackers
+from backend.simulate.attacks import ADAPTIVE_KINDS, BEHAVIOURS, AttackContext, make_update, parse_attackers
 from backend.trainer.local import apply_update, compute_update, evaluate, train_local
 
 SPEC = mnist_spec("mlp", hidden=[32])
@@ -74,7 +74,8 @@ def test_behaviours_shape_their_updates(data):
     victim = make_update("honest", ctx)
     copy = flatten(make_update("copycat", AttackContext(SPEC, g, X, y, seed=4, previous=[victim])))
     assert (copy - flatten(victim)).norm() / flatten(victim).norm() < 1e-3
-    assert set(BEHAVIOURS) == {"honest", "label_flip", "sign_flip", "noise", "scale", "free_rider", "copycat"}
+    assert set(BEHAVIOURS) == {"honest", "label_flip", "sign_flip", "noise", "scale", "free_rider", "copycat",
+                               *ADAPTIVE_KINDS}
 
 
 def test_parse_attackers():
