@@ -88,6 +88,8 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
         except (ReportError, StorageError) as exc:
             problems.append(f"cannot recompute the pay: an earlier round's report or model cannot be read: {exc}")
             verdicts.append(RoundVerdict(rec.round, ok=False, problems=problems))
+            if progress is not None:
+                progress(rec.round)
             continue
         outcome = run_round(spec, base, blobs, validation, config, project_id=pid, round=rec.round,
                             global_cid=rec.base_model_cid, previous_global=previous, prior_shares=prior_shares)
