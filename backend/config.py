@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     ipfs_timeout: float = Field(60.0, gt=0, description="seconds per Kubo RPC request")
     ipfs_retries: int = Field(3, ge=0)
     max_update_bytes: int = Field(64 * 1024 * 1024, gt=0, description="size cap of one trainer update")
+    torch_threads: int | None = Field(None, ge=1, description="intra-op threads for training; unset: the cores not "
+                                      "busy when the process starts (backend/threads.py), or OMP_NUM_THREADS if set")
 
     @field_validator("chain", "ipfs")
     @classmethod

@@ -23,6 +23,16 @@ _state = {"debug": False}
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors")) -> None:
     _state["debug"] = debug
+    # Once per process, before any command imports torch: a fair share of the cores (backend/threads.py).
+    from backend.config import get_settings
+    from backend.errors import ConfigError
+    from backend.threads import configure_threads
+
+    try:
+        override = get_settings().torch_threads
+    except ConfigError:  # the command that needs the broken setting reports it; this one must not
+        override = None
+    configure_threads(override)
 
 
 def _register() -> None:
