@@ -37,10 +37,7 @@ class Settings(BaseSettings):
     @field_validator("chain", "ipfs")
     @classmethod
     def _endpoint(cls, value: str) -> str:
-        value = value.strip()
-        if value != "embedded" and not value.startswith(("http://", "https://", "ws://", "wss://")):
-            raise ValueError(f"expected 'embedded' or an http(s):// URL, got {value!r}")
-        return value
+        return check_endpoint(value)
 
     @property
     def ipfs_dir(self) -> Path:
@@ -56,6 +53,14 @@ class Settings(BaseSettings):
                                    file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=default_home() / "config.toml")
         return (init_settings, env_settings, toml)
+
+
+def check_endpoint(value: str) -> str:
+    """A chain or storage endpoint: 'embedded' or a URL (the settings and the CLI's --chain/--ipfs)."""
+    value = value.strip()
+    if value != "embedded" and not value.startswith(("http://", "https://", "ws://", "wss://")):
+        raise ValueError(f"expected 'embedded' or an http(s):// URL, got {value!r}")
+    return value
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -34,6 +34,8 @@ USAGE_ERRORS = {
     "unknown option": (["project", "list", "--nosuchoption"], "No such option: --nosuchoption"),
     "option without its value": (["project", "list", "--chain"], "Usage: merit project list"),
     "bad choice of number": (["ipfs", "add", "x", "--cid-version", "7"], "--cid-version"),
+    "chain that is no URL": (["project", "list", "--chain", "nonsense"], "expected 'embedded' or an http(s):// URL"),
+    "store that is no URL": (["demo", "--ipfs", "ftp://x"], "--ipfs"),
 }
 
 
