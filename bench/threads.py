@@ -68,10 +68,17 @@ def _children_cpu() -> float:
 
 
 class _Load:
-    """Two busy loops for the duration of a run."""
+    """Two busy loops for the duration of a run. With ``own_session`` (the default) they run in a
+    session of their own, as another program's work does: Linux's autogroup scheduler shares the CPU
+    between sessions first, so loops started in the demo's own session would compete inside the
+    demo's slice instead (MERIT_BENCH_THREADS_LOAD_SESSION=shared measures that)."""
+
+    def __init__(self, own_session: bool = True):
+        self.own_session = own_session
 
     def __enter__(self) -> "_Load":
-        self.procs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(LOAD_PROCESSES)]
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"], start_new_session=self.own_session)
+                      for _ in range(LOAD_PROCESSES)]
         time.sleep(1.0)  # let them be seen as runnable before the demo starts
         return self
 
@@ -91,15 +98,17 @@ def _summary(runs: list[dict]) -> dict:
 def run(results: Path) -> dict:
     repeats = int(os.environ.get("MERIT_BENCH_THREADS_REPEATS", "2"))
     policies = os.environ.get("MERIT_BENCH_THREADS_POLICIES", ",".join(POLICIES)).split(",")
+    own_session = os.environ.get("MERIT_BENCH_THREADS_LOAD_SESSION", "own") != "shared"
     out: dict = {"command": "merit demo " + " ".join(DEMO), "cores": available_cores(), "load_processes": LOAD_PROCESSES,
-                 "target_ratio": TARGET_RATIO, "repeats": repeats, "policies": {}}
+                 "load_session": "own" if own_session else "shared", "target_ratio": TARGET_RATIO, "repeats": repeats,
+                 "policies": {}}
     with tempfile.TemporaryDirectory(prefix="merit-bench-threads-") as tmp:
         for name in policies:
             threads = POLICIES[name]
             runs: dict[str, list[dict]] = {"alone": [], "loaded": []}
             for i in range(repeats):
                 runs["alone"].append(_demo(threads, Path(tmp)))
-                with _Load():
+                with _Load(own_session):
                     runs["loaded"].append(_demo(threads, Path(tmp)))
                 print(f"   {name} #{i}: alone {runs['alone'][-1]['wall_seconds']} s, "
                       f"loaded {runs['loaded'][-1]['wall_seconds']} s", flush=True)
