@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 SOLC_VERSION := 0.8.37
 SOLC := $(HOME)/.solcx/solc-v$(SOLC_VERSION)
 FORGE := node_modules/.bin/forge
+BROWNIE_VENV := .venv-brownie
 export FOUNDRY_SOLC := $(SOLC)
 export FOUNDRY_OFFLINE := true
 
@@ -41,7 +42,8 @@ solc: node_modules/.installed $(VENV)/.installed
 demo: setup
 	$(BIN)/merit demo
 
-test: setup test-forge test-py
+# eth-brownie's virtualenv too: tests/test_brownie.py compiles and deploys with it (about 40 s CPU).
+test: setup $(BROWNIE_VENV)/.installed test-forge test-py
 
 test-forge: setup
 	$(FORGE) test
@@ -75,8 +77,7 @@ bench: setup $(BENCH_VENV)/.installed $(PYDVL_VENV)/.installed
 artifacts: setup
 	$(BIN)/python -m backend.chain.compile --write
 
-# eth-brownie pins 83 exact versions, so it lives in its own virtualenv, never the product's.
-BROWNIE_VENV := .venv-brownie
+# eth-brownie pins 83 exact versions, so it lives in its own virtualenv (BROWNIE_VENV), never the product's.
 $(BROWNIE_VENV)/.installed:
 	test -x $(BROWNIE_VENV)/bin/python || $(PY) -m venv $(BROWNIE_VENV)
 	$(BROWNIE_VENV)/bin/python -m pip install -q eth-brownie==1.22.2

@@ -32,6 +32,7 @@ from backend.chain.types import Phase, Status
 from backend.errors import ChainError, IntegrityError, MeritError, StorageError
 from aggregator.report import fetch_report
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
+from backend.retry import RetryPolicy, retry_call
 from backend.storage.store import atomic_output
 
 STATE_SCHEMA = "merit.aggregator-state/1"
@@ -109,18 +110,11 @@ class AggregatorNode:
     # ------------------------------------------------------------------ the loop
     def run(self, poll_seconds: float = 2.0, max_backoff: float = 60.0, stop: Callable[[], bool] | None = None) -> None:
         """Step until the project ends; transient chain and storage failures back off and retry."""
-        delay = poll_seconds
         last = None
+        policy = RetryPolicy(retries=None, base_delay=poll_seconds, max_delay=max_backoff)
         while True:
-            try:
-                what = self.step()
-                delay = poll_seconds
-            except (ChainError, StorageError) as exc:
-                what = f"retrying in {delay:.0f}s: {exc}"
-                self.log(f"[yellow]{what}[/yellow]")
-                time.sleep(delay)
-                delay = min(delay * 2, max_backoff)
-                continue
+            what = retry_call(self.step, policy, transient=lambda exc: isinstance(exc, (ChainError, StorageError)),
+                              before_retry=lambda exc, delay: self.log(f"[yellow]retrying in {delay:.0f}s: {exc}[/yellow]"))
             if what != last:
                 self.log(what)
                 last = what
@@ -181,24 +175,22 @@ class AggregatorNode:
         A lying node or a malformed CID is final; anything else is retried with backoff."""
         from backend.storage import MalformedCidError
 
-        delay = 0.5
-        for attempt in range(self.fetch_retries + 1):
-            try:
-                size = self.store.size(cid)
-                if size > self.config.max_update_bytes:  # oversize is final: no retries, no download
-                    self.log(f"[yellow]update {cid} refused: {size} bytes, over the cap of "
-                             f"{self.config.max_update_bytes}[/yellow]")
-                    return None
-                return self.store.get_bytes(cid, max_size=self.config.max_update_bytes)
-            except (IntegrityError, MalformedCidError) as exc:
-                self.log(f"[yellow]update {cid} refused: {exc}[/yellow]")
+        def fetch() -> bytes | None:
+            size = self.store.size(cid)
+            if size > self.config.max_update_bytes:  # oversize is final: no retries, no download
+                self.log(f"[yellow]update {cid} refused: {size} bytes, over the cap of "
+                         f"{self.config.max_update_bytes}[/yellow]")
                 return None
-            except StorageError as exc:
-                if attempt == self.fetch_retries:
-                    self.log(f"[yellow]update {cid} unavailable: {exc}[/yellow]")
-                    return None
-                time.sleep(delay)
-                delay *= 2
+            return self.store.get_bytes(cid, max_size=self.config.max_update_bytes)
+
+        try:
+            return retry_call(fetch, RetryPolicy(retries=self.fetch_retries, base_delay=0.5),
+                              transient=lambda exc: isinstance(exc, StorageError)
+                              and not isinstance(exc, (IntegrityError, MalformedCidError)))
+        except (IntegrityError, MalformedCidError) as exc:
+            self.log(f"[yellow]update {cid} refused: {exc}[/yellow]")
+        except StorageError as exc:
+            self.log(f"[yellow]update {cid} unavailable: {exc}[/yellow]")
         return None
 
     def _earlier_rounds(self, r: int) -> tuple[bytes | None, list[dict[str, float]]]:

@@ -31,14 +31,13 @@ class Settings(BaseSettings):
     ipfs_timeout: float = Field(60.0, gt=0, description="seconds per Kubo RPC request")
     ipfs_retries: int = Field(3, ge=0)
     max_update_bytes: int = Field(64 * 1024 * 1024, gt=0, description="size cap of one trainer update")
+    torch_threads: int | None = Field(None, ge=1, description="intra-op threads for training; unset: the cores not "
+                                      "busy when the process starts (backend/threads.py), or OMP_NUM_THREADS if set")
 
     @field_validator("chain", "ipfs")
     @classmethod
     def _endpoint(cls, value: str) -> str:
-        value = value.strip()
-        if value != "embedded" and not value.startswith(("http://", "https://", "ws://", "wss://")):
-            raise ValueError(f"expected 'embedded' or an http(s):// URL, got {value!r}")
-        return value
+        return check_endpoint(value)
 
     @property
     def ipfs_dir(self) -> Path:
@@ -54,6 +53,14 @@ class Settings(BaseSettings):
                                    file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=default_home() / "config.toml")
         return (init_settings, env_settings, toml)
+
+
+def check_endpoint(value: str) -> str:
+    """A chain or storage endpoint: 'embedded' or a URL (the settings and the CLI's --chain/--ipfs)."""
+    value = value.strip()
+    if value != "embedded" and not value.startswith(("http://", "https://", "ws://", "wss://")):
+        raise ValueError(f"expected 'embedded' or an http(s):// URL, got {value!r}")
+    return value
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -122,9 +122,16 @@ class BoundedHTTPProvider(HTTPProvider):
         return HTTPProvider.decode_rpc_response(raw_response)
 
 
+def rpc_provider(url: str, timeout: float) -> "BoundedHTTPProvider":
+    """An HTTP provider without web3's own retries: Merit's one policy (``with_retries``,
+    ``MERIT_RPC_RETRIES``) decides how often a call is tried; stacked on web3's, one dead node cost
+    up to 36 tries."""
+    return BoundedHTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+
+
 def rpc_chain(url: str, timeout: float = 30.0) -> Chain:
     """Connect to a JSON-RPC node, failing with a message that says what to do."""
-    w3 = Web3(BoundedHTTPProvider(url, request_kwargs={"timeout": timeout}))
+    w3 = Web3(rpc_provider(url, timeout))
     try:
         w3.eth.chain_id
     except ChainError:
@@ -151,7 +158,7 @@ def wait_for_rpc(url: str, timeout: float = 20.0, alive: Callable[[], bool] | No
     last: Exception | None = None
     while time.monotonic() < deadline and (alive is None or alive()):
         try:
-            Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2})).eth.chain_id
+            Web3(rpc_provider(url, timeout=2)).eth.chain_id
             return
         except Exception as exc:  # not up yet
             last = exc

@@ -3,7 +3,6 @@ reverts turned into exceptions that carry the custom error's name and decoded ar
 from __future__ import annotations
 
 import ast
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,6 +15,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 
 from backend.chain.connection import Chain
 from backend.errors import ChainError, MeritError
+from backend.retry import RetryPolicy, retry_call
 
 try:  # the embedded chain's own failure type
     from eth_tester.exceptions import TransactionFailed
@@ -162,25 +162,33 @@ def _hex_in(error_data: dict) -> str | None:
 
 
 REVERTS = (ContractLogicError, ContractCustomError, ContractPanicError, Web3RPCError, TransactionFailed)
+BUSY_STATUS = {429, 502, 503, 504}
 TRANSIENT = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, TimeExhausted)
 
 
+def _transient_rpc(exc: BaseException) -> bool:
+    """Connection trouble, timeouts, and a node that says it is busy; never a refusal."""
+    if isinstance(exc, TRANSIENT):
+        return True
+    if isinstance(exc, requests.HTTPError):  # a proxy or gateway in front of the node
+        return exc.response is not None and exc.response.status_code in BUSY_STATUS
+    if isinstance(exc, Web3RPCError):
+        message = str(exc).lower()
+        return any(s in message for s in ("429", "rate limit", "timeout", "temporarily", "502", "503"))
+    return False
+
+
 def with_retries(fn: Callable[[], T], retries: int, what: str, base_delay: float = 0.25) -> T:
-    """Call ``fn``, retrying transient RPC failures with exponential backoff."""
-    for attempt in range(retries + 1):
-        try:
-            return fn()
-        except TRANSIENT as exc:
-            if attempt == retries:
-                raise ChainError(f"{what}: the chain did not answer after {retries + 1} tries ({type(exc).__name__})",
-                                 "check that the node is running and --chain points at it") from exc
-        except Web3RPCError as exc:
-            message = str(exc).lower()
-            transient = any(s in message for s in ("429", "rate limit", "timeout", "temporarily", "502", "503"))
-            if not transient or attempt == retries:
-                raise
-        time.sleep(base_delay * (2 ** attempt))
-    raise AssertionError("unreachable")
+    """Call ``fn`` under the one retry policy (backend.retry): transient RPC failures back off and
+    retry up to ``retries`` times; a node that stays down becomes a ChainError that says what to do."""
+
+    def give_up(exc: BaseException, attempts: int) -> BaseException:
+        if isinstance(exc, Web3RPCError):  # the node answered, busy to the end: its own words are clearest
+            return exc
+        return ChainError(f"{what}: the chain did not answer after {attempts} tries ({type(exc).__name__})",
+                          "check that the node is running and --chain points at it")
+
+    return retry_call(fn, RetryPolicy(retries=retries, base_delay=base_delay), transient=_transient_rpc, give_up=give_up)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from backend.cli.common import CHAIN, IPFS, KEY, MARKET, open_context
+from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context
 
 app = typer.Typer(help="Aggregator operators: run the node that scores rounds and posts results.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def run(
     once: bool = typer.Option(False, "--once", help="take one step and exit"),
     workers: int = typer.Option(1, "--workers", min=1, help="processes for coalition evaluations"),
     fail_after: str = typer.Option(None, "--fail-after", hidden=True, help="fault injection for tests"),
-    chain: str = CHAIN, ipfs: str = IPFS, market: str = MARKET, key: str = KEY,
+    chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None, key: KeyOption = None,
 ) -> None:
     """Follow a project and run each round when its submission window closes, until the project ends.
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from backend.cli.common import ChainOption, KeyOption
 from backend.config import get_settings
 from backend.errors import ChainError
 
@@ -64,8 +65,8 @@ def up(
 
 
 def deploy_command(
-    chain: str = typer.Option(None, "--chain", "--rpc", help="JSON-RPC URL (default: configuration)"),
-    key: str = typer.Option("dev:0", "--key", help="deployer key: 0x... or dev:N"),
+    chain: ChainOption = None,
+    key: KeyOption = "dev:0",
     test_token: bool = typer.Option(False, "--test-token", help="also deploy the test ERC-20 (dev chains)"),
 ) -> None:
     """Deploy the Marketplace and record it in $MERIT_HOME/deployments/<chain_id>.json.
@@ -99,7 +100,7 @@ def deploy_command(
 
 @app.command("wait")
 def wait(
-    chain: str = typer.Option(None, "--chain", help="JSON-RPC URL (default: configuration)"),
+    chain: ChainOption = None,
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="seconds to wait"),
 ) -> None:
     """Wait until a JSON-RPC node answers (for scripts that just started one).

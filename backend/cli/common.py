@@ -2,15 +2,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Optional
 
 import typer
 
-from backend.config import Settings, get_settings, load_settings
+from backend.config import Settings, check_endpoint, get_settings, load_settings
 
-CHAIN = typer.Option(None, "--chain", help="'embedded' or a JSON-RPC URL (default: MERIT_CHAIN)")
-IPFS = typer.Option(None, "--ipfs", help="'embedded' or a Kubo RPC URL (default: MERIT_IPFS)")
-MARKET = typer.Option(None, "--market", help="Marketplace address (default: $MERIT_HOME/deployments/<chain_id>.json)")
-KEY = typer.Option(None, "--key", help="signing key: 0x<64 hex> or dev:N (default: MERIT_PRIVATE_KEY)")
+
+def _endpoint(value: str | None) -> str | None:
+    """A malformed --chain/--ipfs is a usage error (exit 2, with the usage line), found before any work."""
+    if value is None:
+        return None
+    try:
+        return check_endpoint(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+# The options every command that talks to the market shares, defined once. A command declares
+# ``chain: ChainOption = None``; where a command has its own default (the demo runs on the embedded
+# chain whatever MERIT_CHAIN says), Typer shows it.
+ChainOption = Annotated[Optional[str], typer.Option(
+    "--chain", metavar="embedded|URL", callback=_endpoint,
+    help="'embedded' (in-process EVM) or a JSON-RPC URL such as http://127.0.0.1:8545; unset: MERIT_CHAIN")]
+IpfsOption = Annotated[Optional[str], typer.Option(
+    "--ipfs", metavar="embedded|URL", callback=_endpoint,
+    help="'embedded' or a Kubo RPC URL such as http://127.0.0.1:5001; unset: MERIT_IPFS")]
+MarketOption = Annotated[Optional[str], typer.Option(
+    "--market", metavar="ADDRESS", help="Marketplace address; unset: MERIT_MARKET, else $MERIT_HOME/deployments/<chain_id>.json")]
+KeyOption = Annotated[Optional[str], typer.Option(
+    "--key", metavar="0xHEX|dev:N", help="signing key: 0x<64 hex> or dev:N (a test-mnemonic account); unset: MERIT_PRIVATE_KEY")]
 
 
 @dataclass

@@ -7,12 +7,11 @@ from typing import Optional
 
 import typer
 
+from backend.cli.common import IpfsOption
 from backend.storage import DEFAULT_CID_VERSION, open_store
 
 app = typer.Typer(help="Content-addressed storage: the CIDs are the ones `ipfs add` prints.", no_args_is_help=True)
 
-IPFS_OPTION = typer.Option(None, "--ipfs", metavar="embedded|URL",
-                           help="'embedded' or a Kubo RPC URL such as http://127.0.0.1:5001 (default: MERIT_IPFS)")
 
 
 @app.command()
@@ -22,7 +21,7 @@ def add(
                                     help="1: base32 bafy.../bafk... with raw leaves; 0: Qm..."),
     only_hash: bool = typer.Option(False, "--only-hash", "-n", help="print the CID, store nothing"),
     pin: bool = typer.Option(True, "--pin/--no-pin", help="pin the content (keeps it from a Kubo node's GC)"),
-    ipfs: Optional[str] = IPFS_OPTION,
+    ipfs: IpfsOption = None,
 ) -> None:
     """Add a file and print its CID.
 
@@ -44,7 +43,7 @@ def cat(
     cid: str = typer.Argument(..., help="CID to read"),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="write to this file instead of stdout (never left partial)"),
-    ipfs: Optional[str] = IPFS_OPTION,
+    ipfs: IpfsOption = None,
 ) -> None:
     """Write a CID's bytes to stdout, verifying every block against the CID.
 
@@ -66,7 +65,7 @@ def cat(
 @app.command()
 def pin(
     cid: str = typer.Argument(..., help="CID to pin"),
-    ipfs: Optional[str] = IPFS_OPTION,
+    ipfs: IpfsOption = None,
 ) -> None:
     """Pin a CID: every block must be present and intact (a Kubo node fetches what it lacks).
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -22,6 +23,16 @@ _state = {"debug": False}
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors")) -> None:
     _state["debug"] = debug
+    # Once per process, before any command imports torch: a fair share of the cores (backend/threads.py).
+    from backend.config import get_settings
+    from backend.errors import ConfigError
+    from backend.threads import configure_threads
+
+    try:
+        override = get_settings().torch_threads
+    except ConfigError:  # the command that needs the broken setting reports it; this one must not
+        override = None
+    configure_threads(override)
 
 
 def _register() -> None:
@@ -38,34 +49,55 @@ def _register() -> None:
 
 
 def run() -> None:
-    """Console-script entry point: readable one-line errors unless --debug."""
+    """Console-script entry point, following click's conventions: a usage error (unknown command, bad
+    or missing argument) prints the usage line and exits 2; a runtime error prints one red line that
+    says what to do and exits 1 (the traceback only with --debug)."""
     _register()
     debug = "--debug" in sys.argv
     try:
         code = app(standalone_mode=False)
-        if isinstance(code, int) and code != 0:  # typer.Exit(n) comes back as a return value here
-            sys.exit(code)
+    except typer.TyperException as exc:  # click's errors; Typer vendors click, so not click.ClickException
+        _show_click_error(exc)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("[red]aborted[/red]")
+        sys.exit(1)
     except MeritError as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("[red]aborted[/red]")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        _fail(str(exc))
+    except Exception as exc:  # a bug, or a failure nobody wrapped: still one line, and the way to see more
         if debug:
             raise
-        err_console.print(f"[red]error:[/red] {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
-                          highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(f"{type(exc).__name__}: {exc} (re-run with --debug for the traceback)")
+    if isinstance(code, int) and code != 0:  # typer.Exit(n) and Ctrl-C (130) come back as a return value
+        sys.exit(code)
+
+
+def _show_click_error(exc: typer.TyperException) -> None:
+    """click's own rendering: for a usage error, the usage line, the --help hint, then the error.
+    An option missing its value is raised before click knows the command, so find it from argv."""
+    if getattr(exc, "ctx", "absent") is None and exc.exit_code == 2:
+        exc.ctx = _context_for(sys.argv[1:])
+    exc.show()
+
+
+def _context_for(argv: list[str]) -> typer.Context:
+    """A context for the deepest command that ``argv`` names, for its usage line."""
+    command, path = typer.main.get_command(app), ["merit"]
+    for token in argv:
+        sub = getattr(command, "commands", {}).get(token)
+        if sub is None:
+            if not token.startswith("-"):
+                break
+            continue
+        command, path = sub, [*path, token]
+    return typer.Context(command, info_name=" ".join(path))
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

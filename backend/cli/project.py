@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from backend.cli.common import CHAIN, IPFS, KEY, MARKET, open_context, wei
+from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context, wei
 
 app = typer.Typer(help="Project owners: create, watch, cancel and close projects.", no_args_is_help=True)
 console = Console()
@@ -16,7 +16,7 @@ console = Console()
 @app.command("create")
 def create(
     spec: Path = typer.Option(..., "--spec", help="project spec file (YAML or JSON); see README"),
-    chain: str = CHAIN, ipfs: str = IPFS, market: str = MARKET, key: str = KEY,
+    chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None, key: KeyOption = None,
 ) -> None:
     """Upload the model spec, initial weights and validation set, escrow the reward pool, create the project.
 
@@ -35,7 +35,7 @@ def create(
 
 
 @app.command("list")
-def list_(chain: str = CHAIN, market: str = MARKET) -> None:
+def list_(chain: ChainOption = None, market: MarketOption = None) -> None:
     """List the market's projects.
 
     Example: merit project list --chain http://127.0.0.1:8545
@@ -66,8 +66,8 @@ def _report(store, cid: str | None) -> dict | None:
 
 
 @app.command("status")
-def status(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, ipfs: str = IPFS,
-           market: str = MARKET) -> None:
+def status(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, ipfs: IpfsOption = None,
+           market: MarketOption = None) -> None:
     """Show a project's rounds: state, submissions, scores, flags and rewards.
 
     Example: merit project status 1
@@ -104,7 +104,7 @@ def status(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, ipf
 
 
 @app.command("cancel")
-def cancel(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
+def cancel(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
     """Cancel a project: final rounds stay paid; unproduced budgets become withdrawable.
 
     Example: merit project cancel 1 --key dev:0
@@ -115,7 +115,7 @@ def cancel(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, mar
 
 
 @app.command("withdraw")
-def withdraw(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
+def withdraw(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
     """Withdraw the owner's remainder (dust and unspent budgets) after the project ended or was cancelled.
 
     Example: merit project withdraw 1 --key dev:0
@@ -127,8 +127,8 @@ def withdraw(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, m
 
 
 @app.command("reveal")
-def reveal(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, ipfs: str = IPFS, market: str = MARKET,
-           key: str = KEY) -> None:
+def reveal(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None,
+           key: KeyOption = None) -> None:
     """Publish the validation set (CID and salt), so anyone can `merit verify` every round.
 
     Example: merit project reveal 1 --key dev:0
@@ -146,7 +146,7 @@ def reveal(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, ipf
 
 @app.command("export")
 def export(project_id: int = typer.Argument(..., min=1), out: Path = typer.Option(..., "--out", help="file to write"),
-           chain: str = CHAIN, ipfs: str = IPFS, market: str = MARKET) -> None:
+           chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None) -> None:
     """Write the project's current global model (safetensors), verified against its on-chain CID.
 
     Example: merit project export 1 --out model.safetensors

@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from backend.cli.common import ChainOption, IpfsOption, MarketOption
+
 
 def register(app: typer.Typer) -> None:
     from backend.cli.chain import deploy_command
@@ -19,8 +21,7 @@ def verify_command(
     project_id: int = typer.Argument(..., min=1),
     round_: list[int] = typer.Option(None, "--round", help="round(s) to verify (default: all with a result)"),
     validation: Path = typer.Option(None, "--validation", help="validation set (.npz), if the owner has not revealed it"),
-    chain: str = typer.Option(None, "--chain"), ipfs: str = typer.Option(None, "--ipfs"),
-    market: str = typer.Option(None, "--market"),
+    chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None,
 ) -> None:
     """Re-execute rounds from chain and IPFS data and check the posted weights, flags and model.
 
@@ -67,8 +68,8 @@ def demo_command(
                                   help="comma-separated kind:count; kinds: label_flip, sign_flip, noise, scale, free_rider, copycat, "
                                        "alie, ipm, min_max, noisy_copycat, delta_free_rider, sybil, backdoor"),
     seed: int = typer.Option(0, "--seed"),
-    chain: str = typer.Option("embedded", "--chain", help="'embedded' or a JSON-RPC URL (Anvil)"),
-    ipfs: str = typer.Option("embedded", "--ipfs", help="'embedded' or a Kubo RPC URL"),
+    chain: ChainOption = "embedded",
+    ipfs: IpfsOption = "embedded",
     out: Path = typer.Option(Path("merit-demo"), "--out", help="directory for report.json and the plots"),
     json_out: bool = typer.Option(False, "--json", help="print the report path last, for scripts"),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="N1,N2,…: digits of each honest trainer, in order "

@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from backend.cli.common import CHAIN, IPFS, KEY, MARKET, open_context, wei
+from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context, wei
 
 app = typer.Typer(help="Trainers: join, train on private data, submit updates, claim rewards.", no_args_is_help=True)
 console = Console()
@@ -62,7 +62,7 @@ def _load_data(ctx, client, project_id: int, data: Path, label_column: str):
 
 
 @app.command("join")
-def join(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
+def join(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
     """Join a project by paying its stake.
 
     Example: merit trainer join 1 --key dev:3
@@ -75,8 +75,8 @@ def join(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, marke
 
 @app.command("train")
 def train(project_id: int = typer.Argument(..., min=1), data: Path = DATA, seed: int = typer.Option(0, "--seed"),
-          api: str = API, label_column: str = LABEL, chain: str = CHAIN, ipfs: str = IPFS, market: str = MARKET,
-          key: str = KEY) -> None:
+          api: str = API, label_column: str = LABEL, chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None,
+          key: KeyOption = None) -> None:
     """Train on your data for the open round, upload the update and commit it on-chain.
 
     Example: merit trainer train 1 --data my-digits.npz --key dev:3
@@ -94,7 +94,7 @@ def train(project_id: int = typer.Argument(..., min=1), data: Path = DATA, seed:
 @app.command("run")
 def run(project_id: int = typer.Argument(..., min=1), data: Path = DATA, seed: int = typer.Option(0, "--seed"),
         api: str = API, label_column: str = LABEL, poll: float = typer.Option(2.0, "--poll", min=0.1),
-        chain: str = CHAIN, ipfs: str = IPFS, market: str = MARKET, key: str = KEY) -> None:
+        chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
     """Take part in every round until the project ends, then claim rewards and withdraw the stake.
 
     Example: merit trainer run 1 --data my-digits.npz --key dev:3
@@ -111,7 +111,7 @@ def run(project_id: int = typer.Argument(..., min=1), data: Path = DATA, seed: i
 
 
 @app.command("claim")
-def claim(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
+def claim(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
     """Claim your credited rewards.
 
     Example: merit trainer claim 1 --key dev:3
@@ -127,7 +127,7 @@ def claim(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, mark
 
 
 @app.command("withdraw")
-def withdraw(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
+def withdraw(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
     """Withdraw your stake (minus slashes) after the project ended or was cancelled.
 
     Example: merit trainer withdraw 1 --key dev:3

@@ -14,7 +14,6 @@ Nothing the node says is trusted:
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +21,7 @@ import httpx
 
 from backend import safe_json
 from backend.errors import IntegrityError, StorageError
+from backend.retry import RetryPolicy, retry_call
 from backend.storage.cids import BlockRef, format_cid, parse_cid
 from backend.storage.store import (DEFAULT_CID_VERSION, BlockNotFoundError, Store, check_cid_version, disk_error,
                                    open_input, verify_block)
@@ -31,6 +31,10 @@ MAX_BLOCK = 2 * 1024 * 1024  # Kubo refuses blocks over 2 MiB (bitswap's limit);
 _RETRY_STATUS = {502, 503, 504}
 _HINT_UNREACHABLE = ("start it with `ipfs daemon`, check --ipfs / MERIT_IPFS (e.g. http://127.0.0.1:5001), "
                      "or use --ipfs embedded")
+
+
+class _GatewayStatus(StorageError):
+    """A gateway status (502/503/504): the node is restarting or overloaded, so the call is retried."""
 
 
 class KuboStore(Store):
@@ -54,30 +58,31 @@ class KuboStore(Store):
 
         ``limit`` caps the body: a node that sends more is refused without reading the rest.
         """
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-                if rewind is not None:
-                    rewind.seek(0)
+        def attempt() -> bytes:
+            request = self._client.build_request("POST", f"/{command}", params=params, **kwargs)
+            response = self._client.send(request, stream=True)
             try:
-                request = self._client.build_request("POST", f"/{command}", params=params, **kwargs)
-                response = self._client.send(request, stream=True)
-                try:
-                    if response.status_code in _RETRY_STATUS:
-                        last = StorageError(f"HTTP {response.status_code}")
-                        continue
-                    if response.status_code != 200:
-                        raise self._refusal(command, response)
-                    return self._read_body(command, response, limit)
-                finally:
-                    response.close()
-            except httpx.TransportError as exc:  # timeouts included
-                last = exc
-        if isinstance(last, httpx.TimeoutException):
-            raise StorageError(f"the Kubo node at {self.url} did not answer {command} within the timeout "
-                               f"({self.retries + 1} tries)", "raise MERIT_IPFS_TIMEOUT, or check the node") from None
-        raise StorageError(f"cannot reach the Kubo RPC API at {self.url} ({last})", _HINT_UNREACHABLE) from None
+                if response.status_code in _RETRY_STATUS:
+                    raise _GatewayStatus(f"HTTP {response.status_code}")
+                if response.status_code != 200:
+                    raise self._refusal(command, response)
+                return self._read_body(command, response, limit)
+            finally:
+                response.close()
+
+        def give_up(last: BaseException, attempts: int) -> StorageError:
+            if isinstance(last, httpx.TimeoutException):
+                return StorageError(f"the Kubo node at {self.url} did not answer {command} within the timeout "
+                                    f"({attempts} tries)", "raise MERIT_IPFS_TIMEOUT, or check the node")
+            return StorageError(f"cannot reach the Kubo RPC API at {self.url} ({last})", _HINT_UNREACHABLE)
+
+        def rewind_body(_exc: BaseException, _delay: float) -> None:
+            if rewind is not None:  # the failed try consumed the upload's file
+                rewind.seek(0)
+
+        return retry_call(attempt, RetryPolicy(retries=self.retries, base_delay=self.backoff),
+                          transient=lambda exc: isinstance(exc, (httpx.TransportError, _GatewayStatus)),
+                          give_up=give_up, before_retry=rewind_body)
 
     def _read_body(self, command: str, response: httpx.Response, limit: int | None) -> bytes:
         if limit is None:

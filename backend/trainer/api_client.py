@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -15,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from backend.api.signing import sign_request
 from backend.errors import IntegrityError, MeritError
 from backend.limits import GLOBAL_MODEL_MAX_BYTES, SPEC_MAX_BYTES
+from backend.retry import RetryPolicy, retry_call
 from backend.storage import is_cid_of
 
 CID_HEADER = "X-Merit-CID"
@@ -135,23 +135,21 @@ class ApiClient:
 
     def _send(self, method: str, path: str, retry_on: tuple[type[Exception], ...], stream: bool = False,
               **kwargs) -> httpx.Response:
-        deadline = time.monotonic() + self._retry_seconds
-        delay = 0.2
-        while True:
-            try:
-                return self._http.send(self._http.build_request(method, path, **kwargs), stream=stream)
-            except httpx.TransportError as exc:
-                reason = str(exc) or type(exc).__name__
-                if not isinstance(exc, retry_on):  # the request may have arrived: never send it twice
-                    raise MeritError(f"lost the connection to the Merit API at {self._http.base_url} during "
-                                     f"{method} {path}: {reason}",
-                                     "it may have been processed; check the round (merit project status) "
-                                     "before trying again") from None
-                if time.monotonic() + delay > deadline:
-                    raise MeritError(f"cannot reach the Merit API at {self._http.base_url}: {reason}",
-                                     "is `merit api serve` running there? check --api or MERIT_API_URL") from None
-                time.sleep(delay)
-                delay = min(2 * delay, 2.0)
+        def send() -> httpx.Response:
+            return self._http.send(self._http.build_request(method, path, **kwargs), stream=stream)
+
+        def give_up(exc: BaseException, _attempts: int) -> MeritError:
+            return MeritError(f"cannot reach the Merit API at {self._http.base_url}: {str(exc) or type(exc).__name__}",
+                              "is `merit api serve` running there? check --api or MERIT_API_URL")
+
+        try:
+            return retry_call(send, RetryPolicy(retries=None, base_delay=0.2, max_delay=2.0, deadline=self._retry_seconds),
+                              transient=lambda exc: isinstance(exc, retry_on), give_up=give_up)
+        except httpx.TransportError as exc:  # not in retry_on: the request may have arrived, never send it twice
+            raise MeritError(f"lost the connection to the Merit API at {self._http.base_url} during "
+                             f"{method} {path}: {str(exc) or type(exc).__name__}",
+                             "it may have been processed; check the round (merit project status) "
+                             "before trying again") from None
 
     @staticmethod
     def _checked(response: httpx.Response) -> httpx.Response:
