@@ -2,12 +2,27 @@
 from __future__ import annotations
 
 
+from eth_abi import decode
+from web3 import Web3
+
 from backend.api.chain_view import ChainView, ProjectInfo, RoundInfo, RoundPhase
+from backend.chain.types import ProjectConfig, ProjectInfo as ChainProject, Status
 from backend.config import Settings
+from backend.errors import ChainError
 
 _PHASES = {"NONE": RoundPhase.PENDING, "OPEN": RoundPhase.OPEN, "AGGREGATING": RoundPhase.AGGREGATING,
            "CHALLENGE": RoundPhase.CHALLENGE, "DISPUTED": RoundPhase.DISPUTED, "FINAL": RoundPhase.FINAL,
            "EXPIRED": RoundPhase.EXPIRED}
+_BATCH_CALLS = 300  # eth_calls per JSON-RPC batch: one HTTP request, a bounded response
+
+
+def _project_info(project_id: int, cfg: ProjectConfig, info: ChainProject, model: str) -> ProjectInfo:
+    return ProjectInfo(
+        project_id=project_id, owner=info.owner, status=info.status.label, current_round=info.current_round,
+        rounds=cfg.rounds, trainer_count=info.trainer_count, min_trainers=cfg.minTrainers,
+        max_trainers=cfg.maxTrainers, stake_wei=cfg.stake, reward_pool_wei=cfg.pool,
+        reward_asset="ETH" if cfg.is_eth else cfg.asset, spec_cid=cfg.specCid,
+        global_model_cid=(model or cfg.initialModelCid) or None)
 
 
 class MarketChainView:
@@ -15,12 +30,27 @@ class MarketChainView:
 
     Unknown ids become None here, before they reach the contract: the ABI would refuse a round
     past uint32, and the client raises for an unknown project.
+
+    Over JSON-RPC the reads need no lock (each is one HTTP request) and pages of projects are read
+    in JSON-RPC batches pinned to one block. The embedded chain (py-evm) is not thread-safe: there
+    ``lock`` is the chain's own, so the API's reads and this process's transactions take turns.
     """
 
     def __init__(self, client):
         self.client = client
-        self.lock = client.chain.lock  # py-evm is not thread-safe: readers share the senders' lock
-        self.market_key = f"{client.chain.chain_id}-{client.address.lower()}"
+        self.embedded = client.chain.kind == "embedded"
+        self.lock = client.chain.lock if self.embedded else None
+        self.chain_id = int(client.chain.chain_id)
+        self.market_address = client.address
+        self.market_key = f"{self.chain_id}-{client.address.lower()}"
+        self._contract = client.contract
+
+    def head(self) -> int | None:
+        """The latest block number, the key of the API's read cache; None on the embedded chain,
+        where time travel changes what a read returns without a new block."""
+        if self.embedded:
+            return None
+        return int(self.client.chain.w3.eth.block_number)
 
     def project_ids(self) -> list[int]:
         return self.client.project_ids()
@@ -31,14 +61,44 @@ class MarketChainView:
     def project(self, project_id: int) -> ProjectInfo | None:
         if not self._exists(project_id):
             return None
-        cfg = self.client.config(project_id)
-        info = self.client.project(project_id)
-        model = self.client.global_model_cid(project_id) or cfg.initialModelCid
-        return ProjectInfo(
-            project_id=project_id, owner=info.owner, status=info.status.label, current_round=info.current_round,
-            rounds=cfg.rounds, trainer_count=info.trainer_count, min_trainers=cfg.minTrainers,
-            max_trainers=cfg.maxTrainers, stake_wei=cfg.stake, reward_pool_wei=cfg.pool,
-            reward_asset="ETH" if cfg.is_eth else cfg.asset, spec_cid=cfg.specCid, global_model_cid=model or None)
+        return _project_info(project_id, self.client.config(project_id), self.client.project(project_id),
+                             self.client.global_model_cid(project_id))
+
+    def projects(self, project_ids: list[int]) -> list[ProjectInfo | None]:
+        """Many projects at once: over JSON-RPC three eth_calls each, sent in batches at one block."""
+        if self.embedded or not project_ids:
+            return [self.project(pid) for pid in project_ids]
+        count = self.client.project_count()
+        known = [pid for pid in project_ids if 1 <= pid <= count]
+        block = hex(self.client.chain.w3.eth.block_number)
+        calls = [(name, pid) for pid in known for name in ("getConfig", "getProject", "globalModelCid")]
+        results: list = []
+        for start in range(0, len(calls), _BATCH_CALLS):
+            results += self._batch(calls[start:start + _BATCH_CALLS], block)
+        found = {}
+        for i, pid in enumerate(known):
+            cfg, info, model = results[3 * i:3 * i + 3]
+            owner, status, current, trainers, carry, bond, vcid = info
+            found[pid] = _project_info(pid, ProjectConfig.from_tuple(cfg), ChainProject(
+                owner, Status(status), int(current), int(trainers), int(carry), int(bond), vcid), model)
+        return [found.get(pid) for pid in project_ids]
+
+    def _batch(self, calls: list[tuple[str, int]], block: str) -> list:
+        """Decoded results of view calls, sent as one JSON-RPC batch."""
+        fns = [getattr(self._contract.functions, name)(arg) for name, arg in calls]
+        requests = [("eth_call", [{"to": self.market_address, "data": fn._encode_transaction_data()}, block]) for fn in fns]
+        responses = self.client.chain.w3.provider.make_batch_request(requests)
+        if not isinstance(responses, list) or len(responses) != len(requests):
+            raise ChainError(f"the node answered a batch of {len(requests)} calls with {responses!r:.200}",
+                             "check that the JSON-RPC endpoint supports batch requests")
+        out = []
+        for fn, response in zip(fns, responses):
+            if "error" in response or "result" not in response:
+                raise ChainError(f"{fn.fn_name} failed in a batch: {response.get('error')!r:.200}")
+            types = [_abi_type(o) for o in fn.abi["outputs"]]
+            values = decode(types, bytes.fromhex(response["result"][2:]))
+            out.append(_normalise(values[0] if len(values) == 1 else values))
+        return out
 
     def round(self, project_id: int, round: int) -> RoundInfo | None:
         if not self._exists(project_id) or round >= self.client.config(project_id).rounds:
@@ -67,6 +127,23 @@ class MarketChainView:
             return 0
         trainer = self.client.trainer(project_id, address)
         return trainer.stake if trainer.joined else 0
+
+
+def _abi_type(output: dict) -> str:
+    """The eth_abi type string of an ABI output (tuples spelled out)."""
+    kind = output["type"]
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in output["components"]) + ")" + kind[len("tuple"):]
+    return kind
+
+
+def _normalise(value):
+    """web3's return conventions: checksummed addresses, tuples for structs."""
+    if isinstance(value, tuple):
+        return tuple(_normalise(v) for v in value)
+    if isinstance(value, str) and len(value) == 42 and value.startswith("0x") and Web3.is_address(value):
+        return Web3.to_checksum_address(value)
+    return value
 
 
 def open_chain_view(settings: Settings) -> ChainView:
