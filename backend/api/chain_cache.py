@@ -71,10 +71,10 @@ class CachedChainView:
             return read()
         try:
             value = read()
-            with self._lock:
+            with self._lock:  # dated when the read ended: a read that takes longer than max_age still serves
                 if len(self._entries) >= MAX_ENTRIES:
                     self._entries.clear()
-                self._entries[key] = (now, value)
+                self._entries[key] = (self._clock(), value)
             return value
         finally:
             with self._lock:
