@@ -33,6 +33,23 @@ class Settings(BaseSettings):
     max_update_bytes: int = Field(64 * 1024 * 1024, gt=0, description="size cap of one trainer update")
     torch_threads: int | None = Field(None, ge=1, description="intra-op threads for training; unset: the cores not "
                                       "busy when the process starts (backend/threads.py), or OMP_NUM_THREADS if set")
+    # The REST API server (`merit api serve`); README, "Using the REST API", says what each does.
+    api_origin: str | None = Field(None, description="origin(s) trainers use to reach the API, comma-separated, e.g. "
+                                   "https://merit.example.org; signed requests must name one")
+    api_writes_per_minute: float = Field(60.0, gt=0, description="signed writes per address per minute")
+    api_write_burst: int = Field(10, ge=1)
+    api_ip_writes_per_minute: float = Field(120.0, gt=0, description="write attempts per client IP per minute")
+    api_ip_write_burst: int = Field(30, ge=1)
+    api_reads_per_minute: float = Field(600.0, gt=0, description="read requests per client IP per minute")
+    api_read_burst: int = Field(200, ge=1)
+    api_max_inflight_upload_bytes: int = Field(256 * 1024 * 1024, gt=0, description="upload bytes held at once, all clients")
+    api_body_timeout_s: float = Field(300.0, gt=0, description="seconds an upload body may take to arrive")
+    api_header_timeout_s: float = Field(10.0, gt=0, description="seconds a client may take to send a request's headers")
+    api_keep_alive_s: int = Field(5, ge=1, description="seconds an idle keep-alive connection stays open")
+    api_max_connections: int = Field(256, ge=1, description="open connections (and requests) before new ones get 503")
+    api_chain_cache_s: float = Field(1.0, ge=0, description="seconds a chain read is reused within one block (0: never)")
+    api_forwarded_allow_ips: str | None = Field(None, description="proxies whose X-Forwarded-For is trusted for the "
+                                                "client IP (uvicorn's forwarded_allow_ips); none by default")
 
     @field_validator("chain", "ipfs")
     @classmethod

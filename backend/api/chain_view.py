@@ -13,14 +13,18 @@ Conventions for implementers:
 - CIDs are strings (``bafy...``); an unset CID is ``None``;
 - a failure to reach the chain raises ``backend.errors.ChainError``.
 
-An implementation may also have a ``market_key`` attribute: a stable name for the market, such as
-``"<chain id>-<contract address>"``. The API keeps its records (accepted uploads, used nonces) per
-market key, so a server pointed at another market starts with a clean slate.
+An implementation has ``chain_id`` and ``market_address`` attributes: signed requests name both
+(scheme MERIT-API-2), so a signature made for one market is worthless at another. It may also have:
 
-Every method may be called from a worker thread; the API serialises its calls (see
-``SerializedChainView``), so an implementation need not be thread-safe. One that has a ``lock``
-attribute gets its calls serialised under that lock, so that other users of the same chain
-connection in the process (tests sending transactions, the demo) wait for them too.
+- ``market_key``: a stable name for the market, such as ``"<chain id>-<contract address>"``. The
+  API keeps its records (accepted uploads, used nonces) per market key, so a server pointed at
+  another market starts with a clean slate;
+- ``head()``: the latest block number. With it, the API caches reads per block (see
+  ``backend.api.chain_cache``); without it (or when it returns None) every read goes to the view;
+- ``projects(ids)``: many projects in one go (a JSON-RPC batch), for the project list;
+- ``lock``: a lock under which every call is made, for a backend that is not thread-safe (the
+  embedded chain), shared with the other users of that chain in the process. Without one, the
+  methods are called from several threads at once and must be thread-safe.
 """
 from __future__ import annotations
 
@@ -77,6 +81,9 @@ class RoundInfo:
 class ChainView(Protocol):
     """The chain reads the REST API needs."""
 
+    chain_id: int           # the chain's EIP-155 id
+    market_address: str     # the Marketplace contract's address
+
     def project_ids(self) -> list[int]:
         """Every project id in the market, ascending."""
 
@@ -100,16 +107,11 @@ class ChainView(Protocol):
 
 
 class SerializedChainView:
-    """Wraps a ChainView so that at most one call runs at a time.
+    """Wraps a ChainView so that its calls are made under its ``lock``, one at a time."""
 
-    The embedded chain (py-evm) is not thread-safe and the API calls the chain from a thread
-    pool; one lock is cheaper than proving every backend safe.
-    """
-
-    def __init__(self, inner: ChainView, lock: threading.Lock | threading.RLock | None = None):
+    def __init__(self, inner: ChainView, lock: threading.Lock | threading.RLock):
         self._inner = inner
-        # share the chain's own lock when it has one, so transactions sent by others in this process wait too
-        self._lock = lock or getattr(inner, "lock", None) or threading.Lock()
+        self._lock = lock
 
     def __getattr__(self, name: str):
         method = getattr(self._inner, name)
@@ -121,3 +123,9 @@ class SerializedChainView:
                 return method(*args, **kwargs)
 
         return call
+
+
+def serialized_if_needed(view: ChainView) -> ChainView:
+    """The view itself, or the view behind its own lock when it has one (not thread-safe)."""
+    lock = getattr(view, "lock", None)
+    return SerializedChainView(view, lock) if lock is not None else view

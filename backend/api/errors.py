@@ -45,6 +45,19 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _server_side(exc: MeritError) -> tuple[int, str, str]:
+    """Status, code and a detail that reveals nothing about the server (paths, URLs, users)."""
+    if isinstance(exc, ChainError):
+        return 503, "chain_unavailable", "the chain node cannot be reached; retry later"
+    if isinstance(exc, IntegrityError):
+        return 502, "storage_integrity", "stored content failed its integrity check; the operator's log has the details"
+    if isinstance(exc, StorageError):
+        return 503, "storage_unavailable", "the content store cannot be reached or read; retry later"
+    if isinstance(exc, ConfigError):
+        return 500, "server_misconfigured", "the server is misconfigured; the operator's log has the details"
+    return 500, "internal_error", "internal error; the operator's log has the details"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -65,18 +78,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MeritError)
     async def _merit_error(request: Request, exc: MeritError) -> JSONResponse:
         # Integrity and config problems are ours, not the caller's; an unreachable backend is a 503.
-        if isinstance(exc, ChainError):
-            status, code = 503, "chain_unavailable"
-        elif isinstance(exc, IntegrityError):
-            status, code = 502, "storage_integrity"
-        elif isinstance(exc, StorageError):
-            status, code = 503, "storage_unavailable"
-        elif isinstance(exc, ConfigError):
-            status, code = 500, "server_misconfigured"
-        else:
-            status, code = 500, "internal_error"
+        # The exception's text names local paths and endpoints: it goes to the log, never the client.
+        status, code, detail = _server_side(exc)
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(status, code, str(exc))
+        return error_response(status, code, detail)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -24,6 +24,8 @@ class HealthOut(BaseModel):
     version: str
     chain: str = Field(description="'embedded' or the JSON-RPC endpoint's kind")
     projects: int = Field(description="number of projects in the market")
+    chain_id: int = Field(description="the chain's id; signed requests name it")
+    market: str = Field(description="the Marketplace contract's address; signed requests name it")
 
 
 class ProjectOut(BaseModel):
@@ -52,6 +54,8 @@ class ProjectOut(BaseModel):
 class ProjectList(BaseModel):
     projects: list[ProjectOut]
     total: int = Field(description="number of projects in the market")
+    offset: int = Field(description="index of the first project of this page in the whole list")
+    next_offset: int | None = Field(description="offset of the next page; null on the last page")
 
 
 class RoundOut(BaseModel):

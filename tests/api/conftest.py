@@ -8,7 +8,7 @@ import pytest
 from eth_account import Account
 from safetensors.numpy import save
 
-from backend.api import create_app
+from backend.api import create_app, signing
 from backend.api.limits import ApiLimits
 from backend.config import Settings
 from backend.storage import open_store
@@ -26,6 +26,12 @@ def tensors(scale: float = 0.01, seed: int = 0, layout=LAYOUT, dtype=np.float32)
 
 def update_bytes(seed: int = 1, metadata: dict[str, str] | None = None, **kw) -> bytes:
     return save(tensors(seed=seed, **kw), metadata=metadata)
+
+
+def signed(url: str, key, path: str, body: bytes = b"", **kw) -> dict[str, str]:
+    """Headers that sign a POST of ``body`` to ``path`` at the server ``url`` over a FakeChain market."""
+    audience = signing.Audience(FakeChain.chain_id, FakeChain.market_address, url)
+    return signing.sign_request(key, audience, "POST", path, body, **kw)
 
 
 @dataclass

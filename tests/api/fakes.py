@@ -15,6 +15,8 @@ class FakeChain:
     joined: set[tuple[int, str]] = field(default_factory=set)
     submitted: set[tuple[int, int, str]] = field(default_factory=set)
     claims: dict[tuple[int, str], int] = field(default_factory=dict)
+    chain_id: int = 31337
+    market_address: str = "0x" + "ab" * 20
 
     def add_project(self, project_id: int, model_cid: str, rounds: int = 3, open_round: int = 0) -> None:
         self.projects[project_id] = ProjectInfo(

@@ -7,11 +7,14 @@ from contextlib import contextmanager
 
 import uvicorn
 
+from backend.api.server import uvicorn_config
+
 
 @contextmanager
 def serve(app, host: str = "127.0.0.1"):
-    """Yield the base URL of a uvicorn server running ``app``; stop it on exit."""
-    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on", timeout_keep_alive=30)
+    """Yield the base URL of a uvicorn server running ``app`` as `merit api serve` configures it
+    (header timeout, connection limit); stop it on exit."""
+    config = uvicorn_config(app, app.state.merit.settings, host=host, port=0, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

@@ -36,8 +36,12 @@ def test_serve_starts_on_the_embedded_chain(tmp_path):
                 assert time.monotonic() < deadline, "merit api serve did not answer"
                 time.sleep(0.2)
         assert health.status_code == 200
-        assert health.json() == {"status": "ok", "version": health.json()["version"], "chain": "embedded", "projects": 0}
-        assert httpx.get(f"http://127.0.0.1:{port}/v1/projects").json() == {"projects": [], "total": 0}
+        body = health.json()
+        assert body == {"status": "ok", "version": body["version"], "chain": "embedded", "projects": 0,
+                        "chain_id": body["chain_id"], "market": body["market"]}
+        assert isinstance(body["chain_id"], int) and body["market"].startswith("0x")
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/projects").json() == {"projects": [], "total": 0, "offset": 0,
+                                                                            "next_offset": None}
         assert httpx.get(f"http://127.0.0.1:{port}/v1/projects/1").status_code == 404
     finally:
         proc.terminate()

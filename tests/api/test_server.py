@@ -17,7 +17,7 @@ from backend.config import Settings
 from backend.errors import IntegrityError
 from backend.storage import open_store
 from backend.trainer.api_client import ApiClient, ApiRequestError
-from tests.api.conftest import CAP, LAYOUT, stored_blocks, tensors, update_bytes
+from tests.api.conftest import CAP, LAYOUT, signed, stored_blocks, tensors, update_bytes
 from tests.api.fakes import FakeChain
 from tests.api.server import serve
 
@@ -26,7 +26,7 @@ UPLOAD = "/v1/projects/1/rounds/{r}/updates"
 
 def post(market, path, body, key=None, headers=None, **sign_kw):
     """POST raw bytes, signed by ``key`` (unless key is None) with overridable headers."""
-    h = signing.sign_request(key, "POST", path, body, **sign_kw) if key is not None else {}
+    h = signed(market.url, key, path, body, **sign_kw) if key is not None else {}
     h.update(headers or {})
     return httpx.post(market.url + path, content=body, headers=h, timeout=30)
 
@@ -51,7 +51,7 @@ def test_reads(market):
     with ApiClient(market.url) as client:
         assert client.health()["status"] == "ok"
         assert [p["project_id"] for p in client.projects()] == [1]
-        assert httpx.get(market.url + "/v1/projects?offset=1").json() == {"projects": [], "total": 1}
+        assert httpx.get(market.url + "/v1/projects?offset=1").json() == {"projects": [], "total": 1, "offset": 1, "next_offset": None}
         project = client.project(1)
         assert project["current_round"] == 1 and project["global_model_cid"] == market.model_cid
         assert client.round(1, 1)["phase"] == "Open"
@@ -87,7 +87,7 @@ def _bad_requests(market):
     path = UPLOAD.format(r=1)
     key = market.trainer.key
     good = update_bytes(seed=3)
-    replay = signing.sign_request(key, "POST", path, good, nonce="replayed-nonce-1")
+    replay = signed(market.url, key, path, good, nonce="replayed-nonce-1")
     wrong_shape = dict(LAYOUT, **{"fc1.weight": (16, 13)})
     with_nan = tensors(seed=3)
     with_nan["fc2.bias"][0] = np.nan
@@ -97,9 +97,9 @@ def _bad_requests(market):
         ("forged signature", lambda: post(market, path, good, Account.create().key,
                                           headers={signing.HEADER_ADDRESS: market.trainer.address}), 401, "bad_signature"),
         ("signature over other body", lambda: httpx.post(market.url + path, content=good,
-                                                          headers=signing.sign_request(key, "POST", path, b"x")), 401, "bad_signature"),
-        ("replayed nonce", lambda: (httpx.post(market.url + path, content=b"not safetensors", headers=signing.sign_request(
-            key, "POST", path, b"not safetensors", nonce="replayed-nonce-1")),
+                                                          headers=signed(market.url, key, path, b"x")), 401, "body_mismatch"),
+        ("replayed nonce", lambda: (httpx.post(market.url + path, content=b"not safetensors", headers=signed(
+            market.url, key, path, b"not safetensors", nonce="replayed-nonce-1")),
             httpx.post(market.url + path, content=good, headers=replay))[1], 401, "nonce_reused"),
         ("stale timestamp", lambda: post(market, path, good, key, timestamp=int(time.time()) - 301), 401, "stale_timestamp"),
         ("future timestamp", lambda: post(market, path, good, key, timestamp=int(time.time()) + 3600), 401, "stale_timestamp"),
@@ -145,7 +145,7 @@ def test_oversize_chunked_body_is_refused_while_streaming(market):
         for _ in range(64):
             yield b"\0" * CAP
 
-    headers = signing.sign_request(key, "POST", path, b"\0" * body_len)
+    headers = signed(market.url, key, path, b"\0" * body_len)
     response = httpx.post(market.url + path, content=chunks(), headers=headers, timeout=30)
     assert_error(response, 413, "too_large")
 
@@ -156,18 +156,18 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path):
                      limits=ApiLimits(writes_per_minute=1, write_burst=2))
     with serve(app) as url:
         path = "/v1/projects/1/rounds/0/updates"
-        statuses = [httpx.post(url + path, content=b"junk", headers=signing.sign_request(trainer.key, "POST", path, b"junk"))
+        statuses = [httpx.post(url + path, content=b"junk", headers=signed(url, trainer.key, path, b"junk"))
                     for _ in range(3)]
         assert [r.status_code for r in statuses] == [422, 422, 429]
         assert int(statuses[2].headers["Retry-After"]) >= 1
         assert_error(statuses[2], 429, "rate_limited")
-        # Requests in its name that are not signed by it do not spend its tokens or anyone's.
+        # Requests in its name that are not signed by it are refused before they reach its bucket.
         other = Account.create()
-        forged = signing.sign_request(other.key, "POST", path, b"junk")
+        forged = signed(url, other.key, path, b"junk")
         forged[signing.HEADER_ADDRESS] = trainer.address
-        assert httpx.post(url + path, content=b"junk", headers=forged).status_code == 429  # already out
+        assert_error(httpx.post(url + path, content=b"junk", headers=forged), 401, "bad_signature")
         chain.join(1, other.address)
-        assert httpx.post(url + path, content=b"junk", headers=signing.sign_request(other.key, "POST", path, b"junk")).status_code == 422
+        assert httpx.post(url + path, content=b"junk", headers=signed(url, other.key, path, b"junk")).status_code == 422
 
 
 def test_errors_are_json_everywhere(market):
@@ -194,7 +194,7 @@ def test_metrics_and_openapi(market):
     assert "application/octet-stream" in upload["requestBody"]["content"]
     assert {"401", "403", "409", "413", "422", "429"} <= set(upload["responses"])
     headers = {p["name"] for p in upload["parameters"] if p["in"] == "header"}
-    assert headers == {signing.HEADER_ADDRESS, signing.HEADER_SIGNATURE, signing.HEADER_TIMESTAMP, signing.HEADER_NONCE}
+    assert headers == set(signing.SIGNED_HEADERS)
     assert "HTTPValidationError" not in doc.get("components", {}).get("schemas", {})
 
 
@@ -203,18 +203,23 @@ def test_records_survive_a_restart(tmp_path):
     store, chain, trainer = one_project(tmp_path, rounds=2)
     chain.set_phase(1, 1, RoundPhase.OPEN)
     chain.market_key = "31337-0xmarket"
-    settings = Settings(home=tmp_path, chain="http://127.0.0.1:8545", ipfs="embedded")
+    # one origin for both servers, as a restarted server keeps its public URL (though not, here, its port)
+    origin = "http://merit.test"
+    settings = Settings(home=tmp_path, chain="http://127.0.0.1:8545", ipfs="embedded", api_origin=origin)
     path, other = "/v1/projects/1/rounds/0/updates", "/v1/projects/1/rounds/1/updates"
     body = update_bytes(seed=5)
-    junk = signing.sign_request(trainer.key, "POST", other, b"junk")
+    junk = {**signed(origin, trainer.key, other, b"junk"), "Host": "merit.test"}
+
+    def upload(url):
+        return httpx.post(url + path, content=body, headers={**signed(origin, trainer.key, path, body), "Host": "merit.test"})
+
     with serve(create_app(settings, chain_view=chain, store=store)) as url:
         assert_error(httpx.post(url + other, content=b"junk", headers=junk), 422, "invalid_update")
-        assert httpx.post(url + path, content=body, headers=signing.sign_request(trainer.key, "POST", path, body)).status_code == 201
+        assert upload(url).status_code == 201
     assert (tmp_path / "api" / "31337-0xmarket" / "uploads.sqlite3").exists()
     with serve(create_app(settings, chain_view=chain, store=store)) as url:
         assert_error(httpx.post(url + other, content=b"junk", headers=junk), 401, "nonce_reused")
-        assert_error(httpx.post(url + path, content=body, headers=signing.sign_request(trainer.key, "POST", path, body)),
-                     409, "duplicate_update")
+        assert_error(upload(url), 409, "duplicate_update")
 
 
 def test_a_trickling_body_times_out(tmp_path):
@@ -228,7 +233,7 @@ def test_a_trickling_body_times_out(tmp_path):
             yield b"\0" * 16
 
     with serve(app) as url:
-        response = httpx.post(url + path, content=trickle(), headers=signing.sign_request(trainer.key, "POST", path, b""))
+        response = httpx.post(url + path, content=trickle(), headers=signed(url, trainer.key, path, b""))
     assert_error(response, 408, "body_timeout")
 
 
@@ -259,7 +264,7 @@ def test_an_unreachable_api_is_retried_then_named():
     calls.clear()
     trainer = Account.create()
     with ApiClient("http://api.test", private_key=trainer.key, transport=httpx.MockTransport(reset_after_sending),
-                   retry_seconds=5) as client:
+                   retry_seconds=5, chain_id=31337, market="0x" + "ab" * 20) as client:
         with pytest.raises(MeritError, match="lost the connection to the Merit API .* during POST") as err:
             client.upload_update(1, 1, update_bytes(seed=3))
     assert calls == ["POST"]  # an upload that may have arrived is not sent again
@@ -272,6 +277,7 @@ def test_an_upload_cid_the_server_makes_up_is_refused():
     def lying_server(request: httpx.Request) -> httpx.Response:
         return httpx.Response(201, json={"cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"})
 
-    with ApiClient("http://api.test", private_key=Account.create().key, transport=httpx.MockTransport(lying_server)) as client:
+    with ApiClient("http://api.test", private_key=Account.create().key, transport=httpx.MockTransport(lying_server),
+                   chain_id=31337, market="0x" + "ab" * 20) as client:
         with pytest.raises(IntegrityError, match="not the CID of its bytes"):
             client.upload_update(1, 1, update_bytes(seed=3))

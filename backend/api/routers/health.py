@@ -21,5 +21,5 @@ def _version() -> str:
 @router.get("/health", response_model=HealthOut)
 def health(ctx: ApiContext = Depends(get_context)) -> HealthOut:
     """Liveness plus one chain read: 503 when the chain cannot be reached."""
-    return HealthOut(status="ok", version=_version(), chain=ctx.chain_kind,
-                     projects=len(ctx.chain.project_ids()))
+    return HealthOut(status="ok", version=_version(), chain=ctx.chain_kind, projects=len(ctx.chain.project_ids()),
+                     chain_id=ctx.chain.chain_id, market=ctx.chain.market_address)

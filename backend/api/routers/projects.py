@@ -35,14 +35,22 @@ def current_model_cid(ctx: ApiContext, project: ProjectInfo) -> str:
         raise ApiError(404, "model_not_found", f"project {project.project_id} has no global model yet") from None
 
 
+MAX_PAGE = 1000
+
+
 @router.get("", response_model=ProjectList)
-def list_projects(offset: int = Query(0, ge=0, le=2**32, description="skip this many projects"),
-                  limit: int = Query(100, ge=1, le=1000, description="at most this many projects"),
+def list_projects(offset: int = Query(0, ge=0, le=2**32, description="skip this many projects (ids in ascending order)"),
+                  limit: int = Query(100, ge=1, le=MAX_PAGE, description=f"at most this many projects (1-{MAX_PAGE})"),
                   ctx: ApiContext = Depends(get_context)) -> ProjectList:
-    """The market's projects, in id order, a page at a time."""
+    """The market's projects, in id order, a page at a time: ``?offset=0&limit=100``, then
+    ``?offset=<next_offset>`` until ``next_offset`` is null. Read in one batch per page and
+    cached per block."""
     ids = ctx.chain.project_ids()
-    projects = (ctx.chain.project(pid) for pid in ids[offset:offset + limit])
-    return ProjectList(projects=[ProjectOut.of(p) for p in projects if p is not None], total=len(ids))
+    page = ids[offset:offset + limit]
+    projects = ctx.chain.projects(page) if page else []
+    end = offset + len(page)
+    return ProjectList(projects=[ProjectOut.of(p) for p in projects if p is not None], total=len(ids), offset=offset,
+                       next_offset=end if end < len(ids) else None)
 
 
 @router.get("/{project_id}", response_model=ProjectOut, responses=error_responses(404))
