@@ -223,6 +223,22 @@ def test_a_body_that_is_not_the_signed_one_is_refused(deployment):
     assert_error(post(d, d.upload_path(), b"something else", headers), 401, "body_mismatch")
 
 
+def test_a_poison_update_is_refused_and_the_server_lives_on(deployment):
+    """A safetensors header nested 100,000 deep once killed the server with a segmentation fault
+    (Python's JSON parser recursing under the Ethereum libraries' recursion limit)."""
+    import struct
+
+    d = deployment
+    trainer = d.market.trainers[3].account
+    header = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    poison = struct.pack("<Q", len(header)) + header
+    headers = signing.sign_request(trainer.key, d.audience(), "POST", d.upload_path(), poison)
+    body = assert_error(post(d, d.upload_path(), poison, headers), 422, "invalid_update")
+    assert "nests 100001 levels deep" in body["detail"], body
+    assert d.server.poll() is None, "the server died"
+    assert httpx.get(d.url + "/v1/health", timeout=5).status_code == 200
+
+
 def test_errors_never_reveal_local_paths(deployment):
     d = deployment
     responses = [httpx.get(f"{d.url}/v1/projects/{d.broken_pid}/model"), httpx.get(f"{d.url}/v1/projects/{d.broken_pid}/spec"),
