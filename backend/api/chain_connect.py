@@ -7,7 +7,7 @@ from backend.config import Settings
 
 _PHASES = {"NONE": RoundPhase.PENDING, "OPEN": RoundPhase.OPEN, "AGGREGATING": RoundPhase.AGGREGATING,
            "CHALLENGE": RoundPhase.CHALLENGE, "DISPUTED": RoundPhase.DISPUTED, "FINAL": RoundPhase.FINAL,
-           "EXPIRED": RoundPhase.EXPIRED}
+           "EXPIRED": RoundPhase.EXPIRED, "REVEALING": RoundPhase.REVEALING}
 
 
 class MarketChainView:

@@ -106,18 +106,23 @@ def status(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, ipf
 
 @app.command("cancel")
 def cancel(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
-    """Cancel a project: final rounds stay paid; unproduced budgets become withdrawable.
+    """Cancel a project: budgets of rounds that never had a submission become withdrawable; a round
+    with commitments still settles to its trainers, and the project closes after it.
 
     Example: merit project cancel 1 --key dev:0
     """
     ctx = open_context(chain, None, market, key, need_store=False)
     ctx.market.cancel(project_id)
-    console.print(f"project {project_id} cancelled; withdraw what is left with `merit project withdraw {project_id}`")
+    if ctx.market.project(project_id).status.name == "CANCELLED":
+        console.print(f"project {project_id} cancelled; withdraw what is left with `merit project withdraw {project_id}`")
+    else:
+        console.print(f"project {project_id} cancelled after its current round, which has submissions and still "
+                      f"settles to its trainers; then withdraw with `merit project withdraw {project_id}`")
 
 
 @app.command("withdraw")
 def withdraw(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
-    """Withdraw the owner's remainder (dust and unspent budgets) after the project ended or was cancelled.
+    """Withdraw the owner's remainder (budgets of rounds without a submission) after the project ended or was cancelled.
 
     Example: merit project withdraw 1 --key dev:0
     """

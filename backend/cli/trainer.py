@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backend.cli.common import CHAIN, IPFS, KEY, MARKET, open_context, wei
+from backend.errors import MeritError
 
 app = typer.Typer(help="Trainers: join, train on private data, submit updates, claim rewards.", no_args_is_help=True)
 console = Console()
@@ -89,6 +90,22 @@ def train(project_id: int = typer.Argument(..., min=1), data: Path = DATA, seed:
     with _progress() as progress:
         train_round(ctx.market, project_id, X, y, store=ctx.store, api=client, seed=seed,
                     progress=_epoch_bar(progress, round_), log=console.print)
+
+
+@app.command("reveal")
+def reveal_cmd(project_id: int = typer.Argument(..., min=1), round_: int = typer.Option(None, "--round", min=0),
+               chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
+    """Reveal the update you committed for the current round (after its submission deadline).
+
+    Example: merit trainer reveal 1 --key dev:3
+    """
+    from backend.trainer.client import reveal
+
+    ctx = open_context(chain, None, market, key, need_store=False)
+    r = ctx.market.project(project_id).current_round if round_ is None else round_
+    if reveal(ctx.market, project_id, r, log=console.print) is None:
+        raise MeritError(f"no pending commitment for round {r} of project {project_id} from {ctx.market.account.address}",
+                         "commit one first with `merit trainer train` during the round's Open phase")
 
 
 @app.command("run")

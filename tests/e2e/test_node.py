@@ -15,6 +15,7 @@ from backend.errors import StorageError
 from backend.project import create_project, load_validation, write_example
 from backend.storage import compute_cid, open_store
 from backend.trainer.client import load_round, make_update
+from tests.chain.helpers import commit, reveal_all
 
 
 class FlakyStore:
@@ -76,11 +77,11 @@ def test_unavailable_update_is_flagged_and_flaky_reads_are_retried(project):
     for i, t in enumerate(trainers[:2]):
         X, y = load_trainer_data(files[2 + i], ctx.spec)
         cid = store.add_bytes(make_update(ctx, pid, t.account.address, X[:150], y[:150], seed=i))
-        t.submit_update(pid, 0, cid)
+        commit(t, pid, 0, cid)
         flaky.flaky.add(cid)
     missing = compute_cid(b"an update that was never uploaded")
-    trainers[2].submit_update(pid, 0, missing)
-    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+    commit(trainers[2], pid, 0, missing)
+    reveal_all(chain, pid, 0)
     assert "posted" in node.step()
     assert owner.round(pid, 0).phase == Phase.CHALLENGE
     weights, flags = owner.result(pid, 0)
@@ -113,8 +114,8 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
     assert ctx.spec.hyperparams.lr == 0.05
     for i, t in enumerate(trainers):
         X, y = load_trainer_data(files[2 + i], ctx.spec)
-        t.submit_update(pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
-    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+        commit(t, pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
+    reveal_all(chain, pid, 0)
     assert "posted" in node.step()
     chain.advance(owner.round(pid, 0).challenge_deadline - chain.now() + 1)
     assert node.step() == "round 0 finalized"
@@ -132,9 +133,9 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
     for i, t in enumerate(trainers):
         X, y = load_trainer_data(files[2 + i], ctx.spec)
         cid = store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=10 + i))
-        t.submit_update(pid, 1, cid)
+        commit(t, pid, 1, cid)
         subs.append((t.account.address, cid, store.get_bytes(cid)))
-    chain.advance(owner.round(pid, 1).submission_deadline - chain.now() + 1)
+    reveal_all(chain, pid, 1)
     honest = run_round(node.spec, store.get_bytes(ctx.global_cid), subs, node.validation, node.config,
                        project_id=pid, round=1, global_cid=ctx.global_cid)
     tensors, meta = load_weights(honest.global_weights)

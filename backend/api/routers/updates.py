@@ -1,7 +1,7 @@
 """Trainers' updates: POST one per round, as safetensors bytes, signed.
 
 The server stores the bytes and answers with their CID; the trainer then commits that CID
-on-chain with ``submitUpdate``. Everything is checked before anything is stored, and a refused
+on-chain with ``commitUpdate`` (revealed after the deadline with ``revealUpdate``). Everything is checked before anything is stored, and a refused
 upload leaves nothing behind but its spent nonce.
 """
 from __future__ import annotations
