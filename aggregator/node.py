@@ -159,7 +159,11 @@ class AggregatorNode:
                 return f"round {r} finalized"
             return f"round {r} in its challenge period"
         if info.phase == Phase.DISPUTED:
-            return f"round {r} disputed; waiting for the arbiter"
+            ruling = market.liveness(pid)["ruling_deadline"]
+            if self.market.chain.now() >= ruling:
+                market.finalize(pid)  # the arbiter let its deadline pass: rejected by default
+                return f"round {r}: dispute lapsed at its ruling deadline; finalized"
+            return f"round {r} disputed; waiting for the arbiter (until {ruling})"
         return f"round {r}: {info.phase.label}"
 
     # ------------------------------------------------------------------ phases

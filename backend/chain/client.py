@@ -250,6 +250,12 @@ class MarketClient(_Contract):
     def withdraw_stake(self, pid: int) -> Receipt:
         return self._send("withdrawStake", pid)
 
+    def withdraw_stake_paid(self, pid: int) -> int:
+        """withdrawStake, returning what it paid: the stake left plus any share of the end pot."""
+        receipt = self.withdraw_stake(pid)
+        events = self.contract.events.StakeWithdrawn().process_receipt(receipt.raw, errors=DISCARD)
+        return sum(int(e["args"]["amount"]) for e in events)
+
     def withdraw_bond(self, pid: int) -> Receipt:
         return self._send("withdrawBond", pid)
 

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backend.cli.common import CHAIN, IPFS, KEY, MARKET, open_context, wei
+from backend.errors import MeritError
 
 app = typer.Typer(help="Project owners: create, watch, cancel and close projects.", no_args_is_help=True)
 console = Console()
@@ -118,6 +119,22 @@ def cancel(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, mar
     else:
         console.print(f"project {project_id} cancelled after its current round, which has submissions and still "
                       f"settles to its trainers; then withdraw with `merit project withdraw {project_id}`")
+
+
+@app.command("evict")
+def evict(project_id: int = typer.Argument(..., min=1), trainer: str = typer.Argument(..., help="the trainer's address"),
+          chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
+    """Free the slot of a trainer that missed two rounds in a row (anyone may do it).
+
+    Example: merit project evict 1 0x90F79bf6EB2c4f870365E785982E1f101E93b906 --key dev:5
+    """
+    from web3 import Web3
+
+    if not Web3.is_address(trainer):
+        raise MeritError(f"{trainer!r} is not an Ethereum address", "pass a 0x-prefixed 40-hex-digit address")
+    ctx = open_context(chain, None, market, key, need_store=False)
+    ctx.market.evict(project_id, trainer)
+    console.print(f"evicted {Web3.to_checksum_address(trainer)} from project {project_id}: its slot is free")
 
 
 @app.command("withdraw")

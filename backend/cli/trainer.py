@@ -124,7 +124,9 @@ def run(project_id: int = typer.Argument(..., min=1), data: Path = DATA, seed: i
     with _progress() as progress:
         result = run_trainer(ctx.market, project_id, X, y, store=ctx.store, api=client, seed=seed, poll_seconds=poll,
                              log=console.print, progress_factory=lambda r: _epoch_bar(progress, r))
-    console.print(f"done: claimed {wei(result['claimed'])}, stake returned {wei(result['stake_returned'])}")
+    share = result.get("end_pot_share", 0)
+    console.print(f"done: claimed {wei(result['claimed'])}, stake returned {wei(result['stake_returned'])}"
+                  + (f", end-pot share {wei(share)}" if share else ""))
 
 
 @app.command("claim")
@@ -145,11 +147,13 @@ def claim(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, mark
 
 @app.command("withdraw")
 def withdraw(project_id: int = typer.Argument(..., min=1), chain: str = CHAIN, market: str = MARKET, key: str = KEY) -> None:
-    """Withdraw your stake (minus slashes) after the project ended or was cancelled.
+    """Withdraw your stake (minus slashes) after the project ended or was cancelled, with your share of
+    what the project left for its trainers (the end pot), if any.
 
     Example: merit trainer withdraw 1 --key dev:3
     """
     ctx = open_context(chain, None, market, key, need_store=False)
     stake = ctx.market.trainer(project_id, ctx.market.account.address).stake
-    ctx.market.withdraw_stake(project_id)
-    console.print(f"withdrew stake {wei(stake)}")
+    paid = ctx.market.withdraw_stake_paid(project_id)
+    share = paid - min(paid, stake)
+    console.print(f"withdrew stake {wei(min(paid, stake))}" + (f" and an end-pot share of {wei(share)}" if share else ""))

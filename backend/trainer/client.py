@@ -216,11 +216,15 @@ def claim_and_withdraw(market: MarketClient, pid: int, log: Log = print, withdra
         log(f"claimed {amount} wei")
     if withdraw and market.project(pid).status in (Status.ENDED, Status.CANCELLED):
         info = market.trainer(pid, me)
-        if info.joined and info.stake:
+        # An evicted trainer no longer holds a seat but still has its stake; a fully slashed one may
+        # still have a share of the end pot.
+        if info.joined or info.stake or info.slashed:
             try:
-                market.withdraw_stake(pid)
-                out["stake_returned"] = info.stake
-                log(f"withdrew stake {info.stake} wei")
+                paid = market.withdraw_stake_paid(pid)
+                out["stake_returned"] = min(paid, info.stake)
+                out["end_pot_share"] = paid - out["stake_returned"]
+                log(f"withdrew stake {info.stake} wei" + (f" and an end-pot share of {out['end_pot_share']} wei"
+                                                          if out["end_pot_share"] else ""))
             except MeritError as exc:
                 if getattr(exc, "name", "") != "AlreadyWithdrawn":
                     raise

@@ -249,3 +249,32 @@ def test_a_restarted_trainer_reveals_from_the_salt_kept_on_disk(chain, tmp_path)
     assert trainer.submissions(pid, 0) == [(trainer.account.address, cid)]
     assert restarted.get(pid, 0) is None, "revealed: nothing pending any more"
     assert reveal(trainer, pid, 0, restarted, log=lambda m: None) is None
+
+
+def test_a_squatter_is_evicted_after_two_missed_rounds_and_keeps_its_stake(chain):
+    market = make_market(chain, trainers=3)
+    cfg = market.config(rounds=3, maxTrainers=3, minTrainers=2)
+    pid = start_project(market, cfg)
+    squatter = market.trainers[2].account.address
+    with pytest.raises(ContractRevert) as err:
+        market.outsider.evict(pid, squatter)
+    assert err.value.name == "NotEvictable" and "2 rounds" in str(err.value)
+    for r in range(2):
+        submit_all(market, pid, r, market.trainers[:2])
+        reveal_all(chain, pid, r)
+        market.aggregator.post_result(pid, r, f"bafkreimodel{r}", f"bafkreireport{r}", [1, 1, 0][:2], 0)
+        to_challenge_end(market, pid, r)
+        market.outsider.finalize(pid)
+    market.outsider.evict(pid, squatter)
+    assert not market.owner.trainer(pid, squatter).joined
+    assert market.owner.project(pid).trainer_count == 2
+    with pytest.raises(ContractRevert) as err:
+        market.trainers[2].commit_update(pid, 2, "bafkreix", b"\x05" * 32)
+    assert err.value.name == "NotTrainer"
+    # the last round, then the squatter takes its stake back (no share of the honest trainers' pot)
+    submit_all(market, pid, 2, market.trainers[:2])
+    reveal_all(chain, pid, 2)
+    market.aggregator.post_result(pid, 2, "bafkreimodel2", "bafkreireport2", [1, 1], 0)
+    to_challenge_end(market, pid, 2)
+    market.outsider.finalize(pid)
+    assert market.trainers[2].withdraw_stake_paid(pid) == cfg.stake

@@ -147,3 +147,28 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
     verdicts = verify_project(owner, store, pid, validation=node.validation)
     assert verdicts[0].ok and not verdicts[1].ok
     assert any("hyperparams metadata" in p for p in verdicts[1].problems), verdicts[1].problems
+
+
+def test_node_settles_a_dispute_the_arbiter_never_rules_on(project):
+    """Commit-reveal through the node, then an unanswered dispute: at the ruling deadline the node
+    finalizes, the dispute is rejected by default and the posted result pays the trainers."""
+    chain, owner, store, pid, trainers, files, tmp_path = project
+    node = _node(owner, store, pid, files, tmp_path)
+    node.step()  # bond
+    node.step()  # start
+    ctx = load_round(owner, pid, 0, store=store)
+    for i, t in enumerate(trainers[:2]):
+        X, y = load_trainer_data(files[2 + i], ctx.spec)
+        commit(t, pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
+    assert node.step().startswith("round 0 open (2 commitments")
+    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+    assert node.step() == "round 0 revealing (0/2 revealed)"
+    reveal_all(chain, pid, 0)
+    assert "posted" in node.step()
+    trainers[0].dispute(pid)
+    assert node.step().startswith("round 0 disputed; waiting for the arbiter")
+    chain.advance(owner.liveness(pid)["ruling_deadline"] - chain.now() + 1)
+    assert node.step() == "round 0: dispute lapsed at its ruling deadline; finalized"
+    assert owner.events("DisputeLapsed", pid)[0]["disputer"] == trainers[0].account.address
+    assert owner.claimable(pid, dev_account(1).address) == owner.config(pid).disputeBond
+    assert owner.claimable(pid, trainers[1].account.address) > 0
