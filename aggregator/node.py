@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.chain.client import MarketClient
+from backend.chain.client import MarketClient, expand_result
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
 from backend.errors import ChainError, IntegrityError, MeritError, StorageError
@@ -136,10 +136,12 @@ class AggregatorNode:
         r = project.current_round
         info = market.round(pid, r)
         if info.phase == Phase.OPEN:
-            return f"round {r} open ({info.submissions} submissions so far)"
-        if info.phase in (Phase.AGGREGATING, Phase.EXPIRED) and info.submissions == 0:
+            return f"round {r} open ({info.submissions} commitments so far)"
+        if info.phase == Phase.REVEALING:
+            return f"round {r} revealing ({info.revealed_count}/{info.submissions} revealed)"
+        if info.phase in (Phase.AGGREGATING, Phase.EXPIRED) and info.revealed_count == 0:
             market.finalize(pid)
-            return f"round {r} had no submissions; finalized (budget carried forward)"
+            return f"round {r} had no revealed update; finalized (the model carries forward)"
         if info.phase == Phase.EXPIRED:
             self._ensure_bond(project, force=True)
             return f"round {r} had expired; bond re-posted, aggregation re-opened"
@@ -153,7 +155,11 @@ class AggregatorNode:
                 return f"round {r} finalized"
             return f"round {r} in its challenge period"
         if info.phase == Phase.DISPUTED:
-            return f"round {r} disputed; waiting for the arbiter"
+            ruling = market.liveness(pid)["ruling_deadline"]
+            if self.market.chain.now() >= ruling:
+                market.finalize(pid)  # the arbiter let its deadline pass: rejected by default
+                return f"round {r}: dispute lapsed at its ruling deadline; finalized"
+            return f"round {r} disputed; waiting for the arbiter (until {ruling})"
         return f"round {r}: {info.phase.label}"
 
     # ------------------------------------------------------------------ phases
@@ -209,8 +215,12 @@ class AggregatorNode:
         from aggregator.round import run_round
 
         base_cid = self.market.global_model_cid(self.pid)
-        submissions = self.market.submissions(self.pid, r)
-        digest = self._inputs_digest(base_cid, submissions)
+        # Revealed updates only, in commit order: the copy check's "earliest" is the earliest commitment.
+        revealed = self.market.revealed(self.pid, r)
+        indices = [i for i, _, _ in revealed]
+        submissions = [(trainer, cid) for _, trainer, cid in revealed]
+        commitments = self.market.round(self.pid, r).submissions
+        digest = self._inputs_digest(base_cid, [indices, commitments, submissions])
         saved = self.state["rounds"].get(str(r))
         if saved and saved["inputs"] == digest:
             return PublishedRound(**saved)
@@ -240,8 +250,10 @@ class AggregatorNode:
         timings["publish"] = time.perf_counter() - t0
         self.log(f"round {r}: published model {model_cid} and report {report_cid}")
         self.last_outcome = outcome
+        # postResult takes one weight per commitment: unrevealed ones get 0 and no flag.
+        weights, flags = expand_result(list(outcome.weights), int(outcome.flags), indices, commitments)
         published = PublishedRound(round=r, inputs=digest, global_model_cid=model_cid, report_cid=report_cid,
-                                   weights=list(outcome.weights), flags=int(outcome.flags), timings=timings)
+                                   weights=weights, flags=flags, timings=timings)
         self.state["rounds"][str(r)] = published.__dict__
         self._save_state()
         return published

@@ -14,7 +14,7 @@ A spec file (YAML or JSON) describes everything fixed at creation::
     reward: {asset: ETH, pool: "10 ether"}
     rounds: 5
     trainers: {min: 2, max: 8, stake: "1 ether", slash_bps: 5000}
-    windows: {submission: 600, aggregation: 600, challenge: 300}   # seconds
+    windows: {submission: 600, reveal: 300, aggregation: 600, challenge: 300}   # seconds; reveal defaults to submission
     aggregator: {address: "0x...", bond: "2 ether"}
     arbiter: {address: "0x...", dispute_bond: "0.5 ether"}
 
@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from web3 import Web3
 
 from backend import safe_json
-from backend.chain.types import ETH, MAX_TRAINERS, ProjectConfig
+from backend.chain.types import ETH, MAX_TRAINERS, MAX_WINDOW, ProjectConfig, min_bonds
 from backend.limits import SPEC_MAX_BYTES
 from backend.errors import ConfigError
 from backend.storage.store import atomic_output
@@ -117,9 +117,12 @@ class TrainersSection(_Strict):
 
 
 class WindowsSection(_Strict):
-    submission: int = Field(ge=1, le=365 * 86400)
-    aggregation: int = Field(ge=1, le=365 * 86400)
-    challenge: int = Field(ge=0, le=365 * 86400)
+    # The contract keeps windows in 24 bits (194 days).
+    submission: int = Field(ge=1, le=MAX_WINDOW)
+    reveal: int | None = Field(default=None, ge=1, le=MAX_WINDOW,
+                               description="after the submission deadline, for revealing committed updates")
+    aggregation: int = Field(ge=1, le=MAX_WINDOW)
+    challenge: int = Field(ge=0, le=MAX_WINDOW)
 
 
 class PartySection(_Strict):
@@ -154,9 +157,15 @@ class ProjectSpecFile(_Strict):
     @model_validator(mode="after")
     def _bonds(self) -> "ProjectSpecFile":
         if self.aggregator.bond is None:
-            raise ValueError("aggregator.bond is required (use 0 for none)")
+            raise ValueError("aggregator.bond is required")
         if self.arbiter.dispute_bond is None:
             raise ValueError("arbiter.dispute_bond is required")
+        # The contract's floors: the aggregator risks a tenth of a round's budget, a dispute costs a hundredth.
+        min_bond, min_dispute = min_bonds(self.reward.pool, self.rounds)
+        if self.aggregator.bond < min_bond:
+            raise ValueError(f"aggregator.bond must be at least a tenth of a round's budget: {min_bond} wei or more")
+        if self.arbiter.dispute_bond < min_dispute:
+            raise ValueError(f"arbiter.dispute_bond must be at least a hundredth of a round's budget: {min_dispute} wei or more")
         return self
 
 
@@ -316,7 +325,8 @@ def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[in
         rounds=spec.rounds, minTrainers=spec.trainers.min, maxTrainers=spec.trainers.max,
         slashBps=spec.trainers.slash_bps, submissionWindow=spec.windows.submission,
         aggregationWindow=spec.windows.aggregation, challengePeriod=spec.windows.challenge,
-        specCid=spec_cid, initialModelCid=initial_cid, validationCommitment=commitment(validation_cid, salt))
+        specCid=spec_cid, initialModelCid=initial_cid, validationCommitment=commitment(validation_cid, salt),
+        revealWindow=spec.windows.reveal or spec.windows.submission)
     pid = market.create_project(cfg)
     record = {"project_id": pid, "spec_cid": spec_cid, "initial_model_cid": initial_cid,
               "validation_cid": validation_cid, "salt": "0x" + salt.hex(), "validation_file": str((base / spec.validation).resolve())}

@@ -12,7 +12,7 @@ from backend.errors import ChainError
 
 _PHASES = {"NONE": RoundPhase.PENDING, "OPEN": RoundPhase.OPEN, "AGGREGATING": RoundPhase.AGGREGATING,
            "CHALLENGE": RoundPhase.CHALLENGE, "DISPUTED": RoundPhase.DISPUTED, "FINAL": RoundPhase.FINAL,
-           "EXPIRED": RoundPhase.EXPIRED}
+           "EXPIRED": RoundPhase.EXPIRED, "REVEALING": RoundPhase.REVEALING}
 _BATCH_CALLS = 300  # eth_calls per JSON-RPC batch: one HTTP request, a bounded response
 
 

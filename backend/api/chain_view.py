@@ -44,6 +44,7 @@ class RoundPhase(str, Enum):
     DISPUTED = "Disputed"
     FINAL = "Final"
     EXPIRED = "Expired"
+    REVEALING = "Revealing"
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ class RewardsOut(BaseModel):
 
 
 class UploadOut(BaseModel):
-    cid: str = Field(description="CID of the stored update; commit it with submitUpdate(project, round, cid)")
+    cid: str = Field(description="CID of the stored update; commit to it on-chain with commitUpdate while the round is Open, reveal it after the deadline")
     size: int = Field(description="bytes stored")
     sha256: str
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
@@ -86,10 +87,14 @@ class _Contract:
     def _call(self, name: str, *args: Any) -> Any:
         return self.tx.call(getattr(self.contract.functions, name)(*args), name)
 
-    def _send(self, name: str, *args: Any, value: int = 0, account: LocalAccount | None = None) -> Receipt:
+    def _signer(self, name: str, account: LocalAccount | None = None) -> LocalAccount:
         signer = account or self.account
         if signer is None:
             raise ConfigError(f"{name} needs a signing key", "set MERIT_PRIVATE_KEY or pass --key")
+        return signer
+
+    def _send(self, name: str, *args: Any, value: int = 0, account: LocalAccount | None = None) -> Receipt:
+        signer = self._signer(name, account)
         return self.tx.send(getattr(self.contract.functions, name)(*args), signer, name, value=value)
 
     @classmethod
@@ -214,12 +219,23 @@ class MarketClient(_Contract):
     def start(self, pid: int) -> Receipt:
         return self._send("start", pid)
 
-    def submit_update(self, pid: int, round_: int, cid: str) -> Receipt:
-        return self._send("submitUpdate", pid, round_, cid)
+    def commit_update(self, pid: int, round_: int, cid: str, salt: bytes) -> Receipt:
+        """Commit to an update without revealing it (only while the round is Open). Keep ``salt``: the
+        reveal needs it (``backend.trainer.commits`` keeps it on disk)."""
+        signer = self._signer("commitUpdate")
+        return self._send("commitUpdate", pid, round_, commitment_of(signer.address, pid, round_, cid, salt))
+
+    def reveal_update(self, pid: int, round_: int, cid: str, salt: bytes) -> Receipt:
+        """Reveal the committed update (after the submission deadline, before the reveal deadline)."""
+        return self._send("revealUpdate", pid, round_, cid, salt)
+
+    def evict(self, pid: int, trainer: str) -> Receipt:
+        return self._send("evict", pid, Web3.to_checksum_address(trainer))
 
     def post_result(self, pid: int, round_: int, global_model_cid: str, report_cid: str, weights: list[int],
                     flags: int) -> Receipt:
-        return self._send("postResult", pid, round_, global_model_cid, report_cid, list(weights), int(flags))
+        """``weights``: one per committer, in commit order (unrevealed ones are ignored by the contract)."""
+        return self._send("postResult", pid, round_, global_model_cid, report_cid, pack_weights(weights), int(flags))
 
     def finalize(self, pid: int) -> Receipt:
         return self._send("finalize", pid)
@@ -242,6 +258,12 @@ class MarketClient(_Contract):
 
     def withdraw_stake(self, pid: int) -> Receipt:
         return self._send("withdrawStake", pid)
+
+    def withdraw_stake_paid(self, pid: int) -> int:
+        """withdrawStake, returning what it paid: the stake left plus any share of the end pot."""
+        receipt = self.withdraw_stake(pid)
+        events = self.contract.events.StakeWithdrawn().process_receipt(receipt.raw, errors=DISCARD)
+        return sum(int(e["args"]["amount"]) for e in events)
 
     def withdraw_bond(self, pid: int) -> Receipt:
         return self._send("withdrawBond", pid)
@@ -274,7 +296,19 @@ class MarketClient(_Contract):
 
     def round(self, pid: int, round_: int) -> RoundInfo:
         values = self._call("getRound", pid, round_)
-        return RoundInfo(Phase(values[0]), *[int(v) for v in values[1:7]], values[7], values[8])
+        reveal_deadline, revealed = self._call("getReveals", pid, round_)
+        return RoundInfo(Phase(values[0]), *[int(v) for v in values[1:7]], values[7], values[8],
+                         int(reveal_deadline), int(revealed))
+
+    def liveness(self, pid: int) -> dict:
+        """The deadlines that release funds when someone is absent (0 where none applies)."""
+        start, grace, ruling, cancelled = self._call("getLiveness", pid)
+        return {"start_deadline": int(start), "grace_deadline": int(grace), "ruling_deadline": int(ruling),
+                "cancelled": bool(cancelled)}
+
+    def end_pot(self, pid: int) -> tuple[int, int, bool]:
+        pot, shares, to_all = self._call("getEndPot", pid)
+        return int(pot), int(shares), bool(to_all)
 
     def submitters(self, pid: int, round_: int) -> list[str]:
         return list(self._call("getSubmitters", pid, round_))
@@ -306,11 +340,59 @@ class MarketClient(_Contract):
         return [dict(log["args"], blockNumber=log["blockNumber"], transactionHash=log["transactionHash"].hex())
                 for log in logs]
 
+    def revealed(self, pid: int, round_: int) -> list[tuple[int, str, str]]:
+        """(commit index, trainer, cid) of every revealed update of a round, in commit order."""
+        logs = [e for e in self.events("UpdateRevealed", pid) if int(e["round"]) == round_]
+        return sorted((int(e["index"]), e["trainer"], e["cid"]) for e in logs)
+
     def submissions(self, pid: int, round_: int) -> list[tuple[str, str]]:
-        """(trainer, cid) for a round in submission order, from UpdateSubmitted events."""
-        logs = [e for e in self.events("UpdateSubmitted", pid) if int(e["round"]) == round_]
-        logs.sort(key=lambda e: int(e["index"]))
-        return [(e["trainer"], e["cid"]) for e in logs]
+        """(trainer, cid) of a round's revealed updates, in commit order (the copy check's order).
+        Committed but unrevealed updates are not submissions: they are missed rounds."""
+        return [(trainer, cid) for _, trainer, cid in self.revealed(pid, round_)]
+
+
+def commitment_of(trainer: str, pid: int, round_: int, cid: str, salt: bytes) -> bytes:
+    """keccak256(abi.encode(trainer, projectId, round, cid, salt)): what commitUpdate takes."""
+    if len(salt) != 32:
+        raise ConfigError("a commitment salt is 32 bytes", "use os.urandom(32)")
+    return Web3.keccak(abi_encode(["address", "uint256", "uint32", "string", "bytes32"],
+                                  [Web3.to_checksum_address(trainer), pid, round_, cid, salt]))
+
+
+def pack_weights(weights: list[int]) -> list[int]:
+    """uint32 weights packed 8 per word, weight i in bits [32 (i % 8), 32 (i % 8) + 32) of word i // 8."""
+    words = [0] * ((len(weights) + 7) // 8)
+    for i, w in enumerate(weights):
+        w = int(w)
+        if not 0 <= w < 2**32:
+            raise ConfigError(f"weight {i} is {w}: weights are uint32", "scale weights to WEIGHT_SCALE")
+        words[i // 8] |= w << (32 * (i % 8))
+    return words
+
+
+def unpack_weights(words: list[int], n: int) -> list[int]:
+    return [(int(words[i // 8]) >> (32 * (i % 8))) & 0xFFFFFFFF for i in range(n)]
+
+
+def expand_result(weights: list[int], flags: int, indices: list[int], n: int) -> tuple[list[int], int]:
+    """Weights and flags over the revealed updates (in commit order, at commit ``indices``) spread to all
+    ``n`` committers, as postResult takes them: unrevealed committers get weight 0 and no flag."""
+    full = [0] * n
+    full_flags = 0
+    for k, i in enumerate(indices):
+        full[i] = int(weights[k])
+        if (int(flags) >> k) & 1:
+            full_flags |= 1 << i
+    return full, full_flags
+
+
+def compact_result(weights: list[int], flags: int, indices: list[int]) -> tuple[list[int], int]:
+    """The inverse of ``expand_result``: the posted weights and flags of the revealed updates only."""
+    compact_flags = 0
+    for k, i in enumerate(indices):
+        if (int(flags) >> i) & 1:
+            compact_flags |= 1 << k
+    return [int(weights[i]) for i in indices], compact_flags
 
 
 __all__ = ["MarketClient", "TestToken", "Deployment", "ContractRevert", "ProjectConfig", "Phase", "Status", "ETH",

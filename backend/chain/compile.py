@@ -30,7 +30,10 @@ NODE_MODULES = ROOT / "node_modules"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SOLC_VERSION = "0.8.37"
 # The contracts the product deploys; test helpers under contracts/test are forge's business.
-PRODUCT_CONTRACTS = ("Marketplace", "TestToken")
+# The Marketplace deploys its two delegatecall modules itself; their artifacts are kept for their
+# ABIs (merged into the Marketplace's: one address, one ABI) and for the EIP-170 size check.
+PRODUCT_CONTRACTS = ("Marketplace", "MarketplaceViews", "MarketplaceSetup", "TestToken")
+MODULES = {"Marketplace": ("MarketplaceViews", "MarketplaceSetup")}
 SETTINGS = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "cancun",
@@ -140,7 +143,25 @@ def compile_contracts(evm: str = "cancun") -> dict[str, dict]:
     missing = set(PRODUCT_CONTRACTS) - set(artifacts)
     if missing:
         raise SystemExit(f"contracts not found in contracts/: {sorted(missing)}")
+    for name, modules in MODULES.items():
+        artifacts[name]["abi"] = merged_abi([artifacts[name]["abi"]] + [artifacts[m]["abi"] for m in modules])
     return artifacts
+
+
+def merged_abi(abis: list[list[dict]]) -> list[dict]:
+    """One ABI for a contract and the modules it delegatecalls: every function, event and error once
+    (the first definition wins; fallback and constructor come from the contract itself)."""
+    seen: set[tuple] = set()
+    out: list[dict] = []
+    for k, abi in enumerate(abis):
+        for item in abi:
+            if k > 0 and item.get("type") in ("constructor", "fallback", "receive"):
+                continue
+            key = (item.get("type"), item.get("name"), tuple(i.get("type") for i in item.get("inputs", [])))
+            if key not in seen:
+                seen.add(key)
+                out.append(item)
+    return out
 
 
 def write_artifacts(artifacts: dict[str, dict], evm: str = "cancun") -> None:

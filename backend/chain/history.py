@@ -7,18 +7,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from backend.chain.client import MarketClient
+from backend.chain.client import MarketClient, compact_result, unpack_weights
 
 
 @dataclass
 class RoundRecord:
     round: int
     base_model_cid: str                   # the global model the round started from
-    submissions: list[tuple[str, str]] = field(default_factory=list)   # (trainer, cid), submission order
+    submissions: list[tuple[str, str]] = field(default_factory=list)   # revealed (trainer, cid), commit order
+    commits: list[str] = field(default_factory=list)      # every committer, in commit order
+    indices: list[int] = field(default_factory=list)      # commit index of each revealed submission
     global_model_cid: str | None = None   # the result in force (the last one posted)
     report_cid: str | None = None
-    weights: list[int] = field(default_factory=list)
-    flags: int = 0
+    weights: list[int] = field(default_factory=list)     # posted weights of the revealed submissions
+    flags: int = 0                                        # posted flags, bit k for revealed submission k
     posts: int = 0                        # results posted (more than one after an upheld dispute)
     finalized: bool = False
     distributed: int = 0
@@ -34,13 +36,19 @@ def round_history(market: MarketClient, pid: int) -> list[RoundRecord]:
     records: dict[int, RoundRecord] = {}
     for r in sorted(opened):
         records[r] = RoundRecord(round=r, base_model_cid="", budget=int(opened[r]["budget"]))
-    for e in sorted(market.events("UpdateSubmitted", pid), key=lambda e: (int(e["round"]), int(e["index"]))):
-        records[int(e["round"])].submissions.append((e["trainer"], e["cid"]))
-    # An upheld dispute voids a result; the round's next ResultPosted replaces it.
+    for e in sorted(market.events("UpdateCommitted", pid), key=lambda e: (int(e["round"]), int(e["index"]))):
+        records[int(e["round"])].commits.append(e["trainer"])
+    for e in sorted(market.events("UpdateRevealed", pid), key=lambda e: (int(e["round"]), int(e["index"]))):
+        rec = records[int(e["round"])]
+        rec.submissions.append((e["trainer"], e["cid"]))
+        rec.indices.append(int(e["index"]))
+    # An upheld dispute voids a result; the round's next ResultPosted replaces it. Results cover every
+    # committer; the record keeps those of the revealed submissions, which are the ones scored.
     for e in market.events("ResultPosted", pid):
         rec = records[int(e["round"])]
         rec.global_model_cid, rec.report_cid = e["globalModelCid"], e["reportCid"]
-        rec.weights, rec.flags = [int(w) for w in e["weights"]], int(e["flags"])
+        posted = unpack_weights(list(e["weights"]), len(rec.commits))
+        rec.weights, rec.flags = compact_result(posted, int(e["flags"]), rec.indices)
         rec.posts += 1
     for e in market.events("RoundFinalized", pid):
         rec = records[int(e["round"])]

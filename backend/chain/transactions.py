@@ -57,6 +57,22 @@ REVERT_HINTS = {
     "NotArbiter": "only the project's arbiter can do this",
     "NothingToClaim": "there is nothing to claim (yet): rewards are credited when a round is finalized",
     "WrongValue": "the ETH sent does not match the amount required",
+    "AlreadyCancelled": "the owner already cancelled: the current round is the project's last",
+    "StartPeriodNotOver": "only the owner may cancel a Pending project before its start deadline",
+    "GracePeriodNotOver": "no result yet: the round settles without one after the aggregation deadline plus its grace period",
+    "RulingPeriodNotOver": "the arbiter may still rule; after the ruling deadline the dispute is rejected by default",
+    "RulingPeriodOver": "the ruling deadline has passed: `finalize` rejects the dispute by default",
+    "NotEvictable": "a trainer can be evicted only after missing 2 rounds in a row",
+    "NoCommitment": "commit an update during the round's Open phase before revealing it",
+    "RevealMismatch": "the CID and salt do not match this trainer's commitment for the round",
+    "UpdateAlreadyRevealed": "the update is already revealed",
+    "EmptyCommitment": "a commitment is a nonzero 32-byte hash",
+    "FlagsOnUnrevealed": "only revealed updates can be flagged",
+    "WeightsBeyondSubmitters": "there are more weights than committed submitters",
+    "TooManySubmissions": "a round takes at most 256 commitments",
+    "AssetShortfall": "the market holds less of this token than it owes (a rebasing token?): payouts resume once the balance is restored",
+    "NoSubmissions": "the round has no revealed update to aggregate",
+    "InvalidConfig": "the project configuration breaks a rule; the reason names which",
 }
 
 

@@ -17,6 +17,7 @@ class Phase(IntEnum):
     DISPUTED = 4
     FINAL = 5
     EXPIRED = 6
+    REVEALING = 7  # commitments closed; committed updates are being revealed
 
     @property
     def label(self) -> str:
@@ -48,6 +49,10 @@ class ConfigErrorReason(IntEnum):
     EMPTY_SPEC = 8
     EMPTY_INITIAL_MODEL = 9
     TOO_MANY_ROUNDS = 10
+    AGGREGATOR_BOND_TOO_SMALL = 11
+    DISPUTE_BOND_TOO_SMALL = 12
+    ARBITER_NOT_INDEPENDENT = 13
+    WINDOW_TOO_LONG = 14
 
     @property
     def label(self) -> str:
@@ -55,8 +60,20 @@ class ConfigErrorReason(IntEnum):
 
 
 # Solidity enum (by internalType in the ABI) -> Python enum, for readable revert arguments.
-SOLIDITY_ENUMS = {"enum Marketplace.Phase": Phase, "enum Marketplace.Status": Status,
-                  "enum Marketplace.ConfigError": ConfigErrorReason}
+SOLIDITY_ENUMS = {"enum MarketplaceStorage.Phase": Phase, "enum MarketplaceStorage.Status": Status,
+                  "enum MarketplaceStorage.ConfigError": ConfigErrorReason}
+
+# The rules createProject enforces on bonds (Marketplace MIN_AGGREGATOR_BOND_BPS / MIN_DISPUTE_BOND_BPS):
+# the aggregator risks at least a tenth of a round's budget, a dispute costs at least a hundredth.
+MIN_AGGREGATOR_BOND_BPS = 1_000
+MIN_DISPUTE_BOND_BPS = 100
+MAX_WINDOW = 2**24 - 1  # seconds (194 days): windows are stored in 24 bits
+
+
+def min_bonds(pool: int, rounds: int) -> tuple[int, int]:
+    """The smallest aggregator and dispute bonds createProject accepts for this pool and round count."""
+    per_round = pool // max(rounds, 1)
+    return max(1, -(-per_round * MIN_AGGREGATOR_BOND_BPS // 10_000)), max(1, -(-per_round * MIN_DISPUTE_BOND_BPS // 10_000))
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,7 @@ class ProjectConfig:
     specCid: str
     initialModelCid: str
     validationCommitment: bytes
+    revealWindow: int  # seconds after the submission deadline for revealing committed updates
 
     def as_tuple(self) -> tuple:
         return tuple(asdict(self).values())
@@ -109,10 +127,16 @@ class RoundInfo:
     submission_deadline: int
     aggregation_deadline: int
     challenge_deadline: int
-    submissions: int
+    submissions: int          # commitments, in commit order
     budget: int
     global_model_cid: str
     report_cid: str
+    reveal_deadline: int = 0  # commitments are revealed from the submission deadline to this one
+    revealed: int = 0         # bit i: the i-th committer (commit order) revealed
+
+    @property
+    def revealed_count(self) -> int:
+        return bin(self.revealed).count("1")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context, wei
+from backend.errors import MeritError
 
 app = typer.Typer(help="Project owners: create, watch, cancel and close projects.", no_args_is_help=True)
 console = Console()
@@ -105,18 +106,39 @@ def status(project_id: int = typer.Argument(..., min=1), chain: ChainOption = No
 
 @app.command("cancel")
 def cancel(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
-    """Cancel a project: final rounds stay paid; unproduced budgets become withdrawable.
+    """Cancel a project: budgets of rounds that never had a submission become withdrawable; a round
+    with commitments still settles to its trainers, and the project closes after it.
 
     Example: merit project cancel 1 --key dev:0
     """
     ctx = open_context(chain, None, market, key, need_store=False)
     ctx.market.cancel(project_id)
-    console.print(f"project {project_id} cancelled; withdraw what is left with `merit project withdraw {project_id}`")
+    if ctx.market.project(project_id).status.name == "CANCELLED":
+        console.print(f"project {project_id} cancelled; withdraw what is left with `merit project withdraw {project_id}`")
+    else:
+        console.print(f"project {project_id} cancelled after its current round, which has submissions and still "
+                      f"settles to its trainers; then withdraw with `merit project withdraw {project_id}`")
+
+
+@app.command("evict")
+def evict(project_id: int = typer.Argument(..., min=1), trainer: str = typer.Argument(..., help="the trainer's address"),
+          chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
+    """Free the slot of a trainer that missed two rounds in a row (anyone may do it).
+
+    Example: merit project evict 1 0x90F79bf6EB2c4f870365E785982E1f101E93b906 --key dev:5
+    """
+    from web3 import Web3
+
+    if not Web3.is_address(trainer):
+        raise MeritError(f"{trainer!r} is not an Ethereum address", "pass a 0x-prefixed 40-hex-digit address")
+    ctx = open_context(chain, None, market, key, need_store=False)
+    ctx.market.evict(project_id, trainer)
+    console.print(f"evicted {Web3.to_checksum_address(trainer)} from project {project_id}: its slot is free")
 
 
 @app.command("withdraw")
 def withdraw(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
-    """Withdraw the owner's remainder (dust and unspent budgets) after the project ended or was cancelled.
+    """Withdraw the owner's remainder (budgets of rounds without a submission) after the project ended or was cancelled.
 
     Example: merit project withdraw 1 --key dev:0
     """

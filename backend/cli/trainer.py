@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context, wei
+from backend.errors import MeritError
 
 app = typer.Typer(help="Trainers: join, train on private data, submit updates, claim rewards.", no_args_is_help=True)
 console = Console()
@@ -91,6 +92,22 @@ def train(project_id: int = typer.Argument(..., min=1), data: Path = DATA, seed:
                     progress=_epoch_bar(progress, round_), log=console.print)
 
 
+@app.command("reveal")
+def reveal_cmd(project_id: int = typer.Argument(..., min=1), round_: int = typer.Option(None, "--round", min=0),
+               chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
+    """Reveal the update you committed for the current round (after its submission deadline).
+
+    Example: merit trainer reveal 1 --key dev:3
+    """
+    from backend.trainer.client import reveal
+
+    ctx = open_context(chain, None, market, key, need_store=False)
+    r = ctx.market.project(project_id).current_round if round_ is None else round_
+    if reveal(ctx.market, project_id, r, log=console.print) is None:
+        raise MeritError(f"no pending commitment for round {r} of project {project_id} from {ctx.market.account.address}",
+                         "commit one first with `merit trainer train` during the round's Open phase")
+
+
 @app.command("run")
 def run(project_id: int = typer.Argument(..., min=1), data: Path = DATA, seed: int = typer.Option(0, "--seed"),
         api: str = API, label_column: str = LABEL, poll: float = typer.Option(2.0, "--poll", min=0.1),
@@ -107,7 +124,9 @@ def run(project_id: int = typer.Argument(..., min=1), data: Path = DATA, seed: i
     with _progress() as progress:
         result = run_trainer(ctx.market, project_id, X, y, store=ctx.store, api=client, seed=seed, poll_seconds=poll,
                              log=console.print, progress_factory=lambda r: _epoch_bar(progress, r))
-    console.print(f"done: claimed {wei(result['claimed'])}, stake returned {wei(result['stake_returned'])}")
+    share = result.get("end_pot_share", 0)
+    console.print(f"done: claimed {wei(result['claimed'])}, stake returned {wei(result['stake_returned'])}"
+                  + (f", end-pot share {wei(share)}" if share else ""))
 
 
 @app.command("claim")
@@ -128,11 +147,13 @@ def claim(project_id: int = typer.Argument(..., min=1), chain: ChainOption = Non
 
 @app.command("withdraw")
 def withdraw(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
-    """Withdraw your stake (minus slashes) after the project ended or was cancelled.
+    """Withdraw your stake (minus slashes) after the project ended or was cancelled, with your share of
+    what the project left for its trainers (the end pot), if any.
 
     Example: merit trainer withdraw 1 --key dev:3
     """
     ctx = open_context(chain, None, market, key, need_store=False)
     stake = ctx.market.trainer(project_id, ctx.market.account.address).stake
-    ctx.market.withdraw_stake(project_id)
-    console.print(f"withdrew stake {wei(stake)}")
+    paid = ctx.market.withdraw_stake_paid(project_id)
+    share = paid - min(paid, stake)
+    console.print(f"withdrew stake {wei(min(paid, stake))}" + (f" and an end-pot share of {wei(share)}" if share else ""))

@@ -8,6 +8,7 @@ attackers' updates come from `backend.simulate.attacks`.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -233,6 +234,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
         for r in range(cfg.rounds):
             progress.update(task, description=f"round {r}: training")
             round_gas: dict[str, int] = {}
+            pending: list[tuple] = []
             with phases("training"):
                 ctx = load_round(owner_market, pid, r, store=store)
                 previous: list = []
@@ -252,11 +254,21 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
                         update = serialize_update(tensors, pid, r, t.account.address, ctx.global_cid)
                     previous.append(tensors)
                     cid = store.add_bytes(update)
-                    used = t.submit_update(pid, r, cid).gas_used
-                    round_gas["submit_update"] = max(round_gas.get("submit_update", 0), used)
-            progress.update(task, description=f"round {r}: aggregating")
+                    # Commit now, reveal after the deadline: nobody sees a CID while the round is open.
+                    salt = os.urandom(32)
+                    pending.append((t, cid, salt))
+                    used = t.commit_update(pid, r, cid, salt).gas_used
+                    round_gas["commit_update"] = max(round_gas.get("commit_update", 0), used)
+            progress.update(task, description=f"round {r}: revealing")
             info = owner_market.round(pid, r)
             chain.advance(max(1, info.submission_deadline - chain.now() + 1))
+            with phases("chain"):
+                for t, cid, salt in pending:
+                    used = t.reveal_update(pid, r, cid, salt).gas_used
+                    round_gas["reveal_update"] = max(round_gas.get("reveal_update", 0), used)
+                pending.clear()
+            chain.advance(max(1, owner_market.round(pid, r).reveal_deadline - chain.now() + 1))
+            progress.update(task, description=f"round {r}: aggregating")
             with phases("aggregation"):
                 t0 = time.perf_counter()
                 node.last_outcome = None
@@ -377,10 +389,13 @@ def _settle(market, pid, trainers, aggregator, gas) -> dict:
     refund = sum(int(e["amount"]) for e in owner.events("RemainderWithdrawn", pid))
     slashed = sum(int(e["amount"]) for e in owner.events("TrainerSlashed", pid))
     stakes_back = sum(int(e["amount"]) for e in owner.events("StakeWithdrawn", pid))
-    bond_slashed = sum(int(e["bondSlashed"]) for e in owner.events("RoundExpired", pid))
+    bond_slashed = (sum(int(e["bondSlashed"]) for e in owner.events("RoundExpired", pid))
+                    + sum(int(e["amount"]) for e in owner.events("AggregatorSlashed", pid)))
+    # What no round paid out (dust, slashes nobody earned) is the trainers' end pot, paid with the stakes.
+    pot = sum(int(e["amount"]) for e in owner.events("EndPotSet", pid))
     contract_balance = market.chain.w3.eth.get_balance(market.address)
-    ok = (rewards + refund == cfg.pool + slashed + bond_slashed
-          and stakes_back == cfg.stake * len(trainers) - slashed
+    ok = (rewards + refund + pot == cfg.pool + slashed + bond_slashed
+          and stakes_back == cfg.stake * len(trainers) - slashed + pot
           and contract_balance == 0)
     return {"pool_wei": cfg.pool, "rewards_total_wei": rewards, "slashed_total_wei": slashed, "refund_wei": refund,
             "stakes_returned_wei": stakes_back, "contract_balance_wei": contract_balance, "conservation_ok": ok}

@@ -2,7 +2,7 @@
 
     client = ApiClient("http://127.0.0.1:8000", private_key=key)
     weights, cid = client.model(project_id)
-    cid = client.upload_update(project_id, round, update_bytes)   # then submitUpdate(project, round, cid) on-chain
+    cid = client.upload_update(project_id, round, update_bytes)   # then commitUpdate during Open, revealUpdate after the deadline
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The trainer's side of a round: fetch and verify the global model, train locally, upload the
-update (to storage, or through the REST API), and commit its CID on-chain.
+update (to storage, or through the REST API), commit to its CID on-chain while the round is Open, and
+reveal the CID after the submission deadline (so that nobody can copy it before the round closes).
 
 The data never leaves this machine; only the update Δ = local − global does, as safetensors.
 """
@@ -17,6 +18,7 @@ from backend.chain.types import Phase, Status
 from backend.errors import ConfigError, MeritError
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
 from backend.trainer.api_client import ApiRequestError
+from backend.trainer.commits import CommitStore
 
 Log = Callable[[str], None]
 
@@ -113,27 +115,60 @@ def serialize_update(delta: dict, pid: int, round_: int, trainer: str, base_cid:
     return save_weights(delta, {"project": str(pid), "round": str(round_), "trainer": trainer, "base": base_cid})
 
 
-def submit(market: MarketClient, uploader: Uploader, pid: int, round_: int, update: bytes) -> str:
-    """Upload the update, then commit its CID on-chain. Returns the CID."""
+def commit_store(market: MarketClient) -> CommitStore:
+    """Where this trainer's unrevealed commitments live: under MERIT_HOME, per chain, market and address."""
+    from backend.config import get_settings
+
+    return CommitStore.for_trainer(get_settings().home, market.chain.chain_id, market.address, market.account.address)
+
+
+def submit(market: MarketClient, uploader: Uploader, pid: int, round_: int, update: bytes,
+           commits: CommitStore | None = None) -> str:
+    """Upload the update, then commit to its CID on-chain (the salt is on disk first). Returns the CID."""
+    commits = commits or commit_store(market)
     cid = uploader.upload(pid, round_, update)
-    market.submit_update(pid, round_, cid)
+    pending = commits.new(pid, round_, cid)
+    market.commit_update(pid, round_, cid, pending.salt)
     return cid
 
 
+def reveal(market: MarketClient, pid: int, round_: int, commits: CommitStore | None = None, log: Log = print) -> str | None:
+    """Reveal this trainer's commitment for ``round_`` if one is pending (after the submission deadline,
+    before the reveal deadline). Returns the revealed CID, or None if nothing was pending."""
+    commits = commits or commit_store(market)
+    pending = commits.get(pid, round_)
+    if pending is None:
+        return None
+    info = market.round(pid, round_)
+    if info.phase == Phase.OPEN:
+        raise MeritError(f"round {round_} is still open: reveals start at its submission deadline",
+                         "wait for the deadline (merit project status shows it)")
+    try:
+        market.reveal_update(pid, round_, pending.cid, pending.salt)
+    except ContractRevert as exc:
+        if exc.name != "UpdateAlreadyRevealed":
+            raise
+    commits.done(pid, round_)
+    log(f"round {round_}: revealed update {pending.cid}")
+    return pending.cid
+
+
 def train_round(market: MarketClient, pid: int, X: np.ndarray, y: np.ndarray, store=None, api=None, seed: int = 0,
-                progress: Callable[[int, int, float], None] | None = None, log: Log = print) -> str:
-    """One round's participation: check, fetch, train, upload, commit."""
+                progress: Callable[[int, int, float], None] | None = None, log: Log = print,
+                commits: CommitStore | None = None) -> str:
+    """One round's participation: check, fetch, train, upload, commit. The reveal comes after the
+    submission deadline (``reveal``; ``run_trainer`` does it by itself)."""
     require_joined(market, pid)
     round_ = open_round(market, pid)
     if market.account.address in market.submitters(pid, round_):
-        raise MeritError(f"already submitted an update for round {round_}", "wait for the next round")
+        raise MeritError(f"already committed an update for round {round_}", "wait for the next round")
     ctx = load_round(market, pid, round_, store=store, api=api)
     from backend.data import validate_data
 
     X, y = validate_data(X, y, ctx.spec, source="training data")
     update = make_update(ctx, pid, market.account.address, X, y, seed=seed + round_, progress=progress)
-    cid = submit(market, Uploader(api=api) if api is not None else Uploader(store=store), pid, round_, update)
-    log(f"round {round_}: submitted update {cid}")
+    cid = submit(market, Uploader(api=api) if api is not None else Uploader(store=store), pid, round_, update, commits)
+    log(f"round {round_}: committed update {cid}; reveal it after the submission deadline")
     return cid
 
 
@@ -141,6 +176,7 @@ def run_trainer(market: MarketClient, pid: int, X: np.ndarray, y: np.ndarray, st
                 poll_seconds: float = 2.0, log: Log = print, progress_factory=None, claim_at_end: bool = True) -> dict:
     """Take part in every remaining round, then claim rewards and withdraw the stake."""
     require_joined(market, pid)
+    commits = commit_store(market)
     done: set[int] = set()
     while True:
         project = market.project(pid)
@@ -149,11 +185,15 @@ def run_trainer(market: MarketClient, pid: int, X: np.ndarray, y: np.ndarray, st
         if project.status == Status.RUNNING:
             r = project.current_round
             info = market.round(pid, r)
+            if info.phase == Phase.REVEALING and commits.get(pid, r) is not None:
+                reveal(market, pid, r, commits, log=log)
+                continue
             if info.phase == Phase.OPEN and r not in done and market.account.address not in market.submitters(pid, r):
                 progress = progress_factory(r) if progress_factory else None
                 done.add(r)
                 try:
-                    train_round(market, pid, X, y, store=store, api=api, seed=seed, progress=progress, log=log)
+                    train_round(market, pid, X, y, store=store, api=api, seed=seed, progress=progress, log=log,
+                                commits=commits)
                 except (ContractRevert, ApiRequestError) as exc:
                     # the chain refuses a late commit; the API refuses a late upload before that
                     if getattr(exc, "name", getattr(exc, "error", "")) not in ("WrongPhase", "WrongRound",
@@ -179,11 +219,15 @@ def claim_and_withdraw(market: MarketClient, pid: int, log: Log = print, withdra
         log(f"claimed {amount} wei")
     if withdraw and market.project(pid).status in (Status.ENDED, Status.CANCELLED):
         info = market.trainer(pid, me)
-        if info.joined and info.stake:
+        # An evicted trainer no longer holds a seat but still has its stake; a fully slashed one may
+        # still have a share of the end pot.
+        if info.joined or info.stake or info.slashed:
             try:
-                market.withdraw_stake(pid)
-                out["stake_returned"] = info.stake
-                log(f"withdrew stake {info.stake} wei")
+                paid = market.withdraw_stake_paid(pid)
+                out["stake_returned"] = min(paid, info.stake)
+                out["end_pot_share"] = paid - out["stake_returned"]
+                log(f"withdrew stake {info.stake} wei" + (f" and an end-pot share of {out['end_pot_share']} wei"
+                                                          if out["end_pot_share"] else ""))
             except MeritError as exc:
                 if getattr(exc, "name", "") != "AlreadyWithdrawn":
                     raise

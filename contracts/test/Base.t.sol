@@ -2,6 +2,9 @@
 pragma solidity ^0.8.24;
 
 import {Marketplace} from "../Marketplace.sol";
+import {MarketplaceViews} from "../MarketplaceViews.sol";
+import {MarketplaceSetup} from "../MarketplaceSetup.sol";
+import {MarketplaceStorage} from "../MarketplaceStorage.sol";
 import {TestToken} from "../mocks/TestToken.sol";
 
 /// @dev The subset of forge's cheatcodes these tests use (forge-std is not available offline).
@@ -96,6 +99,10 @@ abstract contract TestBase {
 /// @dev A deployed market, actors, and a default project, plus steps that walk a round through its life.
 abstract contract MarketFixture is TestBase {
     Marketplace internal market;
+    /// @dev The market's read-only half, at the market's address.
+    MarketplaceViews internal views;
+    /// @dev The market's setup module (createProject, revealValidation), at the market's address.
+    MarketplaceSetup internal setup;
     TestToken internal token;
 
     address internal owner = vm.addr(0xA11CE);
@@ -108,6 +115,7 @@ abstract contract MarketFixture is TestBase {
     uint256 internal constant AGG_BOND = 2 ether;
     uint256 internal constant DISPUTE_BOND = 0.5 ether;
     uint32 internal constant WINDOW = 1 days;
+    uint32 internal constant REVEAL_WINDOW = 2 hours;
     uint32 internal constant AGG_WINDOW = 12 hours;
     uint32 internal constant CHALLENGE = 6 hours;
 
@@ -121,6 +129,8 @@ abstract contract MarketFixture is TestBase {
 
     function setUp() public virtual {
         market = new Marketplace();
+        views = MarketplaceViews(address(market));
+        setup = MarketplaceSetup(address(market));
         token = new TestToken();
         vm.label(address(market), "market");
         vm.label(owner, "owner");
@@ -133,7 +143,7 @@ abstract contract MarketFixture is TestBase {
 
     // --- configuration -------------------------------------------------------------------------
 
-    function defaultConfig() internal view returns (Marketplace.ProjectConfig memory cfg) {
+    function defaultConfig() internal view returns (MarketplaceStorage.ProjectConfig memory cfg) {
         cfg.asset = address(0);
         cfg.pool = POOL;
         cfg.stake = STAKE;
@@ -151,6 +161,7 @@ abstract contract MarketFixture is TestBase {
         cfg.specCid = SPEC_CID;
         cfg.initialModelCid = INIT_CID;
         cfg.validationCommitment = keccak256(abi.encode(VALIDATION_CID, SALT));
+        cfg.revealWindow = REVEAL_WINDOW;
     }
 
     function trainer(uint256 i) internal returns (address t) {
@@ -160,28 +171,28 @@ abstract contract MarketFixture is TestBase {
 
     // --- steps ---------------------------------------------------------------------------------
 
-    function create(Marketplace.ProjectConfig memory cfg) internal returns (uint256 id) {
+    function create(MarketplaceStorage.ProjectConfig memory cfg) internal returns (uint256 id) {
         if (cfg.asset == address(0)) {
             vm.prank(owner);
-            id = market.createProject{value: cfg.pool}(cfg);
+            id = setup.createProject{value: cfg.pool}(cfg);
         } else {
             TestToken(cfg.asset).mint(owner, cfg.pool);
             vm.startPrank(owner);
             TestToken(cfg.asset).approve(address(market), cfg.pool);
-            id = market.createProject(cfg);
+            id = setup.createProject(cfg);
             vm.stopPrank();
         }
     }
 
     function bond(uint256 id) internal {
-        Marketplace.ProjectConfig memory cfg = market.getConfig(id);
+        MarketplaceStorage.ProjectConfig memory cfg = views.getConfig(id);
         _pay(cfg.asset, aggregator, cfg.aggregatorBond);
         vm.prank(aggregator);
         market.postAggregatorBond{value: cfg.asset == address(0) ? cfg.aggregatorBond : 0}(id);
     }
 
     function joinAs(uint256 id, address t) internal {
-        Marketplace.ProjectConfig memory cfg = market.getConfig(id);
+        MarketplaceStorage.ProjectConfig memory cfg = views.getConfig(id);
         _pay(cfg.asset, t, cfg.stake);
         vm.prank(t);
         market.join{value: cfg.asset == address(0) ? cfg.stake : 0}(id);
@@ -194,7 +205,7 @@ abstract contract MarketFixture is TestBase {
     }
 
     /// @dev Creates `cfg`, bonds, joins `n` trainers and starts round 0.
-    function running(Marketplace.ProjectConfig memory cfg, uint256 n) internal returns (uint256 id) {
+    function running(MarketplaceStorage.ProjectConfig memory cfg, uint256 n) internal returns (uint256 id) {
         id = create(cfg);
         bond(id);
         joinMany(id, n);
@@ -205,25 +216,69 @@ abstract contract MarketFixture is TestBase {
         return running(defaultConfig(), n);
     }
 
+    /// @dev Commitments made by `submit`/`commitAs` and not yet revealed: `closeSubmissions` reveals them.
+    address[] internal pendingReveals;
+    mapping(address => string) internal pendingCid;
+
+    function saltOf(address t, uint32 round) internal pure returns (bytes32) {
+        return keccak256(abi.encode("salt", t, round));
+    }
+
+    /// @dev Commits `cid` for `t` (revealed later by `closeSubmissions`, or by hand with `revealAs`).
+    function commitAs(uint256 id, uint32 round, address t, string memory cid) internal {
+        bytes32 commitment = views.commitmentOf(t, id, round, cid, saltOf(t, round));
+        vm.prank(t);
+        market.commitUpdate(id, round, commitment);
+        pendingReveals.push(t);
+        pendingCid[t] = cid;
+    }
+
+    function revealAs(uint256 id, uint32 round, address t, string memory cid) internal {
+        vm.prank(t);
+        market.revealUpdate(id, round, cid, saltOf(t, round));
+    }
+
+    /// @dev Trainers 0..n-1 commit UPDATE_CID.
     function submit(uint256 id, uint32 round, uint256 n) internal {
         for (uint256 i; i < n; ++i) {
-            vm.prank(trainer(i));
-            market.submitUpdate(id, round, UPDATE_CID);
+            commitAs(id, round, trainer(i), UPDATE_CID);
         }
     }
 
+    /// @dev Moves to the submission deadline, reveals every pending commitment, then moves to the reveal
+    /// deadline: the round is Aggregating.
     function closeSubmissions(uint256 id, uint32 round) internal {
-        (,, uint64 submissionDeadline,,,,,,) = market.getRound(id, round);
-        vm.warp(submissionDeadline);
+        revealPending(id, round, pendingReveals.length);
+        (uint64 revealDeadline,) = views.getReveals(id, round);
+        if (block.timestamp < revealDeadline) vm.warp(revealDeadline);
+    }
+
+    /// @dev Moves to the submission deadline and reveals the first `k` pending commitments (drops the rest).
+    function revealPending(uint256 id, uint32 round, uint256 k) internal {
+        (,, uint64 submissionDeadline,,,,,,) = views.getRound(id, round);
+        if (block.timestamp < submissionDeadline) vm.warp(submissionDeadline);
+        for (uint256 i; i < k; ++i) {
+            address t = pendingReveals[i];
+            revealAs(id, round, t, pendingCid[t]);
+        }
+        delete pendingReveals;
+    }
+
+    /// @dev Packs uint32 weights 8 per word, as `postResult` takes them.
+    function pack(uint32[] memory weights) internal pure returns (uint256[] memory words) {
+        words = new uint256[]((weights.length + 7) / 8);
+        for (uint256 i; i < weights.length; ++i) {
+            words[i / 8] |= uint256(weights[i]) << (32 * (i % 8));
+        }
     }
 
     function post(uint256 id, uint32 round, uint32[] memory weights, uint256 flags) internal {
         vm.prank(aggregator);
-        market.postResult(id, round, MODEL_CID, REPORT_CID, weights, flags);
+        market.postResult(id, round, MODEL_CID, REPORT_CID, pack(weights), flags);
     }
 
     function passChallenge(uint256 id, uint32 round) internal {
-        (,,,, uint64 challengeDeadline,,,,) = market.getRound(id, round);
+        (,,,, uint64 challengeDeadline,,,,) = views.getRound(id, round);
         vm.warp(challengeDeadline);
     }
 
@@ -249,15 +304,15 @@ abstract contract MarketFixture is TestBase {
     }
 
     function roundBudget(uint256 id, uint32 round) internal view returns (uint256 budget) {
-        (,,,,,, budget,,) = market.getRound(id, round);
+        (,,,,,, budget,,) = views.getRound(id, round);
     }
 
-    function phaseOf(uint256 id, uint32 round) internal view returns (Marketplace.Phase phase) {
-        (phase,,,,,,,,) = market.getRound(id, round);
+    function phaseOf(uint256 id, uint32 round) internal view returns (MarketplaceStorage.Phase phase) {
+        (phase,,,,,,,,) = views.getRound(id, round);
     }
 
-    function statusOf(uint256 id) internal view returns (Marketplace.Status status) {
-        (, status,,,,,) = market.getProject(id);
+    function statusOf(uint256 id) internal view returns (MarketplaceStorage.Status status) {
+        (, status,,,,,) = views.getProject(id);
     }
 
     function _pay(address asset, address who, uint256 amount) private {

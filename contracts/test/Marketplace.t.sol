@@ -2,6 +2,9 @@
 pragma solidity ^0.8.24;
 
 import {Marketplace} from "../Marketplace.sol";
+import {MarketplaceViews} from "../MarketplaceViews.sol";
+import {MarketplaceStorage} from "../MarketplaceStorage.sol";
+import {AssetVault} from "../AssetVault.sol";
 import {TestToken, FeeOnTransferToken} from "../mocks/TestToken.sol";
 import {MarketFixture} from "./Base.t.sol";
 
@@ -19,8 +22,12 @@ contract ReentrantClaimer {
         market.join{value: msg.value}(id);
     }
 
-    function submit(uint32 round, string calldata cid) external {
-        market.submitUpdate(projectId, round, cid);
+    function commit(uint32 round, bytes32 commitment) external {
+        market.commitUpdate(projectId, round, commitment);
+    }
+
+    function reveal(uint32 round, string calldata cid, bytes32 salt) external {
+        market.revealUpdate(projectId, round, cid, salt);
     }
 
     function claim() external {
@@ -43,127 +50,127 @@ contract MarketplaceTest is MarketFixture {
         uint256 b = create(defaultConfig());
         assertEq(a, 1, "first id");
         assertEq(b, 2, "second id");
-        assertEq(market.projectCount(), 2, "count");
+        assertEq(views.projectCount(), 2, "count");
         assertEq(address(market).balance, 2 * POOL, "escrow");
-        (address o, Marketplace.Status s, uint32 round, uint16 trainers, uint256 carry, uint256 bondBal,) =
-            market.getProject(a);
+        (address o, MarketplaceStorage.Status s, uint32 round, uint16 trainers, uint256 carry, uint256 bondBal,) =
+            views.getProject(a);
         assertEq(o, owner, "owner");
-        assertTrue(s == Marketplace.Status.Pending, "pending");
+        assertTrue(s == MarketplaceStorage.Status.Pending, "pending");
         assertEq(round, 0, "round");
         assertEq(trainers, 0, "trainers");
         assertEq(carry, POOL % 3, "dust carried");
         assertEq(bondBal, 0, "bond");
-        assertEq(market.getConfig(a).specCid, SPEC_CID, "spec stored");
-        assertEq(market.globalModelCid(a), INIT_CID, "initial model");
+        assertEq(views.getConfig(a).specCid, SPEC_CID, "spec stored");
+        assertEq(views.globalModelCid(a), INIT_CID, "initial model");
     }
 
     function test_createProject_emitsProjectCreated() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.ProjectCreated(
+        emit MarketplaceStorage.ProjectCreated(
             1, owner, address(0), POOL, 3, aggregator, arbiter, SPEC_CID, INIT_CID, cfg.validationCommitment
         );
         create(cfg);
     }
 
     function test_createProject_revertsOnWrongEthValue() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongValue.selector, POOL, POOL - 1));
-        market.createProject{value: POOL - 1}(cfg);
+        vm.expectRevert(abi.encodeWithSelector(AssetVault.WrongValue.selector, POOL, POOL - 1));
+        setup.createProject{value: POOL - 1}(cfg);
     }
 
     function test_createProject_revertsOnZeroRounds() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.rounds = 0;
-        _expectConfigError(cfg, Marketplace.ConfigError.ZeroRounds);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.ZeroRounds);
     }
 
     function test_createProject_revertsWhenPoolIsSmallerThanRounds() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.pool = 2;
-        _expectConfigError(cfg, Marketplace.ConfigError.PoolTooSmall);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.PoolTooSmall);
     }
 
     function test_createProject_revertsOnMoreThan256Trainers() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.maxTrainers = 257;
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.TooManyTrainers.selector, 257, 256));
-        market.createProject{value: cfg.pool}(cfg);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.TooManyTrainers.selector, 257, 256));
+        setup.createProject{value: cfg.pool}(cfg);
     }
 
     function test_createProject_revertsOnBadTrainerBounds() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.minTrainers = 9;
-        _expectConfigError(cfg, Marketplace.ConfigError.MinTrainers);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.MinTrainers);
         cfg.minTrainers = 0;
-        _expectConfigError(cfg, Marketplace.ConfigError.MinTrainers);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.MinTrainers);
     }
 
     function test_createProject_revertsOnSlashAbove100Percent() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.slashBps = 10_001;
-        _expectConfigError(cfg, Marketplace.ConfigError.SlashBps);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.SlashBps);
     }
 
     function test_createProject_revertsOnMissingParties() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.aggregator = address(0);
-        _expectConfigError(cfg, Marketplace.ConfigError.ZeroAggregator);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.ZeroAggregator);
         cfg = defaultConfig();
         cfg.arbiter = address(0);
-        _expectConfigError(cfg, Marketplace.ConfigError.ZeroArbiter);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.ZeroArbiter);
     }
 
     function test_createProject_revertsOnZeroWindowsOrEmptyCids() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.challengePeriod = 0;
-        _expectConfigError(cfg, Marketplace.ConfigError.ZeroWindow);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.ZeroWindow);
         cfg = defaultConfig();
         cfg.specCid = "";
-        _expectConfigError(cfg, Marketplace.ConfigError.EmptySpec);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.EmptySpec);
         cfg = defaultConfig();
         cfg.initialModelCid = "";
-        _expectConfigError(cfg, Marketplace.ConfigError.EmptyInitialModel);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.EmptyInitialModel);
     }
 
     function test_createProject_revertsOnMoreRoundsThanMaxRounds() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.rounds = uint32(market.MAX_ROUNDS() + 1);
-        _expectConfigError(cfg, Marketplace.ConfigError.TooManyRounds);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.TooManyRounds);
     }
 
     function test_createProject_revertsOnAmountsBeyondStorageWidths() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.stake = uint256(type(uint88).max) + 1;
-        _expectConfigError(cfg, Marketplace.ConfigError.AmountTooLarge);
+        _expectConfigError(cfg, MarketplaceStorage.ConfigError.AmountTooLarge);
     }
 
     function test_createProject_withToken_pullsPoolAndRejectsEth() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.asset = address(token);
         uint256 id = create(cfg);
         assertEq(token.balanceOf(address(market)), POOL, "token escrow");
-        assertEq(market.getConfig(id).asset, address(token), "asset");
+        assertEq(views.getConfig(id).asset, address(token), "asset");
 
         token.mint(owner, POOL);
         vm.startPrank(owner);
         token.approve(address(market), POOL);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongValue.selector, 0, 1));
-        market.createProject{value: 1}(cfg);
+        vm.expectRevert(abi.encodeWithSelector(AssetVault.WrongValue.selector, 0, 1));
+        setup.createProject{value: 1}(cfg);
         vm.stopPrank();
     }
 
     function test_createProject_rejectsFeeOnTransferToken() public {
         FeeOnTransferToken fee = new FeeOnTransferToken();
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.asset = address(fee);
         fee.mint(owner, POOL);
         vm.startPrank(owner);
         fee.approve(address(market), POOL);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.TransferAmountMismatch.selector, POOL, POOL - POOL / 100));
-        market.createProject(cfg);
+        vm.expectRevert(abi.encodeWithSelector(AssetVault.TransferAmountMismatch.selector, POOL, POOL - POOL / 100));
+        setup.createProject(cfg);
         vm.stopPrank();
     }
 
@@ -174,16 +181,16 @@ contract MarketplaceTest is MarketFixture {
     function test_postAggregatorBond_holdsBond() public {
         uint256 id = create(defaultConfig());
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.AggregatorBonded(id, aggregator, AGG_BOND);
+        emit MarketplaceStorage.AggregatorBonded(id, aggregator, AGG_BOND);
         bond(id);
-        (,,,,, uint256 bondBal,) = market.getProject(id);
+        (,,,,, uint256 bondBal,) = views.getProject(id);
         assertEq(bondBal, AGG_BOND, "bond held");
     }
 
     function test_postAggregatorBond_revertsForNonAggregator() public {
         uint256 id = create(defaultConfig());
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NotAggregator.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotAggregator.selector, stranger));
         market.postAggregatorBond{value: AGG_BOND}(id);
     }
 
@@ -191,14 +198,14 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = create(defaultConfig());
         bond(id);
         vm.prank(aggregator);
-        vm.expectRevert(Marketplace.AlreadyBonded.selector);
+        vm.expectRevert(MarketplaceStorage.AlreadyBonded.selector);
         market.postAggregatorBond{value: AGG_BOND}(id);
     }
 
     function test_postAggregatorBond_revertsOnWrongValue() public {
         uint256 id = create(defaultConfig());
         vm.prank(aggregator);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongValue.selector, AGG_BOND, 1 ether));
+        vm.expectRevert(abi.encodeWithSelector(AssetVault.WrongValue.selector, AGG_BOND, 1 ether));
         market.postAggregatorBond{value: 1 ether}(id);
     }
 
@@ -208,15 +215,15 @@ contract MarketplaceTest is MarketFixture {
         closeSubmissions(id, 0);
         vm.warp(block.timestamp + AGG_WINDOW);
         market.expire(id);
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Expired, "expired");
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Expired, "expired");
 
         vm.warp(block.timestamp + 1 days);
         bond(id);
-        (Marketplace.Phase phase,,, uint64 aggregationDeadline,,,,,) = market.getRound(id, 0);
-        assertTrue(phase == Marketplace.Phase.Aggregating, "aggregating again");
+        (MarketplaceStorage.Phase phase,,, uint64 aggregationDeadline,,,,,) = views.getRound(id, 0);
+        assertTrue(phase == MarketplaceStorage.Phase.Aggregating, "aggregating again");
         assertEq(aggregationDeadline, block.timestamp + AGG_WINDOW, "fresh deadline");
         post(id, 0, equalWeights(2), 0);
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Challenge, "result accepted");
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Challenge, "result accepted");
     }
 
     function test_postAggregatorBond_lateAfterUpheldDisputeGetsAFreshDeadline() public {
@@ -224,12 +231,12 @@ contract MarketplaceTest is MarketFixture {
         vm.prank(arbiter);
         market.resolveDispute(id, true);
         vm.warp(block.timestamp + AGG_WINDOW + 1); // the aggregator re-bonds only after the deadline
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Expired, "expired by the clock");
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Expired, "expired by the clock");
         bond(id);
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Aggregating, "reopened");
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Aggregating, "reopened");
         vm.expectRevert(
             abi.encodeWithSelector(
-                Marketplace.WrongPhase.selector, Marketplace.Phase.Expired, Marketplace.Phase.Aggregating
+                MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Expired, MarketplaceStorage.Phase.Aggregating
             )
         );
         market.expire(id); // the fresh bond cannot be slashed for the old delay
@@ -240,7 +247,7 @@ contract MarketplaceTest is MarketFixture {
         vm.prank(owner);
         market.cancel(id);
         vm.prank(aggregator);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongStatus.selector, Marketplace.Status.Cancelled));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Cancelled));
         market.postAggregatorBond{value: AGG_BOND}(id);
     }
 
@@ -252,14 +259,14 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = create(defaultConfig());
         address t = trainer(0);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.TrainerJoined(id, t, 0, STAKE);
+        emit MarketplaceStorage.TrainerJoined(id, t, 0, STAKE);
         joinAs(id, t);
-        (bool joined, uint256 stake, uint256 slashed, uint32 joinedRound) = market.getTrainer(id, t);
+        (bool joined, uint256 stake, uint256 slashed, uint32 joinedRound) = views.getTrainer(id, t);
         assertTrue(joined, "joined");
         assertEq(stake, STAKE, "stake");
         assertEq(slashed, 0, "slashed");
         assertEq(joinedRound, 0, "joined round");
-        (,,, uint16 count,,,) = market.getProject(id);
+        (,,, uint16 count,,,) = views.getProject(id);
         assertEq(count, 1, "count");
         assertEq(address(market).balance, POOL + STAKE, "balance");
     }
@@ -268,36 +275,36 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = create(defaultConfig());
         joinAs(id, trainer(0));
         vm.prank(trainer(0));
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.AlreadyJoined.selector, trainer(0)));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.AlreadyJoined.selector, trainer(0)));
         market.join{value: STAKE}(id);
     }
 
     function test_join_revertsWhenProjectIsFull() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.maxTrainers = 2;
         uint256 id = create(cfg);
         joinMany(id, 2);
         vm.prank(trainer(2));
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.ProjectFull.selector, 2));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.ProjectFull.selector, 2));
         market.join{value: STAKE}(id);
     }
 
     function test_join_revertsOnWrongStake() public {
         uint256 id = create(defaultConfig());
         vm.prank(trainer(0));
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongValue.selector, STAKE, STAKE / 2));
+        vm.expectRevert(abi.encodeWithSelector(AssetVault.WrongValue.selector, STAKE, STAKE / 2));
         market.join{value: STAKE / 2}(id);
     }
 
     function test_join_isAllowedWhileRoundIsOpenAndRecordsTheRound() public {
         uint256 id = runningDefault(2);
         joinAs(id, trainer(5));
-        (,,, uint32 joinedRound) = market.getTrainer(id, trainer(5));
+        (,,, uint32 joinedRound) = views.getTrainer(id, trainer(5));
         assertEq(joinedRound, 0, "joined in round 0");
 
         playRound(id, 0, 2, equalWeights(2), 0);
         joinAs(id, trainer(6));
-        (,,, joinedRound) = market.getTrainer(id, trainer(6));
+        (,,, joinedRound) = views.getTrainer(id, trainer(6));
         assertEq(joinedRound, 1, "joined in round 1");
     }
 
@@ -306,14 +313,14 @@ contract MarketplaceTest is MarketFixture {
         closeSubmissions(id, 0);
         vm.prank(trainer(3));
         vm.expectRevert(
-            abi.encodeWithSelector(Marketplace.WrongPhase.selector, Marketplace.Phase.Open, Marketplace.Phase.Aggregating)
+            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Open, MarketplaceStorage.Phase.Aggregating)
         );
         market.join{value: STAKE}(id);
     }
 
     function test_join_revertsOnUnknownProject() public {
         vm.prank(trainer(0));
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.UnknownProject.selector, 42));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.UnknownProject.selector, 42));
         market.join{value: STAKE}(42);
     }
 
@@ -326,21 +333,23 @@ contract MarketplaceTest is MarketFixture {
         bond(id);
         joinMany(id, 2);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.ProjectStarted(id);
+        emit MarketplaceStorage.ProjectStarted(id);
         market.start(id);
-        assertTrue(statusOf(id) == Marketplace.Status.Running, "running");
-        (Marketplace.Phase phase, uint64 openedAt, uint64 sd, uint64 ad,,, uint256 budget,,) = market.getRound(id, 0);
-        assertTrue(phase == Marketplace.Phase.Open, "open");
+        assertTrue(statusOf(id) == MarketplaceStorage.Status.Running, "running");
+        (MarketplaceStorage.Phase phase, uint64 openedAt, uint64 sd, uint64 ad,,, uint256 budget,,) = views.getRound(id, 0);
+        assertTrue(phase == MarketplaceStorage.Phase.Open, "open");
         assertEq(openedAt, block.timestamp, "opened");
         assertEq(sd, block.timestamp + WINDOW, "submission deadline");
-        assertEq(ad, block.timestamp + WINDOW + AGG_WINDOW, "aggregation deadline");
+        assertEq(ad, block.timestamp + WINDOW + REVEAL_WINDOW + AGG_WINDOW, "aggregation deadline");
+        (uint64 rd,) = views.getReveals(id, 0);
+        assertEq(rd, block.timestamp + WINDOW + REVEAL_WINDOW, "reveal deadline");
         assertEq(budget, POOL / 3 + POOL % 3, "budget");
     }
 
     function test_start_revertsWithoutAggregatorBond() public {
         uint256 id = create(defaultConfig());
         joinMany(id, 2);
-        vm.expectRevert(Marketplace.BondNotPosted.selector);
+        vm.expectRevert(MarketplaceStorage.BondNotPosted.selector);
         market.start(id);
     }
 
@@ -348,83 +357,155 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = create(defaultConfig());
         bond(id);
         joinMany(id, 1);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NotEnoughTrainers.selector, 1, 2));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotEnoughTrainers.selector, 1, 2));
         market.start(id);
     }
 
     function test_start_revertsWhenAlreadyRunning() public {
         uint256 id = runningDefault(2);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongStatus.selector, Marketplace.Status.Running));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running));
         market.start(id);
     }
 
     // =============================================================================================
-    // submitUpdate
+    // commitUpdate and revealUpdate
     // =============================================================================================
 
-    function test_submitUpdate_recordsCommitmentAndSubmissionOrder() public {
-        uint256 id = runningDefault(3);
-        vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.UpdateSubmitted(id, 0, trainer(2), 0, UPDATE_CID);
-        vm.prank(trainer(2));
-        market.submitUpdate(id, 0, UPDATE_CID);
-        vm.prank(trainer(0));
-        market.submitUpdate(id, 0, "bafkother");
+    function _commitment(uint256 id, uint32 round, address t, string memory cid) internal view returns (bytes32) {
+        return views.commitmentOf(t, id, round, cid, saltOf(t, round));
+    }
 
-        address[] memory who = market.getSubmitters(id, 0);
-        assertEq(who.length, 2, "two submitters");
+    function test_commitUpdate_recordsCommitmentAndCommitOrder() public {
+        uint256 id = runningDefault(3);
+        bytes32 c2 = _commitment(id, 0, trainer(2), UPDATE_CID);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit MarketplaceStorage.UpdateCommitted(id, 0, trainer(2), 0, c2);
+        vm.prank(trainer(2));
+        market.commitUpdate(id, 0, c2);
+        bytes32 c0 = _commitment(id, 0, trainer(0), "bafkother");
+        vm.prank(trainer(0));
+        market.commitUpdate(id, 0, c0);
+
+        address[] memory who = views.getSubmitters(id, 0);
+        assertEq(who.length, 2, "two committers");
         assertEq(who[0], trainer(2), "first");
         assertEq(who[1], trainer(0), "second");
-        assertEq(market.getSubmission(id, 0, trainer(2)), keccak256(bytes(UPDATE_CID)), "commitment");
-        (,,,,, uint16 submissions,,,) = market.getRound(id, 0);
+        (bytes32 stored, uint16 index) = views.getCommitment(id, 0, trainer(0));
+        assertEq(stored, _commitment(id, 0, trainer(0), "bafkother") & ~bytes32(uint256(type(uint64).max)), "top 192 bits");
+        assertEq(index, 1, "commit index");
+        (,,,,, uint16 submissions,,,) = views.getRound(id, 0);
         assertEq(submissions, 2, "count");
     }
 
-    function test_submitUpdate_revertsForNonTrainer() public {
-        uint256 id = runningDefault(2);
-        vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NotTrainer.selector, stranger));
-        market.submitUpdate(id, 0, UPDATE_CID);
+    /// Attack: a copier front-runs with a public CID. Nothing is public while the round is Open, and a
+    /// reveal must match the revealer's own commitment, so a copy commits to a CID it does not know and
+    /// the copy check orders by commitment.
+    function test_revealUpdate_onlyTheCommitterCanRevealItsCommitment() public {
+        uint256 id = runningDefault(3);
+        commitAs(id, 0, trainer(0), UPDATE_CID);
+        // The copier commits blind, then tries to reveal the honest CID once it is public.
+        bytes32 guess = _commitment(id, 0, trainer(1), "bafkguess");
+        vm.prank(trainer(1));
+        market.commitUpdate(id, 0, guess);
+        revealPending(id, 0, 1);
+        vm.prank(trainer(1));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.RevealMismatch.selector, trainer(1), 0));
+        market.revealUpdate(id, 0, UPDATE_CID, saltOf(trainer(1), 0));
+        // Replaying the honest trainer's reveal data from another address does not match either.
+        vm.prank(trainer(1));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.RevealMismatch.selector, trainer(1), 0));
+        market.revealUpdate(id, 0, UPDATE_CID, saltOf(trainer(0), 0));
+        (, uint256 revealed) = views.getReveals(id, 0);
+        assertEq(revealed, 1, "only the honest trainer (commit index 0) revealed");
     }
 
-    function test_submitUpdate_revertsOnSecondSubmissionInARound() public {
+    function test_revealUpdate_emitsTheCidAndRefusesASecondReveal() public {
+        uint256 id = runningDefault(2);
+        commitAs(id, 0, trainer(0), UPDATE_CID);
+        (,, uint64 sd,,,,,,) = views.getRound(id, 0);
+        vm.warp(sd);
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Revealing, "revealing");
+        vm.expectEmit(true, true, true, true, address(market));
+        emit MarketplaceStorage.UpdateRevealed(id, 0, trainer(0), 0, UPDATE_CID);
+        revealAs(id, 0, trainer(0), UPDATE_CID);
+        vm.prank(trainer(0));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.UpdateAlreadyRevealed.selector, trainer(0), 0));
+        market.revealUpdate(id, 0, UPDATE_CID, saltOf(trainer(0), 0));
+    }
+
+    function test_revealUpdate_revertsWhileOpenAndAfterTheRevealDeadline() public {
+        uint256 id = runningDefault(2);
+        commitAs(id, 0, trainer(0), UPDATE_CID);
+        vm.prank(trainer(0));
+        vm.expectRevert(
+            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Revealing, MarketplaceStorage.Phase.Open)
+        );
+        market.revealUpdate(id, 0, UPDATE_CID, saltOf(trainer(0), 0));
+        (uint64 revealDeadline,) = views.getReveals(id, 0);
+        vm.warp(revealDeadline);
+        vm.prank(trainer(0));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Revealing, MarketplaceStorage.Phase.Aggregating
+            )
+        );
+        market.revealUpdate(id, 0, UPDATE_CID, saltOf(trainer(0), 0));
+    }
+
+    function test_revealUpdate_revertsWithoutACommitment() public {
+        uint256 id = runningDefault(2);
+        (,, uint64 sd,,,,,,) = views.getRound(id, 0);
+        vm.warp(sd);
+        vm.prank(trainer(1));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NoCommitment.selector, trainer(1), 0));
+        market.revealUpdate(id, 0, UPDATE_CID, saltOf(trainer(1), 0));
+    }
+
+    function test_commitUpdate_revertsForNonTrainer() public {
+        uint256 id = runningDefault(2);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotTrainer.selector, stranger));
+        market.commitUpdate(id, 0, keccak256("x"));
+    }
+
+    function test_commitUpdate_revertsOnSecondCommitmentInARound() public {
         uint256 id = runningDefault(2);
         submit(id, 0, 1);
         vm.prank(trainer(0));
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.AlreadySubmitted.selector, trainer(0), 0));
-        market.submitUpdate(id, 0, UPDATE_CID);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.AlreadySubmitted.selector, trainer(0), 0));
+        market.commitUpdate(id, 0, keccak256("x"));
     }
 
-    function test_submitUpdate_revertsOnWrongRound() public {
+    function test_commitUpdate_revertsOnWrongRound() public {
         uint256 id = runningDefault(2);
         vm.prank(trainer(0));
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongRound.selector, 0, 1));
-        market.submitUpdate(id, 1, UPDATE_CID);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongRound.selector, 0, 1));
+        market.commitUpdate(id, 1, keccak256("x"));
     }
 
-    function test_submitUpdate_revertsAfterSubmissionWindow() public {
+    function test_commitUpdate_revertsAfterSubmissionWindow() public {
         uint256 id = runningDefault(2);
         closeSubmissions(id, 0);
         vm.prank(trainer(0));
         vm.expectRevert(
-            abi.encodeWithSelector(Marketplace.WrongPhase.selector, Marketplace.Phase.Open, Marketplace.Phase.Aggregating)
+            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Open, MarketplaceStorage.Phase.Aggregating)
         );
-        market.submitUpdate(id, 0, UPDATE_CID);
+        market.commitUpdate(id, 0, keccak256("x"));
     }
 
-    function test_submitUpdate_revertsOnEmptyCid() public {
+    function test_commitUpdate_revertsOnEmptyCommitment() public {
         uint256 id = runningDefault(2);
         vm.prank(trainer(0));
-        vm.expectRevert(Marketplace.EmptyCid.selector);
-        market.submitUpdate(id, 0, "");
+        vm.expectRevert(MarketplaceStorage.EmptyCommitment.selector);
+        market.commitUpdate(id, 0, bytes32(0));
     }
 
-    function test_submitUpdate_revertsBeforeStart() public {
+    function test_commitUpdate_revertsBeforeStart() public {
         uint256 id = create(defaultConfig());
         joinAs(id, trainer(0));
         vm.prank(trainer(0));
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongStatus.selector, Marketplace.Status.Pending));
-        market.submitUpdate(id, 0, UPDATE_CID);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Pending));
+        market.commitUpdate(id, 0, keccak256("x"));
     }
 
     // =============================================================================================
@@ -438,21 +519,21 @@ contract MarketplaceTest is MarketFixture {
         uint32[] memory w = new uint32[](3);
         (w[0], w[1], w[2]) = (7, type(uint32).max, 0);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.ResultPosted(id, 0, MODEL_CID, REPORT_CID, w, 4);
+        emit MarketplaceStorage.ResultPosted(id, 0, MODEL_CID, REPORT_CID, pack(w), 4);
         post(id, 0, w, 4);
 
-        (uint32[] memory got, uint256 flags) = market.getResult(id, 0);
+        (uint32[] memory got, uint256 flags) = views.getResult(id, 0);
         assertEq(got.length, 3, "length");
         assertEq(got[0], 7, "w0");
         assertEq(got[1], type(uint32).max, "w1");
         assertEq(got[2], 0, "w2");
         assertEq(flags, 4, "flags");
-        (Marketplace.Phase phase,,,, uint64 cd,,, string memory model, string memory report) = market.getRound(id, 0);
-        assertTrue(phase == Marketplace.Phase.Challenge, "challenge");
+        (MarketplaceStorage.Phase phase,,,, uint64 cd,,, string memory model, string memory report) = views.getRound(id, 0);
+        assertTrue(phase == MarketplaceStorage.Phase.Challenge, "challenge");
         assertEq(cd, block.timestamp + CHALLENGE, "challenge deadline");
         assertEq(model, MODEL_CID, "model");
         assertEq(report, REPORT_CID, "report");
-        assertEq(market.globalModelCid(id), INIT_CID, "not final yet");
+        assertEq(views.globalModelCid(id), INIT_CID, "not final yet");
     }
 
     function test_postResult_revertsForNonAggregator() public {
@@ -461,8 +542,8 @@ contract MarketplaceTest is MarketFixture {
         closeSubmissions(id, 0);
         uint32[] memory w = equalWeights(2);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NotAggregator.selector, stranger));
-        market.postResult(id, 0, MODEL_CID, REPORT_CID, w, 0);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotAggregator.selector, stranger));
+        market.postResult(id, 0, MODEL_CID, REPORT_CID, pack(w), 0);
     }
 
     function test_postResult_revertsWhileRoundIsOpen() public {
@@ -471,19 +552,19 @@ contract MarketplaceTest is MarketFixture {
         uint32[] memory w = equalWeights(2);
         vm.prank(aggregator);
         vm.expectRevert(
-            abi.encodeWithSelector(Marketplace.WrongPhase.selector, Marketplace.Phase.Aggregating, Marketplace.Phase.Open)
+            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Aggregating, MarketplaceStorage.Phase.Open)
         );
-        market.postResult(id, 0, MODEL_CID, REPORT_CID, w, 0);
+        market.postResult(id, 0, MODEL_CID, REPORT_CID, pack(w), 0);
     }
 
     function test_postResult_revertsWhenWeightsDoNotMatchSubmitters() public {
         uint256 id = runningDefault(2);
         submit(id, 0, 2);
         closeSubmissions(id, 0);
-        uint32[] memory w = equalWeights(3);
+        uint32[] memory w = equalWeights(9);
         vm.prank(aggregator);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.LengthMismatch.selector, 2, 3));
-        market.postResult(id, 0, MODEL_CID, REPORT_CID, w, 0);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.LengthMismatch.selector, 1, 2));
+        market.postResult(id, 0, MODEL_CID, REPORT_CID, pack(w), 0);
     }
 
     function test_postResult_revertsOnFlagsBeyondSubmitters() public {
@@ -492,23 +573,23 @@ contract MarketplaceTest is MarketFixture {
         closeSubmissions(id, 0);
         uint32[] memory w = equalWeights(2);
         vm.prank(aggregator);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.InvalidFlags.selector, 4, 2));
-        market.postResult(id, 0, MODEL_CID, REPORT_CID, w, 4);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.InvalidFlags.selector, 4, 2));
+        market.postResult(id, 0, MODEL_CID, REPORT_CID, pack(w), 4);
     }
 
     function test_postResult_revertsAfterAggregationDeadline() public {
         uint256 id = runningDefault(2);
         submit(id, 0, 2);
-        (,,, uint64 ad,,,,,) = market.getRound(id, 0);
+        (,,, uint64 ad,,,,,) = views.getRound(id, 0);
         vm.warp(ad);
         uint32[] memory w = equalWeights(2);
         vm.prank(aggregator);
         vm.expectRevert(
             abi.encodeWithSelector(
-                Marketplace.WrongPhase.selector, Marketplace.Phase.Aggregating, Marketplace.Phase.Expired
+                MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Aggregating, MarketplaceStorage.Phase.Expired
             )
         );
-        market.postResult(id, 0, MODEL_CID, REPORT_CID, w, 0);
+        market.postResult(id, 0, MODEL_CID, REPORT_CID, pack(w), 0);
     }
 
     function test_postResult_revertsOnEmptyModelCid() public {
@@ -517,8 +598,8 @@ contract MarketplaceTest is MarketFixture {
         closeSubmissions(id, 0);
         uint32[] memory w = equalWeights(2);
         vm.prank(aggregator);
-        vm.expectRevert(Marketplace.EmptyCid.selector);
-        market.postResult(id, 0, "", REPORT_CID, w, 0);
+        vm.expectRevert(MarketplaceStorage.EmptyCid.selector);
+        market.postResult(id, 0, "", REPORT_CID, pack(w), 0);
     }
 
     function test_postResult_revertsOnWrongRound() public {
@@ -527,31 +608,44 @@ contract MarketplaceTest is MarketFixture {
         closeSubmissions(id, 0);
         uint32[] memory w = equalWeights(2);
         vm.prank(aggregator);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongRound.selector, 0, 1));
-        market.postResult(id, 1, MODEL_CID, REPORT_CID, w, 0);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongRound.selector, 0, 1));
+        market.postResult(id, 1, MODEL_CID, REPORT_CID, pack(w), 0);
     }
 
-    function test_postResult_revertsOnAWeightWithDirtyHighBits() public {
+    function test_postResult_revertsOnAWeightBeyondTheSubmitters() public {
         uint256 id = runningDefault(2);
         submit(id, 0, 2);
         closeSubmissions(id, 0);
-        // A uint256[] has the uint32[] layout: its second element does not fit a uint32.
-        uint256[] memory w = new uint256[](2);
-        (w[0], w[1]) = (1, uint256(type(uint32).max) + 1);
-        bytes memory data =
-            abi.encodeWithSelector(market.postResult.selector, id, uint32(0), MODEL_CID, REPORT_CID, w, uint256(0));
+        uint256[] memory w = new uint256[](1);
+        w[0] = 1 | (uint256(1) << 64); // a third weight for two submitters
         vm.prank(aggregator);
-        (bool ok, bytes memory ret) = address(market).call(data);
-        assertTrue(!ok, "dirty weight rejected");
-        assertEq(ret.length, 0, "as the ABI decoder rejects it: no revert data");
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Aggregating, "nothing posted");
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WeightsBeyondSubmitters.selector, 0));
+        market.postResult(id, 0, MODEL_CID, REPORT_CID, w, 0);
+    }
+
+    /// Commit-reveal: nobody saw an unrevealed update, so it is neither paid nor flagged.
+    function test_postResult_ignoresUnrevealedWeightsAndRefusesToFlagThem() public {
+        uint256 id = runningDefault(3);
+        submit(id, 0, 3);
+        revealPending(id, 0, 2); // trainer 2 never reveals
+        (uint64 revealDeadline,) = views.getReveals(id, 0);
+        vm.warp(revealDeadline);
+        vm.prank(aggregator);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.FlagsOnUnrevealed.selector, 4, 3));
+        market.postResult(id, 0, MODEL_CID, REPORT_CID, pack(equalWeights(3)), 4);
+        post(id, 0, equalWeights(3), 0);
+        passChallenge(id, 0);
+        uint256 budget = roundBudget(id, 0);
+        market.finalize(id);
+        assertEq(views.claimable(id, trainer(2)), 0, "unrevealed: a missed round");
+        assertEq(views.claimable(id, trainer(0)), budget / 2, "the revealed split the round");
     }
 
     /// @dev Weights are packed 8 per slot in a two-entry ring, stored inverted: a word of eight
     /// type(uint32).max weights stores as zero, eight zero weights as all ones. Both must survive the
     /// ring's reuse two rounds later, and rewards must follow them.
     function test_postResult_extremeWeightWordsSurviveTheResultRing() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.maxTrainers = 9;
         cfg.rounds = 4;
         uint256 id = running(cfg, 9);
@@ -561,10 +655,10 @@ contract MarketplaceTest is MarketFixture {
                 // even rounds: eight max weights and a zero; odd rounds: eight zeros and a one
                 w[i] = round % 2 == 0 ? (i < 8 ? type(uint32).max : 0) : (i < 8 ? 0 : 1);
             }
-            uint256 before0 = market.claimable(id, trainer(0));
-            uint256 before8 = market.claimable(id, trainer(8));
+            uint256 before0 = views.claimable(id, trainer(0));
+            uint256 before8 = views.claimable(id, trainer(8));
             readyToFinalize(id, round, 9, w, 0);
-            (uint32[] memory got, uint256 flags) = market.getResult(id, round);
+            (uint32[] memory got, uint256 flags) = views.getResult(id, round);
             assertEq(got.length, 9, "length");
             for (uint256 i; i < 9; ++i) {
                 assertEq(got[i], w[i], "weight read back");
@@ -573,11 +667,11 @@ contract MarketplaceTest is MarketFixture {
             uint256 budget = roundBudget(id, round);
             market.finalize(id);
             if (round % 2 == 0) {
-                assertEq(market.claimable(id, trainer(0)) - before0, budget / 8, "max weights share the budget");
-                assertEq(market.claimable(id, trainer(8)), before8, "zero weight earns nothing");
+                assertEq(views.claimable(id, trainer(0)) - before0, budget / 8, "max weights share the budget");
+                assertEq(views.claimable(id, trainer(8)), before8, "zero weight earns nothing");
             } else {
-                assertEq(market.claimable(id, trainer(0)), before0, "zero weight earns nothing");
-                assertEq(market.claimable(id, trainer(8)) - before8, budget, "the only weight takes all");
+                assertEq(views.claimable(id, trainer(0)), before0, "zero weight earns nothing");
+                assertEq(views.claimable(id, trainer(8)) - before8, budget, "the only weight takes all");
             }
         }
     }
@@ -585,7 +679,7 @@ contract MarketplaceTest is MarketFixture {
     /// @dev Flags below 2^32 are kept in the round header, wider ones in the result ring's flags slot,
     /// which a later narrow result in the same ring entry does not rewrite: readers must not see it.
     function test_postResult_narrowAndWideFlagsAcrossTheResultRing() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.maxTrainers = 40;
         cfg.minTrainers = 1;
         uint256 id = running(cfg, 40);
@@ -593,16 +687,16 @@ contract MarketplaceTest is MarketFixture {
         uint256[3] memory flagsOf = [uint256(1 | (1 << 32)), 1 << 31, 0];
         for (uint32 round; round < 3; ++round) {
             readyToFinalize(id, round, 40, equalWeights(40), flagsOf[round]);
-            (, uint256 flags) = market.getResult(id, round);
+            (, uint256 flags) = views.getResult(id, round);
             assertEq(flags, flagsOf[round], "flags read back");
             market.finalize(id);
-            (, uint256 flagsAfter) = market.getResult(id, round);
+            (, uint256 flagsAfter) = views.getResult(id, round);
             assertEq(flagsAfter, flagsOf[round], "flags kept after finalize");
         }
-        (,, uint256 s0,) = market.getTrainer(id, trainer(0));
-        (,, uint256 s31,) = market.getTrainer(id, trainer(31));
-        (,, uint256 s32,) = market.getTrainer(id, trainer(32));
-        (,, uint256 s1,) = market.getTrainer(id, trainer(1));
+        (,, uint256 s0,) = views.getTrainer(id, trainer(0));
+        (,, uint256 s31,) = views.getTrainer(id, trainer(31));
+        (,, uint256 s32,) = views.getTrainer(id, trainer(32));
+        (,, uint256 s1,) = views.getTrainer(id, trainer(1));
         assertEq(s0, penalty, "trainer 0 slashed once (round 0 only)");
         assertEq(s32, penalty, "trainer 32 slashed once: round 2 did not reuse round 0's wide flags");
         assertEq(s31, penalty, "trainer 31 slashed in round 1");
@@ -615,8 +709,8 @@ contract MarketplaceTest is MarketFixture {
         market.resolveDispute(id, true);
         uint32[] memory w = equalWeights(2);
         vm.prank(aggregator);
-        vm.expectRevert(Marketplace.BondNotPosted.selector);
-        market.postResult(id, 0, MODEL_CID, REPORT_CID, w, 0);
+        vm.expectRevert(MarketplaceStorage.BondNotPosted.selector);
+        market.postResult(id, 0, MODEL_CID, REPORT_CID, pack(w), 0);
     }
 
     // =============================================================================================
@@ -630,20 +724,40 @@ contract MarketplaceTest is MarketFixture {
         post(id, 0, equalWeights(2), 0);
         uint256 deadline = block.timestamp + CHALLENGE;
         vm.warp(deadline - 1);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.ChallengePeriodNotOver.selector, deadline));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.ChallengePeriodNotOver.selector, deadline));
         market.finalize(id);
     }
 
-    function test_finalize_revertsWithoutAResult() public {
+    function test_finalize_withoutAResultWaitsForTheGracePeriod() public {
         uint256 id = runningDefault(2);
         submit(id, 0, 2);
         closeSubmissions(id, 0);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                Marketplace.WrongPhase.selector, Marketplace.Phase.Challenge, Marketplace.Phase.Aggregating
-            )
-        );
+        (,,, uint64 ad,,,,,) = views.getRound(id, 0);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.GracePeriodNotOver.selector, ad + AGG_WINDOW));
         market.finalize(id);
+        vm.warp(ad);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.GracePeriodNotOver.selector, ad + AGG_WINDOW));
+        market.finalize(id);
+    }
+
+    /// Liveness: the aggregator never posts (and nobody calls expire). After the grace period anyone
+    /// settles the round: the bond and the budget are split equally among the trainers that revealed.
+    function test_finalize_afterTheGracePeriodSplitsBudgetAndBondAmongRevealers() public {
+        uint256 id = runningDefault(3);
+        submit(id, 0, 3);
+        revealPending(id, 0, 2); // trainer 2 committed but never revealed
+        (,,, uint64 ad,,,,,) = views.getRound(id, 0);
+        vm.warp(ad + AGG_WINDOW);
+        uint256 budget = roundBudget(id, 0) + AGG_BOND;
+        vm.expectEmit(true, true, false, true, address(market));
+        emit MarketplaceStorage.RoundSettledWithoutResult(id, 0, budget / 2);
+        vm.prank(stranger);
+        market.finalize(id);
+        assertEq(views.claimable(id, trainer(0)), budget / 2, "equal split");
+        assertEq(views.claimable(id, trainer(1)), budget / 2, "equal split");
+        assertEq(views.claimable(id, trainer(2)), 0, "unrevealed: missed");
+        (,,,,, uint256 bondBal,) = views.getProject(id);
+        assertEq(bondBal, 0, "the absent aggregator's bond went to the trainers");
     }
 
     function test_finalize_splitsBudgetInProportionToWeights() public {
@@ -652,13 +766,13 @@ contract MarketplaceTest is MarketFixture {
         uint32[] memory w = new uint32[](2);
         (w[0], w[1]) = (1, 3);
         playRound(id, 0, 2, w, 0);
-        assertEq(market.claimable(id, trainer(0)), budget / 4, "quarter");
-        assertEq(market.claimable(id, trainer(1)), budget * 3 / 4, "three quarters");
+        assertEq(views.claimable(id, trainer(0)), budget / 4, "quarter");
+        assertEq(views.claimable(id, trainer(1)), budget * 3 / 4, "three quarters");
         uint256 dust = budget - budget / 4 - budget * 3 / 4;
         assertEq(roundBudget(id, 1), POOL / 3 + dust, "dust carried into round 1");
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Final, "final");
-        assertTrue(phaseOf(id, 1) == Marketplace.Phase.Open, "next open");
-        assertEq(market.globalModelCid(id), MODEL_CID, "model advanced");
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Final, "final");
+        assertTrue(phaseOf(id, 1) == MarketplaceStorage.Phase.Open, "next open");
+        assertEq(views.globalModelCid(id), MODEL_CID, "model advanced");
     }
 
     function test_finalize_slashesFlaggedTrainersIntoTheRoundBudget() public {
@@ -668,14 +782,14 @@ contract MarketplaceTest is MarketFixture {
         (w[0], w[1], w[2]) = (1, 1, 1_000);
         readyToFinalize(id, 0, 3, w, 1 << 2);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.TrainerSlashed(id, 0, trainer(2), STAKE / 2);
+        emit MarketplaceStorage.TrainerSlashed(id, 0, trainer(2), STAKE / 2);
         market.finalize(id);
 
         uint256 total = budget + STAKE / 2;
-        assertEq(market.claimable(id, trainer(0)), total / 2, "t0 gets half incl. slash");
-        assertEq(market.claimable(id, trainer(1)), total / 2, "t1 gets half incl. slash");
-        assertEq(market.claimable(id, trainer(2)), 0, "offender unpaid");
-        (, uint256 stake, uint256 slashed,) = market.getTrainer(id, trainer(2));
+        assertEq(views.claimable(id, trainer(0)), total / 2, "t0 gets half incl. slash");
+        assertEq(views.claimable(id, trainer(1)), total / 2, "t1 gets half incl. slash");
+        assertEq(views.claimable(id, trainer(2)), 0, "offender unpaid");
+        (, uint256 stake, uint256 slashed,) = views.getTrainer(id, trainer(2));
         assertEq(stake, STAKE / 2, "stake left");
         assertEq(slashed, STAKE / 2, "slashed");
     }
@@ -685,23 +799,26 @@ contract MarketplaceTest is MarketFixture {
         uint256 budget = roundBudget(id, 0);
         readyToFinalize(id, 0, 2, new uint32[](2), 0);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.RoundFinalized(id, 0, 0, budget);
+        emit MarketplaceStorage.RoundFinalized(id, 0, 0, budget);
         market.finalize(id);
-        assertEq(market.claimable(id, trainer(0)), 0, "nothing");
+        assertEq(views.claimable(id, trainer(0)), 0, "nothing");
         assertEq(roundBudget(id, 1), budget + POOL / 3, "carried");
     }
 
+    /// A round nobody committed to: its new budget goes back to the owner, the carried part (here the
+    /// creation dust) stays with the trainers.
     function test_finalize_finalizesEmptyRoundWithoutAResult() public {
         uint256 id = runningDefault(2);
         uint256 budget = roundBudget(id, 0);
         closeSubmissions(id, 0);
         market.finalize(id);
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Final, "final");
-        assertEq(roundBudget(id, 1), budget + POOL / 3, "carried");
-        assertEq(market.globalModelCid(id), INIT_CID, "model unchanged");
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Final, "final");
+        assertEq(views.remainder(id), POOL / 3, "the owner's");
+        assertEq(roundBudget(id, 1), budget - POOL / 3 + POOL / 3, "dust carried, plus the new round's budget");
+        assertEq(views.globalModelCid(id), INIT_CID, "model unchanged");
     }
 
-    function test_finalize_endsProjectAfterLastRoundAndLeavesDustToOwner() public {
+    function test_finalize_endsProjectAfterLastRoundAndLeavesDustToTheTrainers() public {
         uint256 id = runningDefault(2);
         uint32[] memory w = new uint32[](2);
         (w[0], w[1]) = (1, 2);
@@ -709,25 +826,46 @@ contract MarketplaceTest is MarketFixture {
         playRound(id, 1, 2, w, 0);
         readyToFinalize(id, 2, 2, w, 0);
         vm.expectEmit(true, false, false, false, address(market));
-        emit Marketplace.ProjectEnded(id, 0);
+        emit MarketplaceStorage.ProjectEnded(id, 0);
         market.finalize(id);
 
-        assertTrue(statusOf(id) == Marketplace.Status.Ended, "ended");
-        uint256 paid = market.claimable(id, trainer(0)) + market.claimable(id, trainer(1));
-        assertEq(market.remainder(id), POOL - paid, "owner gets exactly the dust");
-        assertLe(market.remainder(id), 2, "dust is at most a wei per trainer");
-        assertEq(market.globalModelCid(id), MODEL_CID, "latest model");
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongStatus.selector, Marketplace.Status.Ended));
+        assertTrue(statusOf(id) == MarketplaceStorage.Status.Ended, "ended");
+        uint256 paid = views.claimable(id, trainer(0)) + views.claimable(id, trainer(1));
+        (uint256 pot, uint256 shares,) = views.getEndPot(id);
+        assertEq(views.remainder(id), 0, "rounds with submissions pay the owner nothing");
+        assertEq(pot, POOL - paid, "the dust is the trainers' end pot");
+        assertEq(shares, 2, "one share per honest trainer");
+        assertLe(pot, 4, "dust is at most a wei per trainer per round");
+        assertEq(views.globalModelCid(id), MODEL_CID, "latest model");
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Ended));
         market.finalize(id);
     }
 
-    function test_finalize_revertsWhileDisputed() public {
+    function test_finalize_revertsWhileDisputedUntilTheRulingDeadline() public {
         uint256 id = _disputedRound(2);
         passChallenge(id, 0);
-        vm.expectRevert(
-            abi.encodeWithSelector(Marketplace.WrongPhase.selector, Marketplace.Phase.Challenge, Marketplace.Phase.Disputed)
-        );
+        (,, uint64 ruling,) = views.getLiveness(id);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.RulingPeriodNotOver.selector, ruling));
         market.finalize(id);
+    }
+
+    /// Liveness: the arbiter never rules. At the ruling deadline the dispute is rejected by default: the
+    /// result stands, the bond goes to the aggregator, the round settles; the arbiter can no longer rule.
+    function test_finalize_afterTheRulingDeadlineRejectsTheDisputeByDefault() public {
+        uint256 id = _disputedRound(2);
+        (,, uint64 ruling,) = views.getLiveness(id);
+        vm.warp(ruling);
+        vm.prank(arbiter);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.RulingPeriodOver.selector, ruling));
+        market.resolveDispute(id, true);
+        address disputer = views.disputer(id);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit MarketplaceStorage.DisputeLapsed(id, 0, disputer);
+        vm.prank(stranger);
+        market.finalize(id);
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Final, "settled");
+        assertEq(views.claimable(id, aggregator), DISPUTE_BOND, "bond to the aggregator, as a rejection");
+        assertTrue(views.claimable(id, trainer(0)) > 0, "trainers paid by the posted result");
     }
 
     // =============================================================================================
@@ -737,24 +875,24 @@ contract MarketplaceTest is MarketFixture {
     function test_dispute_byTrainerHoldsBondAndFreezesRound() public {
         uint256 id = _postedRound(2);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.Disputed(id, 0, trainer(1), DISPUTE_BOND);
+        emit MarketplaceStorage.Disputed(id, 0, trainer(1), DISPUTE_BOND);
         vm.prank(trainer(1));
         market.dispute{value: DISPUTE_BOND}(id);
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Disputed, "disputed");
-        assertEq(market.disputer(id), trainer(1), "disputer");
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Disputed, "disputed");
+        assertEq(views.disputer(id), trainer(1), "disputer");
     }
 
     function test_dispute_byOwnerIsAllowed() public {
         uint256 id = _postedRound(2);
         vm.prank(owner);
         market.dispute{value: DISPUTE_BOND}(id);
-        assertEq(market.disputer(id), owner, "owner disputes");
+        assertEq(views.disputer(id), owner, "owner disputes");
     }
 
     function test_dispute_revertsForStranger() public {
         uint256 id = _postedRound(2);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NotParticipant.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotParticipant.selector, stranger));
         market.dispute{value: DISPUTE_BOND}(id);
     }
 
@@ -763,14 +901,14 @@ contract MarketplaceTest is MarketFixture {
         uint256 deadline = block.timestamp + CHALLENGE;
         vm.warp(deadline);
         vm.prank(trainer(0));
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.ChallengePeriodOver.selector, deadline));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.ChallengePeriodOver.selector, deadline));
         market.dispute{value: DISPUTE_BOND}(id);
     }
 
     function test_dispute_revertsOnWrongBond() public {
         uint256 id = _postedRound(2);
         vm.prank(trainer(0));
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongValue.selector, DISPUTE_BOND, 1));
+        vm.expectRevert(abi.encodeWithSelector(AssetVault.WrongValue.selector, DISPUTE_BOND, 1));
         market.dispute{value: 1}(id);
     }
 
@@ -778,7 +916,7 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = runningDefault(2);
         vm.prank(trainer(0));
         vm.expectRevert(
-            abi.encodeWithSelector(Marketplace.WrongPhase.selector, Marketplace.Phase.Challenge, Marketplace.Phase.Open)
+            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Challenge, MarketplaceStorage.Phase.Open)
         );
         market.dispute{value: DISPUTE_BOND}(id);
     }
@@ -786,7 +924,7 @@ contract MarketplaceTest is MarketFixture {
     function test_resolveDispute_revertsForNonArbiter() public {
         uint256 id = _disputedRound(2);
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NotArbiter.selector, owner));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotArbiter.selector, owner));
         market.resolveDispute(id, true);
     }
 
@@ -794,23 +932,23 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = _postedRound(2);
         vm.prank(arbiter);
         vm.expectRevert(
-            abi.encodeWithSelector(Marketplace.WrongPhase.selector, Marketplace.Phase.Disputed, Marketplace.Phase.Challenge)
+            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Disputed, MarketplaceStorage.Phase.Challenge)
         );
         market.resolveDispute(id, false);
     }
 
     function test_resolveDispute_upholdVoidsResultSlashesBondAndReopensAggregation() public {
         uint256 id = _disputedRound(2);
-        (,,,, uint256 carryBefore,,) = market.getProject(id);
+        (,,,, uint256 carryBefore,,) = views.getProject(id);
         vm.prank(arbiter);
         market.resolveDispute(id, true);
 
-        (,,,, uint256 carry, uint256 bondBal,) = market.getProject(id);
+        (,,,, uint256 carry, uint256 bondBal,) = views.getProject(id);
         assertEq(bondBal, 0, "bond slashed");
         assertEq(carry, carryBefore + AGG_BOND, "into the carry");
-        assertEq(market.claimable(id, trainer(1)), DISPUTE_BOND, "disputer refunded");
-        (Marketplace.Phase phase,,, uint64 ad,,,, string memory model,) = market.getRound(id, 0);
-        assertTrue(phase == Marketplace.Phase.Aggregating, "aggregating");
+        assertEq(views.claimable(id, trainer(1)), DISPUTE_BOND, "disputer refunded");
+        (MarketplaceStorage.Phase phase,,, uint64 ad,,,, string memory model,) = views.getRound(id, 0);
+        assertTrue(phase == MarketplaceStorage.Phase.Aggregating, "aggregating");
         assertEq(ad, block.timestamp + AGG_WINDOW, "fresh deadline");
         assertEq(model, "", "voided result hidden");
 
@@ -821,7 +959,7 @@ contract MarketplaceTest is MarketFixture {
         post(id, 0, w, 0);
         passChallenge(id, 0);
         market.finalize(id);
-        assertEq(market.claimable(id, trainer(0)), roundBudget(id, 0) / 2, "paid from corrected result");
+        assertEq(views.claimable(id, trainer(0)), roundBudget(id, 0) / 2, "paid from corrected result");
         assertEq(roundBudget(id, 1) >= POOL / 3 + AGG_BOND, true, "slashed bond funds the next round");
     }
 
@@ -837,14 +975,14 @@ contract MarketplaceTest is MarketFixture {
 
         bond(id);
         post(id, 0, equalWeights(2), 0); // corrected: nobody flagged
-        (, uint256 flags) = market.getResult(id, 0);
+        (, uint256 flags) = views.getResult(id, 0);
         assertEq(flags, 0, "voided flags replaced");
         passChallenge(id, 0);
         market.finalize(id);
-        (, uint256 stake, uint256 slashed,) = market.getTrainer(id, trainer(0));
+        (, uint256 stake, uint256 slashed,) = views.getTrainer(id, trainer(0));
         assertEq(slashed, 0, "no slash from the voided result");
         assertEq(stake, STAKE, "stake intact");
-        assertEq(market.claimable(id, trainer(0)), roundBudget(id, 0) / 2 + DISPUTE_BOND, "reward + bond back");
+        assertEq(views.claimable(id, trainer(0)), roundBudget(id, 0) / 2 + DISPUTE_BOND, "reward + bond back");
     }
 
     function test_resolveDispute_rejectPaysAggregatorAndRestoresChallenge() public {
@@ -852,11 +990,11 @@ contract MarketplaceTest is MarketFixture {
         passChallenge(id, 0);
         vm.prank(arbiter);
         market.resolveDispute(id, false);
-        assertEq(market.claimable(id, aggregator), DISPUTE_BOND, "aggregator wins bond");
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Challenge, "challenge again");
+        assertEq(views.claimable(id, aggregator), DISPUTE_BOND, "aggregator wins bond");
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Challenge, "challenge again");
         market.finalize(id);
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Final, "finalizable at once");
-        (,,,, uint256 c, uint256 bondBal,) = market.getProject(id);
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Final, "finalizable at once");
+        (,,,, uint256 c, uint256 bondBal,) = views.getProject(id);
         assertEq(bondBal, AGG_BOND, "bond intact");
         c;
     }
@@ -871,7 +1009,7 @@ contract MarketplaceTest is MarketFixture {
         closeSubmissions(id, 0);
         vm.expectRevert(
             abi.encodeWithSelector(
-                Marketplace.WrongPhase.selector, Marketplace.Phase.Expired, Marketplace.Phase.Aggregating
+                MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Expired, MarketplaceStorage.Phase.Aggregating
             )
         );
         market.expire(id);
@@ -880,28 +1018,29 @@ contract MarketplaceTest is MarketFixture {
     function test_expire_slashesAggregatorBondIntoCarry() public {
         uint256 id = runningDefault(2);
         submit(id, 0, 2);
-        (,,, uint64 ad,,,,,) = market.getRound(id, 0);
+        revealPending(id, 0, 2);
+        (,,, uint64 ad,,,,,) = views.getRound(id, 0);
         vm.warp(ad);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.RoundExpired(id, 0, AGG_BOND);
+        emit MarketplaceStorage.RoundExpired(id, 0, AGG_BOND);
         vm.prank(stranger);
         market.expire(id);
-        (,,,, uint256 carry, uint256 bondBal,) = market.getProject(id);
+        (,,,, uint256 carry, uint256 bondBal,) = views.getProject(id);
         assertEq(bondBal, 0, "bond gone");
         assertEq(carry, AGG_BOND, "slashed into carry");
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Expired, "expired");
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Expired, "expired");
 
         vm.expectRevert(
-            abi.encodeWithSelector(Marketplace.WrongPhase.selector, Marketplace.Phase.Expired, Marketplace.Phase.Expired)
+            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Expired, MarketplaceStorage.Phase.Expired)
         );
         market.expire(id);
     }
 
     function test_expire_revertsOnRoundWithoutSubmissions() public {
         uint256 id = runningDefault(2);
-        (,,, uint64 ad,,,,,) = market.getRound(id, 0);
+        (,,, uint64 ad,,,,,) = views.getRound(id, 0);
         vm.warp(ad);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NoSubmissions.selector, 0));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NoSubmissions.selector, 0));
         market.expire(id);
     }
 
@@ -914,8 +1053,8 @@ contract MarketplaceTest is MarketFixture {
         joinAs(id, trainer(0));
         vm.prank(owner);
         market.cancel(id);
-        assertTrue(statusOf(id) == Marketplace.Status.Cancelled, "cancelled");
-        assertEq(market.remainder(id), POOL, "whole pool");
+        assertTrue(statusOf(id) == MarketplaceStorage.Status.Cancelled, "cancelled");
+        assertEq(views.remainder(id), POOL, "whole pool");
 
         uint256 before = owner.balance;
         vm.prank(owner);
@@ -927,47 +1066,83 @@ contract MarketplaceTest is MarketFixture {
         assertEq(trainer(0).balance - t0, STAKE, "stake back");
     }
 
-    function test_cancel_revertsForNonOwner() public {
+    function test_cancel_revertsForNonOwnerBeforeTheStartDeadline() public {
         uint256 id = create(defaultConfig());
+        (uint64 startDeadline,,,) = views.getLiveness(id);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NotOwner.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.StartPeriodNotOver.selector, startDeadline));
         market.cancel(id);
     }
 
-    function test_cancel_revertsWhileResultIsPending() public {
-        uint256 id = _postedRound(2);
-        vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.ResultPending.selector, 0));
+    function test_cancel_revertsForNonOwnerWhileRunning() public {
+        uint256 id = runningDefault(2);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotOwner.selector, stranger));
         market.cancel(id);
+    }
+
+    /// Attack: the owner cancels after trainers delivered and the result is posted.
+    function test_cancel_afterSubmissionsLeavesTheRoundToItsTrainers() public {
+        uint256 id = _postedRound(2);
+        uint256 budget = roundBudget(id, 0);
+        vm.prank(owner);
+        market.cancel(id);
+        assertEq(views.remainder(id), POOL - budget, "only the unopened rounds come back");
+        vm.prank(owner);
+        vm.expectRevert(MarketplaceStorage.AlreadyCancelled.selector);
+        market.cancel(id);
+        passChallenge(id, 0);
+        market.finalize(id);
+        assertTrue(statusOf(id) == MarketplaceStorage.Status.Cancelled, "closed after the round");
+        uint256 paid = views.claimable(id, trainer(0)) + views.claimable(id, trainer(1));
+        (uint256 pot,,) = views.getEndPot(id);
+        assertEq(paid + pot, budget, "the round's whole budget goes to its trainers");
     }
 
     function test_cancel_neverReachesAFinalizedRoundsBudget() public {
         uint256 id = runningDefault(2);
         playRound(id, 0, 2, equalWeights(2), 0);
-        uint256 paid = market.claimable(id, trainer(0)) + market.claimable(id, trainer(1));
+        uint256 paid = views.claimable(id, trainer(0)) + views.claimable(id, trainer(1));
+        uint256 dust = roundBudget(id, 0) - paid;
         vm.prank(owner);
         market.cancel(id);
-        assertEq(market.remainder(id), POOL - paid, "only unfinalized budget refunded");
+        assertEq(views.remainder(id), POOL - paid - dust, "round 0's unpaid dust stays with its trainers");
+        (uint256 pot,,) = views.getEndPot(id);
+        assertEq(pot, dust, "the dust is the trainers' end pot");
         vm.prank(trainer(0));
         market.claim(id);
-        assertEq(market.claimable(id, trainer(0)), 0, "rewards still claimable after cancel");
+        assertEq(views.claimable(id, trainer(0)), 0, "rewards still claimable after cancel");
     }
 
-    function test_cancel_afterExpiryRefundsTheRoundBudgetAndSlashedBond() public {
+    /// Attack: the aggregator (the owner's) stays away; the owner cancels the expired round.
+    function test_cancel_afterExpiryKeepsTheRoundAndTheSlashedBondForTrainers() public {
         uint256 id = runningDefault(2);
         submit(id, 0, 2);
-        (,,, uint64 ad,,,,,) = market.getRound(id, 0);
+        revealPending(id, 0, 2);
+        (,,, uint64 ad,,,,,) = views.getRound(id, 0);
         vm.warp(ad);
         market.expire(id);
+        uint256 budget = roundBudget(id, 0);
         vm.prank(owner);
         market.cancel(id);
-        assertEq(market.remainder(id), POOL + AGG_BOND, "pool plus slashed bond");
+        assertEq(views.remainder(id), POOL - budget, "the owner gets the unopened rounds only");
+        (, uint64 grace,,) = views.getLiveness(id);
+        vm.warp(grace);
+        market.finalize(id);
+        uint256 each = (budget) / 2;
+        assertEq(views.claimable(id, trainer(0)), each, "equal split without a result");
+        (uint256 pot,,) = views.getEndPot(id);
+        assertEq(pot, AGG_BOND + budget - 2 * each, "the slashed bond is the trainers' end pot");
+        uint256 t0 = trainer(0).balance;
+        vm.prank(trainer(0));
+        market.withdrawStake(id);
+        assertEq(trainer(0).balance - t0, STAKE + pot / 2, "stake plus a share of the pot");
     }
 
     function test_cancel_revertsOnceEnded() public {
         uint256 id = _endedProject();
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongStatus.selector, Marketplace.Status.Ended));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Ended));
         market.cancel(id);
     }
 
@@ -978,24 +1153,24 @@ contract MarketplaceTest is MarketFixture {
     function test_claim_paysOnceThenReverts() public {
         uint256 id = runningDefault(2);
         playRound(id, 0, 2, equalWeights(2), 0);
-        uint256 owed = market.claimable(id, trainer(0));
+        uint256 owed = views.claimable(id, trainer(0));
         uint256 before = trainer(0).balance;
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.Claimed(id, trainer(0), owed);
+        emit MarketplaceStorage.Claimed(id, trainer(0), owed);
         vm.prank(trainer(0));
         market.claim(id);
         assertEq(trainer(0).balance - before, owed, "paid");
         vm.prank(trainer(0));
-        vm.expectRevert(Marketplace.NothingToClaim.selector);
+        vm.expectRevert(MarketplaceStorage.NothingToClaim.selector);
         market.claim(id);
     }
 
     function test_claim_withTokenPaysTokens() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.asset = address(token);
         uint256 id = running(cfg, 2);
         playRound(id, 0, 2, equalWeights(2), 0);
-        uint256 owed = market.claimable(id, trainer(1));
+        uint256 owed = views.claimable(id, trainer(1));
         vm.prank(trainer(1));
         market.claim(id);
         assertEq(token.balanceOf(trainer(1)), owed, "tokens paid");
@@ -1006,8 +1181,12 @@ contract MarketplaceTest is MarketFixture {
         ReentrantClaimer evil = new ReentrantClaimer(market);
         vm.deal(address(this), STAKE);
         evil.join{value: STAKE}(id);
-        evil.submit(0, UPDATE_CID);
+        bytes32 evilCommitment = views.commitmentOf(address(evil), id, 0, UPDATE_CID, SALT);
+        evil.commit(0, evilCommitment);
         submit(id, 0, 1);
+        (,, uint64 sd,,,,,,) = views.getRound(id, 0);
+        vm.warp(sd);
+        evil.reveal(0, UPDATE_CID, SALT);
         closeSubmissions(id, 0);
         uint32[] memory w = new uint32[](2);
         (w[0], w[1]) = (1, 1);
@@ -1017,11 +1196,11 @@ contract MarketplaceTest is MarketFixture {
 
         vm.expectRevert(abi.encodeWithSignature("ReentrancyGuardReentrantCall()"));
         evil.claim();
-        assertTrue(market.claimable(id, address(evil)) > 0, "balance untouched");
+        assertTrue(views.claimable(id, address(evil)) > 0, "balance untouched");
     }
 
     function test_withdrawStake_returnsStakeMinusSlashes() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.rounds = 1;
         uint256 id = running(cfg, 2);
         uint32[] memory w = new uint32[](2);
@@ -1031,25 +1210,25 @@ contract MarketplaceTest is MarketFixture {
         vm.prank(trainer(0));
         market.withdrawStake(id);
         assertEq(trainer(0).balance - before, STAKE / 2, "half slashed");
-        (, uint256 held, uint256 slashed,) = market.getTrainer(id, trainer(0));
+        (, uint256 held, uint256 slashed,) = views.getTrainer(id, trainer(0));
         assertEq(held, 0, "nothing held");
         assertEq(slashed, STAKE / 2, "slash remembered");
         vm.prank(trainer(0));
-        vm.expectRevert(Marketplace.AlreadyWithdrawn.selector);
+        vm.expectRevert(MarketplaceStorage.AlreadyWithdrawn.selector);
         market.withdrawStake(id);
     }
 
     function test_withdrawStake_revertsWhileRunning() public {
         uint256 id = runningDefault(2);
         vm.prank(trainer(0));
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongStatus.selector, Marketplace.Status.Running));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running));
         market.withdrawStake(id);
     }
 
     function test_withdrawStake_revertsForNonTrainer() public {
         uint256 id = _endedProject();
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NotTrainer.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotTrainer.selector, stranger));
         market.withdrawStake(id);
     }
 
@@ -1060,39 +1239,41 @@ contract MarketplaceTest is MarketFixture {
         market.withdrawBond(id);
         assertEq(aggregator.balance - before, AGG_BOND, "bond back");
         vm.prank(aggregator);
-        vm.expectRevert(Marketplace.NothingToWithdraw.selector);
+        vm.expectRevert(MarketplaceStorage.NothingToWithdraw.selector);
         market.withdrawBond(id);
     }
 
     function test_withdrawBond_revertsForNonAggregatorAndWhileRunning() public {
         uint256 id = runningDefault(2);
         vm.prank(aggregator);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongStatus.selector, Marketplace.Status.Running));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running));
         market.withdrawBond(id);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NotAggregator.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotAggregator.selector, stranger));
         market.withdrawBond(id);
     }
 
     function test_withdrawRemainder_paysOwnerOnceAndOnlyOwner() public {
-        uint256 id = _endedProject();
-        uint256 rem = market.remainder(id);
+        uint256 id = create(defaultConfig());
+        vm.prank(owner);
+        market.cancel(id);
+        uint256 rem = views.remainder(id);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NotOwner.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotOwner.selector, stranger));
         market.withdrawRemainder(id);
         uint256 before = owner.balance;
         vm.prank(owner);
         market.withdrawRemainder(id);
         assertEq(owner.balance - before, rem, "remainder paid");
         vm.prank(owner);
-        vm.expectRevert(Marketplace.NothingToWithdraw.selector);
+        vm.expectRevert(MarketplaceStorage.NothingToWithdraw.selector);
         market.withdrawRemainder(id);
     }
 
     function test_withdrawRemainder_revertsWhileRunning() public {
         uint256 id = runningDefault(2);
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.WrongStatus.selector, Marketplace.Status.Running));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running));
         market.withdrawRemainder(id);
     }
 
@@ -1103,31 +1284,31 @@ contract MarketplaceTest is MarketFixture {
     function test_revealValidation_checksCommitmentAndStoresCid() public {
         uint256 id = create(defaultConfig());
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.ValidationRevealed(id, VALIDATION_CID, SALT);
+        emit MarketplaceStorage.ValidationRevealed(id, VALIDATION_CID, SALT);
         vm.prank(owner);
-        market.revealValidation(id, VALIDATION_CID, SALT);
-        (,,,,,, string memory cid) = market.getProject(id);
+        setup.revealValidation(id, VALIDATION_CID, SALT);
+        (,,,,,, string memory cid) = views.getProject(id);
         assertEq(cid, VALIDATION_CID, "revealed");
         vm.prank(owner);
-        vm.expectRevert(Marketplace.AlreadyRevealed.selector);
-        market.revealValidation(id, VALIDATION_CID, SALT);
+        vm.expectRevert(MarketplaceStorage.AlreadyRevealed.selector);
+        setup.revealValidation(id, VALIDATION_CID, SALT);
     }
 
     function test_revealValidation_revertsOnWrongSaltOrCid() public {
         uint256 id = create(defaultConfig());
         vm.prank(owner);
-        vm.expectRevert(Marketplace.BadReveal.selector);
-        market.revealValidation(id, VALIDATION_CID, bytes32(0));
+        vm.expectRevert(MarketplaceStorage.BadReveal.selector);
+        setup.revealValidation(id, VALIDATION_CID, bytes32(0));
         vm.prank(owner);
-        vm.expectRevert(Marketplace.BadReveal.selector);
-        market.revealValidation(id, "bafkwrong", SALT);
+        vm.expectRevert(MarketplaceStorage.BadReveal.selector);
+        setup.revealValidation(id, "bafkwrong", SALT);
     }
 
     function test_revealValidation_revertsForNonOwner() public {
         uint256 id = create(defaultConfig());
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.NotOwner.selector, stranger));
-        market.revealValidation(id, VALIDATION_CID, SALT);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotOwner.selector, stranger));
+        setup.revealValidation(id, VALIDATION_CID, SALT);
     }
 
     // =============================================================================================
@@ -1142,24 +1323,24 @@ contract MarketplaceTest is MarketFixture {
         readyToFinalize(id, 0, 2, w, 0);
         uint64 sd = uint64(block.timestamp + WINDOW);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.RewardCredited(id, 0, trainer(0), budget / 2);
+        emit MarketplaceStorage.RewardCredited(id, 0, trainer(0), budget / 2);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.RewardCredited(id, 0, trainer(1), budget / 2);
+        emit MarketplaceStorage.RewardCredited(id, 0, trainer(1), budget / 2);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.RoundFinalized(id, 0, budget / 2 * 2, budget % 2);
+        emit MarketplaceStorage.RoundFinalized(id, 0, budget / 2 * 2, budget % 2);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.RoundOpened(id, 1, POOL / 3 + budget % 2, sd, sd + AGG_WINDOW);
+        emit MarketplaceStorage.RoundOpened(id, 1, POOL / 3 + budget % 2, sd, sd + REVEAL_WINDOW + AGG_WINDOW);
         market.finalize(id);
     }
 
     function test_events_upheldDisputeSlashesAndReopens() public {
         uint256 id = _disputedRound(2);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.DisputeResolved(id, 0, trainer(1), true);
+        emit MarketplaceStorage.DisputeResolved(id, 0, trainer(1), true);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.AggregatorSlashed(id, 0, AGG_BOND);
+        emit MarketplaceStorage.AggregatorSlashed(id, 0, AGG_BOND);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.AggregationReopened(id, 0, uint64(block.timestamp + AGG_WINDOW));
+        emit MarketplaceStorage.AggregationReopened(id, 0, uint64(block.timestamp + AGG_WINDOW));
         vm.prank(arbiter);
         market.resolveDispute(id, true);
     }
@@ -1167,23 +1348,24 @@ contract MarketplaceTest is MarketFixture {
     function test_events_closingAndWithdrawals() public {
         uint256 id = runningDefault(2);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.ProjectCancelled(id, POOL);
+        // No commitment yet: every round's budget comes back; the creation dust is round 0's carry, the trainers'.
+        emit MarketplaceStorage.ProjectCancelled(id, POOL - POOL % 3);
         vm.prank(owner);
         market.cancel(id);
 
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.StakeWithdrawn(id, trainer(0), STAKE);
+        emit MarketplaceStorage.StakeWithdrawn(id, trainer(0), STAKE);
         vm.prank(trainer(0));
         market.withdrawStake(id);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.BondWithdrawn(id, aggregator, AGG_BOND);
+        emit MarketplaceStorage.BondWithdrawn(id, aggregator, AGG_BOND);
         vm.prank(aggregator);
         market.withdrawBond(id);
         vm.expectEmit(true, true, true, true, address(market));
-        emit Marketplace.RemainderWithdrawn(id, owner, POOL);
+        emit MarketplaceStorage.RemainderWithdrawn(id, owner, POOL - POOL % 3);
         vm.prank(owner);
         market.withdrawRemainder(id);
-        assertEq(address(market).balance, STAKE, "only trainer 1's stake is left");
+        assertEq(address(market).balance, STAKE + POOL % 3, "only trainer 1's stake and the end pot are left");
     }
 
     // =============================================================================================
@@ -1194,32 +1376,32 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = runningDefault(2);
         playRound(id, 0, 2, equalWeights(2), 0);
         playRound(id, 1, 2, equalWeights(2), 0);
-        assertTrue(phaseOf(id, 0) == Marketplace.Phase.Final, "round 0 final");
-        assertTrue(phaseOf(id, 1) == Marketplace.Phase.Final, "round 1 final");
-        assertTrue(phaseOf(id, 2) == Marketplace.Phase.Open, "round 2 open");
-        assertTrue(phaseOf(id, 3) == Marketplace.Phase.None, "round 3 none");
-        assertEq(market.getSubmitters(id, 0).length, 2, "old submitters kept");
-        (uint32[] memory w, uint256 f) = market.getResult(id, 0);
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Final, "round 0 final");
+        assertTrue(phaseOf(id, 1) == MarketplaceStorage.Phase.Final, "round 1 final");
+        assertTrue(phaseOf(id, 2) == MarketplaceStorage.Phase.Open, "round 2 open");
+        assertTrue(phaseOf(id, 3) == MarketplaceStorage.Phase.None, "round 3 none");
+        assertEq(views.getSubmitters(id, 0).length, 0, "older submitters only in events");
+        assertEq(views.getSubmitters(id, 1).length, 2, "previous round's submitters kept");
+        (uint32[] memory w, uint256 f) = views.getResult(id, 0);
         assertEq(w.length, 0, "older results only in events");
         assertEq(f, 0, "older flags only in events");
-        (w,) = market.getResult(id, 1);
+        (w,) = views.getResult(id, 1);
         assertEq(w.length, 2, "previous round's weights kept");
-        (w,) = market.getResult(id, 2);
+        (w,) = views.getResult(id, 2);
         assertEq(w.length, 0, "no result posted yet for the open round");
     }
 
     /// @dev Submitter addresses are packed 8 per 5 slots, some straddling two slots: every position
     /// must read back in submission order, and be credited its own reward.
     function test_getSubmitters_keepsPackedSubmittersInOrderAcrossSlots() public {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.maxTrainers = 19;
         cfg.minTrainers = 1;
         uint256 id = running(cfg, 19);
         for (uint256 j; j < 19; ++j) {
-            vm.prank(trainer(18 - j));
-            market.submitUpdate(id, 0, UPDATE_CID);
+            commitAs(id, 0, trainer(18 - j), UPDATE_CID);
         }
-        address[] memory who = market.getSubmitters(id, 0);
+        address[] memory who = views.getSubmitters(id, 0);
         assertEq(who.length, 19, "count");
         for (uint256 j; j < 19; ++j) {
             assertEq(who[j], trainer(18 - j), "order");
@@ -1236,35 +1418,37 @@ contract MarketplaceTest is MarketFixture {
         uint256 budget = roundBudget(id, 0);
         market.finalize(id);
         for (uint256 j; j < 19; ++j) {
-            assertEq(market.claimable(id, trainer(18 - j)), budget * w[j] / sum, "reward by position");
+            assertEq(views.claimable(id, trainer(18 - j)), budget * w[j] / sum, "reward by position");
         }
         playRound(id, 1, 3, equalWeights(3), 0);
-        assertEq(market.getSubmitters(id, 0).length, 19, "kept after later rounds");
-        assertEq(market.getSubmitters(id, 1).length, 3, "next round's own list");
+        assertEq(views.getSubmitters(id, 1).length, 3, "the ring entry is reused");
+        address[] memory again = views.getSubmitters(id, 1);
+        assertEq(again[2], trainer(2), "overwritten fields read back");
+        assertEq(views.getSubmitters(id, 1).length, 3, "next round's own list");
     }
 
     function test_getRound_reportsRoundsBeyondTheProjectAsNone() public {
         uint256 id = runningDefault(2);
-        assertTrue(phaseOf(id, 3) == Marketplace.Phase.None, "beyond last round");
-        assertTrue(phaseOf(id, type(uint32).max) == Marketplace.Phase.None, "sentinel round number");
+        assertTrue(phaseOf(id, 3) == MarketplaceStorage.Phase.None, "beyond last round");
+        assertTrue(phaseOf(id, type(uint32).max) == MarketplaceStorage.Phase.None, "sentinel round number");
         assertEq(roundBudget(id, type(uint32).max), 0, "no budget");
     }
 
     function test_views_revertOnUnknownProject() public {
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.UnknownProject.selector, 7));
-        market.getProject(7);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.UnknownProject.selector, 7));
-        market.getConfig(7);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.UnknownProject.selector, 7));
+        views.getProject(7);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.UnknownProject.selector, 7));
+        views.getConfig(7);
     }
 
     // =============================================================================================
     // helpers
     // =============================================================================================
 
-    function _expectConfigError(Marketplace.ProjectConfig memory cfg, Marketplace.ConfigError reason) internal {
+    function _expectConfigError(MarketplaceStorage.ProjectConfig memory cfg, MarketplaceStorage.ConfigError reason) internal {
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.InvalidConfig.selector, reason));
-        market.createProject{value: cfg.pool}(cfg);
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.InvalidConfig.selector, reason));
+        setup.createProject{value: cfg.pool}(cfg);
     }
 
     /// @dev Round 0 of a default project with `n` submissions and equal weights posted.
@@ -1283,7 +1467,7 @@ contract MarketplaceTest is MarketFixture {
     }
 
     function _endedProject() internal returns (uint256 id) {
-        Marketplace.ProjectConfig memory cfg = defaultConfig();
+        MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.rounds = 1;
         id = running(cfg, 2);
         uint32[] memory w = new uint32[](2);

@@ -2,6 +2,8 @@
 pragma solidity ^0.8.24;
 
 import {Marketplace} from "../Marketplace.sol";
+import {MarketplaceViews} from "../MarketplaceViews.sol";
+import {MarketplaceStorage} from "../MarketplaceStorage.sol";
 import {MarketFixture} from "./Base.t.sol";
 
 /// @notice Properties of the reward arithmetic over fuzzed weights, flags, pools and trainer counts.
@@ -22,7 +24,7 @@ contract MarketplaceFuzzTest is MarketFixture {
         uint256 paid;
         for (uint256 i; i < n; ++i) {
             uint256 expected = sum == 0 ? 0 : budget * w[i] / sum;
-            assertEq(market.claimable(id, trainer(i)), expected, "reward_i = budget * w_i / sum");
+            assertEq(views.claimable(id, trainer(i)), expected, "reward_i = budget * w_i / sum");
             paid += expected;
         }
         uint256 carried = budget - paid;
@@ -36,7 +38,7 @@ contract MarketplaceFuzzTest is MarketFixture {
         public
     {
         uint256 n = bound(nSeed, 2, 8);
-        Marketplace.ProjectConfig memory cfg = _cfg(2, 8);
+        MarketplaceStorage.ProjectConfig memory cfg = _cfg(2, 8);
         cfg.slashBps = uint16(bound(slashBps, 0, 10_000));
         uint256 id = running(cfg, n);
         uint256 flags = flagSeed & ((1 << n) - 1);
@@ -51,7 +53,7 @@ contract MarketplaceFuzzTest is MarketFixture {
         uint256 slashedTotal;
         uint256 unflaggedSum;
         for (uint256 i; i < n; ++i) {
-            (, uint256 stake, uint256 slashed,) = market.getTrainer(id, trainer(i));
+            (, uint256 stake, uint256 slashed,) = views.getTrainer(id, trainer(i));
             bool flagged = flags & (1 << i) != 0;
             assertEq(slashed, flagged ? penalty : 0, "slash is the configured share");
             assertEq(stake, STAKE - slashed, "stake reduced by the slash");
@@ -60,7 +62,7 @@ contract MarketplaceFuzzTest is MarketFixture {
         }
         uint256 paid;
         for (uint256 i; i < n; ++i) {
-            uint256 got = market.claimable(id, trainer(i));
+            uint256 got = views.claimable(id, trainer(i));
             if (flags & (1 << i) != 0) {
                 assertEq(got, 0, "offenders earn nothing");
             } else {
@@ -71,26 +73,31 @@ contract MarketplaceFuzzTest is MarketFixture {
         assertEq(roundBudget(id, 1), POOL / 2 + budget + slashedTotal - paid, "rest carries");
     }
 
-    /// Over a whole project, trainers' rewards plus the owner's remainder is exactly the pool plus
-    /// slashed stakes: dust never disappears and never exceeds what rounding can leave.
+    /// Over a whole project, trainers' rewards plus their end pot is exactly the pool: dust never
+    /// disappears, and rounds with submissions leave the owner nothing.
     function testFuzz_dustCarry_conservesThePoolAcrossAllRounds(uint256 poolSeed, uint256 roundsSeed, uint256 wSeed)
         public
     {
         uint32 rounds = uint32(bound(roundsSeed, 1, 6));
-        Marketplace.ProjectConfig memory cfg = _cfg(rounds, 4);
+        MarketplaceStorage.ProjectConfig memory cfg = _cfg(rounds, 4);
         cfg.pool = bound(poolSeed, rounds, 1e27);
+        // The minimum bonds grow with the round budget.
+        cfg.aggregatorBond = cfg.pool / rounds / 10 + 1;
+        cfg.disputeBond = cfg.pool / rounds / 100 + 1;
         vm.deal(owner, cfg.pool);
         uint256 id = running(cfg, 3);
         for (uint32 r; r < rounds; ++r) {
             playRound(id, r, 3, _weights(3, uint256(keccak256(abi.encode(wSeed, r)))), 0);
         }
-        assertTrue(statusOf(id) == Marketplace.Status.Ended, "ended");
+        assertTrue(statusOf(id) == MarketplaceStorage.Status.Ended, "ended");
         uint256 paid;
         for (uint256 i; i < 3; ++i) {
-            paid += market.claimable(id, trainer(i));
+            paid += views.claimable(id, trainer(i));
         }
-        assertEq(paid + market.remainder(id), cfg.pool, "every wei of the pool is accounted for");
-        assertEq(address(market).balance, cfg.pool + 3 * STAKE + AGG_BOND, "balance matches obligations");
+        (uint256 pot,,) = views.getEndPot(id);
+        assertEq(views.remainder(id), 0, "the owner gets nothing back from rounds with submissions");
+        assertEq(paid + pot, cfg.pool, "every wei of the pool is accounted for");
+        assertEq(address(market).balance, cfg.pool + 3 * STAKE + cfg.aggregatorBond, "balance matches obligations");
     }
 
     /// Extreme weights: one trainer at 2^32-1 and the rest at 1, or everyone at 0. No overflow, and an
@@ -109,14 +116,14 @@ contract MarketplaceFuzzTest is MarketFixture {
         playRound(id, 0, n, w, 0);
         if (allZero) {
             for (uint256 i; i < n; ++i) {
-                assertEq(market.claimable(id, trainer(i)), 0, "nobody paid");
+                assertEq(views.claimable(id, trainer(i)), 0, "nobody paid");
             }
             assertEq(roundBudget(id, 1), POOL / 2 + budget, "whole budget carried");
         } else {
             uint256 sum = uint256(type(uint32).max) + n - 1;
-            assertEq(market.claimable(id, trainer(big)), budget * type(uint32).max / sum, "huge weight share");
+            assertEq(views.claimable(id, trainer(big)), budget * type(uint32).max / sum, "huge weight share");
             for (uint256 i; i < n; ++i) {
-                if (i != big) assertEq(market.claimable(id, trainer(i)), budget / sum, "unit share");
+                if (i != big) assertEq(views.claimable(id, trainer(i)), budget / sum, "unit share");
             }
         }
     }
@@ -124,39 +131,42 @@ contract MarketplaceFuzzTest is MarketFixture {
     /// forge-config: default.fuzz.runs = 8
     /// The 256-trainer cap: a full round with fuzzed weights and flags settles and conserves funds.
     function testFuzz_fullProjectOf256Trainers_settlesAndConserves(uint256 wSeed, uint256 flagSeed) public {
-        Marketplace.ProjectConfig memory cfg = _cfg(1, 256);
+        MarketplaceStorage.ProjectConfig memory cfg = _cfg(1, 256);
         uint256 id = running(cfg, 256);
         uint32[] memory w = _weights(256, wSeed);
         playRound(id, 0, 256, w, flagSeed);
-        assertTrue(statusOf(id) == Marketplace.Status.Ended, "ended");
+        assertTrue(statusOf(id) == MarketplaceStorage.Status.Ended, "ended");
 
-        uint256 held = market.remainder(id);
+        (uint256 held,,) = views.getEndPot(id);
+        held += views.remainder(id);
         for (uint256 i; i < 256; ++i) {
-            (, uint256 stake,,) = market.getTrainer(id, trainer(i));
-            held += stake + market.claimable(id, trainer(i));
-            if (flagSeed & (1 << i) != 0) assertEq(market.claimable(id, trainer(i)), 0, "offender unpaid");
+            (, uint256 stake,,) = views.getTrainer(id, trainer(i));
+            held += stake + views.claimable(id, trainer(i));
+            if (flagSeed & (1 << i) != 0) assertEq(views.claimable(id, trainer(i)), 0, "offender unpaid");
         }
-        (,,,,, uint256 bondBal,) = market.getProject(id);
+        (,,,,, uint256 bondBal,) = views.getProject(id);
         assertEq(address(market).balance, held + bondBal, "balance == rewards + stakes + bond + remainder");
     }
 
-    /// Cancelling after k final rounds refunds exactly the budget of the rounds that never produced
-    /// a result: final rewards stay with the trainers.
+    /// Cancelling after k final rounds refunds exactly the budgets of the rounds that never had a
+    /// submission: final rewards and their dust stay with the trainers.
     function testFuzz_cancel_refundsOnlyRoundsWithoutAResult(uint256 kSeed, uint256 wSeed) public {
         uint32 k = uint32(bound(kSeed, 0, 3));
         uint256 id = running(_cfg(4, 4), 2);
         for (uint32 r; r < k; ++r) {
             playRound(id, r, 2, _weights(2, uint256(keccak256(abi.encode(wSeed, r)))), 0);
         }
-        uint256 paid = market.claimable(id, trainer(0)) + market.claimable(id, trainer(1));
+        uint256 paid = views.claimable(id, trainer(0)) + views.claimable(id, trainer(1));
         vm.prank(owner);
         market.cancel(id);
-        assertEq(market.remainder(id), POOL - paid, "refund is the pool minus what was paid");
+        (uint256 pot,,) = views.getEndPot(id);
+        assertEq(views.remainder(id), (POOL / 4) * (4 - k), "refund is the rounds without a submission");
+        assertEq(paid + pot + views.remainder(id), POOL, "the rest is the trainers'");
     }
 
     // ---------------------------------------------------------------------------------------------
 
-    function _cfg(uint32 rounds, uint16 maxTrainers) internal view returns (Marketplace.ProjectConfig memory cfg) {
+    function _cfg(uint32 rounds, uint16 maxTrainers) internal view returns (MarketplaceStorage.ProjectConfig memory cfg) {
         cfg = defaultConfig();
         cfg.rounds = rounds;
         cfg.minTrainers = 1;

@@ -40,13 +40,13 @@ def test_upload_commit_and_refusals(world):
     alice, bob, carol = market.trainers  # carol has not joined
     with ApiClient(url, private_key=alice.account.key) as client:
         cid = client.upload_update(pid, 0, update_for(world, alice))
-        alice.submit_update(pid, 0, cid)
+        alice.commit_update(pid, 0, cid, b"\x01" * 32)
         with pytest.raises(ApiRequestError) as err:
             client.upload_update(pid, 0, update_for(world, alice))
         assert (err.value.status, err.value.error) == (409, "duplicate_update")
     assert world["store"].has(cid)
     # bob committed on-chain without the API: the API treats him as having submitted
-    bob.submit_update(pid, 0, cid)
+    bob.commit_update(pid, 0, cid, b"\x02" * 32)
     with ApiClient(url, private_key=bob.account.key) as client, pytest.raises(ApiRequestError) as err:
         client.upload_update(pid, 0, update_for(world, bob))
     assert (err.value.status, err.value.error) == (409, "duplicate_update")
@@ -63,7 +63,7 @@ def test_round_past_its_deadline_is_closed(world):
     deadline = market.owner.round(pid, 0).submission_deadline
     with market.chain.lock:
         advance_past(market.chain, deadline)
-    assert httpx.get(f"{url}/v1/projects/{pid}/rounds/0").json()["phase"] == "Aggregating"
+    assert httpx.get(f"{url}/v1/projects/{pid}/rounds/0").json()["phase"] == "Revealing"
     with ApiClient(url, private_key=carol.account.key) as client, pytest.raises(ApiRequestError) as err:
         client.upload_update(pid, 0, update_for(world, carol))
     assert (err.value.status, err.value.error) == (409, "round_not_open")

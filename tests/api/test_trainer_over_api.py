@@ -8,7 +8,7 @@ import pytest
 
 from backend.errors import ConfigError, IntegrityError
 from backend.trainer.api_client import ApiClient
-from backend.trainer.client import fetch_spec, train_round
+from backend.trainer.client import commit_store, fetch_spec, train_round
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,7 +24,11 @@ def test_train_round_through_the_api(world):
     X, y = random_digits(0)
     with ApiClient(world["url"], private_key=alice.account) as api:
         cid = train_round(alice, pid, X, y, store=world["store"], api=api, log=lambda *_: None)
-        assert market.owner.submissions(pid, 0) == [(alice.account.address, cid)]
+        # committed on-chain, nothing public yet; the salt that will reveal it is on disk
+        assert market.owner.submitters(pid, 0) == [alice.account.address]
+        assert market.owner.submissions(pid, 0) == []
+        pending = commit_store(alice).get(pid, 0)
+        assert pending.cid == cid and len(pending.salt) == 32
         assert world["store"].has(cid)
         assert api.round(pid, 0)["submissions"] == 1
 
@@ -41,7 +45,8 @@ def test_a_trainer_with_no_storage_at_all_takes_part_through_the_api(world):
         with pytest.raises(IntegrityError, match="the chain says"):
             api.spec(pid, expected_cid=bob.config(pid).initialModelCid)
         cid = train_round(bob, pid, X, y, store=None, api=api, log=lambda *_: None)
-    assert (bob.account.address, cid) in market.owner.submissions(pid, 0)
+    assert bob.account.address in market.owner.submitters(pid, 0)
+    assert commit_store(bob).get(pid, 0).cid == cid
 
 
 def test_a_spec_that_does_not_hash_to_its_cid_is_refused(world):

@@ -1,6 +1,7 @@
 """Building blocks for chain tests: a deployed market with named participants and a project config."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 from eth_abi import encode
@@ -33,7 +34,7 @@ class Market:
             asset=ETH, pool=10 * ETHER, stake=ETHER, aggregatorBond=2 * ETHER, disputeBond=ETHER // 2,
             aggregator=self.aggregator.account.address, arbiter=self.arbiter.account.address,
             rounds=2, minTrainers=2, maxTrainers=8, slashBps=5000,
-            submissionWindow=600, aggregationWindow=600, challengePeriod=300,
+            submissionWindow=600, aggregationWindow=600, challengePeriod=300, revealWindow=300,
             specCid="bafkreispecspecspecspecspecspecspecspecspecspecspecspecspe",
             initialModelCid="bafkreiinitialinitialinitialinitialinitialinitialinitiali",
             validationCommitment=commitment(),
@@ -63,7 +64,43 @@ def start_project(market: Market, cfg: ProjectConfig, joiners: int | None = None
     return pid
 
 
+_PENDING: dict[tuple[int, int, int], list[tuple[MarketClient, str, bytes]]] = {}
+
+
+def commit(client: MarketClient, pid: int, round_: int, cid: str) -> bytes:
+    """Commit ``cid`` for ``client``; ``reveal_all`` reveals it after the deadline. Returns the salt."""
+    salt = os.urandom(32)
+    client.commit_update(pid, round_, cid, salt)
+    _PENDING.setdefault((id(client.chain), pid, round_), []).append((client, cid, salt))
+    return salt
+
+
+def reveal_all(chain: Chain, pid: int, round_: int, skip: set[str] = frozenset()) -> None:
+    """Past the submission deadline, every pending commitment of the round is revealed (except the
+    trainers in ``skip``); then past the reveal deadline, so the round is Aggregating."""
+    pending = _PENDING.pop((id(chain), pid, round_), [])
+    if not pending:
+        return
+    first = pending[0][0]
+    advance_past(chain, first.round(pid, round_).submission_deadline)
+    for client, cid, salt in pending:
+        if client.account.address not in skip:
+            client.reveal_update(pid, round_, cid, salt)
+    advance_past(chain, first.round(pid, round_).reveal_deadline)
+
+
 def advance_past(chain: Chain, deadline: int) -> None:
     now = chain.now()
     if now <= deadline:
         chain.advance(deadline - now + 1)
+
+
+def reveal_trainers(chain: Chain, pid: int, round_: int, trainers: list[MarketClient]) -> None:
+    """Past the submission deadline, each trainer reveals what the trainer client committed (the salt
+    from its commit store on disk); then past the reveal deadline."""
+    from backend.trainer.client import reveal
+
+    advance_past(chain, trainers[0].round(pid, round_).submission_deadline)
+    for t in trainers:
+        reveal(t, pid, round_, log=lambda m: None)
+    advance_past(chain, trainers[0].round(pid, round_).reveal_deadline)

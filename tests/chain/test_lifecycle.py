@@ -6,12 +6,14 @@ import pytest
 from backend.chain.client import TestToken
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status, WEIGHT_SCALE
-from tests.chain.helpers import ETHER, SALT, VALIDATION_CID, advance_past, fund_tokens, make_market, start_project
+from tests.chain.helpers import (ETHER, SALT, VALIDATION_CID, advance_past, commit, fund_tokens, make_market,
+                                 reveal_all, start_project)
 
 
 def submit_all(market, pid, round_, trainers):
+    """Every trainer commits during Open; ``reveal_all`` reveals them after the deadline."""
     for i, trainer in enumerate(trainers):
-        trainer.submit_update(pid, round_, f"bafkreiupdate{round_}x{i}")
+        commit(trainer, pid, round_, f"bafkreiupdate{round_}x{i}")
 
 
 def to_challenge_end(market, pid, round_):
@@ -27,8 +29,12 @@ def test_full_lifecycle_pays_by_weight_slashes_offenders_and_conserves_funds(cha
     assert info.phase == Phase.OPEN and info.budget == cfg.pool // 2
 
     submit_all(market, pid, 0, market.trainers)
-    assert [a for a, _ in market.owner.submissions(pid, 0)] == [t.account.address for t in market.trainers]
+    assert market.owner.submissions(pid, 0) == [], "nothing is public before the reveals"
+    assert market.owner.submitters(pid, 0) == [t.account.address for t in market.trainers]
     advance_past(chain, info.submission_deadline)
+    assert market.owner.round(pid, 0).phase == Phase.REVEALING
+    reveal_all(chain, pid, 0)
+    assert [a for a, _ in market.owner.submissions(pid, 0)] == [t.account.address for t in market.trainers]
     assert market.owner.round(pid, 0).phase == Phase.AGGREGATING
     # trainer 2 is an offender: flagged, its weight ignored, half its stake slashed into the budget
     market.aggregator.post_result(pid, 0, "bafkreimodel0", "bafkreireport0", [3 * WEIGHT_SCALE // 4, WEIGHT_SCALE // 4, 5], 0b100)
@@ -48,7 +54,7 @@ def test_full_lifecycle_pays_by_weight_slashes_offenders_and_conserves_funds(cha
     r1 = market.owner.round(pid, 1)
     assert r1.phase == Phase.OPEN
     submit_all(market, pid, 1, market.trainers)
-    advance_past(chain, r1.submission_deadline)
+    reveal_all(chain, pid, 1)
     market.aggregator.post_result(pid, 1, "bafkreimodel1", "bafkreireport1", [1, 1, 1], 0)
     to_challenge_end(market, pid, 1)
     market.outsider.finalize(pid)
@@ -63,15 +69,18 @@ def test_full_lifecycle_pays_by_weight_slashes_offenders_and_conserves_funds(cha
     with pytest.raises(ContractRevert) as err:
         market.trainers[0].claim(pid)
     assert err.value.name == "NothingToClaim"
-    market.owner.withdraw_remainder(pid)
+    with pytest.raises(ContractRevert) as err:
+        market.owner.withdraw_remainder(pid)
+    assert err.value.name == "NothingToWithdraw", "rounds with submissions pay the owner nothing"
     market.aggregator.withdraw_bond(pid)
-    remainder = market.owner.events("RemainderWithdrawn", pid)[0]["amount"]
     stakes_back = sum(e["amount"] for e in market.owner.events("StakeWithdrawn", pid))
     slashed = sum(e["amount"] for e in market.owner.events("TrainerSlashed", pid))
+    pot = sum(e["amount"] for e in market.owner.events("EndPotSet", pid))
     assert slashed == cfg.stake // 2
-    # every wei of the pool and the stakes is accounted for, and the contract is empty again
-    assert paid + remainder == cfg.pool + slashed
-    assert stakes_back == 3 * cfg.stake - slashed
+    # every wei of the pool and the stakes is accounted for (the rounding dust is the honest trainers'
+    # end pot, paid with their stakes), and the contract is empty again
+    assert paid + pot == cfg.pool + slashed
+    assert stakes_back == 3 * cfg.stake - slashed + pot
     assert chain.w3.eth.get_balance(market.owner.address) == 0
 
 
@@ -80,7 +89,7 @@ def test_dispute_upheld_voids_the_result_and_slashes_the_aggregator(chain):
     cfg = market.config(rounds=1)
     pid = start_project(market, cfg)
     submit_all(market, pid, 0, market.trainers)
-    advance_past(chain, market.owner.round(pid, 0).submission_deadline)
+    reveal_all(chain, pid, 0)
     market.aggregator.post_result(pid, 0, "bafkreibad", "bafkreibadreport", [1, 0], 0)
     market.trainers[1].dispute(pid)
     assert market.owner.round(pid, 0).phase == Phase.DISPUTED
@@ -100,9 +109,10 @@ def test_dispute_upheld_voids_the_result_and_slashes_the_aggregator(chain):
     market.aggregator.post_result(pid, 0, "bafkreigood", "bafkreigoodreport", [1, 1], 0)
     to_challenge_end(market, pid, 0)
     market.owner.finalize(pid)
-    # the slashed bond joined the round's budget through the carry... or the owner's remainder
+    # the slashed bond is the trainers': paid with the round, or in the end pot
     total = sum(market.owner.claimable(pid, t.account.address) for t in market.trainers)
-    assert total >= cfg.pool - 2
+    # (trainer 1 also has its upheld dispute bond back)
+    assert total + market.owner.end_pot(pid)[0] == cfg.pool + cfg.aggregatorBond + cfg.disputeBond
     assert market.owner.project(pid).status == Status.ENDED
 
 
@@ -110,7 +120,7 @@ def test_dispute_rejected_pays_the_bond_to_the_aggregator(chain):
     market = make_market(chain, trainers=2)
     pid = start_project(market, market.config(rounds=1))
     submit_all(market, pid, 0, market.trainers)
-    advance_past(chain, market.owner.round(pid, 0).submission_deadline)
+    reveal_all(chain, pid, 0)
     market.aggregator.post_result(pid, 0, "bafkreim", "bafkreir", [1, 1], 0)
     market.owner.dispute(pid)
     market.arbiter.resolve_dispute(pid, False)
@@ -119,11 +129,12 @@ def test_dispute_rejected_pays_the_bond_to_the_aggregator(chain):
     market.aggregator.claim(pid)
 
 
-def test_expiry_slashes_the_aggregator_and_cancel_refunds_unproduced_budgets(chain):
+def test_expiry_slashes_the_aggregator_and_cancel_refunds_only_rounds_without_submissions(chain):
     market = make_market(chain, trainers=2)
     cfg = market.config(rounds=3, pool=9 * ETHER)
     pid = start_project(market, cfg)
     submit_all(market, pid, 0, market.trainers)
+    reveal_all(chain, pid, 0)
     info = market.owner.round(pid, 0)
     with pytest.raises(ContractRevert) as err:
         market.outsider.expire(pid)
@@ -136,10 +147,16 @@ def test_expiry_slashes_the_aggregator_and_cancel_refunds_unproduced_budgets(cha
         market.outsider.cancel(pid)
     assert err.value.name == "NotOwner"
     market.owner.cancel(pid)
-    project = market.owner.project(pid)
-    assert project.status == Status.CANCELLED
+    assert market.owner.liveness(pid)["cancelled"]
+    assert market.owner.project(pid).status == Status.RUNNING, "the round with submissions still settles"
+    # nobody posts: after the grace period anyone settles it, equally among the revealed trainers
+    advance_past(chain, market.owner.liveness(pid)["grace_deadline"])
+    market.outsider.finalize(pid)
+    assert market.owner.project(pid).status == Status.CANCELLED
     market.owner.withdraw_remainder(pid)
+    assert market.owner.events("RemainderWithdrawn", pid)[0]["amount"] == 2 * (cfg.pool // 3)
     for trainer in market.trainers:
+        trainer.claim(pid)
         trainer.withdraw_stake(pid)
     assert chain.w3.eth.get_balance(market.owner.address) == 0
 
@@ -162,7 +179,7 @@ def test_erc20_project_lifecycle(chain):
     cfg = market.config(asset=token.address, rounds=1)
     pid = start_project(market, cfg)
     submit_all(market, pid, 0, market.trainers)
-    advance_past(chain, market.owner.round(pid, 0).submission_deadline)
+    reveal_all(chain, pid, 0)
     market.aggregator.post_result(pid, 0, "bafkreim", "bafkreir", [1, 3], 0)
     to_challenge_end(market, pid, 0)
     market.owner.finalize(pid)
@@ -173,30 +190,31 @@ def test_erc20_project_lifecycle(chain):
     for trainer in market.trainers:
         trainer.withdraw_stake(pid)
     market.aggregator.withdraw_bond(pid)
-    if market.owner.project(pid).carry or True:
-        try:
-            market.owner.withdraw_remainder(pid)
-        except ContractRevert as exc:
-            assert exc.name == "NothingToWithdraw"
     assert token.balance_of(market.owner.address) == 0
 
 
 def test_reverts_carry_the_custom_error_name_and_arguments(chain):
     market = make_market(chain, trainers=2)
     pid = start_project(market, market.config())
+    salt = b"\x33" * 32
     with pytest.raises(ContractRevert) as err:
-        market.outsider.submit_update(pid, 0, "bafkreix")
+        market.outsider.commit_update(pid, 0, "bafkreix", salt)
     assert err.value.name == "NotTrainer"
     assert err.value.arguments["caller"] == market.outsider.account.address
     assert "merit trainer join" in str(err.value)
-    market.trainers[0].submit_update(pid, 0, "bafkreix")
+    market.trainers[0].commit_update(pid, 0, "bafkreix", salt)
     with pytest.raises(ContractRevert) as err:
-        market.trainers[0].submit_update(pid, 0, "bafkreiy")
+        market.trainers[0].commit_update(pid, 0, "bafkreiy", salt)
     assert err.value.name == "AlreadySubmitted"
     with pytest.raises(ContractRevert) as err:
-        market.trainers[1].submit_update(pid, 5, "bafkreiy")
+        market.trainers[1].commit_update(pid, 5, "bafkreiy", salt)
     assert err.value.name == "WrongRound"
     assert (err.value.arguments["expected"], err.value.arguments["actual"]) == (0, 5)
+    advance_past(chain, market.owner.round(pid, 0).submission_deadline)
+    with pytest.raises(ContractRevert) as err:
+        market.trainers[0].reveal_update(pid, 0, "bafkreiy", salt)
+    assert err.value.name == "RevealMismatch"
+    assert "do not match" in str(err.value)
 
 
 def test_validation_reveal_checks_the_commitment(chain):
@@ -209,3 +227,54 @@ def test_validation_reveal_checks_the_commitment(chain):
     assert market.owner.project(pid).validation_cid == VALIDATION_CID
     events = market.owner.events("ValidationRevealed", pid)
     assert events[0]["validationCid"] == VALIDATION_CID
+
+
+def test_a_restarted_trainer_reveals_from_the_salt_kept_on_disk(chain, tmp_path):
+    """The trainer client writes the salt before committing; a new process (a new CommitStore on the
+    same directory) reveals with it, and the revealed CID is the one committed."""
+    from backend.trainer.client import Uploader, reveal, submit
+    from backend.trainer.commits import CommitStore
+
+    market = make_market(chain, trainers=2)
+    pid = start_project(market, market.config())
+    trainer = market.trainers[0]
+    uploader = Uploader(store=type("Store", (), {"add_bytes": staticmethod(lambda data: "bafkreiupdatefromdisk")})())
+    cid = submit(trainer, uploader, pid, 0, b"update bytes", CommitStore(tmp_path / "commits"))
+    assert trainer.submissions(pid, 0) == []
+    with pytest.raises(Exception, match="still open"):
+        reveal(trainer, pid, 0, CommitStore(tmp_path / "commits"), log=lambda m: None)
+    advance_past(chain, trainer.round(pid, 0).submission_deadline)
+    restarted = CommitStore(tmp_path / "commits")
+    assert reveal(trainer, pid, 0, restarted, log=lambda m: None) == cid
+    assert trainer.submissions(pid, 0) == [(trainer.account.address, cid)]
+    assert restarted.get(pid, 0) is None, "revealed: nothing pending any more"
+    assert reveal(trainer, pid, 0, restarted, log=lambda m: None) is None
+
+
+def test_a_squatter_is_evicted_after_two_missed_rounds_and_keeps_its_stake(chain):
+    market = make_market(chain, trainers=3)
+    cfg = market.config(rounds=3, maxTrainers=3, minTrainers=2)
+    pid = start_project(market, cfg)
+    squatter = market.trainers[2].account.address
+    with pytest.raises(ContractRevert) as err:
+        market.outsider.evict(pid, squatter)
+    assert err.value.name == "NotEvictable" and "2 rounds" in str(err.value)
+    for r in range(2):
+        submit_all(market, pid, r, market.trainers[:2])
+        reveal_all(chain, pid, r)
+        market.aggregator.post_result(pid, r, f"bafkreimodel{r}", f"bafkreireport{r}", [1, 1, 0][:2], 0)
+        to_challenge_end(market, pid, r)
+        market.outsider.finalize(pid)
+    market.outsider.evict(pid, squatter)
+    assert not market.owner.trainer(pid, squatter).joined
+    assert market.owner.project(pid).trainer_count == 2
+    with pytest.raises(ContractRevert) as err:
+        market.trainers[2].commit_update(pid, 2, "bafkreix", b"\x05" * 32)
+    assert err.value.name == "NotTrainer"
+    # the last round, then the squatter takes its stake back (no share of the honest trainers' pot)
+    submit_all(market, pid, 2, market.trainers[:2])
+    reveal_all(chain, pid, 2)
+    market.aggregator.post_result(pid, 2, "bafkreimodel2", "bafkreireport2", [1, 1], 0)
+    to_challenge_end(market, pid, 2)
+    market.outsider.finalize(pid)
+    assert market.trainers[2].withdraw_stake_paid(pid) == cfg.stake

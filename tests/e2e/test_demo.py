@@ -34,7 +34,7 @@ def test_demo_report_has_every_promised_field(small_demo):
     assert set(report["chain"]) >= {"kind", "chain_id", "market"}
     for rnd in report["rounds"]:
         assert set(rnd) >= {"round", "global_model_cid", "report_cid", "accuracy", "loss", "aggregation_seconds", "gas", "trainers"}
-        assert set(rnd["gas"]) >= {"submit_update", "post_result", "finalize"}
+        assert set(rnd["gas"]) >= {"commit_update", "reveal_update", "post_result", "finalize"}
         for t in rnd["trainers"]:
             assert set(t) >= {"address", "role", "cid", "score", "weight", "flagged", "reason", "reward_wei", "slashed_wei"}
     assert set(report["final"]) >= {"accuracy", "pool_wei", "rewards_total_wei", "slashed_total_wei", "refund_wei",

@@ -15,6 +15,7 @@ from backend.errors import StorageError
 from backend.project import create_project, load_validation, write_example
 from backend.storage import compute_cid, open_store
 from backend.trainer.client import load_round, make_update
+from tests.chain.helpers import commit, reveal_all
 
 
 class FlakyStore:
@@ -76,11 +77,11 @@ def test_unavailable_update_is_flagged_and_flaky_reads_are_retried(project):
     for i, t in enumerate(trainers[:2]):
         X, y = load_trainer_data(files[2 + i], ctx.spec)
         cid = store.add_bytes(make_update(ctx, pid, t.account.address, X[:150], y[:150], seed=i))
-        t.submit_update(pid, 0, cid)
+        commit(t, pid, 0, cid)
         flaky.flaky.add(cid)
     missing = compute_cid(b"an update that was never uploaded")
-    trainers[2].submit_update(pid, 0, missing)
-    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+    commit(trainers[2], pid, 0, missing)
+    reveal_all(chain, pid, 0)
     assert "posted" in node.step()
     assert owner.round(pid, 0).phase == Phase.CHALLENGE
     weights, flags = owner.result(pid, 0)
@@ -113,8 +114,8 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
     assert ctx.spec.hyperparams.lr == 0.05
     for i, t in enumerate(trainers):
         X, y = load_trainer_data(files[2 + i], ctx.spec)
-        t.submit_update(pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
-    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+        commit(t, pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
+    reveal_all(chain, pid, 0)
     assert "posted" in node.step()
     chain.advance(owner.round(pid, 0).challenge_deadline - chain.now() + 1)
     assert node.step() == "round 0 finalized"
@@ -132,9 +133,9 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
     for i, t in enumerate(trainers):
         X, y = load_trainer_data(files[2 + i], ctx.spec)
         cid = store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=10 + i))
-        t.submit_update(pid, 1, cid)
+        commit(t, pid, 1, cid)
         subs.append((t.account.address, cid, store.get_bytes(cid)))
-    chain.advance(owner.round(pid, 1).submission_deadline - chain.now() + 1)
+    reveal_all(chain, pid, 1)
     honest = run_round(node.spec, store.get_bytes(ctx.global_cid), subs, node.validation, node.config,
                        project_id=pid, round=1, global_cid=ctx.global_cid)
     tensors, meta = load_weights(honest.global_weights)
@@ -146,6 +147,31 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
     verdicts = verify_project(owner, store, pid, validation=node.validation)
     assert verdicts[0].ok and not verdicts[1].ok
     assert any("hyperparams metadata" in p for p in verdicts[1].problems), verdicts[1].problems
+
+
+def test_node_settles_a_dispute_the_arbiter_never_rules_on(project):
+    """Commit-reveal through the node, then an unanswered dispute: at the ruling deadline the node
+    finalizes, the dispute is rejected by default and the posted result pays the trainers."""
+    chain, owner, store, pid, trainers, files, tmp_path = project
+    node = _node(owner, store, pid, files, tmp_path)
+    node.step()  # bond
+    node.step()  # start
+    ctx = load_round(owner, pid, 0, store=store)
+    for i, t in enumerate(trainers[:2]):
+        X, y = load_trainer_data(files[2 + i], ctx.spec)
+        commit(t, pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
+    assert node.step().startswith("round 0 open (2 commitments")
+    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+    assert node.step() == "round 0 revealing (0/2 revealed)"
+    reveal_all(chain, pid, 0)
+    assert "posted" in node.step()
+    trainers[0].dispute(pid)
+    assert node.step().startswith("round 0 disputed; waiting for the arbiter")
+    chain.advance(owner.liveness(pid)["ruling_deadline"] - chain.now() + 1)
+    assert node.step() == "round 0: dispute lapsed at its ruling deadline; finalized"
+    assert owner.events("DisputeLapsed", pid)[0]["disputer"] == trainers[0].account.address
+    assert owner.claimable(pid, dev_account(1).address) == owner.config(pid).disputeBond
+    assert owner.claimable(pid, trainers[1].account.address) > 0
 
 
 def test_a_poison_update_is_flagged_malformed_and_the_round_goes_on(project):
@@ -160,10 +186,10 @@ def test_a_poison_update_is_flagged_malformed_and_the_round_goes_on(project):
     ctx = load_round(owner, pid, 0, store=store)
     for i, t in enumerate(trainers[:2]):
         X, y = load_trainer_data(files[2 + i], ctx.spec)
-        t.submit_update(pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
+        commit(t, pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
     header = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    trainers[2].submit_update(pid, 0, store.add_bytes(struct.pack("<Q", len(header)) + header))
-    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+    commit(trainers[2], pid, 0, store.add_bytes(struct.pack("<Q", len(header)) + header))
+    reveal_all(chain, pid, 0)
     assert "posted" in node.step()
     weights, flags = owner.result(pid, 0)
     assert flags == 0b100 and weights[2] == 0 and weights[0] + weights[1] > 0

@@ -14,6 +14,7 @@ from backend.data import load_trainer_data
 from backend.models.spec import ModelSpec
 from backend.project import create_project, write_example
 from backend.trainer.client import train_round
+from tests.chain.helpers import reveal_trainers
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -38,7 +39,7 @@ def test_node_killed_at_any_moment_resumes_and_posts_once(anvil_market, tmp_path
     for i, t in enumerate(trainers):
         X, y = load_trainer_data(files[2 + i], spec)
         train_round(t, pid, X[:200], y[:200], store=store, log=lambda m: None)
-    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+    reveal_trainers(chain, pid, 0, trainers)
 
     # 1. killed with SIGKILL in the middle of the round's work
     proc = subprocess.Popen([sys.executable, "-m", "backend.cli.main", "aggregator", "run", str(pid),

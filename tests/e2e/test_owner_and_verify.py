@@ -14,6 +14,7 @@ from backend.models.spec import ModelSpec
 from backend.project import create_project, write_example
 from backend.storage import compute_cid
 from backend.trainer.client import train_round
+from tests.chain.helpers import reveal_trainers
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -33,7 +34,9 @@ def test_owner_cancels_withdraws_and_exports(anvil_market, tmp_path):
     early = merit("project", "withdraw", str(pid), "--chain", url, "--key", "dev:0")
     assert early.returncode == 1 and "WrongStatus" in early.stderr and "Traceback" not in early.stderr
     not_owner = merit("project", "cancel", str(pid), "--chain", url, "--key", "dev:5")
-    assert not_owner.returncode == 1 and "NotOwner" in not_owner.stderr
+    # before its start deadline only the owner may cancel a Pending project; the CLI says so
+    assert not_owner.returncode == 1 and "StartPeriodNotOver" in not_owner.stderr
+    assert "only the owner may cancel" in " ".join(not_owner.stderr.split())
     assert merit("project", "cancel", str(pid), "--chain", url, "--key", "dev:0").returncode == 0
     before = chain.w3.eth.get_balance(dev_account(0).address)
     out = merit("project", "withdraw", str(pid), "--chain", url, "--key", "dev:0")
@@ -58,7 +61,7 @@ def test_verify_catches_a_result_that_does_not_match_the_inputs(anvil_market, tm
     for i, t in enumerate(trainers):
         X, y = load_trainer_data(files[2 + i], spec)
         train_round(t, pid, X[:200], y[:200], store=store, log=lambda m: None)
-    chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
+    reveal_trainers(chain, pid, 0, trainers)
     # A dishonest aggregator: all the reward to trainer 1, trainer 0 slashed as an "outlier",
     # the global model left as it was, and a report that agrees with all of that.
     base = owner.global_model_cid(pid)

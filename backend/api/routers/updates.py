@@ -1,7 +1,7 @@
 """Trainers' updates: POST one per round, as safetensors bytes, signed.
 
 The server stores the bytes and answers with their CID; the trainer then commits that CID
-on-chain with ``submitUpdate``. The signature is checked first, then the chain state (read fresh,
+on-chain with ``commitUpdate`` (and reveals it after the deadline with ``revealUpdate``). The signature is checked first, then the chain state (read fresh,
 not from the cache), and only then is the body read; everything is checked before anything is
 stored, and a refused upload leaves nothing behind but its spent nonce.
 """
