@@ -164,8 +164,9 @@ class MarketClient(_Contract):
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def deploy(cls, chain: Chain, account: LocalAccount) -> "MarketClient":
-        client, receipt = cls._deploy(chain, account)
+    def deploy(cls, chain: Chain, account: LocalAccount, evm: str | None = None) -> "MarketClient":
+        """Deploy the Marketplace; ``evm`` picks a build (default: the newest the chain runs)."""
+        client, receipt = cls._deploy(chain, account, evm=evm)
         client.deploy_receipt = receipt
         return client
 
