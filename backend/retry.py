@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_before_delay, stop_never
-from tenacity import wait_exponential
+from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_any, stop_before_delay,
+                      stop_never, wait_exponential)
 
 T = TypeVar("T")
 
@@ -37,18 +37,12 @@ class RetryPolicy:
         if self.base_delay < 0 or self.max_delay < 0:
             raise ValueError("retry delays must be >= 0")
 
-    def _stop(self):
-        stops = []
-        if self.retries is not None:
-            stops.append(stop_after_attempt(self.retries + 1))
+    def stop(self):
+        """tenacity's stop condition: after retries + 1 tries, or before a sleep that would pass the deadline."""
+        stops = [stop_after_attempt(self.retries + 1)] if self.retries is not None else []
         if self.deadline is not None:
             stops.append(stop_before_delay(self.deadline))
-        if not stops:
-            return stop_never
-        stop = stops[0]
-        for more in stops[1:]:
-            stop = stop | more
-        return stop
+        return stop_any(*stops) if stops else stop_never
 
 
 def retry_call(fn: Callable[[], T], policy: RetryPolicy, *, transient: Callable[[BaseException], bool],
@@ -65,7 +59,7 @@ def retry_call(fn: Callable[[], T], policy: RetryPolicy, *, transient: Callable[
         if before_retry is not None and state.outcome is not None:
             before_retry(state.outcome.exception(), state.upcoming_sleep)
 
-    retrying = Retrying(stop=policy._stop(), wait=wait_exponential(multiplier=policy.base_delay, max=policy.max_delay),
+    retrying = Retrying(stop=policy.stop(), wait=wait_exponential(multiplier=policy.base_delay, max=policy.max_delay),
                         retry=retry_if_exception(transient), before_sleep=_before_sleep, reraise=True)
     try:
         return retrying(fn)
