@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_any, stop_before_delay,
-                      stop_never, wait_exponential)
+from tenacity import (RetryCallState, RetryError, Retrying, retry_if_exception, stop_after_attempt, stop_any,
+                      stop_before_delay, stop_never, wait_exponential)
 
 T = TypeVar("T")
 
@@ -60,13 +60,12 @@ def retry_call(fn: Callable[[], T], policy: RetryPolicy, *, transient: Callable[
             before_retry(state.outcome.exception(), state.upcoming_sleep)
 
     retrying = Retrying(stop=policy.stop(), wait=wait_exponential(multiplier=policy.base_delay, max=policy.max_delay),
-                        retry=retry_if_exception(transient), before_sleep=_before_sleep, reraise=True)
+                        retry=retry_if_exception(transient), before_sleep=_before_sleep)
     try:
-        return retrying(fn)
-    except BaseException as exc:
-        if give_up is None or not transient(exc):
-            raise
-        error = give_up(exc, retrying.statistics.get("attempt_number", 1))
-        if error is exc:
-            raise
-        raise error from exc
+        return retrying(fn)  # a failure that is not transient propagates from here as it was raised
+    except RetryError as stopped:  # transient to the end
+        last = stopped.last_attempt.exception()
+        error = give_up(last, stopped.last_attempt.attempt_number) if give_up is not None else last
+        if error is last:
+            raise last from None
+        raise error from last
