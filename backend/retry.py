@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_before_delay, stop_never
-from tenacity import wait_exponential
+from tenacity import (RetryCallState, RetryError, Retrying, retry_if_exception, stop_after_attempt, stop_any,
+                      stop_before_delay, stop_never, wait_exponential)
 
 T = TypeVar("T")
 
@@ -37,18 +37,12 @@ class RetryPolicy:
         if self.base_delay < 0 or self.max_delay < 0:
             raise ValueError("retry delays must be >= 0")
 
-    def _stop(self):
-        stops = []
-        if self.retries is not None:
-            stops.append(stop_after_attempt(self.retries + 1))
+    def stop(self):
+        """tenacity's stop condition: after retries + 1 tries, or before a sleep that would pass the deadline."""
+        stops = [stop_after_attempt(self.retries + 1)] if self.retries is not None else []
         if self.deadline is not None:
             stops.append(stop_before_delay(self.deadline))
-        if not stops:
-            return stop_never
-        stop = stops[0]
-        for more in stops[1:]:
-            stop = stop | more
-        return stop
+        return stop_any(*stops) if stops else stop_never
 
 
 def retry_call(fn: Callable[[], T], policy: RetryPolicy, *, transient: Callable[[BaseException], bool],
@@ -65,14 +59,13 @@ def retry_call(fn: Callable[[], T], policy: RetryPolicy, *, transient: Callable[
         if before_retry is not None and state.outcome is not None:
             before_retry(state.outcome.exception(), state.upcoming_sleep)
 
-    retrying = Retrying(stop=policy._stop(), wait=wait_exponential(multiplier=policy.base_delay, max=policy.max_delay),
-                        retry=retry_if_exception(transient), before_sleep=_before_sleep, reraise=True)
+    retrying = Retrying(stop=policy.stop(), wait=wait_exponential(multiplier=policy.base_delay, max=policy.max_delay),
+                        retry=retry_if_exception(transient), before_sleep=_before_sleep)
     try:
-        return retrying(fn)
-    except BaseException as exc:
-        if give_up is None or not transient(exc):
-            raise
-        error = give_up(exc, retrying.statistics.get("attempt_number", 1))
-        if error is exc:
-            raise
-        raise error from exc
+        return retrying(fn)  # a failure that is not transient propagates from here as it was raised
+    except RetryError as stopped:  # transient to the end
+        last = stopped.last_attempt.exception()
+        error = give_up(last, stopped.last_attempt.attempt_number) if give_up is not None else last
+        if error is last:
+            raise last from None
+        raise error from last

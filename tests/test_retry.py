@@ -188,3 +188,40 @@ def test_the_aggregator_loop_does_not_retry_a_bug():
     with pytest.raises(KeyError):
         AggregatorNode.run(daemon, poll_seconds=0.001)
     assert not any("retrying" in m for m in daemon.logged)
+
+
+# -- waiting for a node we started -----------------------------------------------------------------
+def test_waiting_for_a_node_gives_up_at_the_deadline_with_a_chain_error():
+    import time
+
+    from backend.chain.anvil import free_port
+    from backend.chain.connection import wait_for_rpc
+
+    start = time.monotonic()
+    with pytest.raises(ChainError, match="no JSON-RPC node answered at http://127.0.0.1:.* within 1s"):
+        wait_for_rpc(f"http://127.0.0.1:{free_port()}", timeout=1.0)
+    assert 0.8 < time.monotonic() - start < 10
+
+
+def test_waiting_stops_at_once_when_the_process_we_started_is_gone():
+    from backend.chain.anvil import free_port
+    from backend.chain.connection import wait_for_rpc
+
+    asked = []
+
+    def alive() -> bool:
+        asked.append(1)
+        return False
+
+    with pytest.raises(ChainError, match="no JSON-RPC node answered"):
+        wait_for_rpc(f"http://127.0.0.1:{free_port()}", timeout=60, alive=alive)
+    assert asked == [1]
+
+
+def test_waiting_returns_once_the_node_answers(busy_node):
+    """A node that answers 503 is up but busy: wait_for_rpc keeps polling it until the deadline."""
+    from backend.chain.connection import wait_for_rpc
+
+    with pytest.raises(ChainError):
+        wait_for_rpc(busy_node, timeout=0.5)
+    assert _Busy.hits >= 3

@@ -17,6 +17,7 @@ from web3.providers.rpc import HTTPProvider
 
 from backend import safe_json
 from backend.errors import ChainError
+from backend.retry import RetryPolicy, retry_call
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_HD_PATH = "m/44'/60'/0'/0"
@@ -152,15 +153,22 @@ def connect(spec: str, timeout: float = 30.0) -> Chain:
 
 
 def wait_for_rpc(url: str, timeout: float = 20.0, alive: Callable[[], bool] | None = None) -> None:
-    """Block until a node answers at ``url`` (for processes we just started). ``alive``: stop
-    waiting as soon as it returns False (the process we started has exited)."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline and (alive is None or alive()):
-        try:
-            Web3(rpc_provider(url, timeout=2)).eth.chain_id
-            return
-        except Exception as exc:  # not up yet
-            last = exc
-            time.sleep(0.1)
-    raise ChainError(f"no JSON-RPC node answered at {url} within {timeout:.0f}s ({last})")
+    """Block until a node answers at ``url`` (for processes we just started), polling every 0.1 s
+    under the one retry policy. ``alive``: stop waiting as soon as it returns False (the process we
+    started has exited)."""
+    def answers() -> None:
+        Web3(rpc_provider(url, timeout=2)).eth.chain_id
+
+    def failed(last: BaseException, _attempts: int = 0) -> ChainError:
+        return ChainError(f"no JSON-RPC node answered at {url} within {timeout:.0f}s ({last})")
+
+    def still_starting(exc: BaseException) -> bool:
+        return isinstance(exc, Exception) and (alive is None or alive())
+
+    try:
+        retry_call(answers, RetryPolicy(retries=None, base_delay=0.1, max_delay=0.1, deadline=timeout),
+                   transient=still_starting, give_up=failed)
+    except ChainError:
+        raise
+    except Exception as exc:  # the process we started is gone
+        raise failed(exc) from exc

@@ -29,9 +29,11 @@ IpfsOption = Annotated[Optional[str], typer.Option(
     "--ipfs", metavar="embedded|URL", callback=_endpoint,
     help="'embedded' or a Kubo RPC URL such as http://127.0.0.1:5001; unset: MERIT_IPFS")]
 MarketOption = Annotated[Optional[str], typer.Option(
-    "--market", metavar="ADDRESS", help="Marketplace address; unset: MERIT_MARKET, else $MERIT_HOME/deployments/<chain_id>.json")]
+    "--market", metavar="ADDRESS",
+    help="Marketplace address; unset: MERIT_MARKET, else $MERIT_HOME/deployments/<chain_id>.json")]
 KeyOption = Annotated[Optional[str], typer.Option(
-    "--key", metavar="0xHEX|dev:N", help="signing key: 0x<64 hex> or dev:N (a test-mnemonic account); unset: MERIT_PRIVATE_KEY")]
+    "--key", metavar="0xHEX|dev:N",
+    help="signing key: 0x<64 hex> or dev:N (a test-mnemonic account); unset: MERIT_PRIVATE_KEY")]
 
 
 @dataclass
