@@ -106,15 +106,17 @@ class MarketChainView:
         for start in range(0, len(calls), _BATCH_CALLS):
             chunk = calls[start:start + _BATCH_CALLS]
             results.update(zip(chunk, self._batch(chunk, block)))
-        for (name, (pid,)), value in results.items():
-            if name == "getConfig":
-                self._configs[pid] = ProjectConfig.from_tuple(value)
-        found = {pid: self._info(pid, results[("getProject", (pid,))], results[("globalModelCid", (pid,))]) for pid in known}
+        found = {pid: self._info(pid, results, results[("getProject", (pid,))], results[("globalModelCid", (pid,))])
+                 for pid in known}
         return [found.get(pid) for pid in project_ids]
 
-    def _info(self, pid: int, project: tuple, model: str) -> ProjectInfo:
+    def _info(self, pid: int, results: dict, project: tuple, model: str) -> ProjectInfo:
+        """A project from batch results; its config from them when it was read, else the kept one."""
+        read = results.get(("getConfig", (pid,)))
+        cfg = ProjectConfig.from_tuple(read) if read is not None else self._config(pid)
+        self._configs[pid] = cfg
         owner, status, current, trainers, carry, bond, vcid = project
-        return _project_info(pid, self._configs[pid], ChainProject(
+        return _project_info(pid, cfg, ChainProject(
             owner, Status(status), int(current), int(trainers), int(carry), int(bond), vcid), model)
 
     def upload_state(self, project_id: int, round: int, address: str) -> UploadState:
@@ -132,9 +134,8 @@ class MarketChainView:
         if round < _UINT32:
             calls += [("getRound", (project_id, round)), ("getSubmitters", (project_id, round))]
         results = dict(zip(calls, self._batch(calls, block)))
-        if ("getConfig", (project_id,)) in results:
-            self._configs[project_id] = ProjectConfig.from_tuple(results[("getConfig", (project_id,))])
-        project = self._info(project_id, results[("getProject", (project_id,))], results[("globalModelCid", (project_id,))])
+        project = self._info(project_id, results, results[("getProject", (project_id,))],
+                             results[("globalModelCid", (project_id,))])
         joined = bool(results[("getTrainer", (project_id, address))][0])
         if round >= min(project.rounds, _UINT32):
             return UploadState(project, None, joined, False)
