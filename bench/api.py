@@ -482,7 +482,7 @@ def _reads_run() -> dict:
         "read_load": {"clients": READERS, "requests": len(hammering),
                       "answered_200": sum(1 for _, s in hammering if s == 200),
                       "answered_429": sum(1 for _, s in hammering if s == 429)},
-        "read_limit_per_ip": "600/min, burst 200 (defaults)",
+        "read_limit_per_ip": "300/min, burst 60 (defaults)",
     }
 
 

@@ -31,7 +31,7 @@ def _rate_limited(ctx: ApiContext, who: str, wait: float) -> ApiError:
                       {"Retry-After": str(max(1, math.ceil(wait)))})
 
 
-def signed_headers(
+async def signed_headers(
     request: Request,
     ctx: ApiContext = Depends(get_context),
     address: str | None = Header(None, alias=signing.HEADER_ADDRESS, description="signer's address, 0x + 40 hex"),
@@ -44,7 +44,8 @@ def signed_headers(
                                    description=f"EIP-191 signature of the {signing.SCHEME} canonical string"),
 ) -> signing.SignedHeaders:
     """The claimed signer and its fresh timestamp; 429 when the client IP writes too often, 401
-    when a header is missing, malformed or stale. Nothing here costs more than a dictionary look-up.
+    when a header is missing, malformed or stale. Nothing here costs more than a dictionary look-up,
+    so it runs on the event loop, not in a worker thread.
 
     The headers are optional to FastAPI so that a missing one is a 401 from here, not a 422.
     """

@@ -53,7 +53,9 @@ class CachedChainView:
             return True, hit[1]
         return False, None
 
-    def _memo(self, key: tuple, read: Callable[[], Any]) -> Any:
+    def memo(self, key: tuple, read: Callable[[], Any]) -> Any:
+        """``read()``, or its value from the cache: for chain reads, and for values made only from
+        them (a rendered page of projects)."""
         if not self._enabled or self._current_head() is None:
             return read()
         for _ in range(2):  # once as a follower of another thread's read, then on our own
@@ -86,14 +88,14 @@ class CachedChainView:
         return self._current_head() if self._enabled else None
 
     def project_ids(self) -> list[int]:
-        return self._memo(("ids",), self.fresh.project_ids)
+        return self.memo(("ids",), self.fresh.project_ids)
 
     def project(self, project_id: int) -> ProjectInfo | None:
-        return self._memo(("project", project_id), lambda: self.fresh.project(project_id))
+        return self.memo(("project", project_id), lambda: self.fresh.project(project_id))
 
     def projects(self, project_ids: list[int]) -> list[ProjectInfo | None]:
         """A page of projects: one batched read of those not cached yet."""
-        return self._memo(("projects", tuple(project_ids)), lambda: self._read_projects(project_ids))
+        return self.memo(("projects", tuple(project_ids)), lambda: self._read_projects(project_ids))
 
     def _read_projects(self, project_ids: list[int]) -> list[ProjectInfo | None]:
         batch = getattr(self.fresh, "projects", None)
@@ -107,17 +109,17 @@ class CachedChainView:
         return found
 
     def round(self, project_id: int, round: int) -> RoundInfo | None:
-        return self._memo(("round", project_id, round), lambda: self.fresh.round(project_id, round))
+        return self.memo(("round", project_id, round), lambda: self.fresh.round(project_id, round))
 
     def is_joined(self, project_id: int, address: str) -> bool:
-        return self._memo(("joined", project_id, address.lower()), lambda: self.fresh.is_joined(project_id, address))
+        return self.memo(("joined", project_id, address.lower()), lambda: self.fresh.is_joined(project_id, address))
 
     def has_submitted(self, project_id: int, round: int, address: str) -> bool:
-        return self._memo(("submitted", project_id, round, address.lower()),
+        return self.memo(("submitted", project_id, round, address.lower()),
                           lambda: self.fresh.has_submitted(project_id, round, address))
 
     def claimable(self, project_id: int, address: str) -> int:
-        return self._memo(("claimable", project_id, address.lower()), lambda: self.fresh.claimable(project_id, address))
+        return self.memo(("claimable", project_id, address.lower()), lambda: self.fresh.claimable(project_id, address))
 
     def stake(self, project_id: int, address: str) -> int:
-        return self._memo(("stake", project_id, address.lower()), lambda: self.fresh.stake(project_id, address))
+        return self.memo(("stake", project_id, address.lower()), lambda: self.fresh.stake(project_id, address))

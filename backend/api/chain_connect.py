@@ -5,8 +5,8 @@ from __future__ import annotations
 from eth_abi import decode
 from web3 import Web3
 
-from backend.api.chain_view import ChainView, ProjectInfo, RoundInfo, RoundPhase
-from backend.chain.types import ProjectConfig, ProjectInfo as ChainProject, Status
+from backend.api.chain_view import ChainView, ProjectInfo, RoundInfo, RoundPhase, UploadState, generic_upload_state
+from backend.chain.types import Phase, ProjectConfig, ProjectInfo as ChainProject, RoundInfo as ChainRound, Status
 from backend.config import Settings
 from backend.errors import ChainError
 
@@ -14,6 +14,9 @@ _PHASES = {"NONE": RoundPhase.PENDING, "OPEN": RoundPhase.OPEN, "AGGREGATING": R
            "CHALLENGE": RoundPhase.CHALLENGE, "DISPUTED": RoundPhase.DISPUTED, "FINAL": RoundPhase.FINAL,
            "EXPIRED": RoundPhase.EXPIRED, "REVEALING": RoundPhase.REVEALING}
 _BATCH_CALLS = 300  # eth_calls per JSON-RPC batch: one HTTP request, a bounded response
+_VIEWS = {"projectCount": (), "getConfig": (0,), "getProject": (0,), "globalModelCid": (0,), "getRound": (0, 0),
+          "getTrainer": (0, "0x" + "00" * 20), "getSubmitters": (0, 0)}  # name: sample arguments
+_UINT32 = 2**32
 
 
 def _project_info(project_id: int, cfg: ProjectConfig, info: ChainProject, model: str) -> ProjectInfo:
@@ -47,7 +50,7 @@ class MarketChainView:
         self.market_address = client.address
         self.market_key = f"{self.chain_id}-{client.address.lower()}"
         self._contract = client.contract
-        self._views = {name: _ViewCall(client.contract, name) for name in ("getConfig", "getProject", "globalModelCid")}
+        self._views = {name: _ViewCall(client.contract, name, args) for name, args in _VIEWS.items()}
         self._configs: dict[int, ProjectConfig] = {}
         self._seen = (0, 0)  # (highest head, highest project count) seen: lower ones mean a restarted chain
 
@@ -97,27 +100,55 @@ class MarketChainView:
         count = self._count()
         known = [pid for pid in project_ids if 1 <= pid <= count]
         block = hex(self.client.chain.w3.eth.block_number)
-        calls = [("getConfig", pid) for pid in known if pid not in self._configs]
-        calls += [(name, pid) for pid in known for name in ("getProject", "globalModelCid")]
+        calls = [("getConfig", (pid,)) for pid in known if pid not in self._configs]
+        calls += [(name, (pid,)) for pid in known for name in ("getProject", "globalModelCid")]
         results = {}
         for start in range(0, len(calls), _BATCH_CALLS):
             chunk = calls[start:start + _BATCH_CALLS]
             results.update(zip(chunk, self._batch(chunk, block)))
-        for (name, pid), value in results.items():
-            if name == "getConfig":
-                self._configs[pid] = ProjectConfig.from_tuple(value)
-        found = {}
-        for pid in known:
-            owner, status, current, trainers, carry, bond, vcid = results[("getProject", pid)]
-            found[pid] = _project_info(pid, self._configs[pid], ChainProject(
-                owner, Status(status), int(current), int(trainers), int(carry), int(bond), vcid),
-                results[("globalModelCid", pid)])
+        found = {pid: self._info(pid, results, results[("getProject", (pid,))], results[("globalModelCid", (pid,))])
+                 for pid in known}
         return [found.get(pid) for pid in project_ids]
 
-    def _batch(self, calls: list[tuple[str, int]], block: str) -> list:
-        """Decoded results of one-uint256-argument view calls, sent as one JSON-RPC batch."""
-        requests = [("eth_call", [{"to": self.market_address, "data": self._views[name].data(arg)}, block])
-                    for name, arg in calls]
+    def _info(self, pid: int, results: dict, project: tuple, model: str) -> ProjectInfo:
+        """A project from batch results; its config from them when it was read, else the kept one."""
+        read = results.get(("getConfig", (pid,)))
+        cfg = ProjectConfig.from_tuple(read) if read is not None else self._config(pid)
+        self._configs[pid] = cfg
+        owner, status, current, trainers, carry, bond, vcid = project
+        return _project_info(pid, cfg, ChainProject(
+            owner, Status(status), int(current), int(trainers), int(carry), int(bond), vcid), model)
+
+    def upload_state(self, project_id: int, round: int, address: str) -> UploadState:
+        """What an upload's pre-checks need, read fresh in one JSON-RPC batch at one block (the
+        project, the round, joined, submitted) instead of nine round trips."""
+        if self.embedded:
+            return generic_upload_state(self, project_id, round, address)
+        block = hex(self.client.chain.w3.eth.block_number)
+        (count,) = self._batch([("projectCount", ())], block)
+        self._observe(count=count)
+        if not 1 <= project_id <= count:
+            return UploadState(None, None, False, False)
+        calls = [] if project_id in self._configs else [("getConfig", (project_id,))]
+        calls += [("getProject", (project_id,)), ("globalModelCid", (project_id,)), ("getTrainer", (project_id, address))]
+        if round < _UINT32:
+            calls += [("getRound", (project_id, round)), ("getSubmitters", (project_id, round))]
+        results = dict(zip(calls, self._batch(calls, block)))
+        project = self._info(project_id, results, results[("getProject", (project_id,))],
+                             results[("globalModelCid", (project_id,))])
+        joined = bool(results[("getTrainer", (project_id, address))][0])
+        if round >= min(project.rounds, _UINT32):
+            return UploadState(project, None, joined, False)
+        info = _round_info(project_id, round, ChainRound(Phase(results[("getRound", (project_id, round))][0]),
+                                                          *results[("getRound", (project_id, round))][1:]))
+        who = address.lower()
+        submitted = any(s.lower() == who for s in results[("getSubmitters", (project_id, round))])
+        return UploadState(project, info, joined, submitted)
+
+    def _batch(self, calls: list[tuple[str, tuple]], block: str) -> list:
+        """Decoded results of view calls, sent as one JSON-RPC batch."""
+        requests = [("eth_call", [{"to": self.market_address, "data": self._views[name].data(*args)}, block])
+                    for name, args in calls]
         responses = self.client.chain.w3.provider.make_batch_request(requests)
         if not isinstance(responses, list) or len(responses) != len(requests):
             raise ChainError(f"the node answered a batch of {len(requests)} calls with {responses!r:.200}",
@@ -132,12 +163,7 @@ class MarketChainView:
     def round(self, project_id: int, round: int) -> RoundInfo | None:
         if not self._exists(project_id) or round >= self._config(project_id).rounds:
             return None
-        r = self.client.round(project_id, round)
-        return RoundInfo(
-            project_id=project_id, round=round, phase=_PHASES[r.phase.name], submission_deadline=r.submission_deadline,
-            aggregation_deadline=r.aggregation_deadline, challenge_deadline=r.challenge_deadline or None,
-            submissions=r.submissions, budget_wei=r.budget, global_model_cid=r.global_model_cid or None,
-            report_cid=r.report_cid or None)
+        return _round_info(project_id, round, self.client.round(project_id, round))
 
     def is_joined(self, project_id: int, address: str) -> bool:
         return self._exists(project_id) and self.client.is_joined(project_id, address)
@@ -158,17 +184,26 @@ class MarketChainView:
         return trainer.stake if trainer.joined else 0
 
 
-class _ViewCall:
-    """A view function of one uint256 argument, encoded and decoded without web3's per-call
-    machinery (which costs a millisecond a call: a page of 1,000 projects is 3,000 calls)."""
+def _round_info(project_id: int, round: int, r: ChainRound) -> RoundInfo:
+    return RoundInfo(
+        project_id=project_id, round=round, phase=_PHASES[r.phase.name], submission_deadline=int(r.submission_deadline),
+        aggregation_deadline=int(r.aggregation_deadline), challenge_deadline=int(r.challenge_deadline) or None,
+        submissions=int(r.submissions), budget_wei=int(r.budget), global_model_cid=r.global_model_cid or None,
+        report_cid=r.report_cid or None)
 
-    def __init__(self, contract, name: str):
-        fn = getattr(contract.functions, name)(0)
+
+class _ViewCall:
+    """A view function of static arguments (uint, address), encoded and decoded without web3's
+    per-call machinery (which costs a millisecond a call: a page of 1,000 projects is 3,000 calls)."""
+
+    def __init__(self, contract, name: str, sample: tuple):
+        fn = getattr(contract.functions, name)(*sample)
         self.selector = fn._encode_transaction_data()[:10]
         self.types = [_abi_type(o) for o in fn.abi["outputs"]]
 
-    def data(self, arg: int) -> str:
-        return f"{self.selector}{arg:064x}"
+    def data(self, *args: int | str) -> str:
+        words = (int(a, 16) if isinstance(a, str) else a for a in args)  # addresses are uint160 words
+        return self.selector + "".join(f"{w:064x}" for w in words)
 
     def decode(self, result: str):
         values = decode(self.types, bytes.fromhex(result[2:]))

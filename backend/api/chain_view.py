@@ -22,6 +22,8 @@ An implementation has ``chain_id`` and ``market_address`` attributes: signed req
 - ``head()``: the latest block number. With it, the API caches reads per block (see
   ``backend.api.chain_cache``); without it (or when it returns None) every read goes to the view;
 - ``projects(ids)``: many projects in one go (a JSON-RPC batch), for the project list;
+- ``upload_state(project_id, round, address)``: an upload's pre-checks in one go (see
+  ``generic_upload_state`` for what it returns);
 - ``lock``: a lock under which every call is made, for a backend that is not thread-safe (the
   embedded chain), shared with the other users of that chain in the process. Without one, the
   methods are called from several threads at once and must be thread-safe.
@@ -105,6 +107,32 @@ class ChainView(Protocol):
 
     def stake(self, project_id: int, address: str) -> int:
         """The stake ``address`` still holds in the project (after slashes), in wei; 0 if none."""
+
+
+@dataclass(frozen=True)
+class UploadState:
+    """What an upload's pre-checks read: the project and round (None if unknown), joined, submitted."""
+
+    project: ProjectInfo | None
+    round: RoundInfo | None
+    joined: bool
+    submitted: bool
+
+
+def generic_upload_state(view: "ChainView", project_id: int, round: int, address: str) -> UploadState:
+    """``upload_state`` from a view's plain methods, for views without a faster one."""
+    project = view.project(project_id)
+    if project is None:
+        return UploadState(None, None, False, False)
+    info = view.round(project_id, round)
+    joined = view.is_joined(project_id, address)
+    submitted = info is not None and view.has_submitted(project_id, round, address)
+    return UploadState(project, info, joined, submitted)
+
+
+def upload_state(view: "ChainView", project_id: int, round: int, address: str) -> UploadState:
+    fast = getattr(view, "upload_state", None)
+    return fast(project_id, round, address) if callable(fast) else generic_upload_state(view, project_id, round, address)
 
 
 class SerializedChainView:

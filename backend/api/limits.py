@@ -16,8 +16,8 @@ class ApiLimits:
     write_burst: int = 10                    # writes an idle address may make at once
     ip_writes_per_minute: float = 120.0      # write attempts per client IP, signed or not, counted before any crypto
     ip_write_burst: int = 30
-    reads_per_minute: float = 600.0          # reads (every non-write request) per client IP
-    read_burst: int = 200
+    reads_per_minute: float = 300.0          # reads (every non-write request) per client IP
+    read_burst: int = 60
     body_timeout_s: float = 300.0            # a body must arrive within this (a trickling client holds a slot)
     max_inflight_upload_bytes: int = 256 * 1024 * 1024  # upload bodies held at once, all clients together
     chain_cache_s: float = 1.0               # a chain read is reused within one block for at most this long

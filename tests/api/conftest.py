@@ -28,6 +28,13 @@ def update_bytes(seed: int = 1, metadata: dict[str, str] | None = None, **kw) ->
     return save(tensors(seed=seed, **kw), metadata=metadata)
 
 
+def generous_limits(**overrides) -> ApiLimits:
+    """Rate limits out of the way, for servers whose tests are not about them (tests/api/test_hostile.py
+    runs the defaults)."""
+    return ApiLimits(**{**dict(writes_per_minute=6000, write_burst=1000, ip_writes_per_minute=6000, ip_write_burst=1000,
+                               reads_per_minute=60000, read_burst=10000), **overrides})
+
+
 def signed(url: str, key, path: str, body: bytes = b"", **kw) -> dict[str, str]:
     """Headers that sign a POST of ``body`` to ``path`` at the server ``url`` over a FakeChain market."""
     audience = signing.Audience(FakeChain.chain_id, FakeChain.market_address, url)
@@ -56,8 +63,7 @@ def market(tmp_path_factory) -> Market:
     trainer, outsider = Account.create(), Account.create()
     chain.join(1, trainer.address)
     settings = Settings(home=home, chain="embedded", ipfs="embedded", max_update_bytes=CAP)
-    app = create_app(settings, chain_view=chain, store=store,
-                     limits=ApiLimits(max_body_bytes=CAP, writes_per_minute=6000, write_burst=1000))
+    app = create_app(settings, chain_view=chain, store=store, limits=generous_limits(max_body_bytes=CAP))
     with serve(app) as url:
         yield Market(url, chain, store, home, model_cid, trainer, outsider)
 
@@ -83,6 +89,7 @@ def world(tmp_path_factory):
     spec_cid = store.add_bytes(json.dumps({**json.loads(spec.to_json()), "initial_weights": initial}).encode())
     market = make_market(connect("embedded"), trainers=3)
     pid = start_project(market, market.config(specCid=spec_cid, initialModelCid=initial, minTrainers=1), joiners=2)
-    app = create_app(Settings(home=home), chain_view=MarketChainView(market.owner), store=store)
+    app = create_app(Settings(home=home), chain_view=MarketChainView(market.owner), store=store,
+                     limits=generous_limits())
     with serve(app) as url:
         yield {"url": url, "market": market, "pid": pid, "store": store, "initial": initial, "model": model}

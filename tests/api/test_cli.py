@@ -46,3 +46,16 @@ def test_serve_starts_on_the_embedded_chain(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_serve_on_every_interface_needs_an_origin(tmp_path):
+    """Signatures name the server's origin: listening on 0.0.0.0, the server cannot guess it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERIT_")}
+    env["MERIT_HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "backend.cli.main", "api", "serve", "--host", "0.0.0.0"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "--origin" in out.stderr and "Traceback" not in out.stderr + out.stdout
+    bad = subprocess.run([sys.executable, "-m", "backend.cli.main", "api", "serve", "--origin", "ftp://x"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "MERIT_API_ORIGIN" in bad.stderr and "Traceback" not in bad.stderr

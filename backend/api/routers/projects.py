@@ -41,10 +41,16 @@ MAX_PAGE = 1000
 @router.get("", response_model=ProjectList)
 def list_projects(offset: int = Query(0, ge=0, le=2**32, description="skip this many projects (ids in ascending order)"),
                   limit: int = Query(100, ge=1, le=MAX_PAGE, description=f"at most this many projects (1-{MAX_PAGE})"),
-                  ctx: ApiContext = Depends(get_context)) -> ProjectList:
+                  ctx: ApiContext = Depends(get_context)) -> Response:
     """The market's projects, in id order, a page at a time: ``?offset=0&limit=100``, then
     ``?offset=<next_offset>`` until ``next_offset`` is null. Read in one batch per page and
-    cached per block."""
+    cached per block, rendered JSON included: a page asked for again costs no chain read and no
+    serialisation."""
+    body = ctx.chain.memo(("projects page", offset, limit), lambda: _page(ctx, offset, limit).model_dump_json().encode())
+    return Response(body, media_type="application/json")
+
+
+def _page(ctx: ApiContext, offset: int, limit: int) -> ProjectList:
     ids = ctx.chain.project_ids()
     page = ids[offset:offset + limit]
     projects = ctx.chain.projects(page) if page else []

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from aggregator.validation import validate_update
 from backend.api import signing
 from backend.api.auth import authenticated, signed_body
-from backend.api.chain_view import ProjectInfo, RoundInfo, RoundPhase
+from backend.api.chain_view import ProjectInfo, RoundInfo, RoundPhase, upload_state
 from backend.api.context import ApiContext, get_context
 from backend.api.model_layout import global_layout
 from backend.api.routers.projects import current_model_cid
@@ -27,20 +27,19 @@ def upload_allowed(project_id: ProjectId, round: RoundNo, headers: signing.Signe
     """The chain-state checks, made after authentication (so that only the trainer learns whether
     it has uploaded) and before the body is read: project and round exist, joined, round Open, no
     earlier update. Read fresh from the chain: a trainer who has just joined is let in at once."""
-    chain = ctx.chain.fresh
-    project = chain.project(project_id)
+    state = upload_state(ctx.chain.fresh, project_id, round, headers.address)
+    project, info = state.project, state.round
     if project is None:
         raise ctx.refuse(404, "project_not_found", f"there is no project {project_id}; GET /v1/projects lists them")
-    info = chain.round(project_id, round)
     if info is None:
         raise ctx.refuse(404, "round_not_found", f"project {project_id} has rounds 0 to {project.rounds - 1}")
     pid, rnd, who = project.project_id, info.round, headers.address
-    if not chain.is_joined(pid, who):
+    if not state.joined:
         raise ctx.refuse(403, "not_joined", f"{who} has not joined project {pid}; join on-chain with the stake first")
     if info.phase is not RoundPhase.OPEN:
         raise ctx.refuse(409, "round_not_open", f"round {rnd} of project {pid} is {info.phase.value}, "
                                                  f"not Open; the current round is {project.current_round}")
-    if ctx.uploads.has_slot(pid, rnd, who) or chain.has_submitted(pid, rnd, who):
+    if state.submitted or ctx.uploads.has_slot(pid, rnd, who):
         raise ctx.refuse(409, "duplicate_update", f"{who} already submitted an update for round {rnd} "
                                                    f"of project {pid}; one update per trainer per round")
     return project, info, headers
