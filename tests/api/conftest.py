@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +11,7 @@ from backend.api import create_app, signing
 from backend.api.limits import ApiLimits
 from backend.config import Settings
 from backend.storage import open_store
-from tests.api.fakes import FakeChain
+from tests.api.fakes import FakeChain, store_logreg_spec
 from tests.api.server import serve
 
 LAYOUT = {"fc1.weight": (16, 12), "fc1.bias": (16,), "fc2.weight": (4, 16), "fc2.bias": (4,)}
@@ -78,15 +77,11 @@ def world(tmp_path_factory):
     MNIST shapes) with two joined trainers, the embedded store, and the API on loopback."""
     from backend.api.chain_connect import MarketChainView
     from backend.chain.connection import connect
-    from backend.models import build_model, mnist_spec, save_weights
     from tests.chain.helpers import make_market, start_project
 
     home = tmp_path_factory.mktemp("merit-home")
     store = open_store("embedded", home=home)
-    spec = mnist_spec("logreg")
-    model = build_model(spec)
-    initial = store.add_bytes(save_weights(model.state_dict()))
-    spec_cid = store.add_bytes(json.dumps({**json.loads(spec.to_json()), "initial_weights": initial}).encode())
+    model, initial, spec_cid = store_logreg_spec(store)
     market = make_market(connect("embedded"), trainers=3)
     pid = start_project(market, market.config(specCid=spec_cid, initialModelCid=initial, minTrainers=1), joiners=2)
     app = create_app(Settings(home=home), chain_view=MarketChainView(market.owner), store=store,

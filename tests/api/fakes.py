@@ -57,3 +57,16 @@ class FakeChain:
 
     def stake(self, project_id: int, address: str) -> int:
         return self.projects[project_id].stake_wei if self.is_joined(project_id, address) else 0
+
+
+def store_logreg_spec(store):
+    """A logistic-regression spec and its initial weights, added to ``store``: (model, initial CID, spec CID)."""
+    import json
+
+    from backend.models import build_model, mnist_spec, save_weights
+
+    spec = mnist_spec("logreg")
+    model = build_model(spec)
+    initial = store.add_bytes(save_weights(model.state_dict()))
+    spec_cid = store.add_bytes(json.dumps({**json.loads(spec.to_json()), "initial_weights": initial}).encode())
+    return model, initial, spec_cid

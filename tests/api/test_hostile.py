@@ -25,9 +25,10 @@ from eth_account import Account
 from backend.api import signing
 from backend.chain.anvil import AnvilProcess, free_port
 from backend.chain.connection import connect
-from backend.models import build_model, mnist_spec, save_weights
+from backend.models import save_weights
 from backend.storage import open_store
 from backend.trainer.api_client import ApiClient, ApiRequestError
+from tests.api.fakes import store_logreg_spec
 from tests.chain.helpers import VALIDATION_CID, Market, make_market, start_project
 
 pytestmark = [pytest.mark.anvil, pytest.mark.timeout(300)]
@@ -81,10 +82,7 @@ def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
 def deployment(tmp_path_factory):
     home = tmp_path_factory.mktemp("merit-home")
     store = open_store("embedded", home=home)
-    spec = mnist_spec("logreg")
-    model = build_model(spec)
-    initial = store.add_bytes(save_weights(model.state_dict()))
-    spec_cid = store.add_bytes(json.dumps({**json.loads(spec.to_json()), "initial_weights": initial}).encode())
+    model, initial, spec_cid = store_logreg_spec(store)
     store.close()
     with AnvilProcess() as node:
         market = make_market(connect(node.url), trainers=6)

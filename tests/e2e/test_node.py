@@ -66,6 +66,19 @@ def _node(owner, store, pid, files, tmp_path):
     return node
 
 
+def _two_honest_commitments(project) -> AggregatorNode:
+    """The node bonded and started round 0, in which the first two trainers committed real updates."""
+    chain, owner, store, pid, trainers, files, tmp_path = project
+    node = _node(owner, store, pid, files, tmp_path)
+    node.step()  # bond
+    node.step()  # start
+    ctx = load_round(owner, pid, 0, store=store)
+    for i, t in enumerate(trainers[:2]):
+        X, y = load_trainer_data(files[2 + i], ctx.spec)
+        commit(t, pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
+    return node
+
+
 def test_unavailable_update_is_flagged_and_flaky_reads_are_retried(project):
     chain, owner, store, pid, trainers, files, tmp_path = project
     flaky = FlakyStore(store, failures=2)
@@ -153,13 +166,7 @@ def test_node_settles_a_dispute_the_arbiter_never_rules_on(project):
     """Commit-reveal through the node, then an unanswered dispute: at the ruling deadline the node
     finalizes, the dispute is rejected by default and the posted result pays the trainers."""
     chain, owner, store, pid, trainers, files, tmp_path = project
-    node = _node(owner, store, pid, files, tmp_path)
-    node.step()  # bond
-    node.step()  # start
-    ctx = load_round(owner, pid, 0, store=store)
-    for i, t in enumerate(trainers[:2]):
-        X, y = load_trainer_data(files[2 + i], ctx.spec)
-        commit(t, pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
+    node = _two_honest_commitments(project)
     assert node.step().startswith("round 0 open (2 commitments")
     chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
     assert node.step() == "round 0 revealing (0/2 revealed)"
@@ -180,13 +187,7 @@ def test_a_poison_update_is_flagged_malformed_and_the_round_goes_on(project):
     import struct
 
     chain, owner, store, pid, trainers, files, tmp_path = project
-    node = _node(owner, store, pid, files, tmp_path)
-    node.step()  # bond
-    node.step()  # start
-    ctx = load_round(owner, pid, 0, store=store)
-    for i, t in enumerate(trainers[:2]):
-        X, y = load_trainer_data(files[2 + i], ctx.spec)
-        commit(t, pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
+    node = _two_honest_commitments(project)
     header = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     commit(trainers[2], pid, 0, store.add_bytes(struct.pack("<Q", len(header)) + header))
     reveal_all(chain, pid, 0)
