@@ -11,11 +11,12 @@ BROWNIE_VENV := .venv-brownie
 export FOUNDRY_SOLC := $(SOLC)
 export FOUNDRY_OFFLINE := true
 
-.PHONY: all setup solc demo test test-forge test-py bench artifacts brownie-check clean help
+.PHONY: all setup solc demo test lint format test-forge test-py bench artifacts brownie-check clean help
 
 help:
 	@echo "make demo           set up, then run 'merit demo' on the embedded chain and store"
-	@echo "make test           set up, then run forge and pytest"
+	@echo "make test           set up, then lint (ruff, forge fmt), run forge and pytest"
+	@echo "make format         apply ruff's and forge's formatters"
 	@echo "make bench          benchmarks; results in bench/results/*.json (BENCHES='gas storage' for some)"
 	@echo "make artifacts      recompile contracts into backend/chain/artifacts"
 	@echo "make brownie-check  compile and deploy with eth-brownie in its own virtualenv"
@@ -43,7 +44,18 @@ demo: setup
 	$(BIN)/merit demo
 
 # eth-brownie's virtualenv too: tests/test_brownie.py compiles and deploys with it (about 40 s CPU).
-test: setup $(BROWNIE_VENV)/.installed test-forge test-py
+test: setup $(BROWNIE_VENV)/.installed lint test-forge test-py
+
+# ruff's lint and format check on the Python, forge's formatter on the Solidity; `make format` fixes both.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(FORGE) fmt --check
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(FORGE) fmt
 
 test-forge: setup
 	$(FORGE) test

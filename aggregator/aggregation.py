@@ -4,6 +4,7 @@ updates (numpy or torch), returning one ``(d,)`` vector of the same kind.
 They compute in float64 numpy, whose reductions do not depend on the thread count, so the
 aggregate is reproducible bit for bit across machines with the same inputs.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -67,7 +68,7 @@ def trimmed_mean(stack, weights: Sequence[float] | None = None, beta: float = 0.
     if k - 2 * cut < 1:
         cut = (k - 1) // 2
     s = np.sort(x, axis=0)
-    return _like(s[cut:k - cut].mean(axis=0), is_torch)
+    return _like(s[cut : k - cut].mean(axis=0), is_torch)
 
 
 AGGREGATORS: dict[str, Aggregator] = {

@@ -41,6 +41,7 @@ Methods, chosen by name:
 Default budget (``budget=None``): 2^n for n ≤ 10, so small rounds are exact, else
 ``max(1024, 32·n)`` distinct evaluations.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -141,15 +142,18 @@ def shapley(
         budget = int(budget)
         floor = minimum_budget(n, method)
         if budget < floor:
-            raise ValueError(f"budget {budget} is below the minimum of {floor} evaluations for method {method!r} with n={n}")
+            raise ValueError(
+                f"budget {budget} is below the minimum of {floor} evaluations for method {method!r} with n={n}"
+            )
     if surrogate not in SURROGATES:
         raise ValueError(f"unknown surrogate {surrogate!r}; choose one of {', '.join(SURROGATES)}")
     if isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not 0 <= truncation < 1:
         raise ValueError(f"truncation must be a number in [0, 1), got {truncation!r}")
     if proxy is not None and not (callable(proxy) or callable(getattr(proxy, "table", None))):
         raise ValueError("proxy must be callable (frozenset[int] -> float) or have a table(z) method")
-    options = {"gtg": {"surrogate": surrogate, "proxy": proxy},
-               "tmc": {"truncation": float(truncation)}}.get(method, {})
+    options = {"gtg": {"surrogate": surrogate, "proxy": proxy}, "tmc": {"truncation": float(truncation)}}.get(
+        method, {}
+    )
     cap = budget if budget is not None else (2**n if method in ("exact", "loo") else default_budget(n))
     game = _Game(utility, n, cap, executor or SequentialExecutor())
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
@@ -310,14 +314,18 @@ def _tmc(game: _Game, rng: np.random.Generator, truncation: float = TMC_TRUNCATI
 # ----------------------------------------------------------------------------------------------- gtg
 
 
-def _gtg(game: _Game, rng: np.random.Generator, surrogate: str = "auto", proxy: Proxy | None = None) -> tuple[np.ndarray, bool, bool]:
+def _gtg(
+    game: _Game, rng: np.random.Generator, surrogate: str = "auto", proxy: Proxy | None = None
+) -> tuple[np.ndarray, bool, bool]:
     n = game.n
     v_empty, v_full = game.evaluate([0, game.full])
     if abs(v_full - v_empty) <= ROUND_TRUNCATION:  # no progress this round: nothing to share out
         return np.zeros(n), False, True
     if game.budget >= 1 << n:
         return _exact(game, rng)
-    extra = _proxy_table(proxy, n) if proxy is not None and surrogate != "linear" and n <= ENUMERATE_MAX_PLAYERS else None
+    extra = (
+        _proxy_table(proxy, n) if proxy is not None and surrogate != "linear" and n <= ENUMERATE_MAX_PLAYERS else None
+    )
     singles = [1 << i for i in range(n)]
     game.evaluate(singles + [game.full & ~m for m in singles])
     sampler = _PairSampler(n, rng)
@@ -328,7 +336,9 @@ def _gtg(game: _Game, rng: np.random.Generator, surrogate: str = "auto", proxy: 
         z, y = _design(game)
         residual = y - _surrogate(z, y, v_empty, v_full, n, surrogate, extra)[1]
         weights = sampler.neyman_weights(z.sum(axis=1), residual)
-        game.evaluate(sampler.draw(_allocate(int(sampler.taken.sum()) + pairs - pilot, weights, sampler.capacity, sampler.taken)))
+        game.evaluate(
+            sampler.draw(_allocate(int(sampler.taken.sum()) + pairs - pilot, weights, sampler.capacity, sampler.taken))
+        )
     z, y = _design(game)
     phi_g, fitted = _surrogate(z, y, v_empty, v_full, n, surrogate, extra)
     phi = phi_g + _stratified_residual_means(z, y - fitted, n)
@@ -336,8 +346,9 @@ def _gtg(game: _Game, rng: np.random.Generator, surrogate: str = "auto", proxy: 
     return phi, False, False
 
 
-def _surrogate(z: np.ndarray, y: np.ndarray, v_empty: float, v_full: float, n: int, kind: str,
-               extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _surrogate(
+    z: np.ndarray, y: np.ndarray, v_empty: float, v_full: float, n: int, kind: str, extra: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(Shapley values of the fitted surrogate, the surrogate on the evaluated rows). ``extra``: the
     proxy on every mask (index = mask), an added feature."""
     if kind == "linear" or n > ENUMERATE_MAX_PLAYERS:
@@ -366,7 +377,9 @@ def _design(game: _Game) -> tuple[np.ndarray, np.ndarray]:
     """The evaluated coalitions as a boolean membership matrix, and their values (sorted by mask)."""
     masks = sorted(game.cache)
     width = (game.n + 7) // 8
-    packed = np.frombuffer(b"".join(m.to_bytes(width, "little") for m in masks), dtype=np.uint8).reshape(len(masks), width)
+    packed = np.frombuffer(b"".join(m.to_bytes(width, "little") for m in masks), dtype=np.uint8).reshape(
+        len(masks), width
+    )
     z = np.unpackbits(packed, axis=1, bitorder="little")[:, : game.n].astype(bool)
     return z, np.array([game.cache[m] for m in masks])
 
@@ -443,8 +456,9 @@ def _fit_model(z: np.ndarray, y: np.ndarray, w: np.ndarray, kind: str, extra: np
     return lambda q, e=None: _basis(q, kind, inner, e) @ coef
 
 
-def _fit_enumerated(z: np.ndarray, y: np.ndarray, n: int, kind: str,
-                    extra_all: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _fit_enumerated(
+    z: np.ndarray, y: np.ndarray, n: int, kind: str, extra_all: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Fit a surrogate family ('auto': the one with the least cross-validated, kernel-weighted error);
     its Shapley values come from enumerating the surrogate, which costs no utility evaluation."""
     sizes = z.sum(axis=1)
@@ -459,7 +473,9 @@ def _fit_enumerated(z: np.ndarray, y: np.ndarray, n: int, kind: str,
             oof = np.empty(len(y))
             for f in range(_CV_FOLDS):
                 train, test = folds != f, folds == f
-                oof[test] = _fit_model(z[train], y[train], w[train], candidate, _rows(extra, train))(z[test], _rows(extra, test))
+                oof[test] = _fit_model(z[train], y[train], w[train], candidate, _rows(extra, train))(
+                    z[test], _rows(extra, test)
+                )
             errors.append((((y - oof)[inner] ** 2) @ w[inner], candidate))
         kind = min(errors)[1]
     predict = _fit_model(z, y, w, kind, extra)
@@ -531,7 +547,9 @@ class _PairSampler:
     def __init__(self, n: int, rng: np.random.Generator) -> None:
         self.n, self.rng = n, rng
         self.sizes = np.arange(2, n // 2 + 1)
-        self.capacity = np.array([min(math.comb(n, p) // (2 if 2 * p == n else 1), 2**52) for p in self.sizes], dtype=np.int64)
+        self.capacity = np.array(
+            [min(math.comb(n, p) // (2 if 2 * p == n else 1), 2**52) for p in self.sizes], dtype=np.int64
+        )
         self.taken = np.zeros(len(self.sizes), dtype=np.int64)
         self.seen: list[set[int]] = [set() for _ in self.sizes]
         self.full = (1 << n) - 1
@@ -571,7 +589,11 @@ class _PairSampler:
         seen, out = self.seen[k], []
         left = int(self.capacity[k]) - len(seen)
         if extra >= left // 2:  # dense: pick from what is left explicitly
-            rest = [m for m in (self._canonical(_mask(c), p) for c in itertools.combinations(range(self.n), p)) if m not in seen]
+            rest = [
+                m
+                for m in (self._canonical(_mask(c), p) for c in itertools.combinations(range(self.n), p))
+                if m not in seen
+            ]
             rest = sorted(set(rest))
             picks = self.rng.choice(len(rest), size=min(extra, len(rest)), replace=False)
             out = [rest[i] for i in sorted(picks)]

@@ -5,6 +5,7 @@ valid updates of one round (a ``(k, d)`` stack in submission order). ``active`` 
 no earlier detector flagged; statistics are computed over those only, so a pack of copies or
 free-riders cannot drag the consensus. The first detector to flag an update names the reason.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,10 +23,10 @@ MAD_SCALE = 1.4826  # MAD -> standard deviation for a normal distribution
 
 @dataclass
 class DetectionBatch:
-    updates: np.ndarray                      # (k, d) float32: the valid updates, submission order
-    digests: Sequence[str] = ()              # sha256 of each update's bytes (exact-copy check)
-    reference: np.ndarray | None = None      # FLTrust reference update from the owner's data
-    last_step: np.ndarray | None = None      # the last global step (public): what a delta free-rider replays
+    updates: np.ndarray  # (k, d) float32: the valid updates, submission order
+    digests: Sequence[str] = ()  # sha256 of each update's bytes (exact-copy check)
+    reference: np.ndarray | None = None  # FLTrust reference update from the owner's data
+    last_step: np.ndarray | None = None  # the last global step (public): what a delta free-rider replays
 
     def __post_init__(self) -> None:
         self.updates = np.asarray(self.updates)
@@ -90,7 +91,7 @@ def _consensus_cosines(batch: DetectionBatch, active: np.ndarray) -> np.ndarray:
     x = batch.updates[idx].astype(np.float64)
     for pos, i in enumerate(idx):
         others = np.median(np.delete(x, pos, axis=0), axis=0)
-        out[i] = _cosines(batch.updates[i:i + 1], batch.norms[i:i + 1], others)[0]
+        out[i] = _cosines(batch.updates[i : i + 1], batch.norms[i : i + 1], others)[0]
     return out
 
 
@@ -100,8 +101,9 @@ def _robust_z(values: np.ndarray, active: np.ndarray, sigma_floor: float) -> np.
     return (values - center) / max(MAD_SCALE * mad, sigma_floor)
 
 
-def copy_detector(batch: DetectionBatch, active: np.ndarray, near: float = 0.05, min_cosine: float = 0.5,
-                  noise_z: float = 5.0) -> list[Finding]:
+def copy_detector(
+    batch: DetectionBatch, active: np.ndarray, near: float = 0.05, min_cosine: float = 0.5, noise_z: float = 5.0
+) -> list[Finding]:
     """An update byte-identical to, or within relative distance ``near`` of, an earlier one is a
     copy. The earlier submission wins, even if something else flags it later.
 
@@ -115,7 +117,7 @@ def copy_detector(batch: DetectionBatch, active: np.ndarray, near: float = 0.05,
     out = [Finding() for _ in range(batch.k)]
     seen: dict[str, int] = {}
     x = batch.updates.astype(np.float64)
-    sq = batch.norms ** 2
+    sq = batch.norms**2
     dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * (x @ x.T), 0.0))
     for i in range(batch.k):
         if not active[i]:
@@ -133,14 +135,16 @@ def copy_detector(batch: DetectionBatch, active: np.ndarray, near: float = 0.05,
         best = float(relative[j])
         out[i].scores["copy_distance"] = round(best, 6)
         if best <= near and batch.norms[j] > 0:
-            out[i] = Finding(True, COPY, f"within {best:.3g} relative distance of submission #{j}",
-                             {"copy_distance": round(best, 6)})
+            out[i] = Finding(
+                True, COPY, f"within {best:.3g} relative distance of submission #{j}", {"copy_distance": round(best, 6)}
+            )
     _noisy_copies(batch, active, out, min_cosine, noise_z / np.sqrt(max(batch.updates.shape[1], 1)))
     return out
 
 
-def _noisy_copies(batch: DetectionBatch, active: np.ndarray, out: list[Finding], min_cosine: float,
-                  noise_cosine: float) -> None:
+def _noisy_copies(
+    batch: DetectionBatch, active: np.ndarray, out: list[Finding], min_cosine: float, noise_cosine: float
+) -> None:
     """Flag (in ``out``) updates that are an earlier submission or the last global step plus noise."""
     x = batch.updates.astype(np.float64)
     sources = [(f"submission #{j}", x[j]) for j in range(batch.k)]
@@ -174,12 +178,18 @@ def _noisy_copies(batch: DetectionBatch, active: np.ndarray, out: list[Finding],
         out[i].scores["copy_cosine"] = round(best_cos, 6)
         out[i].scores["copy_residual_trace"] = round(max(traces), 6)
         if max(traces) < noise_cosine:
-            out[i] = Finding(True, COPY, f"{best_name} plus noise (cos {best_cos:.3f}; what differs is noise: its "
-                                         f"cosine with what others learn is {max(traces):.4f})", out[i].scores)
+            out[i] = Finding(
+                True,
+                COPY,
+                f"{best_name} plus noise (cos {best_cos:.3f}; what differs is noise: its "
+                f"cosine with what others learn is {max(traces):.4f})",
+                out[i].scores,
+            )
 
 
-def split_detector(batch: DetectionBatch, active: np.ndarray, relative: float = 0.25, z: float = 3.5,
-                   min_updates: int = 5) -> list[Finding]:
+def split_detector(
+    batch: DetectionBatch, active: np.ndarray, relative: float = 0.25, z: float = 3.5, min_updates: int = 5
+) -> list[Finding]:
     """Sybils that split one update over several identities by coordinates: each piece carries the
     update's energy on its own share of the coordinates, so two pieces barely overlap where honest
     updates (dense: every weight moves) always do. For each update, the overlap of its coordinate
@@ -205,15 +215,28 @@ def split_detector(batch: DetectionBatch, active: np.ndarray, relative: float = 
     for pos, i in enumerate(idx):
         scores = {"overlap_least": round(float(least[pos]), 6)}
         far = pos > 0 and least[pos] < relative * center and (least[pos] - center) / spread < -z
-        out[i] = Finding(bool(far), COPY if far else None,
-                         f"a piece of a split update: its coordinates overlap submission #{idx[partner[pos]]}'s "
-                         f"{least[pos]:.3f} where the round's updates overlap {center:.3f}" if far else "", scores)
+        out[i] = Finding(
+            bool(far),
+            COPY if far else None,
+            f"a piece of a split update: its coordinates overlap submission #{idx[partner[pos]]}'s "
+            f"{least[pos]:.3f} where the round's updates overlap {center:.3f}"
+            if far
+            else "",
+            scores,
+        )
     return out
 
 
-def free_rider_detector(batch: DetectionBatch, active: np.ndarray, min_relative_norm: float = 0.05,
-                        min_cosine: float = 0.05, noise_z: float = 5.0, max_noise_ratio: float = 3.0,
-                        use_reference: bool = True, min_updates: int = 3) -> list[Finding]:
+def free_rider_detector(
+    batch: DetectionBatch,
+    active: np.ndarray,
+    min_relative_norm: float = 0.05,
+    min_cosine: float = 0.05,
+    noise_z: float = 5.0,
+    max_noise_ratio: float = 3.0,
+    use_reference: bool = True,
+    min_updates: int = 3,
+) -> list[Finding]:
     """Negligible norm (below ``min_relative_norm`` x the median norm, or zero), or "global model
     plus noise": an update unaligned with the consensus that is not large enough to be an outlier
     (norm <= ``max_noise_ratio`` x median; larger ones are left to the outlier detectors).
@@ -251,16 +274,20 @@ def free_rider_detector(batch: DetectionBatch, active: np.ndarray, min_relative_
         if norms[i] <= 1e-12 or ratio < min_relative_norm:
             out[i] = Finding(True, FREE_RIDER, f"negligible update (norm {norms[i]:.3g}, {ratio:.3g} x median)", scores)
         elif unaligned and ratio <= max_noise_ratio:
-            against = (f"the consensus (cos {cos[i]:.3f})" if cos_ref is None else
-                       f"both the consensus (cos {cos[i]:.3f}) and the owner's reference update (cos {cos_ref[i]:.3f})")
+            against = (
+                f"the consensus (cos {cos[i]:.3f})"
+                if cos_ref is None
+                else f"both the consensus (cos {cos[i]:.3f}) and the owner's reference update (cos {cos_ref[i]:.3f})"
+            )
             out[i] = Finding(True, FREE_RIDER, f"uncorrelated with {against}: noise, not training", scores)
         else:
             out[i] = Finding(scores=scores)
     return out
 
 
-def norm_detector(batch: DetectionBatch, active: np.ndarray, z: float = 3.5, sigma_floor: float = 0.25,
-                  min_updates: int = 3) -> list[Finding]:
+def norm_detector(
+    batch: DetectionBatch, active: np.ndarray, z: float = 3.5, sigma_floor: float = 0.25, min_updates: int = 3
+) -> list[Finding]:
     """Norms far above the rest: robust z-score of log-norm against median/MAD (floored, so that a
     tight honest cluster does not make every small deviation an outlier)."""
     out = [Finding() for _ in range(batch.k)]
@@ -271,8 +298,12 @@ def norm_detector(batch: DetectionBatch, active: np.ndarray, z: float = 3.5, sig
     for i in np.flatnonzero(active):
         s = {"norm": round(float(batch.norms[i]), 6), "norm_z": round(float(scores[i]), 4)}
         flagged = bool(scores[i] > z)
-        out[i] = Finding(flagged, OUTLIER if flagged else None,
-                         f"norm {batch.norms[i]:.3g} is {scores[i]:.1f} robust deviations above the median" if flagged else "", s)
+        out[i] = Finding(
+            flagged,
+            OUTLIER if flagged else None,
+            f"norm {batch.norms[i]:.3g} is {scores[i]:.1f} robust deviations above the median" if flagged else "",
+            s,
+        )
     return out
 
 
@@ -291,9 +322,17 @@ def _below_spread(values: np.ndarray, active: np.ndarray, z: float) -> np.ndarra
     return _robust_z(values, active, 1e-12) < -z
 
 
-def direction_detector(batch: DetectionBatch, active: np.ndarray, min_cosine: float = 0.0,
-                       min_reference_cosine: float = 0.0, relative: float = 0.25, z: float = 3.5,
-                       use_reference: bool = True, min_updates: int = 3, min_spread_updates: int = 5) -> list[Finding]:
+def direction_detector(
+    batch: DetectionBatch,
+    active: np.ndarray,
+    min_cosine: float = 0.0,
+    min_reference_cosine: float = 0.0,
+    relative: float = 0.25,
+    z: float = 3.5,
+    use_reference: bool = True,
+    min_updates: int = 3,
+    min_spread_updates: int = 5,
+) -> list[Finding]:
     """Updates pointing away from the consensus: cosine against the coordinate-wise median of the
     active updates, and (FLTrust) against the reference update trained on the owner's data.
 
@@ -321,12 +360,28 @@ def direction_detector(batch: DetectionBatch, active: np.ndarray, min_cosine: fl
     rules = []
     if active.sum() >= min_updates:
         cos_med = _consensus_cosines(batch, active)
-        rules.append(("cos_median", cos_med, min_cosine, _below_spread(cos_med, active, z) if spread else everyone,
-                      _far_below(cos_med, active, relative, z) if spread else nobody, "the coordinate-wise median"))
+        rules.append(
+            (
+                "cos_median",
+                cos_med,
+                min_cosine,
+                _below_spread(cos_med, active, z) if spread else everyone,
+                _far_below(cos_med, active, relative, z) if spread else nobody,
+                "the coordinate-wise median",
+            )
+        )
     cos_ref = batch.reference_cosines if use_reference else None
     if cos_ref is not None:
-        rules.append(("cos_reference", cos_ref, min_reference_cosine, everyone,
-                      _far_below(cos_ref, active, relative, z) if spread else nobody, "the owner's reference update"))
+        rules.append(
+            (
+                "cos_reference",
+                cos_ref,
+                min_reference_cosine,
+                everyone,
+                _far_below(cos_ref, active, relative, z) if spread else nobody,
+                "the owner's reference update",
+            )
+        )
     for i in np.flatnonzero(active):
         s: dict[str, float] = {}
         reasons = []
@@ -335,8 +390,10 @@ def direction_detector(batch: DetectionBatch, active: np.ndarray, min_cosine: fl
             if cos[i] < floor and outside[i]:
                 reasons.append(f"cos {cos[i]:.3f} against {against}")
             elif far[i]:
-                reasons.append(f"cos {cos[i]:.3f} against {against}, far below the round's typical "
-                               f"{float(np.median(cos[active])):.3f}")
+                reasons.append(
+                    f"cos {cos[i]:.3f} against {against}, far below the round's typical "
+                    f"{float(np.median(cos[active])):.3f}"
+                )
         out[i] = Finding(bool(reasons), OUTLIER if reasons else None, "; ".join(reasons), s)
     return out
 
@@ -355,8 +412,14 @@ def krum_scores(updates: np.ndarray, f: int) -> np.ndarray:
     return out
 
 
-def krum_detector(batch: DetectionBatch, active: np.ndarray, f: int | None = None, z: float = 3.5,
-                  sigma_floor: float = 0.5, min_updates: int = 4) -> list[Finding]:
+def krum_detector(
+    batch: DetectionBatch,
+    active: np.ndarray,
+    f: int | None = None,
+    z: float = 3.5,
+    sigma_floor: float = 0.5,
+    min_updates: int = 4,
+) -> list[Finding]:
     """Multi-Krum scores judged robustly: flag a score far above the median (log scale), rather
     than always dropping the f worst, which would flag honest trainers in a clean round."""
     out = [Finding() for _ in range(batch.k)]
@@ -368,9 +431,12 @@ def krum_detector(batch: DetectionBatch, active: np.ndarray, f: int | None = Non
     zs = _robust_z(scores, np.ones(len(idx), dtype=bool), sigma_floor)
     for pos, i in enumerate(idx):
         flagged = bool(zs[pos] > z)
-        out[i] = Finding(flagged, OUTLIER if flagged else None,
-                         f"Krum score {zs[pos]:.1f} robust deviations above the median" if flagged else "",
-                         {"krum_z": round(float(zs[pos]), 4)})
+        out[i] = Finding(
+            flagged,
+            OUTLIER if flagged else None,
+            f"Krum score {zs[pos]:.1f} robust deviations above the median" if flagged else "",
+            {"krum_z": round(float(zs[pos]), 4)},
+        )
     return out
 
 
@@ -401,8 +467,9 @@ class Verdict:
     scores: dict[str, float] = field(default_factory=dict)
 
 
-def run_detectors(batch: DetectionBatch, names: Sequence[str] = DEFAULT_DETECTORS,
-                  params: dict[str, dict] | None = None) -> list[Verdict]:
+def run_detectors(
+    batch: DetectionBatch, names: Sequence[str] = DEFAULT_DETECTORS, params: dict[str, dict] | None = None
+) -> list[Verdict]:
     """Run the named detectors in order; each sees only what earlier ones left unflagged."""
     params = params or {}
     verdicts = [Verdict() for _ in range(batch.k)]

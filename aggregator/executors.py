@@ -10,6 +10,7 @@ worker per batch): it must be a module-level function or a picklable object (a d
 the validation data and the updates, say), not a lambda or a closure. Results are identical to ``SequentialExecutor``'s because order is preserved and the
 estimators never depend on timing.
 """
+
 from __future__ import annotations
 
 import concurrent.futures

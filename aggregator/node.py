@@ -14,6 +14,7 @@ Restart safety: the outcome of a round is written to a state file (atomically) *
 posted, and the chain is asked for the round's phase before every post. A node killed at any point
 resumes from the file, or recomputes the same outcome (it is deterministic), and never posts twice.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,7 +49,7 @@ def _default_log(message: str) -> None:
 @dataclass
 class PublishedRound:
     round: int
-    inputs: str            # digest of (base model, submissions): a recompute is needed if it changes
+    inputs: str  # digest of (base model, submissions): a recompute is needed if it changes
     global_model_cid: str
     report_cid: str
     weights: list[int]
@@ -63,9 +64,19 @@ class FaultInjected(SystemExit):
 
 
 class AggregatorNode:
-    def __init__(self, market: MarketClient, store, pid: int, validation, state_dir: Path,
-                 executor=None, log: Log | None = None, fetch_retries: int = 3, fail_after: str | None = None,
-                 busy: Callable[[str], Any] | None = None):
+    def __init__(
+        self,
+        market: MarketClient,
+        store,
+        pid: int,
+        validation,
+        state_dir: Path,
+        executor=None,
+        log: Log | None = None,
+        fetch_retries: int = 3,
+        fail_after: str | None = None,
+        busy: Callable[[str], Any] | None = None,
+    ):
         from backend.project import aggregator_config_of, fetch_model_spec
 
         self.market, self.store, self.pid = market, store, pid
@@ -77,8 +88,10 @@ class AggregatorNode:
         self.busy = busy or (lambda message: contextlib.nullcontext())  # e.g. a Rich spinner
         self.cfg = market.config(pid)
         if market.account is None or market.account.address != self.cfg.aggregator:
-            raise MeritError(f"this node's key is not project {pid}'s aggregator ({self.cfg.aggregator})",
-                             "pass the aggregator's key with --key or MERIT_PRIVATE_KEY")
+            raise MeritError(
+                f"this node's key is not project {pid}'s aggregator ({self.cfg.aggregator})",
+                "pass the aggregator's key with --key or MERIT_PRIVATE_KEY",
+            )
         self.spec = fetch_model_spec(store, self.cfg.specCid)
         self.config = aggregator_config_of(self.spec)
         self.state_path = Path(state_dir) / f"{market.chain.chain_id}-{market.address.lower()}-{pid}.json"
@@ -113,8 +126,12 @@ class AggregatorNode:
         last = None
         policy = RetryPolicy(retries=None, base_delay=poll_seconds, max_delay=max_backoff)
         while True:
-            what = retry_call(self.step, policy, transient=lambda exc: isinstance(exc, (ChainError, StorageError)),
-                              before_retry=lambda exc, delay: self.log(f"[yellow]retrying in {delay:.0f}s: {exc}[/yellow]"))
+            what = retry_call(
+                self.step,
+                policy,
+                transient=lambda exc: isinstance(exc, (ChainError, StorageError)),
+                before_retry=lambda exc, delay: self.log(f"[yellow]retrying in {delay:.0f}s: {exc}[/yellow]"),
+            )
             if what != last:
                 self.log(what)
                 last = what
@@ -184,15 +201,20 @@ class AggregatorNode:
         def fetch() -> bytes | None:
             size = self.store.size(cid)
             if size > self.config.max_update_bytes:  # oversize is final: no retries, no download
-                self.log(f"[yellow]update {cid} refused: {size} bytes, over the cap of "
-                         f"{self.config.max_update_bytes}[/yellow]")
+                self.log(
+                    f"[yellow]update {cid} refused: {size} bytes, over the cap of "
+                    f"{self.config.max_update_bytes}[/yellow]"
+                )
                 return None
             return self.store.get_bytes(cid, max_size=self.config.max_update_bytes)
 
         try:
-            return retry_call(fetch, RetryPolicy(retries=self.fetch_retries, base_delay=0.5),
-                              transient=lambda exc: isinstance(exc, StorageError)
-                              and not isinstance(exc, (IntegrityError, MalformedCidError)))
+            return retry_call(
+                fetch,
+                RetryPolicy(retries=self.fetch_retries, base_delay=0.5),
+                transient=lambda exc: isinstance(exc, StorageError)
+                and not isinstance(exc, (IntegrityError, MalformedCidError)),
+            )
         except (IntegrityError, MalformedCidError) as exc:
             self.log(f"[yellow]update {cid} refused: {exc}[/yellow]")
         except StorageError as exc:
@@ -234,13 +256,25 @@ class AggregatorNode:
         base_bytes = self.store.get_bytes(base_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
         previous, prior_shares = self._earlier_rounds(r)
         with self.busy(f"round {r}: validating, detecting, scoring {len(blobs)} updates, aggregating"):
-            outcome = run_round(self.spec, base_bytes, blobs, self.validation, self.config, project_id=self.pid,
-                                round=r, global_cid=base_cid, executor=self.executor, previous_global=previous,
-                                prior_shares=prior_shares)
+            outcome = run_round(
+                self.spec,
+                base_bytes,
+                blobs,
+                self.validation,
+                self.config,
+                project_id=self.pid,
+                round=r,
+                global_cid=base_cid,
+                executor=self.executor,
+                previous_global=previous,
+                prior_shares=prior_shares,
+            )
         timings.update({k: float(v) for k, v in outcome.timings.items()})
         flagged = bin(outcome.flags).count("1")
-        self.log(f"round {r}: {flagged} flagged, metric {outcome.new_metric:.4f}; "
-                 + ", ".join(f"{k} {v:.2f}s" for k, v in outcome.timings.items()))
+        self.log(
+            f"round {r}: {flagged} flagged, metric {outcome.new_metric:.4f}; "
+            + ", ".join(f"{k} {v:.2f}s" for k, v in outcome.timings.items())
+        )
         t0 = time.perf_counter()
         report = dict(outcome.report)
         report["chain"] = {"chain_id": self.market.chain.chain_id, "market": self.market.address}
@@ -252,8 +286,15 @@ class AggregatorNode:
         self.last_outcome = outcome
         # postResult takes one weight per commitment: unrevealed ones get 0 and no flag.
         weights, flags = expand_result(list(outcome.weights), int(outcome.flags), indices, commitments)
-        published = PublishedRound(round=r, inputs=digest, global_model_cid=model_cid, report_cid=report_cid,
-                                   weights=weights, flags=flags, timings=timings)
+        published = PublishedRound(
+            round=r,
+            inputs=digest,
+            global_model_cid=model_cid,
+            report_cid=report_cid,
+            weights=weights,
+            flags=flags,
+            timings=timings,
+        )
         self.state["rounds"][str(r)] = published.__dict__
         self._save_state()
         return published
@@ -264,8 +305,9 @@ class AggregatorNode:
             return f"round {r} already {info.phase.label.lower()}"
         self._ensure_bond(project)
         try:
-            receipt = self.market.post_result(self.pid, r, published.global_model_cid, published.report_cid,
-                                              published.weights, published.flags)
+            receipt = self.market.post_result(
+                self.pid, r, published.global_model_cid, published.report_cid, published.weights, published.flags
+            )
         except ContractRevert as exc:
             if exc.name == "WrongPhase" and self.market.round(self.pid, r).phase == Phase.CHALLENGE:
                 return f"round {r} already posted"

@@ -23,6 +23,7 @@ budget. This rule pays for what the validation set can tell apart, and nothing m
 The rule is a pure function of the scores and the per-sample terms (no torch), so ``merit verify``
 recomputes it with the rest of the round.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,11 +38,11 @@ DEFAULT_Z = 2.0  # about a 95 % two-sided interval: the usual line between noise
 class Payment:
     """What each player (in the order given) is paid for, in score units, and why."""
 
-    pay: list[float]                      # non-negative; the contract splits the budget in proportion
+    pay: list[float]  # non-negative; the contract splits the budget in proportion
     standard_errors: list[float]
-    groups: list[int]                     # group index per player (-1: harmful, paid nothing)
+    groups: list[int]  # group index per player (-1: harmful, paid nothing)
     harmful: list[int] = field(default_factory=list)
-    floor: bool = False                   # True: nothing measurable was bought, split evenly
+    floor: bool = False  # True: nothing measurable was bought, split evenly
 
 
 def standard_errors(terms: np.ndarray) -> np.ndarray:
@@ -83,8 +84,7 @@ def pay_by_confidence(values: Sequence[float], terms: np.ndarray, z: float = DEF
     group = 0
     while remaining:
         leader = remaining[0]
-        members = [j for j in remaining
-                   if values[leader] - values[j] <= z * difference_error(terms, leader, j)]
+        members = [j for j in remaining if values[leader] - values[j] <= z * difference_error(terms, leader, j)]
         mean = float(np.mean(values[members]))
         for j in members:
             groups[j] = group
@@ -115,8 +115,13 @@ def round_shares(report: dict) -> dict[str, float]:
     return pays
 
 
-def pay_over_rounds(current: Sequence[float], addresses: Sequence[str], eligible: Sequence[bool],
-                    prior: Sequence[dict[str, float]], z: float = DEFAULT_Z) -> tuple[list[float], dict]:
+def pay_over_rounds(
+    current: Sequence[float],
+    addresses: Sequence[str],
+    eligible: Sequence[bool],
+    prior: Sequence[dict[str, float]],
+    z: float = DEFAULT_Z,
+) -> tuple[list[float], dict]:
     """This round's pay (in share units) from the within-round shares ``current`` (summing to 1, or
     all 0) and the shares of the earlier rounds (``prior``: address -> share, one dict per round).
     Only ``eligible`` trainers (those the detectors did not flag) are paid. Returns the pay and
@@ -145,6 +150,10 @@ def pay_over_rounds(current: Sequence[float], addresses: Sequence[str], eligible
             groups[j], pay[j] = group, float(np.mean(means[members]))
         remaining = [j for j in remaining if j not in members]
         group += 1
-    info = {"rounds": [len(h) for h in history], "mean_share": [round(float(m), 6) for m in means],
-            "share_sigma": round(sigma, 6), "groups": groups}
+    info = {
+        "rounds": [len(h) for h in history],
+        "mean_share": [round(float(m), 6) for m in means],
+        "share_sigma": round(sigma, 6),
+        "groups": groups,
+    }
     return pay, info

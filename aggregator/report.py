@@ -1,6 +1,7 @@
 """Reading a round report back: the one loader that the node's readers (`merit verify`, the demo,
 `merit project status`) share. A report comes from storage under a CID that the aggregator posted,
 so it is parsed as a stranger's JSON and its shape is checked before anyone indexes into it."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,8 +12,13 @@ from backend.limits import REPORT_MAX_BYTES
 
 REPORT_SCHEMA_PREFIX = "merit.round-report/"
 # key -> the type every reader relies on
-_SHAPE: dict[str, type | tuple[type, ...]] = {"schema_version": str, "round": int, "weights": list, "flags": int,
-                                              "trainers": list}
+_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "schema_version": str,
+    "round": int,
+    "weights": list,
+    "flags": int,
+    "trainers": list,
+}
 _TRAINER_SHAPE: dict[str, type | tuple[type, ...]] = {"index": int, "address": str, "flagged": bool}
 
 
@@ -28,8 +34,10 @@ def parse_report(data: bytes, source: str = "round report") -> dict[str, Any]:
         raise ReportError(str(exc), "the aggregator posted something that is not a Merit round report") from None
     problem = _shape_problem(report)
     if problem:
-        raise ReportError(f"{source} is not a Merit round report: {problem}",
-                          "the aggregator posted something that is not a Merit round report")
+        raise ReportError(
+            f"{source} is not a Merit round report: {problem}",
+            "the aggregator posted something that is not a Merit round report",
+        )
     return report
 
 

@@ -6,6 +6,7 @@ it with what it fetched; ``merit verify`` calls it again with the same inputs an
 same answer, so everything random is seeded from (project, round) and everything that could
 depend on timing or thread count is kept out of the results (timings live in their own field).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,55 +47,82 @@ class AggregatorConfig(BaseModel):
     aggregation: str = "mean"
     aggregation_params: dict[str, Any] = Field(default_factory=dict)
     keep: Literal["positive", "tolerant", "unflagged", "validated"] = Field(
-        "positive", description="which unflagged updates enter the aggregate: those with a positive contribution; "
-                                "'tolerant': also those whose score is above -keep_margin x the best score (estimation "
-                                "noise around zero), so only clearly harmful updates are left out; 'unflagged': all; "
-                                "'validated': the best-scoring updates, as many as make the mean score highest on the "
-                                "validation data (ties: more updates). Falls back to all unflagged when none qualifies")
-    keep_margin: float = Field(0.5, ge=0, description="for keep='tolerant': the margin, as a fraction of the best score")
+        "positive",
+        description="which unflagged updates enter the aggregate: those with a positive contribution; "
+        "'tolerant': also those whose score is above -keep_margin x the best score (estimation "
+        "noise around zero), so only clearly harmful updates are left out; 'unflagged': all; "
+        "'validated': the best-scoring updates, as many as make the mean score highest on the "
+        "validation data (ties: more updates). Falls back to all unflagged when none qualifies",
+    )
+    keep_margin: float = Field(
+        0.5, ge=0, description="for keep='tolerant': the margin, as a fraction of the best score"
+    )
     rescore_without_harmful: bool = Field(
-        True, description="score the unflagged updates a second time without those that do clear damage (a score "
-                          "below -harmful_ratio x the best score), so an attacker the detectors missed cannot shift "
-                          "the others' scores; it reuses every coalition already evaluated")
+        True,
+        description="score the unflagged updates a second time without those that do clear damage (a score "
+        "below -harmful_ratio x the best score), so an attacker the detectors missed cannot shift "
+        "the others' scores; it reuses every coalition already evaluated",
+    )
     harmful_ratio: float = Field(1.0, gt=0)
     shapley_method: Literal["gtg", "exact", "tmc", "loo"] = "gtg"
-    shapley_budget: int | None = Field(300, ge=1, description="validation passes for scoring: distinct coalition "
-                                                              "evaluations plus the proxy's passes; None: the estimator's default")
+    shapley_budget: int | None = Field(
+        300,
+        ge=1,
+        description="validation passes for scoring: distinct coalition "
+        "evaluations plus the proxy's passes; None: the estimator's default",
+    )
     shapley_proxy: Literal["secant", "none"] = Field(
-        "secant", description="gtg's extra control variate: 'secant' spends n x len(proxy_scales) of the budget on "
-                              "validation passes along each update, then approximates every coalition from them")
-    proxy_scales: tuple[float, ...] = Field((0.5, 0.2), min_length=1, max_length=4,
-                                            description="step fractions of each update at which the secant proxy is taken")
+        "secant",
+        description="gtg's extra control variate: 'secant' spends n x len(proxy_scales) of the budget on "
+        "validation passes along each update, then approximates every coalition from them",
+    )
+    proxy_scales: tuple[float, ...] = Field(
+        (0.5, 0.2),
+        min_length=1,
+        max_length=4,
+        description="step fractions of each update at which the secant proxy is taken",
+    )
     metric: Literal["accuracy", "neg_loss"] = Field(
-        "neg_loss", description="the validation metric of the coalition utility. 'neg_loss' (minus the mean "
-                                "cross-entropy) sees how much better the model got on every sample, where accuracy "
-                                "moves only when an answer flips: pay follows label quality far more closely with it")
+        "neg_loss",
+        description="the validation metric of the coalition utility. 'neg_loss' (minus the mean "
+        "cross-entropy) sees how much better the model got on every sample, where accuracy "
+        "moves only when an answer flips: pay follows label quality far more closely with it",
+    )
     payment: Literal["cumulative", "confidence", "proportional"] = Field(
-        "cumulative", description="how scores become the posted weights (aggregator.payment): 'confidence' pays scores "
-                                  "the validation set cannot tell apart alike and harmful ones nothing; 'cumulative' "
-                                  "(from the second round) pays each eligible trainer its mean 'confidence' share over "
-                                  "the rounds so far, alike where the round-to-round spread cannot tell them apart; "
-                                  "'proportional' posts the positive scores as they are")
-    payment_z: float = Field(2.0, ge=0, allow_inf_nan=False,
-                             description="for payment='confidence': standard errors that make a difference")
-    fltrust_reference: bool = Field(True, description="train a reference update on the validation data for the direction and "
-                                                           "free-rider detectors")
+        "cumulative",
+        description="how scores become the posted weights (aggregator.payment): 'confidence' pays scores "
+        "the validation set cannot tell apart alike and harmful ones nothing; 'cumulative' "
+        "(from the second round) pays each eligible trainer its mean 'confidence' share over "
+        "the rounds so far, alike where the round-to-round spread cannot tell them apart; "
+        "'proportional' posts the positive scores as they are",
+    )
+    payment_z: float = Field(
+        2.0, ge=0, allow_inf_nan=False, description="for payment='confidence': standard errors that make a difference"
+    )
+    fltrust_reference: bool = Field(
+        True, description="train a reference update on the validation data for the direction and free-rider detectors"
+    )
     reference_samples: int = Field(500, ge=1)
     reference_epochs: int = Field(1, ge=1)
     max_update_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
     max_abs_value: float = Field(DEFAULT_MAX_ABS, gt=0)
     lr_schedule: Literal["constant", "step", "plateau"] = Field(
-        "constant", description="how the aggregator sets the next round's learning rate (DESIGN step 2.6): "
-                                "'step' multiplies the spec's lr by lr_factor every lr_step_rounds rounds; 'plateau' "
-                                "multiplies the current lr by lr_factor after a round whose validation metric did not "
-                                "beat the best so far by lr_min_delta. Never below lr_min")
+        "constant",
+        description="how the aggregator sets the next round's learning rate (DESIGN step 2.6): "
+        "'step' multiplies the spec's lr by lr_factor every lr_step_rounds rounds; 'plateau' "
+        "multiplies the current lr by lr_factor after a round whose validation metric did not "
+        "beat the best so far by lr_min_delta. Never below lr_min",
+    )
     lr_factor: float = Field(0.5, gt=0, le=1)
     lr_step_rounds: int = Field(1, ge=1)
     lr_min: float = Field(1e-5, gt=0)
     lr_min_delta: float = Field(0.0, ge=0)
     eval_batch_size: int = Field(128, ge=1)
-    eval_threads: int | None = Field(1, ge=1, description="torch threads per utility evaluation (None: torch's default); "
-                                                          "scale out with an executor instead")
+    eval_threads: int | None = Field(
+        1,
+        ge=1,
+        description="torch threads per utility evaluation (None: torch's default); scale out with an executor instead",
+    )
 
     @field_validator("proxy_scales")
     @classmethod
@@ -126,7 +154,9 @@ class AggregatorConfig(BaseModel):
             if name not in DETECTORS:
                 raise ValueError(f"detector_params names unknown detector {name!r}; known: {sorted(DETECTORS)}")
             _check_keywords(f"detector {name!r}", DETECTORS[name], params, skip=2)
-        _check_keywords(f"aggregation {self.aggregation!r}", AGGREGATORS[self.aggregation], self.aggregation_params, skip=2)
+        _check_keywords(
+            f"aggregation {self.aggregation!r}", AGGREGATORS[self.aggregation], self.aggregation_params, skip=2
+        )
         return self
 
 
@@ -138,7 +168,9 @@ def _check_keywords(what: str, fn: Callable, params: dict[str, Any], skip: int) 
     taken = [p.name for p in signature]
     unknown = sorted(set(params) - set(taken))
     if unknown:
-        raise ValueError(f"{what} takes no parameter {', '.join(map(repr, unknown))}; it takes: {', '.join(taken) or 'none'}")
+        raise ValueError(
+            f"{what} takes no parameter {', '.join(map(repr, unknown))}; it takes: {', '.join(taken) or 'none'}"
+        )
     for p in signature:  # the type of each default is the type the parameter takes
         if p.name in params and p.default is not inspect.Parameter.empty and p.default is not None:
             accepts, kind = _accepts(p.default)
@@ -148,6 +180,7 @@ def _check_keywords(what: str, fn: Callable, params: dict[str, Any], skip: int) 
 
 def _accepts(default: Any) -> tuple[Callable[[Any], bool], str]:
     """A check for values of the same kind as ``default``, and its name for errors."""
+
     def number(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -162,10 +195,10 @@ def _accepts(default: Any) -> tuple[Callable[[Any], bool], str]:
 
 @dataclass
 class RoundOutcome:
-    global_weights: bytes                 # new global model, safetensors
-    weights: list[int]                    # uint32 fixed point, submission order, sum 1e9 or 0
-    flags: int                            # bit i set: submission i is an offender
-    report: dict[str, Any]                # JSON-serializable; everything but timings is deterministic
+    global_weights: bytes  # new global model, safetensors
+    weights: list[int]  # uint32 fixed point, submission order, sum 1e9 or 0
+    flags: int  # bit i set: submission i is an offender
+    report: dict[str, Any]  # JSON-serializable; everything but timings is deterministic
     timings: dict[str, float] = field(default_factory=dict)
     new_metric: float | None = None
 
@@ -214,6 +247,7 @@ def _scoring_proxy(utility: CoalitionUtility, n: int, budget: int | None, config
     where gtg samples (2^n above the budget, n small enough to enumerate the surrogate) and the
     round moved the model at all, and its passes come out of the budget."""
     from aggregator.contribution import ENUMERATE_MAX_PLAYERS, ROUND_TRUNCATION, default_budget, minimum_budget
+
     if config.shapley_method != "gtg" or config.shapley_proxy == "none" or n > ENUMERATE_MAX_PLAYERS:
         return None, budget
     total = budget if budget is not None else default_budget(n)
@@ -228,8 +262,9 @@ def _scoring_proxy(utility: CoalitionUtility, n: int, budget: int | None, config
     return utility.secant_proxy(tuple(config.proxy_scales)), total - cost
 
 
-def next_hyperparams(spec: ModelSpec, base_metadata: dict[str, str], config: AggregatorConfig, round: int,
-                     new_metric: float) -> dict[str, Any]:
+def next_hyperparams(
+    spec: ModelSpec, base_metadata: dict[str, str], config: AggregatorConfig, round: int, new_metric: float
+) -> dict[str, Any]:
     """DESIGN step 2.6: the hyper-parameters of the next round, from the schedule, the spec, the base
     model's metadata and this round's validation metric only (so ``merit verify`` recomputes them).
     Returns the report's record, with the new model's metadata under ``metadata``."""
@@ -248,8 +283,9 @@ def next_hyperparams(spec: ModelSpec, base_metadata: dict[str, str], config: Agg
         except ValueError:
             best = float("nan")
         if math.isnan(best) or best == float("inf"):
-            raise ConfigError(f"the global model's best_metric metadata is not a finite number: {raw!r}",
-                              FOREIGN_MODEL_HINT)
+            raise ConfigError(
+                f"the global model's best_metric metadata is not a finite number: {raw!r}", FOREIGN_MODEL_HINT
+            )
         improved = new_metric > best + config.lr_min_delta
         nxt = current if improved else current * config.lr_factor
         record["best_metric"] = max(best, new_metric)
@@ -293,11 +329,19 @@ def _versions() -> dict[str, str]:
     return {"merit": merit, "torch": torch.__version__, "numpy": np.__version__, "safetensors": safetensors.__version__}
 
 
-def run_round(spec: ModelSpec, global_weights_bytes: bytes,
-              submissions: Sequence[tuple[str, str, bytes | None]],
-              validation: tuple[np.ndarray, np.ndarray], config: AggregatorConfig | None = None,
-              project_id: int | str = 0, round: int = 0, global_cid: str = "", executor=None,
-              previous_global: bytes | None = None, prior_shares: Sequence[dict[str, float]] = ()) -> RoundOutcome:
+def run_round(
+    spec: ModelSpec,
+    global_weights_bytes: bytes,
+    submissions: Sequence[tuple[str, str, bytes | None]],
+    validation: tuple[np.ndarray, np.ndarray],
+    config: AggregatorConfig | None = None,
+    project_id: int | str = 0,
+    round: int = 0,
+    global_cid: str = "",
+    executor=None,
+    previous_global: bytes | None = None,
+    prior_shares: Sequence[dict[str, float]] = (),
+) -> RoundOutcome:
     """Validate, detect, score and aggregate one round of ``submissions`` (trainer address, update
     CID, update bytes or None when it could not be fetched), in submission order.
     ``previous_global``: the global model before the base one (None in round 0), whose step to the
@@ -310,8 +354,10 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     timings = {phase: 0.0 for phase in PHASES}
     X_val, y_val = validation
     n = len(submissions)
-    seeds = {"shapley": derive_seed(project_id, round, "shapley"),
-             "reference": derive_seed(project_id, round, "reference")}
+    seeds = {
+        "shapley": derive_seed(project_id, round, "shapley"),
+        "reference": derive_seed(project_id, round, "reference"),
+    }
 
     # -- validation --------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -320,10 +366,15 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     if not base.ok:
         raise ConfigError(f"the global model does not match the spec: {base.detail}")
     global_vec = flatten_np(base.tensors, layout)
-    results = [validate_update(data, layout, config.max_update_bytes, config.max_abs_value) for _, _, data in submissions]
+    results = [
+        validate_update(data, layout, config.max_update_bytes, config.max_abs_value) for _, _, data in submissions
+    ]
     valid = [i for i, r in enumerate(results) if r.ok]
-    stack = (np.stack([flatten_np(results[i].tensors, layout) for i in valid]) if valid
-             else np.zeros((0, layout.size), dtype=np.float32))
+    stack = (
+        np.stack([flatten_np(results[i].tensors, layout) for i in valid])
+        if valid
+        else np.zeros((0, layout.size), dtype=np.float32)
+    )
     digests = [hashlib.sha256(submissions[i][2]).hexdigest() for i in valid]
     last_step = _last_step(previous_global, layout, global_vec)
     timings["validation"] = time.perf_counter() - t0
@@ -331,19 +382,36 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     # -- detection ---------------------------------------------------------------------------
     t0 = time.perf_counter()
     reference = None
-    if valid and config.fltrust_reference and any(
+    if (
+        valid
+        and config.fltrust_reference
+        and any(
             name in config.detectors and config.detector_params.get(name, {}).get("use_reference", True)
-            for name in REFERENCE_DETECTORS):
-        reference = _reference_update(round_spec(spec, base.metadata), base.tensors, X_val, y_val, config, seeds["reference"], layout, global_vec)
-    verdicts = run_detectors(DetectionBatch(stack, digests, reference, last_step), config.detectors,
-                             config.detector_params)
+            for name in REFERENCE_DETECTORS
+        )
+    ):
+        reference = _reference_update(
+            round_spec(spec, base.metadata), base.tensors, X_val, y_val, config, seeds["reference"], layout, global_vec
+        )
+    verdicts = run_detectors(
+        DetectionBatch(stack, digests, reference, last_step), config.detectors, config.detector_params
+    )
     timings["detection"] = time.perf_counter() - t0
 
     # -- scoring -----------------------------------------------------------------------------
     t0 = time.perf_counter()
     unflagged = [pos for pos, v in enumerate(verdicts) if not v.flagged]  # positions in `stack`
-    utility = CoalitionUtility(spec, global_vec, stack[unflagged], X_val, y_val, config.metric,
-                               config.eval_batch_size, layout, threads=config.eval_threads)
+    utility = CoalitionUtility(
+        spec,
+        global_vec,
+        stack[unflagged],
+        X_val,
+        y_val,
+        config.metric,
+        config.eval_batch_size,
+        layout,
+        threads=config.eval_threads,
+    )
     shapley_info: dict[str, Any] = {"method": config.shapley_method, "players": len(unflagged)}
     values: list[float] = []
     if unflagged:
@@ -353,16 +421,29 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         proxy, budget = _scoring_proxy(utility, len(unflagged), budget, config)
 
         def score(game, players: int, game_proxy):
-            return shapley(game, players, method=config.shapley_method, seed=seeds["shapley"], budget=budget,
-                           executor=executor, proxy=game_proxy)
+            return shapley(
+                game,
+                players,
+                method=config.shapley_method,
+                seed=seeds["shapley"],
+                budget=budget,
+                executor=executor,
+                proxy=game_proxy,
+            )
 
         result = score(utility, len(unflagged), proxy)
         values = [float(v) for v in result.values]
         game, players = utility, list(range(len(values)))  # the game the final values come from
         proxy_passes = proxy.cost if proxy is not None else 0
-        shapley_info.update(budget=budget, evaluations=result.evaluations, exact=bool(result.exact),
-                            truncated=bool(result.truncated), proxy="secant" if proxy is not None else None,
-                            proxy_passes=proxy_passes, validation_passes=result.evaluations + proxy_passes)
+        shapley_info.update(
+            budget=budget,
+            evaluations=result.evaluations,
+            exact=bool(result.exact),
+            truncated=bool(result.truncated),
+            proxy="secant" if proxy is not None else None,
+            proxy_passes=proxy_passes,
+            validation_passes=result.evaluations + proxy_passes,
+        )
         harmful = clearly_harmful(values, config.harmful_ratio) if config.rescore_without_harmful else []
         if harmful and len(harmful) < len(values):
             # Shapley values depend on who else plays: beside an update that does clear damage, the
@@ -373,9 +454,12 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
             for j, value in zip(rest, again.values):
                 values[j] = float(value)
             game, players = SubsetUtility(utility, rest), rest
-            shapley_info["rescored"] = {"without": [valid[unflagged[j]] for j in harmful],
-                                        "evaluations": again.evaluations, "exact": bool(again.exact),
-                                        "new_passes": utility.evaluated - before}
+            shapley_info["rescored"] = {
+                "without": [valid[unflagged[j]] for j in harmful],
+                "evaluations": again.evaluations,
+                "exact": bool(again.exact),
+                "new_passes": utility.evaluated - before,
+            }
             shapley_info["validation_passes"] += utility.evaluated - before
     global_metric = utility(frozenset())
     timings["scoring"] = time.perf_counter() - t0
@@ -399,11 +483,17 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
             eligible[valid[pos]] = True
         total = sum(p or 0.0 for p in pay)
         shares = [(p or 0.0) / total if total > 0 else 0.0 for p in pay]
-        payment_info.update(z=config.payment_z, floor=payment.floor, groups=payment.groups,
-                            standard_errors=[_round6(s) for s in payment.standard_errors], harmful=payment.harmful)
+        payment_info.update(
+            z=config.payment_z,
+            floor=payment.floor,
+            groups=payment.groups,
+            standard_errors=[_round6(s) for s in payment.standard_errors],
+            harmful=payment.harmful,
+        )
         if config.payment == "cumulative":
-            pay, over_rounds = pay_over_rounds(shares, [a for a, _, _ in submissions], eligible, list(prior_shares),
-                                               config.payment_z)
+            pay, over_rounds = pay_over_rounds(
+                shares, [a for a, _, _ in submissions], eligible, list(prior_shares), config.payment_z
+            )
             payment_info["over_rounds"] = over_rounds
     weights = fixed_point_weights(pay)
     if config.keep == "validated":
@@ -423,8 +513,10 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
     new_tensors = unflatten(new_vec, layout)
     new_metric = utility.evaluate_vector(new_vec)
     hyper = next_hyperparams(spec, base.metadata, config, round, new_metric)
-    new_bytes = save_weights(new_tensors, {"project": project_id, "round": round, "trainer": "aggregator",
-                                           "base": global_cid, **hyper.pop("metadata")})
+    new_bytes = save_weights(
+        new_tensors,
+        {"project": project_id, "round": round, "trainer": "aggregator", "base": global_cid, **hyper.pop("metadata")},
+    )
     timings["aggregation"] = time.perf_counter() - t0
 
     flags = 0
@@ -440,11 +532,22 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
             flagged, reason, detail, det_scores = v.flagged, v.reason, v.detail, v.scores
         if flagged:
             flags |= 1 << i
-        trainers.append({
-            "index": i, "address": address, "cid": cid, "checks": r.checks, "detector_scores": det_scores,
-            "score": scores[i], "pay_share": _round6(shares[i]), "weight": weights[i], "flagged": flagged, "reason": reason, "detail": detail,
-            "aggregated": i in kept_submissions,
-        })
+        trainers.append(
+            {
+                "index": i,
+                "address": address,
+                "cid": cid,
+                "checks": r.checks,
+                "detector_scores": det_scores,
+                "score": scores[i],
+                "pay_share": _round6(shares[i]),
+                "weight": weights[i],
+                "flagged": flagged,
+                "reason": reason,
+                "detail": detail,
+                "aggregated": i in kept_submissions,
+            }
+        )
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "project_id": project_id if isinstance(project_id, int) else str(project_id),
@@ -456,8 +559,12 @@ def run_round(spec: ModelSpec, global_weights_bytes: bytes,
         "parameters": config.model_dump(mode="json"),
         "model": {"arch": spec.arch, "spec": spec.model_dump(mode="json"), "parameters": layout.size},
         "last_step_known": last_step is not None,
-        "validation": {"samples": int(len(y_val)), "metric": config.metric,
-                       "global_metric": global_metric, "new_metric": new_metric},
+        "validation": {
+            "samples": int(len(y_val)),
+            "metric": config.metric,
+            "global_metric": global_metric,
+            "new_metric": new_metric,
+        },
         "shapley": shapley_info,
         "payment": payment_info,
         "hyperparams": hyper,
@@ -502,8 +609,16 @@ def _confidence_payment(game, players: list[int], values: list[float], z: float)
     return payment
 
 
-def _reference_update(spec: ModelSpec, global_tensors, X_val, y_val, config: AggregatorConfig, seed: int,
-                      layout: Layout, global_vec: np.ndarray) -> np.ndarray:
+def _reference_update(
+    spec: ModelSpec,
+    global_tensors,
+    X_val,
+    y_val,
+    config: AggregatorConfig,
+    seed: int,
+    layout: Layout,
+    global_vec: np.ndarray,
+) -> np.ndarray:
     """FLTrust's server update: train the global model on (a slice of) the owner's data."""
     from backend.trainer.local import train_local
 
@@ -511,8 +626,15 @@ def _reference_update(spec: ModelSpec, global_tensors, X_val, y_val, config: Agg
     # the thread count changes the order of float reductions in training, so the reference (and every
     # detector verdict built on it) is computed with the configured count, not the process's: an
     # aggregator and a verifier on busy and idle machines then agree (bench/reexecution.py)
-    local = train_local(spec, global_tensors, X_val[:take], y_val[:take], seed=seed % (2**63),
-                        epochs=config.reference_epochs, threads=config.eval_threads or 1)
+    local = train_local(
+        spec,
+        global_tensors,
+        X_val[:take],
+        y_val[:take],
+        seed=seed % (2**63),
+        epochs=config.reference_epochs,
+        threads=config.eval_threads or 1,
+    )
     return flatten_np(local, layout) - global_vec
 
 

@@ -4,6 +4,7 @@
 global model's own metric. Instances are picklable (the torch model is rebuilt lazily in each
 worker) so an executor can ship them to a process pool.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Literal
@@ -23,9 +24,19 @@ Metric = Literal["accuracy", "neg_loss"]
 class CoalitionUtility:
     """``utility(frozenset_of_indices) -> float`` over the rows of ``updates``."""
 
-    def __init__(self, spec: ModelSpec, global_vector: np.ndarray, updates: np.ndarray, X: np.ndarray,
-                 y: np.ndarray, metric: Metric = "accuracy", batch_size: int = 128, layout: Layout | None = None,
-                 cache: bool = True, threads: int | None = 1):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        global_vector: np.ndarray,
+        updates: np.ndarray,
+        X: np.ndarray,
+        y: np.ndarray,
+        metric: Metric = "accuracy",
+        batch_size: int = 128,
+        layout: Layout | None = None,
+        cache: bool = True,
+        threads: int | None = 1,
+    ):
         if metric not in ("accuracy", "neg_loss"):
             raise ValueError(f"metric must be 'accuracy' or 'neg_loss', got {metric!r}")
         self.spec = spec
@@ -81,10 +92,10 @@ class CoalitionUtility:
         X = torch.from_numpy(self.X)
         y = torch.from_numpy(self.y)
         for start in range(0, len(y), self.batch_size):
-            xb = X[start:start + self.batch_size]
+            xb = X[start : start + self.batch_size]
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            batches.append((xb, y[start:start + self.batch_size]))
+            batches.append((xb, y[start : start + self.batch_size]))
         self._model, self._batches = model, batches
 
     def vector(self, coalition: Iterable[int]) -> np.ndarray:
@@ -232,10 +243,10 @@ class SecantProxy:
         out = np.empty((len(z), self.scales))
         chunk = max(1, 4_000_000 // max(1, flat.shape[2]))
         for start in range(0, len(z), chunk):
-            weights = z[start:start + chunk] / sizes[start:start + chunk, None]
+            weights = z[start : start + chunk] / sizes[start : start + chunk, None]
             for k in range(self.scales):
                 outputs = self.base + (weights @ flat[k]).reshape(len(weights), *self.base.shape)
-                out[start:start + chunk, k] = _metric(outputs, self.y, self.metric)
+                out[start : start + chunk, k] = _metric(outputs, self.y, self.metric)
         return out
 
 

@@ -4,6 +4,7 @@ Only safetensors is accepted, and its JSON header is parsed and checked by hand 
 shape, offsets) before a single tensor is allocated. Nothing here raises on bad input: every
 failure comes back as ``ValidationResult(ok=False, reason=..., checks=...)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,11 +17,35 @@ from backend import safe_json
 from backend.models.vectors import Layout
 
 # safetensors dtype names and their sizes in bytes
-DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-               "U16": 2, "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
-TORCH_TO_ST = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-               torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-               torch.bool: "BOOL"}
+DTYPE_SIZES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "U16": 2,
+    "U32": 4,
+    "U64": 8,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
+TORCH_TO_ST = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
 
 MAX_HEADER_BYTES = 1 << 20  # a model with thousands of tensors fits in far less
 HEADER_MAX_DEPTH = 3  # {name: {"shape": [..]}}: anything deeper is not a safetensors header
@@ -34,8 +59,8 @@ MALFORMED = "malformed"
 @dataclass
 class ValidationResult:
     ok: bool
-    reason: str | None = None          # None, "unavailable" or "malformed"
-    detail: str = ""                   # one human-readable line
+    reason: str | None = None  # None, "unavailable" or "malformed"
+    detail: str = ""  # one human-readable line
     checks: dict[str, bool] = field(default_factory=dict)
     tensors: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     metadata: dict[str, str] = field(default_factory=dict)
@@ -53,8 +78,9 @@ def _fail(checks: dict[str, bool], check: str, detail: str, reason: str = MALFOR
     return ValidationResult(False, reason, detail, checks)
 
 
-def validate_update(data: bytes | None, layout: Layout, max_bytes: int = DEFAULT_MAX_BYTES,
-                    max_abs: float = DEFAULT_MAX_ABS) -> ValidationResult:
+def validate_update(
+    data: bytes | None, layout: Layout, max_bytes: int = DEFAULT_MAX_BYTES, max_abs: float = DEFAULT_MAX_ABS
+) -> ValidationResult:
     """Check ``data`` against the model's ``layout``; on success ``result.tensors`` holds the update."""
     try:
         return _validate(data, layout, max_bytes, max_abs)
@@ -78,7 +104,9 @@ def _validate(data: bytes | None, layout: Layout, max_bytes: int, max_abs: float
     if header is None:
         return _fail(checks, "format", detail)
     metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
         return _fail(checks, "format", "safetensors metadata must map strings to strings")
     checks["format"] = True
 
@@ -134,7 +162,7 @@ def _parse_safetensors_header(data: bytes) -> tuple[dict | None, str]:
         return None, f"declared header of {header_len} bytes exceeds {MAX_HEADER_BYTES}"
     if header_len > len(data) - 8:
         return None, f"truncated: header declares {header_len} bytes, file has {len(data) - 8}"
-    raw = data[8:8 + header_len]
+    raw = data[8 : 8 + header_len]
     if not raw.lstrip().startswith(b"{"):
         return None, "header is not a JSON object; not safetensors"
     try:
@@ -153,9 +181,16 @@ def _parse_safetensors_header(data: bytes) -> tuple[dict | None, str]:
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         if dtype not in DTYPE_SIZES:
             return None, f"tensor {name!r} has unknown dtype {dtype!r}"
-        if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in shape)):
+        if not (
+            isinstance(shape, list)
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in shape)
+        ):
             return None, f"tensor {name!r} has an invalid shape"
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        ):
             return None, f"tensor {name!r} has invalid data_offsets"
         start, end = offsets
         if not 0 <= start <= end <= body:

@@ -13,6 +13,7 @@ and compares:
 On the machine that aggregated, the recomputation is bit-identical; the tolerances absorb float
 differences between CPUs and library builds.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,7 @@ class RoundVerdict:
     round: int
     ok: bool
     problems: list[str] = field(default_factory=list)
-    differing: list[dict] = field(default_factory=list)   # per trainer: index, address, field, posted, recomputed
+    differing: list[dict] = field(default_factory=list)  # per trainer: index, address, field, posted, recomputed
 
 
 def _fetch_or_none(store, cid: str, cap: int) -> bytes | None:
@@ -43,8 +44,9 @@ def _fetch_or_none(store, cid: str, cap: int) -> bytes | None:
         return None
 
 
-def verify_project(market, store, pid: int, validation=None, rounds: list[int] | None = None,
-                   progress=None) -> list[RoundVerdict]:
+def verify_project(
+    market, store, pid: int, validation=None, rounds: list[int] | None = None, progress=None
+) -> list[RoundVerdict]:
     from aggregator.node import earlier_rounds
     from aggregator.round import WEIGHT_SCALE, run_round
     from backend.models.serialization import load_weights
@@ -59,8 +61,10 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
     if validation is None:
         revealed = market.project(pid).validation_cid
         if not revealed:
-            raise ConfigError(f"project {pid}'s validation set is not revealed yet",
-                              "ask the owner to run `merit project reveal`, or pass --validation FILE")
+            raise ConfigError(
+                f"project {pid}'s validation set is not revealed yet",
+                "ask the owner to run `merit project reveal`, or pass --validation FILE",
+            )
         validation = load_validation(store.get_bytes(revealed, max_size=1 << 31), spec)
     everything = round_history(market, pid)
     history = [rec for rec in everything if rec.global_model_cid and rec.report_cid]
@@ -91,17 +95,35 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
             if progress is not None:
                 progress(rec.round)
             continue
-        outcome = run_round(spec, base, blobs, validation, config, project_id=pid, round=rec.round,
-                            global_cid=rec.base_model_cid, previous_global=previous, prior_shares=prior_shares)
+        outcome = run_round(
+            spec,
+            base,
+            blobs,
+            validation,
+            config,
+            project_id=pid,
+            round=rec.round,
+            global_cid=rec.base_model_cid,
+            previous_global=previous,
+            prior_shares=prior_shares,
+        )
         for i, (addr, _cid) in enumerate(rec.submissions):
             posted_flag, new_flag = bool(rec.flags >> i & 1), bool(outcome.flags >> i & 1)
             if posted_flag != new_flag:
-                differing.append({"index": i, "address": addr, "field": "flag", "posted": posted_flag,
-                                  "recomputed": new_flag})
+                differing.append(
+                    {"index": i, "address": addr, "field": "flag", "posted": posted_flag, "recomputed": new_flag}
+                )
             posted_w = rec.weights[i] if i < len(rec.weights) else None
             if posted_w is None or abs(posted_w - outcome.weights[i]) > WEIGHT_TOLERANCE * WEIGHT_SCALE:
-                differing.append({"index": i, "address": addr, "field": "weight", "posted": posted_w,
-                                  "recomputed": outcome.weights[i]})
+                differing.append(
+                    {
+                        "index": i,
+                        "address": addr,
+                        "field": "weight",
+                        "posted": posted_w,
+                        "recomputed": outcome.weights[i],
+                    }
+                )
 
         if not is_cid_of(outcome.global_weights, rec.global_model_cid):
             try:
@@ -112,18 +134,24 @@ def verify_project(market, store, pid: int, validation=None, rounds: list[int] |
             b, meta_b = load_weights(outcome.global_weights)
             for key in SCHEDULE_METADATA_KEYS:  # the schedule's output must match exactly
                 if meta_a.get(key, "") != meta_b.get(key, ""):
-                    problems.append(f"the posted model's {key} metadata {meta_a.get(key, '')!r} differs from the "
-                                    f"recomputed {meta_b.get(key, '')!r}")
+                    problems.append(
+                        f"the posted model's {key} metadata {meta_a.get(key, '')!r} differs from the "
+                        f"recomputed {meta_b.get(key, '')!r}"
+                    )
             if a is None:
                 pass
             elif set(a) != set(b):
                 problems.append("the posted model has different tensors from the recomputed one")
             else:
-                diff = max(float(np.max(np.abs(a[k].double().numpy() - b[k].double().numpy()))) if a[k].numel() else 0.0
-                           for k in a)
+                diff = max(
+                    float(np.max(np.abs(a[k].double().numpy() - b[k].double().numpy()))) if a[k].numel() else 0.0
+                    for k in a
+                )
                 if diff > MODEL_TOLERANCE:
                     problems.append(f"the posted model differs from the recomputed one (max abs difference {diff:.3g})")
-        verdicts.append(RoundVerdict(rec.round, ok=not problems and not differing, problems=problems, differing=differing))
+        verdicts.append(
+            RoundVerdict(rec.round, ok=not problems and not differing, problems=problems, differing=differing)
+        )
         if progress is not None:
             progress(rec.round)
     return verdicts

@@ -3,6 +3,7 @@
 Values come, highest priority first, from keyword arguments, ``MERIT_*`` environment variables,
 then ``$MERIT_HOME/config.toml``. Nothing else in Merit reads ``os.environ`` for configuration.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,35 +22,56 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MERIT_", extra="ignore")
 
     home: Path = Field(default_factory=default_home, description="state directory: embedded store, deployments, keys")
-    chain: str = Field("embedded", description="'embedded' (in-process EVM) or a JSON-RPC URL such as http://127.0.0.1:8545")
-    ipfs: str = Field("embedded", description="'embedded' (blockstore under $MERIT_HOME/ipfs) or a Kubo RPC URL such as http://127.0.0.1:5001")
+    chain: str = Field(
+        "embedded", description="'embedded' (in-process EVM) or a JSON-RPC URL such as http://127.0.0.1:8545"
+    )
+    ipfs: str = Field(
+        "embedded",
+        description="'embedded' (blockstore under $MERIT_HOME/ipfs) or a Kubo RPC URL such as http://127.0.0.1:5001",
+    )
     market: str | None = Field(None, description="Marketplace address; default: deployments/<chain_id>.json")
     private_key: SecretStr | None = Field(None, description="hex private key that signs transactions and API requests")
-    api_url: str | None = Field(None, description="REST API base URL for the trainer client, e.g. http://127.0.0.1:8000")
+    api_url: str | None = Field(
+        None, description="REST API base URL for the trainer client, e.g. http://127.0.0.1:8000"
+    )
     rpc_timeout: float = Field(30.0, gt=0, description="seconds per JSON-RPC request")
     rpc_retries: int = Field(5, ge=0, description="retries of transient RPC errors, with exponential backoff")
     ipfs_timeout: float = Field(60.0, gt=0, description="seconds per Kubo RPC request")
     ipfs_retries: int = Field(3, ge=0)
     max_update_bytes: int = Field(64 * 1024 * 1024, gt=0, description="size cap of one trainer update")
-    torch_threads: int | None = Field(None, ge=1, description="intra-op threads for training; unset: the cores not "
-                                      "busy when the process starts (backend/threads.py), or OMP_NUM_THREADS if set")
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="intra-op threads for training; unset: the cores not "
+        "busy when the process starts (backend/threads.py), or OMP_NUM_THREADS if set",
+    )
     # The REST API server (`merit api serve`); README, "Using the REST API", says what each does.
-    api_origin: str | None = Field(None, description="origin(s) trainers use to reach the API, comma-separated, e.g. "
-                                   "https://merit.example.org; signed requests must name one")
+    api_origin: str | None = Field(
+        None,
+        description="origin(s) trainers use to reach the API, comma-separated, e.g. "
+        "https://merit.example.org; signed requests must name one",
+    )
     api_writes_per_minute: float = Field(60.0, gt=0, description="signed writes per address per minute")
     api_write_burst: int = Field(10, ge=1)
     api_ip_writes_per_minute: float = Field(120.0, gt=0, description="write attempts per client IP per minute")
     api_ip_write_burst: int = Field(30, ge=1)
     api_reads_per_minute: float = Field(300.0, gt=0, description="read requests per client IP per minute")
     api_read_burst: int = Field(60, ge=1)
-    api_max_inflight_upload_bytes: int = Field(256 * 1024 * 1024, gt=0, description="upload bytes held at once, all clients")
+    api_max_inflight_upload_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="upload bytes held at once, all clients"
+    )
     api_body_timeout_s: float = Field(300.0, gt=0, description="seconds an upload body may take to arrive")
     api_header_timeout_s: float = Field(10.0, gt=0, description="seconds a client may take to send a request's headers")
     api_keep_alive_s: int = Field(5, ge=1, description="seconds an idle keep-alive connection stays open")
     api_max_connections: int = Field(256, ge=1, description="open connections (and requests) before new ones get 503")
-    api_chain_cache_s: float = Field(1.0, ge=0, description="seconds a chain read is reused within one block (0: never)")
-    api_forwarded_allow_ips: str | None = Field(None, description="proxies whose X-Forwarded-For is trusted for the "
-                                                "client IP (uvicorn's forwarded_allow_ips); none by default")
+    api_chain_cache_s: float = Field(
+        1.0, ge=0, description="seconds a chain read is reused within one block (0: never)"
+    )
+    api_forwarded_allow_ips: str | None = Field(
+        None,
+        description="proxies whose X-Forwarded-For is trusted for the "
+        "client IP (uvicorn's forwarded_allow_ips); none by default",
+    )
 
     @field_validator("chain", "ipfs")
     @classmethod
@@ -65,9 +87,14 @@ class Settings(BaseSettings):
         return self.home / "deployments"
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=default_home() / "config.toml")
         return (init_settings, env_settings, toml)
 
@@ -90,10 +117,13 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(f"MERIT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
-                             for e in exc.errors())
-        raise ConfigError(f"invalid configuration: {problems}",
-                          "fix the environment variable, flag or $MERIT_HOME/config.toml entry") from None
+        problems = "; ".join(
+            f"MERIT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid configuration: {problems}", "fix the environment variable, flag or $MERIT_HOME/config.toml entry"
+        ) from None
 
 
 @lru_cache(maxsize=1)

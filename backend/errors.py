@@ -1,5 +1,6 @@
 """Errors a user can act on. The CLI prints ``str(error)`` as one red line (no traceback unless
 ``--debug``); the API maps them to 4xx JSON. Each says what went wrong and, where it can, what to do."""
+
 from __future__ import annotations
 
 

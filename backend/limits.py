@@ -1,6 +1,6 @@
 """Size caps on content Merit reads that someone else chose: larger content is refused unread.
 A module of its own, with no imports, so light clients (the API client) can use them cheaply."""
 
-SPEC_MAX_BYTES = 1 << 20          # a model spec is a small JSON document
+SPEC_MAX_BYTES = 1 << 20  # a model spec is a small JSON document
 GLOBAL_MODEL_MAX_BYTES = 1 << 31  # the largest global model, from storage or the API
-REPORT_MAX_BYTES = 64 << 20       # a round report of 256 trainers with every detector's scores
+REPORT_MAX_BYTES = 64 << 20  # a round report of 256 trainers with every detector's scores

@@ -22,6 +22,7 @@ Every problem in a spec file is reported at once. Amounts are wei (an integer) o
 The aggregator configuration travels inside the on-chain model spec (``hyperparams.aggregator``), so
 anyone who re-executes a round uses exactly the parameters the project fixed at creation.
 """
+
 from __future__ import annotations
 
 import io
@@ -119,8 +120,9 @@ class TrainersSection(_Strict):
 class WindowsSection(_Strict):
     # The contract keeps windows in 24 bits (194 days).
     submission: int = Field(ge=1, le=MAX_WINDOW)
-    reveal: int | None = Field(default=None, ge=1, le=MAX_WINDOW,
-                               description="after the submission deadline, for revealing committed updates")
+    reveal: int | None = Field(
+        default=None, ge=1, le=MAX_WINDOW, description="after the submission deadline, for revealing committed updates"
+    )
     aggregation: int = Field(ge=1, le=MAX_WINDOW)
     challenge: int = Field(ge=0, le=MAX_WINDOW)
 
@@ -165,7 +167,9 @@ class ProjectSpecFile(_Strict):
         if self.aggregator.bond < min_bond:
             raise ValueError(f"aggregator.bond must be at least a tenth of a round's budget: {min_bond} wei or more")
         if self.arbiter.dispute_bond < min_dispute:
-            raise ValueError(f"arbiter.dispute_bond must be at least a hundredth of a round's budget: {min_dispute} wei or more")
+            raise ValueError(
+                f"arbiter.dispute_bond must be at least a hundredth of a round's budget: {min_dispute} wei or more"
+            )
         return self
 
 
@@ -187,8 +191,10 @@ def load_spec_file(path: str | Path) -> ProjectSpecFile:
     except OSError as exc:
         raise ConfigError(f"cannot read spec file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a text file; the spec is YAML or JSON",
-                          "pass the project.yaml that `merit project example` wrote") from None
+        raise ConfigError(
+            f"{path} is not a text file; the spec is YAML or JSON",
+            "pass the project.yaml that `merit project example` wrote",
+        ) from None
     try:
         data = safe_json.loads(text, what=str(path)) if path.suffix == ".json" else yaml.safe_load(text)
     except RecursionError:
@@ -214,7 +220,9 @@ def _semantic_problems(spec: ProjectSpecFile, base: Path) -> list[str]:
 
     problems = []
     if spec.model.arch not in available_architectures():
-        problems.append(f"model.arch: unknown architecture {spec.model.arch!r}; known: {', '.join(available_architectures())}")
+        problems.append(
+            f"model.arch: unknown architecture {spec.model.arch!r}; known: {', '.join(available_architectures())}"
+        )
     try:
         Hyperparams(**{k: v for k, v in spec.model.hyperparams.items() if k != "aggregator"})
     except ValidationError as exc:
@@ -222,8 +230,10 @@ def _semantic_problems(spec: ProjectSpecFile, base: Path) -> list[str]:
     try:
         AggregatorConfig(**spec.aggregator_config)
     except ValidationError as exc:
-        problems += [f"{'.'.join(['aggregator_config', *map(str, e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
-                     for e in exc.errors()]
+        problems += [
+            f"{'.'.join(['aggregator_config', *map(str, e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
     for label, rel in (("validation", spec.validation), ("model.initial_weights", spec.model.initial_weights)):
         if rel is not None and not (base / rel).is_file():
             problems.append(f"{label}: file {base / rel} does not exist")
@@ -237,8 +247,13 @@ def model_spec_of(spec: ProjectSpecFile, initial_cid: str = ""):
 
     hyper = dict(spec.model.hyperparams)
     hyper["aggregator"] = json.loads(AggregatorConfig(**spec.aggregator_config).model_dump_json())
-    return ModelSpec(arch=spec.model.arch, input_shape=tuple(spec.model.input_shape), num_classes=spec.model.num_classes,
-                     hyperparams=Hyperparams(**hyper), initial_weights=initial_cid)
+    return ModelSpec(
+        arch=spec.model.arch,
+        input_shape=tuple(spec.model.input_shape),
+        num_classes=spec.model.num_classes,
+        hyperparams=Hyperparams(**hyper),
+        initial_weights=initial_cid,
+    )
 
 
 def fetch_model_spec(store, spec_cid: str):
@@ -285,8 +300,10 @@ def save_secrets(path: Path, data: dict) -> None:
 
 def load_secrets(path: Path) -> dict:
     if not path.exists():
-        raise ConfigError(f"no local record of this project's validation secret at {path}",
-                          "run this on the machine (and MERIT_HOME) that created the project")
+        raise ConfigError(
+            f"no local record of this project's validation secret at {path}",
+            "run this on the machine (and MERIT_HOME) that created the project",
+        )
     return json.loads(path.read_text())
 
 
@@ -320,16 +337,34 @@ def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[in
     validation_cid = store.add_bytes(validation_bytes)
     salt = secrets.token_bytes(32)
     cfg = ProjectConfig(
-        asset=spec.reward.asset, pool=spec.reward.pool, stake=spec.trainers.stake, aggregatorBond=spec.aggregator.bond,
-        disputeBond=spec.arbiter.dispute_bond, aggregator=spec.aggregator.address, arbiter=spec.arbiter.address,
-        rounds=spec.rounds, minTrainers=spec.trainers.min, maxTrainers=spec.trainers.max,
-        slashBps=spec.trainers.slash_bps, submissionWindow=spec.windows.submission,
-        aggregationWindow=spec.windows.aggregation, challengePeriod=spec.windows.challenge,
-        specCid=spec_cid, initialModelCid=initial_cid, validationCommitment=commitment(validation_cid, salt),
-        revealWindow=spec.windows.reveal or spec.windows.submission)
+        asset=spec.reward.asset,
+        pool=spec.reward.pool,
+        stake=spec.trainers.stake,
+        aggregatorBond=spec.aggregator.bond,
+        disputeBond=spec.arbiter.dispute_bond,
+        aggregator=spec.aggregator.address,
+        arbiter=spec.arbiter.address,
+        rounds=spec.rounds,
+        minTrainers=spec.trainers.min,
+        maxTrainers=spec.trainers.max,
+        slashBps=spec.trainers.slash_bps,
+        submissionWindow=spec.windows.submission,
+        aggregationWindow=spec.windows.aggregation,
+        challengePeriod=spec.windows.challenge,
+        specCid=spec_cid,
+        initialModelCid=initial_cid,
+        validationCommitment=commitment(validation_cid, salt),
+        revealWindow=spec.windows.reveal or spec.windows.submission,
+    )
     pid = market.create_project(cfg)
-    record = {"project_id": pid, "spec_cid": spec_cid, "initial_model_cid": initial_cid,
-              "validation_cid": validation_cid, "salt": "0x" + salt.hex(), "validation_file": str((base / spec.validation).resolve())}
+    record = {
+        "project_id": pid,
+        "spec_cid": spec_cid,
+        "initial_model_cid": initial_cid,
+        "validation_cid": validation_cid,
+        "salt": "0x" + salt.hex(),
+        "validation_file": str((base / spec.validation).resolve()),
+    }
     save_secrets(secrets_path(home, market.chain.chain_id, market.address, pid), record)
     return pid, record
 
@@ -344,10 +379,21 @@ def _address_of(value: str) -> str:
     return Web3.to_checksum_address(value)
 
 
-def write_example(out: str | Path, trainers: int = 2, rounds: int = 2, submission_window: int = 30,
-                  challenge_period: int = 10, aggregator: str = "dev:1", arbiter: str = "dev:2", seed: int = 0,
-                  samples_per_trainer: int = 500, validation_samples: int = 1000, epochs: int = 1,
-                  aggregation_window: int = 600, write_shards: bool = True) -> list[Path]:
+def write_example(
+    out: str | Path,
+    trainers: int = 2,
+    rounds: int = 2,
+    submission_window: int = 30,
+    challenge_period: int = 10,
+    aggregator: str = "dev:1",
+    arbiter: str = "dev:2",
+    seed: int = 0,
+    samples_per_trainer: int = 500,
+    validation_samples: int = 1000,
+    epochs: int = 1,
+    aggregation_window: int = 600,
+    write_shards: bool = True,
+) -> list[Path]:
     """An MNIST project to try Merit with: project.yaml, validation.npz and (``write_shards``)
     trainer-<i>.npz. The validation set is the first ``validation_samples`` digits of
     ``load_mnist(seed)``; trainers share the rest."""
@@ -366,8 +412,13 @@ def write_example(out: str | Path, trainers: int = 2, rounds: int = 2, submissio
         np.savez(path, X=X_tr[shard], y=y_tr[shard])
         paths.append(path)
     spec = {
-        "model": {"arch": "cnn", "input_shape": [1, 28, 28], "num_classes": 10,
-                  "hyperparams": {"lr": 0.05, "momentum": 0.9, "epochs": epochs, "batch_size": 32}, "init_seed": seed},
+        "model": {
+            "arch": "cnn",
+            "input_shape": [1, 28, 28],
+            "num_classes": 10,
+            "hyperparams": {"lr": 0.05, "momentum": 0.9, "epochs": epochs, "batch_size": 32},
+            "init_seed": seed,
+        },
         "aggregator_config": {},
         "validation": "validation.npz",
         "reward": {"asset": "ETH", "pool": "10 ether"},

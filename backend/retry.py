@@ -9,14 +9,24 @@ never repeated. How many tries and how long each may take stay in :class:`backen
 web3's HTTP provider has retries of its own; Merit turns them off (``connection.rpc_provider``) so
 that one JSON-RPC call is tried exactly ``rpc_retries + 1`` times, not that times web3's six.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import (RetryCallState, RetryError, Retrying, retry_if_exception, stop_after_attempt, stop_any,
-                      stop_before_delay, stop_never, wait_exponential)
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    stop_before_delay,
+    stop_never,
+    wait_exponential,
+)
 
 T = TypeVar("T")
 
@@ -45,9 +55,14 @@ class RetryPolicy:
         return stop_any(*stops) if stops else stop_never
 
 
-def retry_call(fn: Callable[[], T], policy: RetryPolicy, *, transient: Callable[[BaseException], bool],
-               give_up: Callable[[BaseException, int], BaseException] | None = None,
-               before_retry: Callable[[BaseException, float], None] | None = None) -> T:
+def retry_call(
+    fn: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    transient: Callable[[BaseException], bool],
+    give_up: Callable[[BaseException, int], BaseException] | None = None,
+    before_retry: Callable[[BaseException, float], None] | None = None,
+) -> T:
     """``fn()``, retried while it raises an exception that ``transient`` accepts.
 
     ``give_up(last_exception, attempts)`` builds the error raised when the policy runs out (default:
@@ -59,8 +74,12 @@ def retry_call(fn: Callable[[], T], policy: RetryPolicy, *, transient: Callable[
         if before_retry is not None and state.outcome is not None:
             before_retry(state.outcome.exception(), state.upcoming_sleep)
 
-    retrying = Retrying(stop=policy.stop(), wait=wait_exponential(multiplier=policy.base_delay, max=policy.max_delay),
-                        retry=retry_if_exception(transient), before_sleep=_before_sleep)
+    retrying = Retrying(
+        stop=policy.stop(),
+        wait=wait_exponential(multiplier=policy.base_delay, max=policy.max_delay),
+        retry=retry_if_exception(transient),
+        before_sleep=_before_sleep,
+    )
     try:
         return retrying(fn)  # a failure that is not transient propagates from here as it was raised
     except RetryError as stopped:  # transient to the end

@@ -7,6 +7,7 @@ exception. So the nesting depth is measured first, without recursion, and only J
 ``max_depth`` reaches the parser. Merit's own documents (safetensors headers, specs, reports, RPC
 answers) nest fewer than ten levels.
 """
+
 from __future__ import annotations
 
 import json

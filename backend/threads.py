@@ -10,6 +10,7 @@ as alone, and 1.7x with one thread. So Merit takes the cores this process may ru
 Evaluation passes (aggregator.utility) use one thread each whatever this says: their parallelism is
 the executor's worker processes.
 """
+
 from __future__ import annotations
 
 import os

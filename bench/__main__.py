@@ -1,4 +1,5 @@
 """Run benchmarks: ``python -m bench [name ...]`` (default: all)."""
+
 from __future__ import annotations
 
 import importlib

@@ -11,6 +11,7 @@ Scale knobs: ``MERIT_ADAPTIVE_SEEDS`` (5), ``MERIT_BENCH_ROUNDS`` (5), ``MERIT_B
 (comma-separated kinds; default: the adaptive ones), ``MERIT_ADAPTIVE_RULES`` (plain rules beside,
 comma-separated; all), ``MERIT_BENCH_JOBS`` (1), ``MERIT_BENCH_THREADS`` (1).
 """
+
 from __future__ import annotations
 
 import os
@@ -62,10 +63,20 @@ def run(out_dir: pathlib.Path) -> dict:
     merit = summarize_robustness(_run_plan(setup, plan, _env_int("MERIT_BENCH_JOBS", 1)), rounds)
     merit_seconds = round(time.perf_counter() - started, 1)
     plain = baselines(setup, kinds, seeds, rounds) if os.environ.get("MERIT_ADAPTIVE_BASELINES", "1") == "1" else None
-    return {"setup": {"trainers": 10, "attackers": 3, "seeds": seeds, "rounds": rounds, "model": "cnn",
-                      "knowledge": "omniscient within a round (the stronger case; commit-reveal hides in-round updates)"},
-            "merit": merit, "plain_rules": plain, "merit_seconds": merit_seconds,
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "setup": {
+            "trainers": 10,
+            "attackers": 3,
+            "seeds": seeds,
+            "rounds": rounds,
+            "model": "cnn",
+            "knowledge": "omniscient within a round (the stronger case; commit-reveal hides in-round updates)",
+        },
+        "merit": merit,
+        "plain_rules": plain,
+        "merit_seconds": merit_seconds,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 if __name__ == "__main__":

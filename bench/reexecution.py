@@ -7,6 +7,7 @@ kernel numpy picks (OPENBLAS_CORETYPE). Writes bench/results/reexecution.json wi
 settings and each round, the L1 distance between the weight shares (fixed point, 1e9 = everything)
 and the number of flags that differ.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,11 @@ from itertools import combinations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"threads-1": {"MERIT_REEXEC_THREADS": "1"}, "threads-2": {"MERIT_REEXEC_THREADS": "2"},
-            "threads-1-default-blas": {"MERIT_REEXEC_THREADS": "1", "OPENBLAS_CORETYPE": None,
-                                       "OPENBLAS_L2_SIZE": None}}
+SETTINGS = {
+    "threads-1": {"MERIT_REEXEC_THREADS": "1"},
+    "threads-2": {"MERIT_REEXEC_THREADS": "2"},
+    "threads-1-default-blas": {"MERIT_REEXEC_THREADS": "1", "OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None},
+}
 # (seed, round, attack): a first round, a mid-training round, and one with attackers to flag
 ROUNDS = [(0, 0, None), (0, 2, None), (1, 1, "label_flip")]
 
@@ -40,15 +43,18 @@ def _child(out: Path) -> None:
         g = initial_weights(setup.spec, seed)
         for r in range(rnd):  # reach round `rnd` by plain averaging, the same in every child
             ups = _round_updates(setup, g, shards, _kinds(None), seed, r)
-            g = unflatten(flatten_np(g, setup.layout) + sum(flatten_np(u, setup.layout) for u in ups) / len(ups),
-                          setup.layout)
+            g = unflatten(
+                flatten_np(g, setup.layout) + sum(flatten_np(u, setup.layout) for u in ups) / len(ups), setup.layout
+            )
         ups = _round_updates(setup, g, shards, kinds, seed, rnd)
         subs = [(f"0x{i:040x}", f"cid-{i}", save_weights(u)) for i, u in enumerate(ups)]
         torch.set_num_threads(int(os.environ["MERIT_REEXEC_THREADS"]))  # only the aggregation differs
-        outcome = run_round(setup.spec, save_weights(g), subs, (setup.Xv, setup.yv), AggregatorConfig(),
-                            project_id=seed, round=rnd)
-        results.append({"seed": seed, "round": rnd, "attack": attack, "weights": outcome.weights,
-                        "flags": outcome.flags})
+        outcome = run_round(
+            setup.spec, save_weights(g), subs, (setup.Xv, setup.yv), AggregatorConfig(), project_id=seed, round=rnd
+        )
+        results.append(
+            {"seed": seed, "round": rnd, "attack": attack, "weights": outcome.weights, "flags": outcome.flags}
+        )
     out.write_text(json.dumps(results))
 
 
@@ -72,15 +78,26 @@ def run(results_dir: Path) -> dict:
             outcomes[name] = json.loads(out.read_text())
     pairs = {}
     for a, b in combinations(SETTINGS, 2):
-        pairs[f"{a} vs {b}"] = [{"seed": x["seed"], "round": x["round"], "attack": x["attack"],
-                                 "share_l1": _share_l1(x["weights"], y["weights"]),
-                                 "flags_differing": bin(x["flags"] ^ y["flags"]).count("1")}
-                                for x, y in zip(outcomes[a], outcomes[b])]
+        pairs[f"{a} vs {b}"] = [
+            {
+                "seed": x["seed"],
+                "round": x["round"],
+                "attack": x["attack"],
+                "share_l1": _share_l1(x["weights"], y["weights"]),
+                "flags_differing": bin(x["flags"] ^ y["flags"]).count("1"),
+            }
+            for x, y in zip(outcomes[a], outcomes[b])
+        ]
     worst = max(row["share_l1"] for rows in pairs.values() for row in rows)
-    return {"settings": {k: {kk: vv for kk, vv in v.items()} for k, v in SETTINGS.items()}, "rounds": ROUNDS,
-            "pairs": pairs, "worst_share_l1": worst, "worst_share_l1_fraction": worst / 10**9,
-            "any_flag_differs": any(row["flags_differing"] for rows in pairs.values() for row in rows),
-            "load_average": list(os.getloadavg())}
+    return {
+        "settings": {k: {kk: vv for kk, vv in v.items()} for k, v in SETTINGS.items()},
+        "rounds": ROUNDS,
+        "pairs": pairs,
+        "worst_share_l1": worst,
+        "worst_share_l1_fraction": worst / 10**9,
+        "any_flag_differs": any(row["flags_differing"] for rows in pairs.values() for row in rows),
+        "load_average": list(os.getloadavg()),
+    }
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ Every write measured here grows the page cache, in the same order each repetitio
 Each figure is the best of a few repetitions (the machine is shared); medians are kept too.
 Target: add reaches at least 60% of the sha256 rate at 512 MB.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,7 +75,7 @@ def _sha256_rate(path: Path, size: int) -> float:
         while filled := f.readinto(window):
             start = time.perf_counter()
             for offset in range(0, filled, CHUNK_SIZE):
-                hashlib.sha256(view[offset:min(offset + CHUNK_SIZE, filled)]).digest()
+                hashlib.sha256(view[offset : min(offset + CHUNK_SIZE, filled)]).digest()
             elapsed += time.perf_counter() - start
     return size / elapsed / MB
 
@@ -136,8 +137,12 @@ def _measure(store: EmbeddedStore, source: Path, size: int) -> tuple[float, floa
 def run(out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict = {
-        "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
-                    "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_at_start": os.getloadavg(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "method": __doc__.strip().splitlines()[0],
         "sizes": {},
     }
@@ -163,8 +168,10 @@ def run(out_dir: Path) -> dict:
             source.unlink()
             row = {
                 "bytes": size,
-                "add_mb_s": round(max(adds), 1), "cat_mb_s": round(max(cats), 1),
-                "only_hash_mb_s": round(max(hashes), 1), "sha256_mb_s": round(max(shas), 1),
+                "add_mb_s": round(max(adds), 1),
+                "cat_mb_s": round(max(cats), 1),
+                "only_hash_mb_s": round(max(hashes), 1),
+                "sha256_mb_s": round(max(shas), 1),
                 "write_floor_mb_s": round(max(floors), 1),
                 "write_floor_single_mb_s": round(max(singles), 1),
                 "add_mb_s_median": round(statistics.median(adds), 1),
@@ -181,11 +188,14 @@ def run(out_dir: Path) -> dict:
             row["add_vs_write_floor_single"] = round(row["add_mb_s"] / row["write_floor_single_mb_s"], 3)
             row["write_floor_single_vs_sha256"] = round(row["write_floor_single_mb_s"] / row["sha256_mb_s"], 3)
             results["sizes"][label] = row
-            print(f"   {label:>6}: add {row['add_mb_s']:8.1f} MB/s  cat {row['cat_mb_s']:8.1f} MB/s  "
-                  f"only-hash {row['only_hash_mb_s']:8.1f} MB/s  write-floor {row['write_floor_mb_s']:8.1f} MB/s  "
-                  f"one-file {row['write_floor_single_mb_s']:8.1f} MB/s  "
-                  f"sha256 {row['sha256_mb_s']:8.1f} MB/s  "
-                  f"add/sha256 {row['add_vs_sha256']:.2f}", flush=True)
+            print(
+                f"   {label:>6}: add {row['add_mb_s']:8.1f} MB/s  cat {row['cat_mb_s']:8.1f} MB/s  "
+                f"only-hash {row['only_hash_mb_s']:8.1f} MB/s  write-floor {row['write_floor_mb_s']:8.1f} MB/s  "
+                f"one-file {row['write_floor_single_mb_s']:8.1f} MB/s  "
+                f"sha256 {row['sha256_mb_s']:8.1f} MB/s  "
+                f"add/sha256 {row['add_vs_sha256']:.2f}",
+                flush=True,
+            )
         store.close()
     peak = _peak_rss_mb()
     results["peak_rss_mb"] = round(peak, 1)
@@ -193,7 +203,11 @@ def run(out_dir: Path) -> dict:
     results["note_rss"] = "VmHWM of the whole bench process; 512 MB files are added and read in bounded memory"
     ratio = results["sizes"]["512MB"]["add_vs_sha256"]
     floor = results["sizes"]["512MB"]["write_floor_single_vs_sha256"]
-    results["target"] = {"add_vs_sha256_at_512MB": ratio, "required": TARGET_RATIO, "met": ratio >= TARGET_RATIO,
-                         "one_file_write_vs_sha256_at_512MB": floor,
-                         "reachable_here": floor >= TARGET_RATIO}
+    results["target"] = {
+        "add_vs_sha256_at_512MB": ratio,
+        "required": TARGET_RATIO,
+        "met": ratio >= TARGET_RATIO,
+        "one_file_write_vs_sha256_at_512MB": floor,
+        "reachable_here": floor >= TARGET_RATIO,
+    }
     return results

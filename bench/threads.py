@@ -12,6 +12,7 @@ oversubscribe the cores show as CPU time spent waiting.
 
     python -m bench threads            # or: make bench BENCHES=threads
 """
+
 from __future__ import annotations
 
 import json
@@ -31,13 +32,15 @@ DEMO = ["--trainers", "4", "--rounds", "2"]
 LOAD_PROCESSES = 2
 TARGET_RATIO = 2.5
 POLICIES = {
-    "merit": None,                      # backend/threads.py decides at start
+    "merit": None,  # backend/threads.py decides at start
     "torch_default": available_cores(),  # what torch does unasked: one thread per core
 }
 
 
 def _env(policy_threads: int | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MERIT_TORCH_THREADS")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MERIT_TORCH_THREADS")
+    }
     if policy_threads is not None:
         env["MERIT_TORCH_THREADS"] = str(policy_threads)
     return env
@@ -45,19 +48,32 @@ def _env(policy_threads: int | None) -> dict[str, str]:
 
 def _demo(policy_threads: int | None, home: Path) -> dict:
     """One `merit demo` in a fresh process: wall time, its own phase times, and the scene it ran in."""
-    before = {"load_1min": round(os.getloadavg()[0], 2), "busy_cores_seen": round(busy_cores(), 2),
-              "threads": choose_threads(policy_threads)}
+    before = {
+        "load_1min": round(os.getloadavg()[0], 2),
+        "busy_cores_seen": round(busy_cores(), 2),
+        "threads": choose_threads(policy_threads),
+    }
     out = home / f"demo-{time.monotonic_ns()}"
     env = _env(policy_threads) | {"MERIT_HOME": str(home / "merit-home")}
     start, cpu_before = time.perf_counter(), _children_cpu()
-    proc = subprocess.run([sys.executable, "-m", "backend.cli.main", "demo", *DEMO, "--out", str(out), "--json"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "backend.cli.main", "demo", *DEMO, "--out", str(out), "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu_before
     if proc.returncode != 0:
         raise RuntimeError(f"merit demo failed ({proc.returncode}): {proc.stderr[-2000:]}")
     report = json.loads(Path(proc.stdout.strip().splitlines()[-1]).read_text())
-    return {**before, "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
-            "phases_seconds": {k: round(v, 2) for k, v in report.get("phases_seconds", {}).items()}}
+    return {
+        **before,
+        "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "phases_seconds": {k: round(v, 2) for k, v in report.get("phases_seconds", {}).items()},
+    }
 
 
 def _children_cpu() -> float:
@@ -77,8 +93,10 @@ class _Load:
         self.own_session = own_session
 
     def __enter__(self) -> "_Load":
-        self.procs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"], start_new_session=self.own_session)
-                      for _ in range(LOAD_PROCESSES)]
+        self.procs = [
+            subprocess.Popen([sys.executable, "-c", "while 1: pass"], start_new_session=self.own_session)
+            for _ in range(LOAD_PROCESSES)
+        ]
         time.sleep(1.0)  # let them be seen as runnable before the demo starts
         return self
 
@@ -90,18 +108,28 @@ class _Load:
 
 def _summary(runs: list[dict]) -> dict:
     walls = [r["wall_seconds"] for r in runs]
-    return {"median_seconds": round(statistics.median(walls), 2), "min_seconds": min(walls), "max_seconds": max(walls),
-            "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in runs), 2),
-            "median_load_1min": round(statistics.median(r["load_1min"] for r in runs), 2)}
+    return {
+        "median_seconds": round(statistics.median(walls), 2),
+        "min_seconds": min(walls),
+        "max_seconds": max(walls),
+        "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in runs), 2),
+        "median_load_1min": round(statistics.median(r["load_1min"] for r in runs), 2),
+    }
 
 
 def run(results: Path) -> dict:
     repeats = int(os.environ.get("MERIT_BENCH_THREADS_REPEATS", "2"))
     policies = os.environ.get("MERIT_BENCH_THREADS_POLICIES", ",".join(POLICIES)).split(",")
     own_session = os.environ.get("MERIT_BENCH_THREADS_LOAD_SESSION", "own") != "shared"
-    out: dict = {"command": "merit demo " + " ".join(DEMO), "cores": available_cores(), "load_processes": LOAD_PROCESSES,
-                 "load_session": "own" if own_session else "shared", "target_ratio": TARGET_RATIO, "repeats": repeats,
-                 "policies": {}}
+    out: dict = {
+        "command": "merit demo " + " ".join(DEMO),
+        "cores": available_cores(),
+        "load_processes": LOAD_PROCESSES,
+        "load_session": "own" if own_session else "shared",
+        "target_ratio": TARGET_RATIO,
+        "repeats": repeats,
+        "policies": {},
+    }
     with tempfile.TemporaryDirectory(prefix="merit-bench-threads-") as tmp:
         for name in policies:
             threads = POLICIES[name]
@@ -110,10 +138,17 @@ def run(results: Path) -> dict:
                 runs["alone"].append(_demo(threads, Path(tmp)))
                 with _Load(own_session):
                     runs["loaded"].append(_demo(threads, Path(tmp)))
-                print(f"   {name} #{i}: alone {runs['alone'][-1]['wall_seconds']} s, "
-                      f"loaded {runs['loaded'][-1]['wall_seconds']} s", flush=True)
+                print(
+                    f"   {name} #{i}: alone {runs['alone'][-1]['wall_seconds']} s, "
+                    f"loaded {runs['loaded'][-1]['wall_seconds']} s",
+                    flush=True,
+                )
             alone, loaded = _summary(runs["alone"]), _summary(runs["loaded"])
-            out["policies"][name] = {"threads_setting": threads, "alone": alone, "loaded": loaded,
-                                     "ratio": round(loaded["median_seconds"] / alone["median_seconds"], 2),
-                                     "runs": runs}
+            out["policies"][name] = {
+                "threads_setting": threads,
+                "alone": alone,
+                "loaded": loaded,
+                "ratio": round(loaded["median_seconds"] / alone["median_seconds"], 2),
+                "runs": runs,
+            }
     return out

@@ -761,9 +761,13 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
     }
 
     /// @dev Stores a posted result's weights and flags and moves the round to Challenge.
-    function _recordWeights(uint256 projectId, uint32 round, RoundState storage r, uint256[] calldata weights, uint256 flags)
-        private
-    {
+    function _recordWeights(
+        uint256 projectId,
+        uint32 round,
+        RoundState storage r,
+        uint256[] calldata weights,
+        uint256 flags
+    ) private {
         // Unrevealed submitters' weights are ignored, like flagged ones'.
         uint256 sum = _results[projectId][round & 1].store(weights, flags | ~_revealed(r));
         r.phase = Phase.Challenge;

@@ -127,8 +127,7 @@ contract MarketplaceSetup is MarketplaceStorage, ReentrancyGuardTransient {
             revert InvalidConfig(ConfigError.DisputeBondTooSmall);
         }
         if (
-            cfg.submissionWindow == 0 || cfg.revealWindow == 0 || cfg.aggregationWindow == 0
-                || cfg.challengePeriod == 0
+            cfg.submissionWindow == 0 || cfg.revealWindow == 0 || cfg.aggregationWindow == 0 || cfg.challengePeriod == 0
         ) revert InvalidConfig(ConfigError.ZeroWindow);
         if (
             cfg.submissionWindow > MAX_WINDOW || cfg.revealWindow > MAX_WINDOW || cfg.aggregationWindow > MAX_WINDOW

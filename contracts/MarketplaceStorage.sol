@@ -184,7 +184,6 @@ abstract contract MarketplaceStorage is AssetVault {
     uint256 internal constant BPS = 10_000;
     uint24 internal constant NO_ROUND = type(uint24).max;
 
-
     uint16 internal constant JOINED = 1;
     uint16 internal constant WITHDRAWN = 2;
     uint16 internal constant SLASHED = 4; // flagged at least once

@@ -157,7 +157,11 @@ contract MarketplaceViews is MarketplaceStorage {
      * @notice The reveal deadline of a round held in the ring and which submitters (bit i: commit index i)
      * revealed; zeroes for rounds no longer held.
      */
-    function getReveals(uint256 projectId, uint32 round) external view returns (uint64 revealDeadline, uint256 revealed) {
+    function getReveals(uint256 projectId, uint32 round)
+        external
+        view
+        returns (uint64 revealDeadline, uint256 revealed)
+    {
         _project(projectId);
         RoundState storage r = _ring[projectId][round & 1];
         if (r.number != round) return (0, 0);

@@ -11,6 +11,7 @@ brownie deploys on it instead of starting its own.
 
     python scripts/brownie_check.py [--keep]     # BROWNIE_BIN: the brownie executable
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def fresh_copy(dest: Path) -> Path:
     """``dest`` with the checkout's files as a clone has them, and a link to its node_modules."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():  # a file deleted but not yet committed is listed too

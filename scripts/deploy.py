@@ -3,6 +3,7 @@
 Under eth-brownie: ``brownie run scripts/deploy.py --network development``.
 Under plain Python: ``python scripts/deploy.py [RPC_URL]`` (the same as ``merit deploy --chain RPC_URL``).
 """
+
 from __future__ import annotations
 
 import sys

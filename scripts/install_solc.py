@@ -13,6 +13,7 @@ every source; eth-brownie passes paths under node_modules through its remappings
 
 Usable as ``python scripts/install_solc.py`` and under ``brownie run``.
 """
+
 from __future__ import annotations
 
 import os
@@ -98,8 +99,11 @@ def install_wrapper() -> Path:
     path = target_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(WRAPPER.format(marker=MARKER, version=SOLC_VERSION, long_version=SOLC_LONG_VERSION,
-                                  solcjs=str(solcjs), node=node))
+    tmp.write_text(
+        WRAPPER.format(
+            marker=MARKER, version=SOLC_VERSION, long_version=SOLC_LONG_VERSION, solcjs=str(solcjs), node=node
+        )
+    )
     tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     os.replace(tmp, path)
     return path
@@ -113,6 +117,7 @@ def ensure_solc(allow_download: bool = True) -> Path:
     if allow_download:
         try:
             import solcx
+
             solcx.install_solc(SOLC_VERSION, show_progress=False)
             if works(path) and not is_wrapper(path):
                 return path
@@ -120,7 +125,9 @@ def ensure_solc(allow_download: bool = True) -> Path:
             pass
     path = install_wrapper()
     if not works(path):
-        raise SystemExit(f"error: the solc wrapper at {path} does not run; check `node {ROOT}/node_modules/solc/solc.js --version`")
+        raise SystemExit(
+            f"error: the solc wrapper at {path} does not run; check `node {ROOT}/node_modules/solc/solc.js --version`"
+        )
     return path
 
 

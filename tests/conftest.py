@@ -1,4 +1,5 @@
 """Shared fixtures. Tests that need a real service start it and stop it themselves."""
+
 from __future__ import annotations
 
 import pytest

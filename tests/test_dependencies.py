@@ -1,6 +1,7 @@
 """Every third-party module Merit imports is declared in pyproject.toml, so an install that resolves
 web3, fastapi or matplotlib differently cannot take one away. deptry checks it, configured in
 pyproject.toml's [tool.deptry]."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,7 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def deptry(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deptry", "--no-ansi", "."], cwd=path, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "deptry", "--no-ansi", "."], cwd=path, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_every_import_is_declared():
@@ -26,7 +29,8 @@ def test_an_undeclared_import_in_the_tests_fails_the_check(tmp_path):
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '    "pillow>=' in pyproject
     (tmp_path / "pyproject.toml").write_text(
-        "\n".join(line for line in pyproject.splitlines() if not line.startswith('    "pillow>=')))
+        "\n".join(line for line in pyproject.splitlines() if not line.startswith('    "pillow>='))
+    )
     (tmp_path / "backend").mkdir()
     (tmp_path / "backend" / "__init__.py").write_text("import numpy\n")
     (tmp_path / "tests").mkdir()

@@ -1,6 +1,7 @@
 """The one retry policy (backend/retry.py) and what it promises every network call: transient failures
 are retried with backoff, a service that stays down gives up with a clear error, a refusal is never
 retried, and web3's own retries are not stacked on top of Merit's."""
+
 from __future__ import annotations
 
 import http.server
@@ -41,8 +42,12 @@ def test_transient_failures_are_retried_until_success():
 def test_gives_up_after_retries_plus_one_tries_with_the_callers_error():
     fn = Flaky(failures=100)
     with pytest.raises(RuntimeError, match="down after 3 tries: failure 3") as err:
-        retry_call(fn, RetryPolicy(retries=2, **FAST), transient=transient,
-                   give_up=lambda exc, n: RuntimeError(f"down after {n} tries: {exc}"))
+        retry_call(
+            fn,
+            RetryPolicy(retries=2, **FAST),
+            transient=transient,
+            give_up=lambda exc, n: RuntimeError(f"down after {n} tries: {exc}"),
+        )
     assert fn.calls == 3
     assert isinstance(err.value.__cause__, ConnectionError)
 
@@ -70,16 +75,24 @@ def test_zero_retries_is_one_try():
 def test_backoff_doubles_up_to_the_cap_and_before_retry_sees_each_delay():
     delays = []
     fn = Flaky(failures=5)
-    retry_call(fn, RetryPolicy(retries=5, base_delay=0.001, max_delay=0.004), transient=transient,
-               before_retry=lambda exc, delay: delays.append(delay))
+    retry_call(
+        fn,
+        RetryPolicy(retries=5, base_delay=0.001, max_delay=0.004),
+        transient=transient,
+        before_retry=lambda exc, delay: delays.append(delay),
+    )
     assert delays == pytest.approx([0.001, 0.002, 0.004, 0.004, 0.004])
 
 
 def test_a_deadline_bounds_unlimited_retries():
     fn = Flaky(failures=10**9)
     with pytest.raises(TimeoutError, match="gave up"):
-        retry_call(fn, RetryPolicy(retries=None, base_delay=0.01, max_delay=0.02, deadline=0.2), transient=transient,
-                   give_up=lambda exc, n: TimeoutError(f"gave up after {n}"))
+        retry_call(
+            fn,
+            RetryPolicy(retries=None, base_delay=0.01, max_delay=0.02, deadline=0.2),
+            transient=transient,
+            give_up=lambda exc, n: TimeoutError(f"gave up after {n}"),
+        )
     assert 3 <= fn.calls < 100
 
 

@@ -1,5 +1,6 @@
 """The thread policy (backend/threads.py): torch gets the cores not already busy, at least one, chosen
 once when `merit` starts; MERIT_TORCH_THREADS overrides it and a user's OMP_NUM_THREADS is left alone."""
+
 from __future__ import annotations
 
 import os
@@ -11,10 +12,21 @@ import pytest
 from backend import threads
 
 
-@pytest.mark.parametrize("cores, busy, expected", [
-    (2, 0.0, 2), (2, 0.3, 2), (2, 0.6, 1), (2, 2.0, 1), (2, 7.5, 1),
-    (16, 0.0, 16), (16, 4.2, 12), (16, 15.9, 1), (1, 0.0, 1), (8, -1.0, 8),
-])
+@pytest.mark.parametrize(
+    "cores, busy, expected",
+    [
+        (2, 0.0, 2),
+        (2, 0.3, 2),
+        (2, 0.6, 1),
+        (2, 2.0, 1),
+        (2, 7.5, 1),
+        (16, 0.0, 16),
+        (16, 4.2, 12),
+        (16, 15.9, 1),
+        (1, 0.0, 1),
+        (8, -1.0, 8),
+    ],
+)
 def test_fair_share_is_the_idle_cores_and_at_least_one(cores, busy, expected):
     assert threads.fair_share(cores, busy) == expected
 
@@ -55,10 +67,12 @@ def test_a_users_omp_num_threads_is_left_alone(monkeypatch):
 
 def _threads_after_merit(env: dict[str, str]) -> str:
     """Run a `merit` command in a fresh process, then report the torch thread count it left."""
-    code = ("import sys; sys.argv = ['merit', 'ipfs', 'add', '--only-hash', sys.executable]\n"
-            "from backend.cli import main\n"
-            "try:\n    main.run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "import os, torch; print(os.environ.get('OMP_NUM_THREADS'), torch.get_num_threads())")
+    code = (
+        "import sys; sys.argv = ['merit', 'ipfs', 'add', '--only-hash', sys.executable]\n"
+        "from backend.cli import main\n"
+        "try:\n    main.run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "import os, torch; print(os.environ.get('OMP_NUM_THREADS'), torch.get_num_threads())"
+    )
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MERIT_TORCH_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -87,7 +101,12 @@ def test_applying_after_torch_loaded_uses_torchs_setter(monkeypatch):
 
 
 def test_a_bad_thread_setting_is_a_clear_error():
-    out = subprocess.run([sys.executable, "-m", "backend.cli.main", "demo", "--rounds", "1"],
-                         env={**os.environ, "MERIT_TORCH_THREADS": "0"}, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "backend.cli.main", "demo", "--rounds", "1"],
+        env={**os.environ, "MERIT_TORCH_THREADS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1, out.stderr
     assert "MERIT_TORCH_THREADS" in out.stderr and "Traceback" not in out.stderr

@@ -3,6 +3,7 @@
 ``create_app`` is imported lazily so that clients, which only need ``backend.api.signing``, do not
 load the server (FastAPI, torch through the validator) with it.
 """
+
 from __future__ import annotations
 
 __all__ = ["create_app"]

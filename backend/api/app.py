@@ -1,4 +1,5 @@
 """The FastAPI application: ``create_app(settings)`` wires the chain, the store and the routers."""
+
 from __future__ import annotations
 
 import re
@@ -43,11 +44,18 @@ def configured_origins(settings: Settings) -> frozenset[str] | None:
     try:
         return frozenset(signing.canonical_origin(o) for o in settings.api_origin.split(",") if o.strip())
     except ValueError as exc:
-        raise ConfigError(f"MERIT_API_ORIGIN: {exc}", "give the URL(s) trainers use, e.g. https://merit.example.org") from None
+        raise ConfigError(
+            f"MERIT_API_ORIGIN: {exc}", "give the URL(s) trainers use, e.g. https://merit.example.org"
+        ) from None
 
 
-def create_app(settings: Settings | None = None, chain_view: ChainView | None = None,
-               store: Store | None = None, *, limits: ApiLimits | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    chain_view: ChainView | None = None,
+    store: Store | None = None,
+    *,
+    limits: ApiLimits | None = None,
+) -> FastAPI:
     """The API app. Without a chain view or store it opens those that ``settings`` name."""
     settings = settings or get_settings()
     origins = configured_origins(settings)
@@ -90,8 +98,8 @@ def create_app(settings: Settings | None = None, chain_view: ChainView | None = 
         version=API_VERSION,
         summary="Trainers read projects, rounds, models and rewards, and upload signed updates.",
         description=f"Writes are signed with the trainer's Ethereum key (EIP-191, scheme {signing.SCHEME}); see "
-                    "backend/api/signing.py and the README. Reads are limited per client IP. "
-                    'Every error is JSON {"error": code, "detail": text}.',
+        "backend/api/signing.py and the README. Reads are limited per client IP. "
+        'Every error is JSON {"error": code, "detail": text}.',
         lifespan=lifespan,
         # our error body for FastAPI's 422; 429: read limit; 503: chain or store unreachable
         responses=error_responses(422, 429, 503),

@@ -8,6 +8,7 @@ body read, hashed as it streams in, within the size cap and the server-wide cap 
 in flight, and refused if it is not the body that was signed. A forged request costs the server
 one signature recovery, never the body.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,21 +28,30 @@ from backend.api.errors import ApiError
 
 
 def _rate_limited(ctx: ApiContext, who: str, wait: float) -> ApiError:
-    return ctx.refuse(429, "rate_limited", f"too many writes from {who}; retry in {math.ceil(wait)} s",
-                      {"Retry-After": str(max(1, math.ceil(wait)))})
+    return ctx.refuse(
+        429,
+        "rate_limited",
+        f"too many writes from {who}; retry in {math.ceil(wait)} s",
+        {"Retry-After": str(max(1, math.ceil(wait)))},
+    )
 
 
 async def signed_headers(
     request: Request,
     ctx: ApiContext = Depends(get_context),
     address: str | None = Header(None, alias=signing.HEADER_ADDRESS, description="signer's address, 0x + 40 hex"),
-    timestamp: str | None = Header(None, alias=signing.HEADER_TIMESTAMP,
-                                   description="Unix seconds; refused when more than 5 minutes off"),
+    timestamp: str | None = Header(
+        None, alias=signing.HEADER_TIMESTAMP, description="Unix seconds; refused when more than 5 minutes off"
+    ),
     nonce: str | None = Header(None, alias=signing.HEADER_NONCE, description="8-64 of [A-Za-z0-9_-], never reused"),
-    content_sha256: str | None = Header(None, alias=signing.HEADER_CONTENT_SHA256,
-                                        description="sha256 of the body, 64 lowercase hex; the body must match it"),
-    signature: str | None = Header(None, alias=signing.HEADER_SIGNATURE,
-                                   description=f"EIP-191 signature of the {signing.SCHEME} canonical string"),
+    content_sha256: str | None = Header(
+        None,
+        alias=signing.HEADER_CONTENT_SHA256,
+        description="sha256 of the body, 64 lowercase hex; the body must match it",
+    ),
+    signature: str | None = Header(
+        None, alias=signing.HEADER_SIGNATURE, description=f"EIP-191 signature of the {signing.SCHEME} canonical string"
+    ),
 ) -> signing.SignedHeaders:
     """The claimed signer and its fresh timestamp; 429 when the client IP writes too often, 401
     when a header is missing, malformed or stale. Nothing here costs more than a dictionary look-up,
@@ -53,17 +63,26 @@ async def signed_headers(
     wait = ctx.ip_write_limiter.take(ip)
     if wait > 0:
         raise _rate_limited(ctx, f"client {ip}", wait)
-    parsed = signing.parse_headers({signing.HEADER_ADDRESS: address, signing.HEADER_TIMESTAMP: timestamp,
-                                    signing.HEADER_NONCE: nonce, signing.HEADER_SIGNATURE: signature,
-                                    signing.HEADER_CONTENT_SHA256: content_sha256})
+    parsed = signing.parse_headers(
+        {
+            signing.HEADER_ADDRESS: address,
+            signing.HEADER_TIMESTAMP: timestamp,
+            signing.HEADER_NONCE: nonce,
+            signing.HEADER_SIGNATURE: signature,
+            signing.HEADER_CONTENT_SHA256: content_sha256,
+        }
+    )
     if isinstance(parsed, str):
         raise ctx.refuse(401, "unauthorized", parsed)
     skew = time.time() - parsed.timestamp
     if abs(skew) > ctx.limits.max_clock_skew_s:
         when = "old" if skew > 0 else "in the future"
-        raise ctx.refuse(401, "stale_timestamp",
-                         f"{signing.HEADER_TIMESTAMP} is {abs(int(skew))} s {when}; the limit is "
-                         f"{ctx.limits.max_clock_skew_s} s: sign each request when you send it and check your clock")
+        raise ctx.refuse(
+            401,
+            "stale_timestamp",
+            f"{signing.HEADER_TIMESTAMP} is {abs(int(skew))} s {when}; the limit is "
+            f"{ctx.limits.max_clock_skew_s} s: sign each request when you send it and check your clock",
+        )
     return parsed
 
 
@@ -93,26 +112,36 @@ def audience(request: Request, ctx: ApiContext) -> signing.Audience:
             raise ctx.refuse(400, "bad_request", "the Host header is not a valid host[:port]") from None
         if ctx.origins is None or addressed == origin:
             return signing.Audience(chain_id=ctx.chain.chain_id, market=ctx.chain.market_address, origin=addressed)
-    raise ctx.refuse(401, "wrong_origin", f"this API is {', '.join(candidates)}, not {host!r}: "
-                                          "address it by that origin, which signatures must name")
+    raise ctx.refuse(
+        401,
+        "wrong_origin",
+        f"this API is {', '.join(candidates)}, not {host!r}: address it by that origin, which signatures must name",
+    )
 
 
-async def authenticated(request: Request, headers: signing.SignedHeaders = Depends(signed_headers),
-                        ctx: ApiContext = Depends(get_context)) -> signing.SignedHeaders:
+async def authenticated(
+    request: Request, headers: signing.SignedHeaders = Depends(signed_headers), ctx: ApiContext = Depends(get_context)
+) -> signing.SignedHeaders:
     """A write whose signature, address rate limit and nonce are good; its body not yet read."""
     where = audience(request, ctx)
     if not signing.verify(where, request.method, request_target(request), headers):
-        raise ctx.refuse(401, "bad_signature",
-                         f"{signing.HEADER_SIGNATURE} is not {headers.address}'s signature of this request "
-                         f"(scheme {signing.SCHEME} for chain {where.chain_id}, market {where.market}, origin "
-                         f"{where.origin}: method, target as sent, declared sha256, timestamp, nonce)")
+        raise ctx.refuse(
+            401,
+            "bad_signature",
+            f"{signing.HEADER_SIGNATURE} is not {headers.address}'s signature of this request "
+            f"(scheme {signing.SCHEME} for chain {where.chain_id}, market {where.market}, origin "
+            f"{where.origin}: method, target as sent, declared sha256, timestamp, nonce)",
+        )
     wait = ctx.rate_limiter.take(headers.address)
     if wait > 0:
         raise _rate_limited(ctx, headers.address, wait)
     expires = headers.timestamp + ctx.limits.max_clock_skew_s + 1
     if not await run_in_threadpool(ctx.nonces.use, headers.address, headers.nonce, expires):
-        raise ctx.refuse(401, "nonce_reused", f"{signing.HEADER_NONCE} {headers.nonce} was already used; "
-                                                "use a fresh random nonce for every request")
+        raise ctx.refuse(
+            401,
+            "nonce_reused",
+            f"{signing.HEADER_NONCE} {headers.nonce} was already used; use a fresh random nonce for every request",
+        )
     return headers
 
 
@@ -125,7 +154,9 @@ def _declared_size(request: Request, ctx: ApiContext) -> int:
     if not declared.isdigit():
         raise ctx.refuse(400, "bad_request", "Content-Length is not a number")
     if int(declared) > cap:
-        raise ctx.refuse(413, "too_large", f"the body is over the {cap}-byte cap on updates (Content-Length {declared})")
+        raise ctx.refuse(
+            413, "too_large", f"the body is over the {cap}-byte cap on updates (Content-Length {declared})"
+        )
     return int(declared)
 
 
@@ -142,7 +173,9 @@ async def _read_capped(request: Request, ctx: ApiContext) -> tuple[bytes, str]:
                 body += chunk
                 digest.update(chunk)
     except TimeoutError:
-        raise ctx.refuse(408, "body_timeout", f"the body did not arrive within {ctx.limits.body_timeout_s:g} s") from None
+        raise ctx.refuse(
+            408, "body_timeout", f"the body did not arrive within {ctx.limits.body_timeout_s:g} s"
+        ) from None
     except ClientDisconnect:  # nobody is left to answer; say so in the log line, not as a 500
         raise ApiError(400, "client_disconnected", "the client went away before sending the whole body") from None
     return bytes(body), digest.hexdigest()
@@ -159,8 +192,11 @@ async def signed_body(request: Request, ctx: ApiContext, signed: signing.SignedH
     try:
         body, sha256 = await _read_capped(request, ctx)
         if sha256 != signed.body_sha256:
-            raise ctx.refuse(401, "body_mismatch", f"the body's sha256 is {sha256}, not the signed "
-                                                   f"{signing.HEADER_CONTENT_SHA256} {signed.body_sha256}")
+            raise ctx.refuse(
+                401,
+                "body_mismatch",
+                f"the body's sha256 is {sha256}, not the signed {signing.HEADER_CONTENT_SHA256} {signed.body_sha256}",
+            )
         yield body
     finally:
         ctx.inflight.release(size)

@@ -7,6 +7,7 @@ one ``eth_blockNumber``. Concurrent misses of one key wait for a single read (si
 eight clients listing a cold page cost the chain one batch, not eight. No lock is held while the
 chain is read. Writes' eligibility checks use ``fresh``, the uncached view.
 """
+
 from __future__ import annotations
 
 import threading
@@ -16,7 +17,7 @@ from typing import Any, Callable
 from backend.api.chain_view import ChainView, ProjectInfo, RoundInfo
 
 HEAD_POLL_S = 0.1
-MAX_ENTRIES = 50_000   # distinct keys (addresses in rewards reads) between two heads; past it, start over
+MAX_ENTRIES = 50_000  # distinct keys (addresses in rewards reads) between two heads; past it, start over
 
 
 class CachedChainView:
@@ -31,7 +32,7 @@ class CachedChainView:
         self._clock = clock
         self._enabled = max_age_s > 0 and callable(getattr(inner, "head", None))
         self._head: tuple[int | None, float] = (None, float("-inf"))  # (block, when polled)
-        self._entries: dict[tuple, tuple[float, Any]] = {}              # key -> (when read, value)
+        self._entries: dict[tuple, tuple[float, Any]] = {}  # key -> (when read, value)
         self._pending: dict[tuple, threading.Event] = {}
         self._lock = threading.Lock()  # guards the dicts above; never held across a chain read
 
@@ -115,8 +116,10 @@ class CachedChainView:
         return self.memo(("joined", project_id, address.lower()), lambda: self.fresh.is_joined(project_id, address))
 
     def has_submitted(self, project_id: int, round: int, address: str) -> bool:
-        return self.memo(("submitted", project_id, round, address.lower()),
-                          lambda: self.fresh.has_submitted(project_id, round, address))
+        return self.memo(
+            ("submitted", project_id, round, address.lower()),
+            lambda: self.fresh.has_submitted(project_id, round, address),
+        )
 
     def claimable(self, project_id: int, address: str) -> int:
         return self.memo(("claimable", project_id, address.lower()), lambda: self.fresh.claimable(project_id, address))

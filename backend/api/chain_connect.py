@@ -1,4 +1,5 @@
 """The ChainView over the real Marketplace: ``MarketClient`` reads mapped to the API's types."""
+
 from __future__ import annotations
 
 
@@ -10,22 +11,45 @@ from backend.chain.types import Phase, ProjectConfig, ProjectInfo as ChainProjec
 from backend.config import Settings
 from backend.errors import ChainError
 
-_PHASES = {"NONE": RoundPhase.PENDING, "OPEN": RoundPhase.OPEN, "AGGREGATING": RoundPhase.AGGREGATING,
-           "CHALLENGE": RoundPhase.CHALLENGE, "DISPUTED": RoundPhase.DISPUTED, "FINAL": RoundPhase.FINAL,
-           "EXPIRED": RoundPhase.EXPIRED, "REVEALING": RoundPhase.REVEALING}
+_PHASES = {
+    "NONE": RoundPhase.PENDING,
+    "OPEN": RoundPhase.OPEN,
+    "AGGREGATING": RoundPhase.AGGREGATING,
+    "CHALLENGE": RoundPhase.CHALLENGE,
+    "DISPUTED": RoundPhase.DISPUTED,
+    "FINAL": RoundPhase.FINAL,
+    "EXPIRED": RoundPhase.EXPIRED,
+    "REVEALING": RoundPhase.REVEALING,
+}
 _BATCH_CALLS = 300  # eth_calls per JSON-RPC batch: one HTTP request, a bounded response
-_VIEWS = {"projectCount": (), "getConfig": (0,), "getProject": (0,), "globalModelCid": (0,), "getRound": (0, 0),
-          "getTrainer": (0, "0x" + "00" * 20), "getSubmitters": (0, 0)}  # name: sample arguments
+_VIEWS = {
+    "projectCount": (),
+    "getConfig": (0,),
+    "getProject": (0,),
+    "globalModelCid": (0,),
+    "getRound": (0, 0),
+    "getTrainer": (0, "0x" + "00" * 20),
+    "getSubmitters": (0, 0),
+}  # name: sample arguments
 _UINT32 = 2**32
 
 
 def _project_info(project_id: int, cfg: ProjectConfig, info: ChainProject, model: str) -> ProjectInfo:
     return ProjectInfo(
-        project_id=project_id, owner=info.owner, status=info.status.label, current_round=info.current_round,
-        rounds=cfg.rounds, trainer_count=info.trainer_count, min_trainers=cfg.minTrainers,
-        max_trainers=cfg.maxTrainers, stake_wei=cfg.stake, reward_pool_wei=cfg.pool,
-        reward_asset="ETH" if cfg.is_eth else cfg.asset, spec_cid=cfg.specCid,
-        global_model_cid=(model or cfg.initialModelCid) or None)
+        project_id=project_id,
+        owner=info.owner,
+        status=info.status.label,
+        current_round=info.current_round,
+        rounds=cfg.rounds,
+        trainer_count=info.trainer_count,
+        min_trainers=cfg.minTrainers,
+        max_trainers=cfg.maxTrainers,
+        stake_wei=cfg.stake,
+        reward_pool_wei=cfg.pool,
+        reward_asset="ETH" if cfg.is_eth else cfg.asset,
+        spec_cid=cfg.specCid,
+        global_model_cid=(model or cfg.initialModelCid) or None,
+    )
 
 
 class MarketChainView:
@@ -90,8 +114,12 @@ class MarketChainView:
     def project(self, project_id: int) -> ProjectInfo | None:
         if not self._exists(project_id):
             return None
-        return _project_info(project_id, self._config(project_id), self.client.project(project_id),
-                             self.client.global_model_cid(project_id))
+        return _project_info(
+            project_id,
+            self._config(project_id),
+            self.client.project(project_id),
+            self.client.global_model_cid(project_id),
+        )
 
     def projects(self, project_ids: list[int]) -> list[ProjectInfo | None]:
         """Many projects at once: over JSON-RPC three eth_calls each, sent in batches at one block."""
@@ -104,10 +132,12 @@ class MarketChainView:
         calls += [(name, (pid,)) for pid in known for name in ("getProject", "globalModelCid")]
         results = {}
         for start in range(0, len(calls), _BATCH_CALLS):
-            chunk = calls[start:start + _BATCH_CALLS]
+            chunk = calls[start : start + _BATCH_CALLS]
             results.update(zip(chunk, self._batch(chunk, block)))
-        found = {pid: self._info(pid, results, results[("getProject", (pid,))], results[("globalModelCid", (pid,))])
-                 for pid in known}
+        found = {
+            pid: self._info(pid, results, results[("getProject", (pid,))], results[("globalModelCid", (pid,))])
+            for pid in known
+        }
         return [found.get(pid) for pid in project_ids]
 
     def _info(self, pid: int, results: dict, project: tuple, model: str) -> ProjectInfo:
@@ -116,8 +146,12 @@ class MarketChainView:
         cfg = ProjectConfig.from_tuple(read) if read is not None else self._config(pid)
         self._configs[pid] = cfg
         owner, status, current, trainers, carry, bond, vcid = project
-        return _project_info(pid, cfg, ChainProject(
-            owner, Status(status), int(current), int(trainers), int(carry), int(bond), vcid), model)
+        return _project_info(
+            pid,
+            cfg,
+            ChainProject(owner, Status(status), int(current), int(trainers), int(carry), int(bond), vcid),
+            model,
+        )
 
     def upload_state(self, project_id: int, round: int, address: str) -> UploadState:
         """What an upload's pre-checks need, read fresh in one JSON-RPC batch at one block (the
@@ -130,29 +164,43 @@ class MarketChainView:
         if not 1 <= project_id <= count:
             return UploadState(None, None, False, False)
         calls = [] if project_id in self._configs else [("getConfig", (project_id,))]
-        calls += [("getProject", (project_id,)), ("globalModelCid", (project_id,)), ("getTrainer", (project_id, address))]
+        calls += [
+            ("getProject", (project_id,)),
+            ("globalModelCid", (project_id,)),
+            ("getTrainer", (project_id, address)),
+        ]
         if round < _UINT32:
             calls += [("getRound", (project_id, round)), ("getSubmitters", (project_id, round))]
         results = dict(zip(calls, self._batch(calls, block)))
-        project = self._info(project_id, results, results[("getProject", (project_id,))],
-                             results[("globalModelCid", (project_id,))])
+        project = self._info(
+            project_id, results, results[("getProject", (project_id,))], results[("globalModelCid", (project_id,))]
+        )
         joined = bool(results[("getTrainer", (project_id, address))][0])
         if round >= min(project.rounds, _UINT32):
             return UploadState(project, None, joined, False)
-        info = _round_info(project_id, round, ChainRound(Phase(results[("getRound", (project_id, round))][0]),
-                                                          *results[("getRound", (project_id, round))][1:]))
+        info = _round_info(
+            project_id,
+            round,
+            ChainRound(
+                Phase(results[("getRound", (project_id, round))][0]), *results[("getRound", (project_id, round))][1:]
+            ),
+        )
         who = address.lower()
         submitted = any(s.lower() == who for s in results[("getSubmitters", (project_id, round))])
         return UploadState(project, info, joined, submitted)
 
     def _batch(self, calls: list[tuple[str, tuple]], block: str) -> list:
         """Decoded results of view calls, sent as one JSON-RPC batch."""
-        requests = [("eth_call", [{"to": self.market_address, "data": self._views[name].data(*args)}, block])
-                    for name, args in calls]
+        requests = [
+            ("eth_call", [{"to": self.market_address, "data": self._views[name].data(*args)}, block])
+            for name, args in calls
+        ]
         responses = self.client.chain.w3.provider.make_batch_request(requests)
         if not isinstance(responses, list) or len(responses) != len(requests):
-            raise ChainError(f"the node answered a batch of {len(requests)} calls with {responses!r:.200}",
-                             "check that the JSON-RPC endpoint supports batch requests")
+            raise ChainError(
+                f"the node answered a batch of {len(requests)} calls with {responses!r:.200}",
+                "check that the JSON-RPC endpoint supports batch requests",
+            )
         out = []
         for (name, _), response in zip(calls, responses):
             if "error" in response or "result" not in response:
@@ -186,10 +234,17 @@ class MarketChainView:
 
 def _round_info(project_id: int, round: int, r: ChainRound) -> RoundInfo:
     return RoundInfo(
-        project_id=project_id, round=round, phase=_PHASES[r.phase.name], submission_deadline=int(r.submission_deadline),
-        aggregation_deadline=int(r.aggregation_deadline), challenge_deadline=int(r.challenge_deadline) or None,
-        submissions=int(r.submissions), budget_wei=int(r.budget), global_model_cid=r.global_model_cid or None,
-        report_cid=r.report_cid or None)
+        project_id=project_id,
+        round=round,
+        phase=_PHASES[r.phase.name],
+        submission_deadline=int(r.submission_deadline),
+        aggregation_deadline=int(r.aggregation_deadline),
+        challenge_deadline=int(r.challenge_deadline) or None,
+        submissions=int(r.submissions),
+        budget_wei=int(r.budget),
+        global_model_cid=r.global_model_cid or None,
+        report_cid=r.report_cid or None,
+    )
 
 
 class _ViewCall:
@@ -214,7 +269,7 @@ def _abi_type(output: dict) -> str:
     """The eth_abi type string of an ABI output (tuples spelled out)."""
     kind = output["type"]
     if kind.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in output["components"]) + ")" + kind[len("tuple"):]
+        return "(" + ",".join(_abi_type(c) for c in output["components"]) + ")" + kind[len("tuple") :]
     return kind
 
 

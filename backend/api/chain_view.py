@@ -28,6 +28,7 @@ An implementation has ``chain_id`` and ``market_address`` attributes: signed req
   embedded chain), shared with the other users of that chain in the process. Without one, the
   methods are called from several threads at once and must be thread-safe.
 """
+
 from __future__ import annotations
 
 import threading
@@ -53,17 +54,17 @@ class RoundPhase(str, Enum):
 class ProjectInfo:
     project_id: int
     owner: str
-    status: str                    # e.g. "Active", "Cancelled", "Finished": the contract's enum name
-    current_round: int             # the round trainers work on now
-    rounds: int                    # number of rounds in total
+    status: str  # e.g. "Active", "Cancelled", "Finished": the contract's enum name
+    current_round: int  # the round trainers work on now
+    rounds: int  # number of rounds in total
     trainer_count: int
     min_trainers: int
     max_trainers: int
-    stake_wei: int                 # stake a trainer pays to join
+    stake_wei: int  # stake a trainer pays to join
     reward_pool_wei: int
-    reward_asset: str              # "ETH" or the ERC-20 token's address
-    spec_cid: str                  # the model spec JSON, in storage
-    global_model_cid: str | None   # current global weights (the initial weights before round 0 ends)
+    reward_asset: str  # "ETH" or the ERC-20 token's address
+    spec_cid: str  # the model spec JSON, in storage
+    global_model_cid: str | None  # current global weights (the initial weights before round 0 ends)
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,12 @@ class RoundInfo:
     project_id: int
     round: int
     phase: RoundPhase
-    submission_deadline: int       # Unix seconds
+    submission_deadline: int  # Unix seconds
     aggregation_deadline: int
     challenge_deadline: int | None  # set once a result is posted
     submissions: int
     budget_wei: int
-    global_model_cid: str | None   # the model this round produced, once posted
+    global_model_cid: str | None  # the model this round produced, once posted
     report_cid: str | None
 
 
@@ -84,8 +85,8 @@ class RoundInfo:
 class ChainView(Protocol):
     """The chain reads the REST API needs."""
 
-    chain_id: int           # the chain's EIP-155 id
-    market_address: str     # the Marketplace contract's address
+    chain_id: int  # the chain's EIP-155 id
+    market_address: str  # the Marketplace contract's address
 
     def project_ids(self) -> list[int]:
         """Every project id in the market, ascending."""
@@ -132,7 +133,9 @@ def generic_upload_state(view: "ChainView", project_id: int, round: int, address
 
 def upload_state(view: "ChainView", project_id: int, round: int, address: str) -> UploadState:
     fast = getattr(view, "upload_state", None)
-    return fast(project_id, round, address) if callable(fast) else generic_upload_state(view, project_id, round, address)
+    return (
+        fast(project_id, round, address) if callable(fast) else generic_upload_state(view, project_id, round, address)
+    )
 
 
 class SerializedChainView:

@@ -1,4 +1,5 @@
 """What every request handler shares: the chain view, the store, limits and records."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -18,13 +19,13 @@ from backend.storage import Store
 @dataclass
 class ApiContext:
     settings: Settings
-    chain: CachedChainView          # reads, cached per block; ``chain.fresh`` for writes' checks
+    chain: CachedChainView  # reads, cached per block; ``chain.fresh`` for writes' checks
     store: Store
     limits: ApiLimits
-    rate_limiter: RateLimiter       # signed writes per address, spent once the signature is verified
-    ip_write_limiter: RateLimiter   # write attempts per client IP, spent before any crypto
-    read_limiter: RateLimiter       # reads per client IP
-    inflight: InflightBytes         # upload bytes held at once
+    rate_limiter: RateLimiter  # signed writes per address, spent once the signature is verified
+    ip_write_limiter: RateLimiter  # write attempts per client IP, spent before any crypto
+    read_limiter: RateLimiter  # reads per client IP
+    inflight: InflightBytes  # upload bytes held at once
     uploads: UploadIndex
     nonces: NonceRegistry
     metrics: ApiMetrics

@@ -3,6 +3,7 @@
 ``error`` is a short machine-readable code (``not_joined``, ``duplicate_update``...); ``detail``
 says what was wrong and, where it can, what to do about it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,9 +33,18 @@ def error_response(status: int, error: str, detail: str, headers: dict[str, str]
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 406: "not_acceptable", 408: "timeout", 413: "too_large", 415: "unsupported_media_type",
-               429: "rate_limited"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "timeout",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -68,8 +78,12 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /openapi.json"
-        return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), detail,
-                              dict(exc.headers) if exc.headers else None)
+        return error_response(
+            exc.status_code,
+            _HTTP_CODES.get(exc.status_code, "http_error"),
+            detail,
+            dict(exc.headers) if exc.headers else None,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -6,6 +6,7 @@
   headers) closes the connection, so the server never reads, parses and discards the rest of a
   body nobody will use (64 MiB of it would cost more CPU than the refusal itself).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,11 +31,20 @@ class ReadRateLimit:
         if wait <= 0:
             return await self.app(scope, receive, send)
         retry = str(max(1, math.ceil(wait)))
-        body = json.dumps({"error": "rate_limited",
-                           "detail": f"too many reads from client {ip}; retry in {retry} s"}).encode()
-        await send({"type": "http.response.start", "status": 429,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", retry.encode())]})
+        body = json.dumps(
+            {"error": "rate_limited", "detail": f"too many reads from client {ip}; retry in {retry} s"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", retry.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

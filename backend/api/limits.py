@@ -1,4 +1,5 @@
 """The API's tunable limits, token-bucket rate limiting, and the cap on upload bytes in flight."""
+
 from __future__ import annotations
 
 import threading
@@ -10,27 +11,33 @@ from backend.config import Settings
 
 @dataclass(frozen=True)
 class ApiLimits:
-    max_body_bytes: int = 64 * 1024 * 1024   # the update size cap (Settings.max_update_bytes)
-    max_clock_skew_s: int = 300              # a signed request older (or further ahead) than this is refused
-    writes_per_minute: float = 60.0          # sustained signed writes per address
-    write_burst: int = 10                    # writes an idle address may make at once
-    ip_writes_per_minute: float = 120.0      # write attempts per client IP, signed or not, counted before any crypto
+    max_body_bytes: int = 64 * 1024 * 1024  # the update size cap (Settings.max_update_bytes)
+    max_clock_skew_s: int = 300  # a signed request older (or further ahead) than this is refused
+    writes_per_minute: float = 60.0  # sustained signed writes per address
+    write_burst: int = 10  # writes an idle address may make at once
+    ip_writes_per_minute: float = 120.0  # write attempts per client IP, signed or not, counted before any crypto
     ip_write_burst: int = 30
-    reads_per_minute: float = 300.0          # reads (every non-write request) per client IP
+    reads_per_minute: float = 300.0  # reads (every non-write request) per client IP
     read_burst: int = 60
-    body_timeout_s: float = 300.0            # a body must arrive within this (a trickling client holds a slot)
+    body_timeout_s: float = 300.0  # a body must arrive within this (a trickling client holds a slot)
     max_inflight_upload_bytes: int = 256 * 1024 * 1024  # upload bodies held at once, all clients together
-    chain_cache_s: float = 1.0               # a chain read is reused within one block for at most this long
+    chain_cache_s: float = 1.0  # a chain read is reused within one block for at most this long
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> "ApiLimits":
         """The limits ``settings`` name (``MERIT_API_*``, ``MERIT_MAX_UPDATE_BYTES``), plus overrides."""
         values = dict(
-            max_body_bytes=settings.max_update_bytes, writes_per_minute=settings.api_writes_per_minute,
-            write_burst=settings.api_write_burst, ip_writes_per_minute=settings.api_ip_writes_per_minute,
-            ip_write_burst=settings.api_ip_write_burst, reads_per_minute=settings.api_reads_per_minute,
-            read_burst=settings.api_read_burst, body_timeout_s=settings.api_body_timeout_s,
-            max_inflight_upload_bytes=settings.api_max_inflight_upload_bytes, chain_cache_s=settings.api_chain_cache_s)
+            max_body_bytes=settings.max_update_bytes,
+            writes_per_minute=settings.api_writes_per_minute,
+            write_burst=settings.api_write_burst,
+            ip_writes_per_minute=settings.api_ip_writes_per_minute,
+            ip_write_burst=settings.api_ip_write_burst,
+            reads_per_minute=settings.api_reads_per_minute,
+            read_burst=settings.api_read_burst,
+            body_timeout_s=settings.api_body_timeout_s,
+            max_inflight_upload_bytes=settings.api_max_inflight_upload_bytes,
+            chain_cache_s=settings.api_chain_cache_s,
+        )
         return cls(**{**values, **overrides})
 
 

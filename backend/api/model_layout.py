@@ -1,5 +1,6 @@
 """The tensors an update must have: the names, shapes and dtypes of the project's current global
 model, read from storage and cached by that model's CID (a project's model changes once a round)."""
+
 from __future__ import annotations
 
 from collections import OrderedDict

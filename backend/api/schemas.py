@@ -1,4 +1,5 @@
 """Request and response bodies. These pydantic models are the API's contract in /openapi.json."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -45,10 +46,21 @@ class ProjectOut(BaseModel):
 
     @classmethod
     def of(cls, p: ProjectInfo) -> "ProjectOut":
-        return cls(project_id=p.project_id, owner=p.owner, status=p.status, current_round=p.current_round,
-                   rounds=p.rounds, trainer_count=p.trainer_count, min_trainers=p.min_trainers,
-                   max_trainers=p.max_trainers, stake_wei=str(p.stake_wei), reward_pool_wei=str(p.reward_pool_wei),
-                   reward_asset=p.reward_asset, spec_cid=p.spec_cid, global_model_cid=p.global_model_cid)
+        return cls(
+            project_id=p.project_id,
+            owner=p.owner,
+            status=p.status,
+            current_round=p.current_round,
+            rounds=p.rounds,
+            trainer_count=p.trainer_count,
+            min_trainers=p.min_trainers,
+            max_trainers=p.max_trainers,
+            stake_wei=str(p.stake_wei),
+            reward_pool_wei=str(p.reward_pool_wei),
+            reward_asset=p.reward_asset,
+            spec_cid=p.spec_cid,
+            global_model_cid=p.global_model_cid,
+        )
 
 
 class ProjectList(BaseModel):
@@ -72,10 +84,18 @@ class RoundOut(BaseModel):
 
     @classmethod
     def of(cls, r: RoundInfo) -> "RoundOut":
-        return cls(project_id=r.project_id, round=r.round, phase=r.phase, submission_deadline=r.submission_deadline,
-                   aggregation_deadline=r.aggregation_deadline, challenge_deadline=r.challenge_deadline,
-                   submissions=r.submissions, budget_wei=str(r.budget_wei), global_model_cid=r.global_model_cid,
-                   report_cid=r.report_cid)
+        return cls(
+            project_id=r.project_id,
+            round=r.round,
+            phase=r.phase,
+            submission_deadline=r.submission_deadline,
+            aggregation_deadline=r.aggregation_deadline,
+            challenge_deadline=r.challenge_deadline,
+            submissions=r.submissions,
+            budget_wei=str(r.budget_wei),
+            global_model_cid=r.global_model_cid,
+            report_cid=r.report_cid,
+        )
 
 
 class RewardsOut(BaseModel):
@@ -87,7 +107,9 @@ class RewardsOut(BaseModel):
 
 
 class UploadOut(BaseModel):
-    cid: str = Field(description="CID of the stored update; commit to it on-chain with commitUpdate while the round is Open, reveal it after the deadline")
+    cid: str = Field(
+        description="CID of the stored update; commit to it on-chain with commitUpdate while the round is Open, reveal it after the deadline"
+    )
     size: int = Field(description="bytes stored")
     sha256: str
 

@@ -8,6 +8,7 @@ response ending. Bodies have their own timeout (``api_body_timeout_s``, in the u
 ``api_max_connections`` caps connections and requests (beyond it uvicorn answers 503), and h11
 refuses request heads over 16 KiB.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,9 +46,11 @@ class HeaderTimeoutH11Protocol(H11Protocol):
             return  # a request is being answered: its body has its own timeout
         self.logger.info("closing a connection whose request headers took over %g s", self.header_timeout_s)
         if self.conn.our_state is h11.IDLE:  # nothing sent yet on this cycle: say why, then close
-            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                                 b"connection: close\r\ncontent-length: 82\r\n\r\n"
-                                 b'{"error": "header_timeout", "detail": "the request headers did not arrive in time"}')
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                b"connection: close\r\ncontent-length: 82\r\n\r\n"
+                b'{"error": "header_timeout", "detail": "the request headers did not arrive in time"}'
+            )
         self.transport.close()
 
     def handle_events(self) -> None:
@@ -69,8 +72,9 @@ def protocol_with_header_timeout(seconds: float) -> type[HeaderTimeoutH11Protoco
     return type("HeaderTimeoutH11Protocol", (HeaderTimeoutH11Protocol,), {"header_timeout_s": float(seconds)})
 
 
-def uvicorn_config(app, settings: Settings, host: str = "127.0.0.1", port: int = 8000,
-                   log_level: str = "info") -> uvicorn.Config:
+def uvicorn_config(
+    app, settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+) -> uvicorn.Config:
     """uvicorn's configuration for the API: header, keep-alive and connection limits from ``settings``.
 
     One worker: the upload index and nonce registry are per server, the embedded chain per process.
@@ -78,8 +82,15 @@ def uvicorn_config(app, settings: Settings, host: str = "127.0.0.1", port: int =
     the IP its rate limits are counted under."""
     proxies = settings.api_forwarded_allow_ips
     return uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, workers=1, lifespan="on",
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        workers=1,
+        lifespan="on",
         http=protocol_with_header_timeout(settings.api_header_timeout_s),
-        timeout_keep_alive=settings.api_keep_alive_s, limit_concurrency=settings.api_max_connections,
-        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or "",
+        timeout_keep_alive=settings.api_keep_alive_s,
+        limit_concurrency=settings.api_max_connections,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or "",
     )

@@ -39,6 +39,7 @@ for Merit's API is never valid as any other personal_sign message.
 ``MERIT-API-1`` (no chain, market, origin or declared body hash) is refused: its signatures could
 be replayed to any other server of the market, and the server and its only client ship together.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -104,17 +105,36 @@ class Audience:
 
 def canonical_string(audience: Audience, method: str, target: str, body_sha256: str, timestamp: int, nonce: str) -> str:
     """The exact text a request's signature covers (see the module docstring)."""
-    return "\n".join((SCHEME, str(audience.chain_id), audience.market, audience.origin, method.upper(), target,
-                      body_sha256, str(timestamp), nonce))
+    return "\n".join(
+        (
+            SCHEME,
+            str(audience.chain_id),
+            audience.market,
+            audience.origin,
+            method.upper(),
+            target,
+            body_sha256,
+            str(timestamp),
+            nonce,
+        )
+    )
 
 
 def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def sign_request(private_key: str | bytes | LocalAccount, audience: Audience, method: str, target: str,
-                 body: bytes = b"", *, body_sha256: str | None = None, timestamp: int | None = None,
-                 nonce: str | None = None) -> dict[str, str]:
+def sign_request(
+    private_key: str | bytes | LocalAccount,
+    audience: Audience,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    *,
+    body_sha256: str | None = None,
+    timestamp: int | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
     """The five ``X-Merit-*`` headers that authenticate one request (key: hex, bytes or an account).
 
     ``target`` is the path (and ``?query``) exactly as it will go on the request line.
@@ -151,8 +171,10 @@ def parse_headers(headers: dict[str, str] | object) -> SignedHeaders | str:
     values = {name: get(name) for name in SIGNED_HEADERS}
     missing = [name for name, value in values.items() if not value]
     if missing:
-        return (f"missing header(s) {', '.join(missing)}: writes must be signed with scheme {SCHEME} "
-                f"(MERIT-API-1 clients must upgrade)")
+        return (
+            f"missing header(s) {', '.join(missing)}: writes must be signed with scheme {SCHEME} "
+            f"(MERIT-API-1 clients must upgrade)"
+        )
     address, signature = values[HEADER_ADDRESS], values[HEADER_SIGNATURE]
     timestamp, nonce, digest = values[HEADER_TIMESTAMP], values[HEADER_NONCE], values[HEADER_CONTENT_SHA256]
     if not ADDRESS_RE.match(address):
@@ -165,7 +187,9 @@ def parse_headers(headers: dict[str, str] | object) -> SignedHeaders | str:
         return f"{HEADER_NONCE} must be 8-64 characters of A-Z a-z 0-9 _ -"
     if not SHA256_RE.match(digest):
         return f"{HEADER_CONTENT_SHA256} must be the body's sha256 as 64 lowercase hex digits"
-    return SignedHeaders(address=address, signature=signature, timestamp=int(timestamp), nonce=nonce, body_sha256=digest)
+    return SignedHeaders(
+        address=address, signature=signature, timestamp=int(timestamp), nonce=nonce, body_sha256=digest
+    )
 
 
 def recover_signer(audience: Audience, method: str, target: str, signed: SignedHeaders) -> str | None:

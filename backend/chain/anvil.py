@@ -1,6 +1,7 @@
 """Development nodes started from the project's npm dependencies: Anvil (``@foundry-rs/anvil``,
 Cancun, the default) and Ganache (``ganache`` 7.9.2, which stops at Shanghai and so runs Merit's
 Shanghai build). Both get the same funded dev accounts (the test mnemonic) and persist their state."""
+
 from __future__ import annotations
 
 import signal
@@ -40,10 +41,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def anvil_command(port: int, state: Path | None = None, host: str = "127.0.0.1", block_time: float | None = None,
-                  hardfork: str = "cancun") -> list[str]:
-    cmd = [str(anvil_binary()), "--host", host, "--port", str(port), "--mnemonic", DEV_MNEMONIC,
-           "--accounts", str(DEV_ACCOUNTS), "--balance", "1000000", "--hardfork", hardfork, "--silent"]
+def anvil_command(
+    port: int,
+    state: Path | None = None,
+    host: str = "127.0.0.1",
+    block_time: float | None = None,
+    hardfork: str = "cancun",
+) -> list[str]:
+    cmd = [
+        str(anvil_binary()),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--mnemonic",
+        DEV_MNEMONIC,
+        "--accounts",
+        str(DEV_ACCOUNTS),
+        "--balance",
+        "1000000",
+        "--hardfork",
+        hardfork,
+        "--silent",
+    ]
     if state is not None:
         cmd += ["--state", str(state)]
     if block_time:
@@ -51,12 +71,30 @@ def anvil_command(port: int, state: Path | None = None, host: str = "127.0.0.1",
     return cmd
 
 
-def ganache_command(port: int, state: Path | None = None, host: str = "127.0.0.1", block_time: float | None = None,
-                    hardfork: str = "shanghai") -> list[str]:
+def ganache_command(
+    port: int,
+    state: Path | None = None,
+    host: str = "127.0.0.1",
+    block_time: float | None = None,
+    hardfork: str = "shanghai",
+) -> list[str]:
     """Ganache with Anvil's accounts and balances; ``state`` is a directory (its database)."""
-    cmd = [str(ganache_binary()), "--server.host", host, "--server.port", str(port), "--wallet.mnemonic", DEV_MNEMONIC,
-           "--wallet.totalAccounts", str(DEV_ACCOUNTS), "--wallet.defaultBalance", "1000000",
-           "--chain.hardfork", hardfork, "--logging.quiet"]
+    cmd = [
+        str(ganache_binary()),
+        "--server.host",
+        host,
+        "--server.port",
+        str(port),
+        "--wallet.mnemonic",
+        DEV_MNEMONIC,
+        "--wallet.totalAccounts",
+        str(DEV_ACCOUNTS),
+        "--wallet.defaultBalance",
+        "1000000",
+        "--chain.hardfork",
+        hardfork,
+        "--logging.quiet",
+    ]
     if state is not None:
         cmd += ["--database.dbPath", str(state)]
     if block_time:
@@ -86,8 +124,14 @@ class DevNodeProcess:
 
     engine = "anvil"
 
-    def __init__(self, port: int | None = None, state: Path | None = None, host: str = "127.0.0.1",
-                 block_time: float | None = None, hardfork: str | None = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        state: Path | None = None,
+        host: str = "127.0.0.1",
+        block_time: float | None = None,
+        hardfork: str | None = None,
+    ):
         self.port = port or free_port()
         self.host = host
         self.state = state
@@ -106,8 +150,9 @@ class DevNodeProcess:
 
     def start(self) -> "DevNodeProcess":
         with tempfile.TemporaryFile() as log:  # the node's stderr: read back only to explain a failed start
-            self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log,
-                                         preexec_fn=_parent_death_signal())
+            self.proc = subprocess.Popen(
+                self.command(), stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_parent_death_signal()
+            )
             try:
                 wait_for_rpc(self.url, timeout=30, alive=lambda: self.proc is not None and self.proc.poll() is None)
             except ChainError:
@@ -117,13 +162,17 @@ class DevNodeProcess:
                     raise
                 log.seek(0)
                 said = " ".join(log.read()[-400:].decode(errors="replace").split())
-                raise ChainError(f"{self.name} exited with code {code} while starting on {self.url}: {said or 'no message'}",
-                                 "is the port already in use? pick another with --port") from None
+                raise ChainError(
+                    f"{self.name} exited with code {code} while starting on {self.url}: {said or 'no message'}",
+                    "is the port already in use? pick another with --port",
+                ) from None
         if self.proc.poll() is not None:  # what answered was another node on that port
             code = self.proc.returncode
             self.proc = None
-            raise ChainError(f"{self.name} exited with code {code} while starting, but something else answers on {self.url}",
-                             "another node holds that port; pick another with --port")
+            raise ChainError(
+                f"{self.name} exited with code {code} while starting, but something else answers on {self.url}",
+                "another node holds that port; pick another with --port",
+            )
         return self
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@
 Writes sign locally (a ``LocalAccount``), take nonces from a local manager, retry transient RPC
 failures, and raise ``ContractRevert`` (with the custom error's name and arguments) on a revert.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,12 +57,16 @@ def save_deployment(directory: Path, deployment: Deployment) -> Path:
 def load_deployment(directory: Path, chain_id: int) -> Deployment:
     path = deployment_path(directory, chain_id)
     if not path.exists():
-        raise ConfigError(f"no Marketplace deployment recorded for chain {chain_id} (looked for {path})",
-                          "run `merit deploy --chain URL`, or pass --market ADDRESS")
+        raise ConfigError(
+            f"no Marketplace deployment recorded for chain {chain_id} (looked for {path})",
+            "run `merit deploy --chain URL`, or pass --market ADDRESS",
+        )
     try:
         return Deployment(**json.loads(path.read_text()))
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a valid deployment file: {exc}", "delete it and run `merit deploy` again") from exc
+        raise ConfigError(
+            f"{path} is not a valid deployment file: {exc}", "delete it and run `merit deploy` again"
+        ) from exc
 
 
 class _Contract:
@@ -69,8 +74,14 @@ class _Contract:
 
     artifact_name = ""
 
-    def __init__(self, chain: Chain, address: str, account: LocalAccount | None = None,
-                 transactor: Transactor | None = None, retries: int = 5):
+    def __init__(
+        self,
+        chain: Chain,
+        address: str,
+        account: LocalAccount | None = None,
+        transactor: Transactor | None = None,
+        retries: int = 5,
+    ):
         self.chain = chain
         self.artifact = load_artifact(self.artifact_name)
         self.address = Web3.to_checksum_address(address)
@@ -81,8 +92,10 @@ class _Contract:
     def check_code(self) -> None:
         code = with_retries(lambda: self.chain.w3.eth.get_code(self.address), self.tx.retries, "get_code")
         if len(code) == 0:
-            raise ChainError(f"{self.address} is not a contract on chain {self.chain.chain_id}",
-                             "deploy with `merit deploy`, or pass the right --market address")
+            raise ChainError(
+                f"{self.address} is not a contract on chain {self.chain.chain_id}",
+                "deploy with `merit deploy`, or pass the right --market address",
+            )
 
     def _call(self, name: str, *args: Any) -> Any:
         return self.tx.call(getattr(self.contract.functions, name)(*args), name)
@@ -98,7 +111,9 @@ class _Contract:
         return self.tx.send(getattr(self.contract.functions, name)(*args), signer, name, value=value)
 
     @classmethod
-    def _deploy(cls, chain: Chain, account: LocalAccount, *ctor_args: Any, evm: str | None = None) -> tuple[Any, Receipt]:
+    def _deploy(
+        cls, chain: Chain, account: LocalAccount, *ctor_args: Any, evm: str | None = None
+    ) -> tuple[Any, Receipt]:
         """Deploy the build for ``evm`` (default: the newest build the chain runs)."""
         evm = evm or evm_build(chain)
         art = load_artifact(cls.artifact_name, evm)
@@ -154,9 +169,11 @@ def evm_build(chain: Chain) -> str:
         chain.w3.eth.call({"data": "0x00"})
     except Exception:
         return EVM_BUILDS[0]
-    raise ChainError(f"the chain at {chain.url or chain.kind} runs neither Cancun nor Shanghai opcodes: {reason[:120]}",
-                     "Merit's contracts need Shanghai or newer: use Anvil (`merit chain up`), Ganache 7.9 "
-                     "(`merit chain up --engine ganache`), Hardhat, geth, or start the node with a newer hardfork")
+    raise ChainError(
+        f"the chain at {chain.url or chain.kind} runs neither Cancun nor Shanghai opcodes: {reason[:120]}",
+        "Merit's contracts need Shanghai or newer: use Anvil (`merit chain up`), Ganache 7.9 "
+        "(`merit chain up --engine ganache`), Hardhat, geth, or start the node with a newer hardfork",
+    )
 
 
 class MarketClient(_Contract):
@@ -176,11 +193,14 @@ class MarketClient(_Contract):
 
     def deployment(self) -> Deployment:
         receipt = getattr(self, "deploy_receipt", None)
-        return Deployment(chain_id=self.chain.chain_id, marketplace=self.address,
-                          block=receipt.block_number if receipt else 0,
-                          deployer=self.account.address if self.account else "",
-                          source_hash=self.artifact["sourceHash"],
-                          evm=self.artifact["compiler"]["settings"]["evmVersion"])
+        return Deployment(
+            chain_id=self.chain.chain_id,
+            marketplace=self.address,
+            block=receipt.block_number if receipt else 0,
+            deployer=self.account.address if self.account else "",
+            source_hash=self.artifact["sourceHash"],
+            evm=self.artifact["compiler"]["settings"]["evmVersion"],
+        )
 
     # ---------------------------------------------------------------- asset handling
     def _pay(self, asset: str, amount: int, signer: LocalAccount | None) -> int:
@@ -233,8 +253,9 @@ class MarketClient(_Contract):
     def evict(self, pid: int, trainer: str) -> Receipt:
         return self._send("evict", pid, Web3.to_checksum_address(trainer))
 
-    def post_result(self, pid: int, round_: int, global_model_cid: str, report_cid: str, weights: list[int],
-                    flags: int) -> Receipt:
+    def post_result(
+        self, pid: int, round_: int, global_model_cid: str, report_cid: str, weights: list[int], flags: int
+    ) -> Receipt:
         """``weights``: one per committer, in commit order (unrevealed ones are ignored by the contract)."""
         return self._send("postResult", pid, round_, global_model_cid, report_cid, pack_weights(weights), int(flags))
 
@@ -298,14 +319,19 @@ class MarketClient(_Contract):
     def round(self, pid: int, round_: int) -> RoundInfo:
         values = self._call("getRound", pid, round_)
         reveal_deadline, revealed = self._call("getReveals", pid, round_)
-        return RoundInfo(Phase(values[0]), *[int(v) for v in values[1:7]], values[7], values[8],
-                         int(reveal_deadline), int(revealed))
+        return RoundInfo(
+            Phase(values[0]), *[int(v) for v in values[1:7]], values[7], values[8], int(reveal_deadline), int(revealed)
+        )
 
     def liveness(self, pid: int) -> dict:
         """The deadlines that release funds when someone is absent (0 where none applies)."""
         start, grace, ruling, cancelled = self._call("getLiveness", pid)
-        return {"start_deadline": int(start), "grace_deadline": int(grace), "ruling_deadline": int(ruling),
-                "cancelled": bool(cancelled)}
+        return {
+            "start_deadline": int(start),
+            "grace_deadline": int(grace),
+            "ruling_deadline": int(ruling),
+            "cancelled": bool(cancelled),
+        }
 
     def end_pot(self, pid: int) -> tuple[int, int, bool]:
         pot, shares, to_all = self._call("getEndPot", pid)
@@ -332,14 +358,21 @@ class MarketClient(_Contract):
         return self._call("globalModelCid", pid)
 
     # ---------------------------------------------------------------- events
-    def events(self, name: str, pid: int | None = None, from_block: int = 0, to_block: int | str = "latest") -> list[dict]:
+    def events(
+        self, name: str, pid: int | None = None, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[dict]:
         """Decoded logs of one event, oldest first, optionally for one project."""
         event = getattr(self.contract.events, name)
         filters = {"projectId": pid} if pid is not None else None
-        logs = with_retries(lambda: event.get_logs(from_block=from_block, to_block=to_block, argument_filters=filters),
-                            self.tx.retries, f"events {name}")
-        return [dict(log["args"], blockNumber=log["blockNumber"], transactionHash=log["transactionHash"].hex())
-                for log in logs]
+        logs = with_retries(
+            lambda: event.get_logs(from_block=from_block, to_block=to_block, argument_filters=filters),
+            self.tx.retries,
+            f"events {name}",
+        )
+        return [
+            dict(log["args"], blockNumber=log["blockNumber"], transactionHash=log["transactionHash"].hex())
+            for log in logs
+        ]
 
     def revealed(self, pid: int, round_: int) -> list[tuple[int, str, str]]:
         """(commit index, trainer, cid) of every revealed update of a round, in commit order."""
@@ -356,8 +389,12 @@ def commitment_of(trainer: str, pid: int, round_: int, cid: str, salt: bytes) ->
     """keccak256(abi.encode(trainer, projectId, round, cid, salt)): what commitUpdate takes."""
     if len(salt) != 32:
         raise ConfigError("a commitment salt is 32 bytes", "use os.urandom(32)")
-    return Web3.keccak(abi_encode(["address", "uint256", "uint32", "string", "bytes32"],
-                                  [Web3.to_checksum_address(trainer), pid, round_, cid, salt]))
+    return Web3.keccak(
+        abi_encode(
+            ["address", "uint256", "uint32", "string", "bytes32"],
+            [Web3.to_checksum_address(trainer), pid, round_, cid, salt],
+        )
+    )
 
 
 def pack_weights(weights: list[int]) -> list[int]:
@@ -396,5 +433,15 @@ def compact_result(weights: list[int], flags: int, indices: list[int]) -> tuple[
     return [int(weights[i]) for i in indices], compact_flags
 
 
-__all__ = ["MarketClient", "TestToken", "Deployment", "ContractRevert", "ProjectConfig", "Phase", "Status", "ETH",
-           "save_deployment", "load_deployment"]
+__all__ = [
+    "MarketClient",
+    "TestToken",
+    "Deployment",
+    "ContractRevert",
+    "ProjectConfig",
+    "Phase",
+    "Status",
+    "ETH",
+    "save_deployment",
+    "load_deployment",
+]

@@ -15,6 +15,7 @@ Two builds of the same sources are kept, one per EVM that chains run today:
   storage-slot ``ReentrancyGuard`` under the same name, so every contract keeps its code; solc emits
   no Cancun opcode for ``evmVersion: shanghai``. The guard costs more gas there (``bench/gas``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,6 +61,8 @@ def build_settings(evm: str = "cancun") -> dict:
 
 def artifacts_dir(evm: str = "cancun") -> Path:
     return ARTIFACTS if evm == "cancun" else ARTIFACTS / evm
+
+
 _IMPORT = re.compile(r'^\s*import\s+(?:[^"\']*from\s+)?["\']([^"\']+)["\']', re.M)
 
 
@@ -105,8 +108,9 @@ def collect_sources(evm: str = "cancun") -> dict[str, str]:
 
 def source_hash(sources: dict[str, str] | None = None, evm: str = "cancun") -> str:
     sources = collect_sources(evm) if sources is None else sources
-    digest = hashlib.sha256(json.dumps({"solc": SOLC_VERSION, "settings": build_settings(evm), "sources": sources},
-                                       sort_keys=True).encode())
+    digest = hashlib.sha256(
+        json.dumps({"solc": SOLC_VERSION, "settings": build_settings(evm), "sources": sources}, sort_keys=True).encode()
+    )
     return digest.hexdigest()
 
 
@@ -116,12 +120,17 @@ def compile_contracts(evm: str = "cancun") -> dict[str, dict]:
 
     sources = collect_sources(evm)
     settings = build_settings(evm)
-    standard = {"language": "Solidity", "sources": {k: {"content": v} for k, v in sources.items()}, "settings": settings}
+    standard = {
+        "language": "Solidity",
+        "sources": {k: {"content": v} for k, v in sources.items()},
+        "settings": settings,
+    }
     try:
         out = solcx.compile_standard(standard, solc_version=SOLC_VERSION)
     except solcx.exceptions.SolcNotInstalled as exc:
-        raise SystemExit(f"solc {SOLC_VERSION} is not installed: run `make setup` "
-                         "(or `python scripts/install_solc.py`)") from exc
+        raise SystemExit(
+            f"solc {SOLC_VERSION} is not installed: run `make setup` (or `python scripts/install_solc.py`)"
+        ) from exc
     errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise SystemExit("\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors))
@@ -137,7 +146,10 @@ def compile_contracts(evm: str = "cancun") -> dict[str, dict]:
                 "abi": data["abi"],
                 "bytecode": "0x" + data["evm"]["bytecode"]["object"],
                 "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
-                "compiler": {"version": SOLC_VERSION, "settings": {k: v for k, v in settings.items() if k != "outputSelection"}},
+                "compiler": {
+                    "version": SOLC_VERSION,
+                    "settings": {k: v for k, v in settings.items() if k != "outputSelection"},
+                },
                 "sourceHash": digest,
             }
     missing = set(PRODUCT_CONTRACTS) - set(artifacts)
@@ -187,9 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed artifacts are stale")
     args = parser.parse_args(argv)
     if args.check:
-        stale = [f"{evm}/{n}" for evm in EVM_BUILDS for n in PRODUCT_CONTRACTS
-                 if not (artifacts_dir(evm) / f"{n}.json").exists()
-                 or load_artifact(n, evm)["sourceHash"] != source_hash(evm=evm)]
+        stale = [
+            f"{evm}/{n}"
+            for evm in EVM_BUILDS
+            for n in PRODUCT_CONTRACTS
+            if not (artifacts_dir(evm) / f"{n}.json").exists()
+            or load_artifact(n, evm)["sourceHash"] != source_hash(evm=evm)
+        ]
         if stale:
             print(f"stale artifacts: {stale}; run `make artifacts`", file=sys.stderr)
             return 1
@@ -200,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.write:
             write_artifacts(artifacts, evm)
         for name, art in artifacts.items():
-            print(f"{evm} {name}: {len(art['bytecode']) // 2 - 1} bytes of init code, "
-                  f"{len(art['deployedBytecode']) // 2 - 1} deployed")
+            print(
+                f"{evm} {name}: {len(art['bytecode']) // 2 - 1} bytes of init code, "
+                f"{len(art['deployedBytecode']) // 2 - 1} deployed"
+            )
     return 0
 
 

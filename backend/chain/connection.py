@@ -3,6 +3,7 @@
 Both kinds of chain have the same development accounts: those of the well-known test mnemonic that
 Anvil and Hardhat use (``m/44'/60'/0'/0/i``), so addresses in docs and tests agree everywhere.
 """
+
 from __future__ import annotations
 
 import threading
@@ -84,8 +85,9 @@ class Chain:
                 self.w3.provider.make_request("evm_increaseTime", [seconds])
                 self.w3.provider.make_request("evm_mine", [])
             except Exception as exc:  # a real network: time only moves by waiting
-                raise ChainError(f"cannot move time on {self.url}: {exc}",
-                                 "time travel works only on the embedded chain or Anvil") from exc
+                raise ChainError(
+                    f"cannot move time on {self.url}: {exc}", "time travel works only on the embedded chain or Anvil"
+                ) from exc
             return self.now()
 
     @property
@@ -118,8 +120,10 @@ class BoundedHTTPProvider(HTTPProvider):
     def decode_rpc_response(raw_response: bytes):
         depth = safe_json.nesting_depth(raw_response)
         if depth > safe_json.MAX_DEPTH:
-            raise ChainError(f"the JSON-RPC node answered with JSON nested {depth} levels deep; refusing it",
-                             "point --chain at a node you trust")
+            raise ChainError(
+                f"the JSON-RPC node answered with JSON nested {depth} levels deep; refusing it",
+                "point --chain at a node you trust",
+            )
         return HTTPProvider.decode_rpc_response(raw_response)
 
 
@@ -138,8 +142,10 @@ def rpc_chain(url: str, timeout: float = 30.0) -> Chain:
     except ChainError:
         raise
     except Exception as exc:
-        raise ChainError(f"cannot reach a JSON-RPC node at {url} ({type(exc).__name__})",
-                         "start one with `merit chain up`, or pass the right --chain URL") from exc
+        raise ChainError(
+            f"cannot reach a JSON-RPC node at {url} ({type(exc).__name__})",
+            "start one with `merit chain up`, or pass the right --chain URL",
+        ) from exc
     return Chain(w3=w3, kind="rpc", url=url)
 
 
@@ -156,6 +162,7 @@ def wait_for_rpc(url: str, timeout: float = 20.0, alive: Callable[[], bool] | No
     """Block until a node answers at ``url`` (for processes we just started), polling every 0.1 s
     under the one retry policy. ``alive``: stop waiting as soon as it returns False (the process we
     started has exited)."""
+
     def answers() -> None:
         Web3(rpc_provider(url, timeout=2)).eth.chain_id
 
@@ -166,8 +173,12 @@ def wait_for_rpc(url: str, timeout: float = 20.0, alive: Callable[[], bool] | No
         return isinstance(exc, Exception) and (alive is None or alive())
 
     try:
-        retry_call(answers, RetryPolicy(retries=None, base_delay=0.1, max_delay=0.1, deadline=timeout),
-                   transient=still_starting, give_up=failed)
+        retry_call(
+            answers,
+            RetryPolicy(retries=None, base_delay=0.1, max_delay=0.1, deadline=timeout),
+            transient=still_starting,
+            give_up=failed,
+        )
     except ChainError:
         raise
     except Exception as exc:  # the process we started is gone

@@ -3,6 +3,7 @@
 The contract keeps only the current and previous rounds in full; every state change is an event,
 and this is the one place that folds them back into per-round records.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,15 +14,15 @@ from backend.chain.client import MarketClient, compact_result, unpack_weights
 @dataclass
 class RoundRecord:
     round: int
-    base_model_cid: str                   # the global model the round started from
-    submissions: list[tuple[str, str]] = field(default_factory=list)   # revealed (trainer, cid), commit order
-    commits: list[str] = field(default_factory=list)      # every committer, in commit order
-    indices: list[int] = field(default_factory=list)      # commit index of each revealed submission
-    global_model_cid: str | None = None   # the result in force (the last one posted)
+    base_model_cid: str  # the global model the round started from
+    submissions: list[tuple[str, str]] = field(default_factory=list)  # revealed (trainer, cid), commit order
+    commits: list[str] = field(default_factory=list)  # every committer, in commit order
+    indices: list[int] = field(default_factory=list)  # commit index of each revealed submission
+    global_model_cid: str | None = None  # the result in force (the last one posted)
     report_cid: str | None = None
-    weights: list[int] = field(default_factory=list)     # posted weights of the revealed submissions
-    flags: int = 0                                        # posted flags, bit k for revealed submission k
-    posts: int = 0                        # results posted (more than one after an upheld dispute)
+    weights: list[int] = field(default_factory=list)  # posted weights of the revealed submissions
+    flags: int = 0  # posted flags, bit k for revealed submission k
+    posts: int = 0  # results posted (more than one after an upheld dispute)
     finalized: bool = False
     distributed: int = 0
     carried: int = 0

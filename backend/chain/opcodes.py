@@ -1,4 +1,5 @@
 """Reading which EVM opcodes a bytecode uses: enough to tell a Cancun build from a Shanghai one."""
+
 from __future__ import annotations
 
 # the opcodes whose presence decides which EVM a build needs; others are reported by number
@@ -8,12 +9,15 @@ _PUSH1, _PUSH32 = 0x60, 0x7F
 
 def opcodes_in(bytecode: str | bytes) -> set[str]:
     """The opcodes in ``bytecode`` (PUSH data skipped, solc's trailing CBOR metadata dropped)."""
-    code = bytes.fromhex(bytecode[2:] if bytecode.startswith("0x") else bytecode) if isinstance(bytecode, str) \
+    code = (
+        bytes.fromhex(bytecode[2:] if bytecode.startswith("0x") else bytecode)
+        if isinstance(bytecode, str)
         else bytes(bytecode)
+    )
     if len(code) >= 2:
         meta = int.from_bytes(code[-2:], "big")
-        if meta + 2 <= len(code) and code[-2 - meta:-2][:1] in (b"\xa1", b"\xa2", b"\xa3"):  # a CBOR map
-            code = code[:-2 - meta]
+        if meta + 2 <= len(code) and code[-2 - meta : -2][:1] in (b"\xa1", b"\xa2", b"\xa3"):  # a CBOR map
+            code = code[: -2 - meta]
     found, pc = set(), 0
     while pc < len(code):
         op = code[pc]

@@ -1,5 +1,6 @@
 """Attach to the configured chain and market, with the configured signer: what every CLI command and
 service does first."""
+
 from __future__ import annotations
 
 from eth_account import Account
@@ -27,19 +28,24 @@ def parse_key(value: str | None) -> LocalAccount | None:
     try:
         return Account.from_key(value)
     except Exception:
-        raise ConfigError("the private key is not a 32-byte hex string",
-                          "pass --key 0x<64 hex digits> or dev:N, or set MERIT_PRIVATE_KEY") from None
+        raise ConfigError(
+            "the private key is not a 32-byte hex string",
+            "pass --key 0x<64 hex digits> or dev:N, or set MERIT_PRIVATE_KEY",
+        ) from None
 
 
-def attach(settings: Settings, chain: Chain | None = None, market: str | None = None,
-           key: str | None = None) -> MarketClient:
+def attach(
+    settings: Settings, chain: Chain | None = None, market: str | None = None, key: str | None = None
+) -> MarketClient:
     """The MarketClient for the configured chain and market address (or recorded deployment)."""
     chain = chain or connect(settings.chain, timeout=settings.rpc_timeout)
     address = market or settings.market
     if address is None:
         if chain.kind == "embedded":
-            raise ConfigError("the embedded chain lives only inside one process and has no deployed market",
-                              "use `merit demo`, or start Anvil with `merit chain up` and pass --chain http://127.0.0.1:8545")
+            raise ConfigError(
+                "the embedded chain lives only inside one process and has no deployed market",
+                "use `merit demo`, or start Anvil with `merit chain up` and pass --chain http://127.0.0.1:8545",
+            )
         address = load_deployment(settings.deployments_dir, chain.chain_id).marketplace
     secret = key if key is not None else (settings.private_key.get_secret_value() if settings.private_key else None)
     client = MarketClient(chain, _checksum(address), parse_key(secret), retries=settings.rpc_retries)

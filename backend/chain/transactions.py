@@ -1,5 +1,6 @@
 """Sending transactions: local signing, a local nonce manager, retries of transient RPC errors, and
 reverts turned into exceptions that carry the custom error's name and decoded arguments."""
+
 from __future__ import annotations
 
 import ast
@@ -24,8 +25,14 @@ except ImportError:  # pragma: no cover
 
 T = TypeVar("T")
 
-PANIC_CODES = {0x01: "assertion failed", 0x11: "arithmetic overflow or underflow", 0x12: "division by zero",
-               0x21: "invalid enum value", 0x32: "array index out of bounds", 0x41: "out of memory"}
+PANIC_CODES = {
+    0x01: "assertion failed",
+    0x11: "arithmetic overflow or underflow",
+    0x12: "division by zero",
+    0x21: "invalid enum value",
+    0x32: "array index out of bounds",
+    0x41: "out of memory",
+}
 
 
 class ContractRevert(MeritError):
@@ -147,7 +154,7 @@ def _revert_data(exc: Exception) -> str | bytes | None:
     if text.startswith("execution reverted: b'") or text.startswith('execution reverted: b"'):
         # eth-tester (the embedded chain) puts the raw revert bytes' repr in the message
         try:
-            return ast.literal_eval(text[len("execution reverted: "):])
+            return ast.literal_eval(text[len("execution reverted: ") :])
         except (ValueError, SyntaxError):
             return None
     data = getattr(exc, "data", None)
@@ -201,10 +208,14 @@ def with_retries(fn: Callable[[], T], retries: int, what: str, base_delay: float
     def give_up(exc: BaseException, attempts: int) -> BaseException:
         if isinstance(exc, Web3RPCError):  # the node answered, busy to the end: its own words are clearest
             return exc
-        return ChainError(f"{what}: the chain did not answer after {attempts} tries ({type(exc).__name__})",
-                          "check that the node is running and --chain points at it")
+        return ChainError(
+            f"{what}: the chain did not answer after {attempts} tries ({type(exc).__name__})",
+            "check that the node is running and --chain points at it",
+        )
 
-    return retry_call(fn, RetryPolicy(retries=retries, base_delay=base_delay), transient=_transient_rpc, give_up=give_up)
+    return retry_call(
+        fn, RetryPolicy(retries=retries, base_delay=base_delay), transient=_transient_rpc, give_up=give_up
+    )
 
 
 @dataclass
@@ -262,14 +273,17 @@ class Transactor:
             try:
                 tx = fn.build_transaction(params)
                 signed = account.sign_transaction(tx)
-                tx_hash = with_retries(lambda: w3.eth.send_raw_transaction(signed.raw_transaction), self.retries, function)
+                tx_hash = with_retries(
+                    lambda: w3.eth.send_raw_transaction(signed.raw_transaction), self.retries, function
+                )
             except Exception as exc:
                 self.nonces.reset(account.address)
                 if isinstance(exc, REVERTS):
                     raise self.revert_from(exc, function) from None
                 raise
-        receipt = with_retries(lambda: w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout),
-                               self.retries, function)
+        receipt = with_retries(
+            lambda: w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout), self.retries, function
+        )
         if receipt["status"] != 1:
             # Replay as a call at the receipt's block to recover the revert reason.
             try:
@@ -277,20 +291,36 @@ class Transactor:
             except Exception as exc:
                 raise self.revert_from(exc, function) from None
             raise ContractRevert("Reverted", {"tx": tx_hash.hex()}, function)
-        return Receipt(tx_hash="0x" + bytes(tx_hash).hex().removeprefix("0x"), gas_used=int(receipt["gasUsed"]),
-                       block_number=int(receipt["blockNumber"]), logs=list(receipt["logs"]), raw=receipt)
+        return Receipt(
+            tx_hash="0x" + bytes(tx_hash).hex().removeprefix("0x"),
+            gas_used=int(receipt["gasUsed"]),
+            block_number=int(receipt["blockNumber"]),
+            logs=list(receipt["logs"]),
+            raw=receipt,
+        )
 
     def transfer(self, account: LocalAccount, to: str, value: int) -> Receipt:
         """A plain ETH transfer (used to fund accounts)."""
         w3 = self.chain.w3
         with self.chain.lock:
-            tx = {"to": to, "value": value, "gas": 21_000, "chainId": self.chain.chain_id,
-                  "nonce": self.nonces.take(self.chain, account.address), **self._fees()}
+            tx = {
+                "to": to,
+                "value": value,
+                "gas": 21_000,
+                "chainId": self.chain.chain_id,
+                "nonce": self.nonces.take(self.chain, account.address),
+                **self._fees(),
+            }
             try:
                 tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
             except Exception:
                 self.nonces.reset(account.address)  # re-read from the node next time
                 raise
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
-        return Receipt(tx_hash=bytes(tx_hash).hex(), gas_used=int(receipt["gasUsed"]),
-                       block_number=int(receipt["blockNumber"]), logs=[], raw=receipt)
+        return Receipt(
+            tx_hash=bytes(tx_hash).hex(),
+            gas_used=int(receipt["gasUsed"]),
+            block_number=int(receipt["blockNumber"]),
+            logs=[],
+            raw=receipt,
+        )

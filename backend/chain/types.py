@@ -1,4 +1,5 @@
 """Typed views of the Marketplace contract's structs and enums (mirrors contracts/Marketplace.sol)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -60,8 +61,11 @@ class ConfigErrorReason(IntEnum):
 
 
 # Solidity enum (by internalType in the ABI) -> Python enum, for readable revert arguments.
-SOLIDITY_ENUMS = {"enum MarketplaceStorage.Phase": Phase, "enum MarketplaceStorage.Status": Status,
-                  "enum MarketplaceStorage.ConfigError": ConfigErrorReason}
+SOLIDITY_ENUMS = {
+    "enum MarketplaceStorage.Phase": Phase,
+    "enum MarketplaceStorage.Status": Status,
+    "enum MarketplaceStorage.ConfigError": ConfigErrorReason,
+}
 
 # The rules createProject enforces on bonds (Marketplace MIN_AGGREGATOR_BOND_BPS / MIN_DISPUTE_BOND_BPS):
 # the aggregator risks at least a tenth of a round's budget, a dispute costs at least a hundredth.
@@ -73,7 +77,9 @@ MAX_WINDOW = 2**24 - 1  # seconds (194 days): windows are stored in 24 bits
 def min_bonds(pool: int, rounds: int) -> tuple[int, int]:
     """The smallest aggregator and dispute bonds createProject accepts for this pool and round count."""
     per_round = pool // max(rounds, 1)
-    return max(1, -(-per_round * MIN_AGGREGATOR_BOND_BPS // 10_000)), max(1, -(-per_round * MIN_DISPUTE_BOND_BPS // 10_000))
+    return max(1, -(-per_round * MIN_AGGREGATOR_BOND_BPS // 10_000)), max(
+        1, -(-per_round * MIN_DISPUTE_BOND_BPS // 10_000)
+    )
 
 
 @dataclass(frozen=True)
@@ -127,12 +133,12 @@ class RoundInfo:
     submission_deadline: int
     aggregation_deadline: int
     challenge_deadline: int
-    submissions: int          # commitments, in commit order
+    submissions: int  # commitments, in commit order
     budget: int
     global_model_cid: str
     report_cid: str
     reveal_deadline: int = 0  # commitments are revealed from the submission deadline to this one
-    revealed: int = 0         # bit i: the i-th committer (commit order) revealed
+    revealed: int = 0  # bit i: the i-th committer (commit order) revealed
 
     @property
     def revealed_count(self) -> int:

@@ -1,4 +1,5 @@
 """`merit aggregator run`: the operator's daemon."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,10 @@ def run(
     once: bool = typer.Option(False, "--once", help="take one step and exit"),
     workers: int = typer.Option(1, "--workers", min=1, help="processes for coalition evaluations"),
     fail_after: str = typer.Option(None, "--fail-after", hidden=True, help="fault injection for tests"),
-    chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None, key: KeyOption = None,
+    chain: ChainOption = None,
+    ipfs: IpfsOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Follow a project and run each round when its submission window closes, until the project ends.
 
@@ -38,9 +42,16 @@ def run(
     from rich.console import Console
 
     spinner = Console(stderr=True)
-    node = AggregatorNode(ctx.market, ctx.store, project_id, validation=None,
-                          state_dir=ctx.settings.home / "aggregator", executor=executor, fail_after=fail_after,
-                          busy=lambda message: spinner.status(message))
+    node = AggregatorNode(
+        ctx.market,
+        ctx.store,
+        project_id,
+        validation=None,
+        state_dir=ctx.settings.home / "aggregator",
+        executor=executor,
+        fail_after=fail_after,
+        busy=lambda message: spinner.status(message),
+    )
     node.validation = load_validation(validation, node.spec)
     if once:
         node.log(node.step())

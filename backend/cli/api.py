@@ -1,4 +1,5 @@
 """`merit api ...`: run the REST API that trainers use."""
+
 from __future__ import annotations
 
 import typer
@@ -16,10 +17,18 @@ _WILDCARDS = ("0.0.0.0", "::", "")
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on (0.0.0.0 for all)"),
     port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="TCP port"),
-    origin: str = typer.Option(None, "--origin", help="URL(s) trainers use to reach this server, comma-separated "
-                               "(MERIT_API_ORIGIN); signatures must name one. Default: http://HOST:PORT"),
-    writes_per_minute: float = typer.Option(None, "--writes-per-minute", min=0.01,
-                                            help="signed writes each address may make per minute (MERIT_API_WRITES_PER_MINUTE)"),
+    origin: str = typer.Option(
+        None,
+        "--origin",
+        help="URL(s) trainers use to reach this server, comma-separated "
+        "(MERIT_API_ORIGIN); signatures must name one. Default: http://HOST:PORT",
+    ),
+    writes_per_minute: float = typer.Option(
+        None,
+        "--writes-per-minute",
+        min=0.01,
+        help="signed writes each address may make per minute (MERIT_API_WRITES_PER_MINUTE)",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: debug, info, warning, error"),
 ) -> None:
     """Serve the API with uvicorn, on the configured chain and store (default: embedded ones).
@@ -36,13 +45,17 @@ def serve(
     overrides = {}
     if origin or not settings.api_origin:
         if not origin and host in _WILDCARDS:
-            raise ConfigError(f"--host {host} listens on every interface, so the server cannot tell which URL trainers use",
-                              "pass --origin http://<public host>:<port> (or set MERIT_API_ORIGIN): signed requests name it")
+            raise ConfigError(
+                f"--host {host} listens on every interface, so the server cannot tell which URL trainers use",
+                "pass --origin http://<public host>:<port> (or set MERIT_API_ORIGIN): signed requests name it",
+            )
         overrides["api_origin"] = origin or f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     if writes_per_minute is not None:
         overrides["api_writes_per_minute"] = writes_per_minute
     settings = settings.model_copy(update=overrides)
     app_ = create_app(settings)
-    console.print(f"[green]Merit API[/green] on http://{host}:{port} for {settings.api_origin} "
-                  f"(chain: {settings.chain}, store: {settings.ipfs}); OpenAPI at /openapi.json, docs at /docs")
+    console.print(
+        f"[green]Merit API[/green] on http://{host}:{port} for {settings.api_origin} "
+        f"(chain: {settings.chain}, store: {settings.ipfs}); OpenAPI at /openapi.json, docs at /docs"
+    )
     uvicorn.Server(uvicorn_config(app_, settings, host=host, port=port, log_level=log_level)).run()

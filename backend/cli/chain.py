@@ -1,4 +1,5 @@
 """`merit chain ...` and `merit deploy`: run a development chain and put the Marketplace on a chain."""
+
 from __future__ import annotations
 
 import signal
@@ -20,13 +21,22 @@ console = Console()
 def up(
     port: int = typer.Option(8545, "--port", "-p", min=1, max=65535, help="JSON-RPC port"),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
-    engine: str = typer.Option("anvil", "--engine", help="anvil (Cancun) or ganache (Shanghai; "
-                               "`merit deploy` then picks the Shanghai build)"),
-    state: Path = typer.Option(None, "--state", help="where the chain state is loaded from and saved to (default: "
-                                                      "$MERIT_HOME/anvil-state.json, or the directory "
-                                                      "$MERIT_HOME/ganache-db for Ganache)"),
-    block_time: float = typer.Option(1.0, "--block-time", min=0, help="seconds between blocks; 0 mines only on "
-                                     "transactions, which stops the contract's clock between them"),
+    engine: str = typer.Option(
+        "anvil", "--engine", help="anvil (Cancun) or ganache (Shanghai; `merit deploy` then picks the Shanghai build)"
+    ),
+    state: Path = typer.Option(
+        None,
+        "--state",
+        help="where the chain state is loaded from and saved to (default: "
+        "$MERIT_HOME/anvil-state.json, or the directory "
+        "$MERIT_HOME/ganache-db for Ganache)",
+    ),
+    block_time: float = typer.Option(
+        1.0,
+        "--block-time",
+        min=0,
+        help="seconds between blocks; 0 mines only on transactions, which stops the contract's clock between them",
+    ),
 ) -> None:
     """Start Anvil (or Ganache) from node_modules with persisted state, until Ctrl-C.
 
@@ -59,8 +69,10 @@ def up(
     finally:
         node.stop()
     if crashed is not None:
-        raise ChainError(f"{node.name} exited on its own with code {crashed}; its state may not be saved",
-                         f"check {state} and start it again with `merit chain up --engine {engine}`")
+        raise ChainError(
+            f"{node.name} exited on its own with code {crashed}; its state may not be saved",
+            f"check {state} and start it again with `merit chain up --engine {engine}`",
+        )
     console.print(f"{node.name} stopped; state saved")
 
 
@@ -81,8 +93,10 @@ def deploy_command(
     settings = get_settings()
     spec = chain or settings.chain
     if spec == "embedded":
-        raise ConfigError("the embedded chain lives only inside one process, so a deployment there is lost at once",
-                          "start Anvil with `merit chain up`, then `merit deploy --chain http://127.0.0.1:8545`")
+        raise ConfigError(
+            "the embedded chain lives only inside one process, so a deployment there is lost at once",
+            "start Anvil with `merit chain up`, then `merit deploy --chain http://127.0.0.1:8545`",
+        )
     node = connect(spec, timeout=settings.rpc_timeout)
     account = parse_key(key)
     market = MarketClient.deploy(node, account)
@@ -90,9 +104,12 @@ def deploy_command(
     if test_token:
         deployment.test_token = TestToken.deploy(node, account).address
     path = save_deployment(settings.deployments_dir, deployment)
-    console.print(f"Marketplace at [bold]{market.address}[/bold] on chain {deployment.chain_id} "
-                  f"(block {deployment.block}, gas {market.deploy_receipt.gas_used:,}; {deployment.evm} build"
-                  + (", storage reentrancy guard" if deployment.evm != "cancun" else "") + ")")
+    console.print(
+        f"Marketplace at [bold]{market.address}[/bold] on chain {deployment.chain_id} "
+        f"(block {deployment.block}, gas {market.deploy_receipt.gas_used:,}; {deployment.evm} build"
+        + (", storage reentrancy guard" if deployment.evm != "cancun" else "")
+        + ")"
+    )
     if deployment.test_token:
         console.print(f"TestToken at {deployment.test_token}")
     console.print(f"recorded in {path}")

@@ -1,4 +1,5 @@
 """`merit ipfs ...`: add, read and pin content in Merit's store (embedded, or a Kubo node)."""
+
 from __future__ import annotations
 
 import sys
@@ -13,12 +14,12 @@ from backend.storage import DEFAULT_CID_VERSION, open_store
 app = typer.Typer(help="Content-addressed storage: the CIDs are the ones `ipfs add` prints.", no_args_is_help=True)
 
 
-
 @app.command()
 def add(
     path: Path = typer.Argument(..., help="file to add"),
-    cid_version: int = typer.Option(DEFAULT_CID_VERSION, "--cid-version", min=0, max=1,
-                                    help="1: base32 bafy.../bafk... with raw leaves; 0: Qm..."),
+    cid_version: int = typer.Option(
+        DEFAULT_CID_VERSION, "--cid-version", min=0, max=1, help="1: base32 bafy.../bafk... with raw leaves; 0: Qm..."
+    ),
     only_hash: bool = typer.Option(False, "--only-hash", "-n", help="print the CID, store nothing"),
     pin: bool = typer.Option(True, "--pin/--no-pin", help="pin the content (keeps it from a Kubo node's GC)"),
     ipfs: IpfsOption = None,
@@ -41,8 +42,9 @@ def add(
 @app.command()
 def cat(
     cid: str = typer.Argument(..., help="CID to read"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="write to this file instead of stdout (never left partial)"),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="write to this file instead of stdout (never left partial)"
+    ),
     ipfs: IpfsOption = None,
 ) -> None:
     """Write a CID's bytes to stdout, verifying every block against the CID.

@@ -1,4 +1,5 @@
 """The `merit` command. Sub-commands are grouped by who uses them (see README)."""
+
 from __future__ import annotations
 
 import sys

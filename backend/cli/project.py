@@ -1,4 +1,5 @@
 """`merit project ...`: what a project owner does."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +18,10 @@ console = Console()
 @app.command("create")
 def create(
     spec: Path = typer.Option(..., "--spec", help="project spec file (YAML or JSON); see README"),
-    chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None, key: KeyOption = None,
+    chain: ChainOption = None,
+    ipfs: IpfsOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Upload the model spec, initial weights and validation set, escrow the reward pool, create the project.
 
@@ -47,9 +51,14 @@ def list_(chain: ChainOption = None, market: MarketOption = None) -> None:
         table.add_column(column)
     for pid in ctx.market.project_ids():
         cfg, info = ctx.market.config(pid), ctx.market.project(pid)
-        table.add_row(str(pid), info.status.label, f"{info.current_round}/{cfg.rounds}",
-                      f"{info.trainer_count}/{cfg.maxTrainers}", wei(cfg.pool) if cfg.is_eth else str(cfg.pool),
-                      info.owner)
+        table.add_row(
+            str(pid),
+            info.status.label,
+            f"{info.current_round}/{cfg.rounds}",
+            f"{info.trainer_count}/{cfg.maxTrainers}",
+            wei(cfg.pool) if cfg.is_eth else str(cfg.pool),
+            info.owner,
+        )
     console.print(table)
 
 
@@ -67,8 +76,12 @@ def _report(store, cid: str | None) -> dict | None:
 
 
 @app.command("status")
-def status(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, ipfs: IpfsOption = None,
-           market: MarketOption = None) -> None:
+def status(
+    project_id: int = typer.Argument(..., min=1),
+    chain: ChainOption = None,
+    ipfs: IpfsOption = None,
+    market: MarketOption = None,
+) -> None:
     """Show a project's rounds: state, submissions, scores, flags and rewards.
 
     Example: merit project status 1
@@ -77,35 +90,52 @@ def status(project_id: int = typer.Argument(..., min=1), chain: ChainOption = No
 
     ctx = open_context(chain, ipfs, market, key="")
     cfg, info = ctx.market.config(project_id), ctx.market.project(project_id)
-    console.print(f"[bold]project {project_id}[/bold]: {info.status.label}, round {info.current_round} of {cfg.rounds}, "
-                  f"{info.trainer_count} trainers, pool {wei(cfg.pool)}, carry {wei(info.carry)}")
+    console.print(
+        f"[bold]project {project_id}[/bold]: {info.status.label}, round {info.current_round} of {cfg.rounds}, "
+        f"{info.trainer_count} trainers, pool {wei(cfg.pool)}, carry {wei(info.carry)}"
+    )
     if info.status.label == "Running":
         r = ctx.market.round(project_id, info.current_round)
         now = ctx.market.chain.now()
-        console.print(f"round {info.current_round}: {r.phase.label}; submissions close in "
-                      f"{max(0, r.submission_deadline - now)}s, aggregation deadline in {max(0, r.aggregation_deadline - now)}s")
+        console.print(
+            f"round {info.current_round}: {r.phase.label}; submissions close in "
+            f"{max(0, r.submission_deadline - now)}s, aggregation deadline in {max(0, r.aggregation_deadline - now)}s"
+        )
     for rec in round_history(ctx.market, project_id):
         report = _report(ctx.store, rec.report_cid)
         details = {t["index"]: t for t in report["trainers"]} if report else {}
-        table = Table(title=f"round {rec.round}: {'final' if rec.finalized else 'in progress'}"
-                            + (f", model {rec.global_model_cid}" if rec.global_model_cid else ""))
+        table = Table(
+            title=f"round {rec.round}: {'final' if rec.finalized else 'in progress'}"
+            + (f", model {rec.global_model_cid}" if rec.global_model_cid else "")
+        )
         for column in ("#", "trainer", "score", "weight", "flagged", "reason", "reward", "slashed"):
             table.add_column(column)
         for i, (trainer, _cid) in enumerate(rec.submissions):
             flagged = bool(rec.flags >> i & 1) if rec.weights else None
             detail = details.get(i, {})
             score = detail.get("score")
-            table.add_row(str(i), trainer, "-" if score is None else f"{score:.4f}",
-                          f"{rec.weights[i] / 1e9:.4f}" if rec.weights else "-",
-                          "-" if flagged is None else ("[red]yes[/red]" if flagged else "no"),
-                          detail.get("reason") or "", wei(rec.rewards.get(trainer, 0)), wei(rec.slashes.get(trainer, 0)))
+            table.add_row(
+                str(i),
+                trainer,
+                "-" if score is None else f"{score:.4f}",
+                f"{rec.weights[i] / 1e9:.4f}" if rec.weights else "-",
+                "-" if flagged is None else ("[red]yes[/red]" if flagged else "no"),
+                detail.get("reason") or "",
+                wei(rec.rewards.get(trainer, 0)),
+                wei(rec.slashes.get(trainer, 0)),
+            )
         console.print(table)
         if rec.report_cid:
             console.print(f"  report {rec.report_cid}" + ("" if report else " (not in this store)"))
 
 
 @app.command("cancel")
-def cancel(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
+def cancel(
+    project_id: int = typer.Argument(..., min=1),
+    chain: ChainOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+) -> None:
     """Cancel a project: budgets of rounds that never had a submission become withdrawable; a round
     with commitments still settles to its trainers, and the project closes after it.
 
@@ -114,15 +144,24 @@ def cancel(project_id: int = typer.Argument(..., min=1), chain: ChainOption = No
     ctx = open_context(chain, None, market, key, need_store=False)
     ctx.market.cancel(project_id)
     if ctx.market.project(project_id).status.name == "CANCELLED":
-        console.print(f"project {project_id} cancelled; withdraw what is left with `merit project withdraw {project_id}`")
+        console.print(
+            f"project {project_id} cancelled; withdraw what is left with `merit project withdraw {project_id}`"
+        )
     else:
-        console.print(f"project {project_id} cancelled after its current round, which has submissions and still "
-                      f"settles to its trainers; then withdraw with `merit project withdraw {project_id}`")
+        console.print(
+            f"project {project_id} cancelled after its current round, which has submissions and still "
+            f"settles to its trainers; then withdraw with `merit project withdraw {project_id}`"
+        )
 
 
 @app.command("evict")
-def evict(project_id: int = typer.Argument(..., min=1), trainer: str = typer.Argument(..., help="the trainer's address"),
-          chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
+def evict(
+    project_id: int = typer.Argument(..., min=1),
+    trainer: str = typer.Argument(..., help="the trainer's address"),
+    chain: ChainOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+) -> None:
     """Free the slot of a trainer that missed two rounds in a row (anyone may do it).
 
     Example: merit project evict 1 0x90F79bf6EB2c4f870365E785982E1f101E93b906 --key dev:5
@@ -137,7 +176,12 @@ def evict(project_id: int = typer.Argument(..., min=1), trainer: str = typer.Arg
 
 
 @app.command("withdraw")
-def withdraw(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
+def withdraw(
+    project_id: int = typer.Argument(..., min=1),
+    chain: ChainOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+) -> None:
     """Withdraw the owner's remainder (budgets of rounds without a submission) after the project ended or was cancelled.
 
     Example: merit project withdraw 1 --key dev:0
@@ -149,8 +193,13 @@ def withdraw(project_id: int = typer.Argument(..., min=1), chain: ChainOption = 
 
 
 @app.command("reveal")
-def reveal(project_id: int = typer.Argument(..., min=1), chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None,
-           key: KeyOption = None) -> None:
+def reveal(
+    project_id: int = typer.Argument(..., min=1),
+    chain: ChainOption = None,
+    ipfs: IpfsOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+) -> None:
     """Publish the validation set (CID and salt), so anyone can `merit verify` every round.
 
     Example: merit project reveal 1 --key dev:0
@@ -167,8 +216,13 @@ def reveal(project_id: int = typer.Argument(..., min=1), chain: ChainOption = No
 
 
 @app.command("export")
-def export(project_id: int = typer.Argument(..., min=1), out: Path = typer.Option(..., "--out", help="file to write"),
-           chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None) -> None:
+def export(
+    project_id: int = typer.Argument(..., min=1),
+    out: Path = typer.Option(..., "--out", help="file to write"),
+    chain: ChainOption = None,
+    ipfs: IpfsOption = None,
+    market: MarketOption = None,
+) -> None:
     """Write the project's current global model (safetensors), verified against its on-chain CID.
 
     Example: merit project export 1 --out model.safetensors
@@ -196,7 +250,15 @@ def example(
     """
     from backend.project import write_example
 
-    paths = write_example(out, trainers=trainers, rounds=rounds, submission_window=submission_window,
-                          challenge_period=challenge_period, aggregator=aggregator, arbiter=arbiter, seed=seed)
+    paths = write_example(
+        out,
+        trainers=trainers,
+        rounds=rounds,
+        submission_window=submission_window,
+        challenge_period=challenge_period,
+        aggregator=aggregator,
+        arbiter=arbiter,
+        seed=seed,
+    )
     for path in paths:
         console.print(f"wrote {path}")

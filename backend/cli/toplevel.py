@@ -1,4 +1,5 @@
 """Top-level commands that belong to no group: deploy, verify, demo."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,12 @@ def register(app: typer.Typer) -> None:
 def verify_command(
     project_id: int = typer.Argument(..., min=1),
     round_: list[int] = typer.Option(None, "--round", help="round(s) to verify (default: all with a result)"),
-    validation: Path = typer.Option(None, "--validation", help="validation set (.npz), if the owner has not revealed it"),
-    chain: ChainOption = None, ipfs: IpfsOption = None, market: MarketOption = None,
+    validation: Path = typer.Option(
+        None, "--validation", help="validation set (.npz), if the owner has not revealed it"
+    ),
+    chain: ChainOption = None,
+    ipfs: IpfsOption = None,
+    market: MarketOption = None,
 ) -> None:
     """Re-execute rounds from chain and IPFS data and check the posted weights, flags and model.
 
@@ -43,8 +48,14 @@ def verify_command(
         spec = fetch_model_spec(ctx.store, ctx.market.config(project_id).specCid)
         data = load_validation(validation, spec)
     with console.status("re-executing rounds"):
-        verdicts = verify_project(ctx.market, ctx.store, project_id, validation=data, rounds=round_ or None,
-                                  progress=lambda r: console.print(f"round {r} re-executed"))
+        verdicts = verify_project(
+            ctx.market,
+            ctx.store,
+            project_id,
+            validation=data,
+            rounds=round_ or None,
+            progress=lambda r: console.print(f"round {r} re-executed"),
+        )
     if not verdicts:
         console.print("no round has a posted result yet")
     for v in verdicts:
@@ -55,8 +66,12 @@ def verify_command(
         for problem in v.problems:
             console.print(f"  {problem}")
         for d in v.differing:
-            console.print(f"  trainer {d['index']} {d['address']}: {d['field']} posted {d['posted']}, recomputed {d['recomputed']}")
-    console.print(f"tolerance: weights ±{WEIGHT_TOLERANCE:g} of the round total, model ±{MODEL_TOLERANCE:g}; flags exact")
+            console.print(
+                f"  trainer {d['index']} {d['address']}: {d['field']} posted {d['posted']}, recomputed {d['recomputed']}"
+            )
+    console.print(
+        f"tolerance: weights ±{WEIGHT_TOLERANCE:g} of the round total, model ±{MODEL_TOLERANCE:g}; flags exact"
+    )
     if not all(v.ok for v in verdicts):
         raise typer.Exit(1)
 
@@ -64,18 +79,25 @@ def verify_command(
 def demo_command(
     trainers: int = typer.Option(8, "--trainers", min=1, max=64, help="number of trainers"),
     rounds: int = typer.Option(5, "--rounds", min=1, max=100),
-    attackers: str = typer.Option("sign_flip:1,free_rider:1,label_flip:1", "--attackers",
-                                  help="comma-separated kind:count; kinds: label_flip, sign_flip, noise, scale, free_rider, copycat, "
-                                       "alie, ipm, min_max, noisy_copycat, delta_free_rider, sybil, backdoor"),
+    attackers: str = typer.Option(
+        "sign_flip:1,free_rider:1,label_flip:1",
+        "--attackers",
+        help="comma-separated kind:count; kinds: label_flip, sign_flip, noise, scale, free_rider, copycat, "
+        "alie, ipm, min_max, noisy_copycat, delta_free_rider, sybil, backdoor",
+    ),
     seed: int = typer.Option(0, "--seed"),
     chain: ChainOption = "embedded",
     ipfs: IpfsOption = "embedded",
     out: Path = typer.Option(Path("merit-demo"), "--out", help="directory for report.json and the plots"),
     json_out: bool = typer.Option(False, "--json", help="print the report path last, for scripts"),
-    sizes: Optional[str] = typer.Option(None, "--sizes", help="N1,N2,…: digits of each honest trainer, in order "
-                                                             "(one value: all of them)"),
-    label_noise: Optional[str] = typer.Option(None, "--label-noise", help="Q1,Q2,…: fraction of wrong labels of each "
-                                                                         "honest trainer, in order (one value: all)"),
+    sizes: Optional[str] = typer.Option(
+        None, "--sizes", help="N1,N2,…: digits of each honest trainer, in order (one value: all of them)"
+    ),
+    label_noise: Optional[str] = typer.Option(
+        None,
+        "--label-noise",
+        help="Q1,Q2,…: fraction of wrong labels of each honest trainer, in order (one value: all)",
+    ),
     partition: str = typer.Option("iid", "--partition", help="iid, or dirichlet:ALPHA for label-skewed shards"),
 ) -> None:
     """Run a whole market in one process: owner, aggregator, honest and malicious trainers.
@@ -91,16 +113,28 @@ def demo_command(
 
     load_settings(chain=chain, ipfs=ipfs)  # refuse a bad --chain/--ipfs before any work
     console = Console(stderr=json_out)
-    demo_config = DemoConfig(trainers=trainers, rounds=rounds, attackers=attackers, seed=seed, chain=chain, ipfs=ipfs,
-                             out=out, sizes=sizes, label_noise=label_noise, partition=partition)
+    demo_config = DemoConfig(
+        trainers=trainers,
+        rounds=rounds,
+        attackers=attackers,
+        seed=seed,
+        chain=chain,
+        ipfs=ipfs,
+        out=out,
+        sizes=sizes,
+        label_noise=label_noise,
+        partition=partition,
+    )
     demo_config.check()  # bad flags are refused before anything starts
     report = run_demo(demo_config, console=console)
     console.print(summary_table(report))
     final = report["final"]
-    console.print(f"final accuracy on held-out test digits {final['accuracy']:.3f} (on the validation set the "
-                  f"aggregator scores with: {final['validation_accuracy']:.3f}); rewards {final['rewards_total_wei'] / 1e18:.4f} ETH, "
-                  f"slashed {final['slashed_total_wei'] / 1e18:.4f} ETH, refund {final['refund_wei'] / 1e18:.4f} ETH; "
-                  f"conservation {'ok' if final['conservation_ok'] else 'VIOLATED'}")
+    console.print(
+        f"final accuracy on held-out test digits {final['accuracy']:.3f} (on the validation set the "
+        f"aggregator scores with: {final['validation_accuracy']:.3f}); rewards {final['rewards_total_wei'] / 1e18:.4f} ETH, "
+        f"slashed {final['slashed_total_wei'] / 1e18:.4f} ETH, refund {final['refund_wei'] / 1e18:.4f} ETH; "
+        f"conservation {'ok' if final['conservation_ok'] else 'VIOLATED'}"
+    )
     console.print("time per phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in report["phases_seconds"].items()))
     console.print(f"plots: {', '.join(report['plots'])}")
     if json_out:

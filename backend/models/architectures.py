@@ -1,5 +1,6 @@
 """Built-in architectures. Options beyond the spec's shape come from ``spec.hyperparams``
 (``hidden``, ``channels``), so one spec JSON describes the whole model."""
+
 from __future__ import annotations
 
 import math
@@ -45,7 +46,14 @@ def cnn(spec: ModelSpec) -> nn.Module:
     if h < 1 or w < 1:
         raise ConfigError(f"cnn input {height}x{width} is too small", "use at least 16x16 images")
     return nn.Sequential(
-        nn.Conv2d(channels, c1, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(c2 * h * w, hidden), nn.ReLU(), nn.Linear(hidden, spec.num_classes),
+        nn.Conv2d(channels, c1, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(c2 * h * w, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, spec.num_classes),
     )

@@ -1,4 +1,5 @@
 """Build a model from a spec, with weights that depend only on a seed."""
+
 from __future__ import annotations
 
 import torch

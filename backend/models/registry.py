@@ -4,6 +4,7 @@ Built-in architectures register themselves with :func:`register_architecture`. T
 add more through the ``merit.architectures`` entry-point group; each entry point names a callable
 ``builder(spec) -> nn.Module``.
 """
+
 from __future__ import annotations
 
 from importlib.metadata import entry_points
@@ -53,8 +54,7 @@ def get_architecture(name: str) -> Builder:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown architecture {name!r}",
-                          f"known: {', '.join(available_architectures())}") from None
+        raise ConfigError(f"unknown architecture {name!r}", f"known: {', '.join(available_architectures())}") from None
 
 
 def available_architectures() -> list[str]:

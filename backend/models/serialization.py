@@ -1,4 +1,5 @@
 """Weights and updates on the wire: safetensors with string metadata. Never pickle."""
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -20,9 +21,18 @@ def save_weights(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, obj
     return _canonical_safetensors(tensors, meta)
 
 
-_ST_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-              torch.bool: "BOOL"}
+_ST_DTYPES = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
 
 
 def _canonical_safetensors(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bytes:
@@ -40,7 +50,11 @@ def _canonical_safetensors(tensors: Mapping[str, torch.Tensor], metadata: Mappin
         if t.dtype not in _ST_DTYPES:
             raise ConfigError(f"tensor {name!r} has unsupported dtype {t.dtype}")
         raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": _ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        header[name] = {
+            "dtype": _ST_DTYPES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
         chunks.append(raw)
         offset += len(raw)
     text = json.dumps(header, separators=(",", ":"), sort_keys=False).encode()
@@ -62,7 +76,7 @@ def load_weights(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if header_len > len(data) - 8:
         raise ConfigError("weights file is truncated or not safetensors")
     try:
-        header = safe_json.loads(data[8:8 + header_len], what="weights file header", max_depth=3)
+        header = safe_json.loads(data[8 : 8 + header_len], what="weights file header", max_depth=3)
         if not isinstance(header, dict):
             raise ValueError("its header is not a JSON object")
         metadata = header.get("__metadata__", {}) or {}

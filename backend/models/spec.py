@@ -1,4 +1,5 @@
 """The model spec: the JSON document a project pins on-chain by CID."""
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -53,8 +54,10 @@ class ModelSpec(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ())) or "the document"
-            raise ConfigError(f"{source} is not a valid Merit model spec: {where}: {first.get('msg', exc)}"[:500],
-                              "the project's owner pinned a spec Merit cannot read") from None
+            raise ConfigError(
+                f"{source} is not a valid Merit model spec: {where}: {first.get('msg', exc)}"[:500],
+                "the project's owner pinned a spec Merit cannot read",
+            ) from None
 
 
 ROUND_HYPERPARAMS_KEY = "hyperparams"
@@ -70,21 +73,23 @@ ADJUSTABLE = ("lr",)
 def round_spec(spec: ModelSpec, metadata: dict[str, str] | None) -> ModelSpec:
     """The spec a round trains with: ``spec`` with the overrides that the global model's metadata
     carries under ``hyperparams`` (written by the aggregator's schedule). No overrides: ``spec``."""
-    import json
 
     raw = (metadata or {}).get(ROUND_HYPERPARAMS_KEY, "")
     if not raw:
         return spec
     from backend import safe_json
     from backend.errors import ConfigError
+
     try:
         overrides = safe_json.loads(raw, what="hyper-parameter metadata", max_bytes=4096)
     except safe_json.UntrustedJSONError:
         overrides = None
     if not isinstance(overrides, dict) or set(overrides) - set(ADJUSTABLE):
-        raise ConfigError(f"the global model's '{ROUND_HYPERPARAMS_KEY}' metadata is not a JSON object of "
-                          f"{', '.join(ADJUSTABLE)}: {raw[:120]!r}",
-                          FOREIGN_MODEL_HINT)
+        raise ConfigError(
+            f"the global model's '{ROUND_HYPERPARAMS_KEY}' metadata is not a JSON object of "
+            f"{', '.join(ADJUSTABLE)}: {raw[:120]!r}",
+            FOREIGN_MODEL_HINT,
+        )
     try:
         merged = Hyperparams(**{**spec.hyperparams.model_dump(), **overrides})
     except ValueError as exc:

@@ -1,4 +1,5 @@
 """A state dict <-> one flat float vector, in a fixed key order (the model's own order)."""
+
 from __future__ import annotations
 
 import math
@@ -50,6 +51,6 @@ def unflatten(vector: torch.Tensor | np.ndarray, layout: Layout) -> dict[str, to
     offset = 0
     for name, shape, dtype in zip(layout.names, layout.shapes, layout.dtypes):
         n = math.prod(shape)
-        out[name] = vec[offset:offset + n].reshape(shape).to(dtype).clone()
+        out[name] = vec[offset : offset + n].reshape(shape).to(dtype).clone()
         offset += n
     return out

@@ -22,6 +22,7 @@ The adaptive kinds come from the literature:
   class, and boosts the update (model replacement); :func:`stamp_trigger` makes the test images for
   its attack success rate.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -51,9 +52,9 @@ class AttackContext:
     epochs: int | None = None
     # benign updates of this attacker's colluders (same kind, own data), itself included, in order
     colluders: Sequence[Mapping[str, torch.Tensor]] = field(default_factory=list)
-    rank: int = 0                      # this attacker's position among its colluders
-    last_step: Mapping[str, torch.Tensor] | None = None   # the last global step (public), None in round 0
-    trainers: int = 0                  # trainers in the round (ALIE's z), 0: unknown
+    rank: int = 0  # this attacker's position among its colluders
+    last_step: Mapping[str, torch.Tensor] | None = None  # the last global step (public), None in round 0
+    trainers: int = 0  # trainers in the round (ALIE's z), 0: unknown
 
     def train(self, y: np.ndarray | None = None) -> Update:
         """The honest routine: train locally and return the delta."""
@@ -107,8 +108,10 @@ def copycat(ctx: AttackContext, source: int = 0, jitter: float = 1e-4) -> Update
     if jitter == 0:
         return {k: v.clone() for k, v in victim.items()}
     gen = ctx.generator()
-    return {k: v + jitter * float(v.abs().mean()) * torch.randn(v.shape, generator=gen, dtype=torch.float32).to(v.dtype)
-            for k, v in victim.items()}
+    return {
+        k: v + jitter * float(v.abs().mean()) * torch.randn(v.shape, generator=gen, dtype=torch.float32).to(v.dtype)
+        for k, v in victim.items()
+    }
 
 
 def _flat(update: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -118,7 +121,7 @@ def _flat(update: Mapping[str, torch.Tensor]) -> torch.Tensor:
 def _unflat(vector: torch.Tensor, like: Mapping[str, torch.Tensor]) -> Update:
     out, start = {}, 0
     for k, v in like.items():
-        out[k] = vector[start:start + v.numel()].reshape(v.shape).to(v.dtype)
+        out[k] = vector[start : start + v.numel()].reshape(v.shape).to(v.dtype)
         start += v.numel()
     return out
 
@@ -178,7 +181,9 @@ def noisy_copycat(ctx: AttackContext, noise: float = 0.3, source: int = 0) -> Up
         return free_rider(ctx)
     victim = ctx.previous[min(source, len(ctx.previous) - 1)]
     rms = float(_flat(victim).pow(2).mean().sqrt())
-    return {k: v + n for (k, v), n in zip(victim.items(), _gaussian_like(victim, noise * rms, ctx.generator()).values())}
+    return {
+        k: v + n for (k, v), n in zip(victim.items(), _gaussian_like(victim, noise * rms, ctx.generator()).values())
+    }
 
 
 def delta_free_rider(ctx: AttackContext, noise: float = 0.1) -> Update:
@@ -198,7 +203,7 @@ def sybil(ctx: AttackContext) -> Update:
     whole = _flat(ctx.colluders[0]) if ctx.colluders else _flat(ctx.train())
     owner = torch.randperm(len(whole), generator=torch.Generator().manual_seed(count * 7919 + len(whole)))
     piece = torch.zeros_like(whole)
-    mine = owner[ctx.rank % count::count]
+    mine = owner[ctx.rank % count :: count]
     piece[mine] = whole[mine] * count
     return _unflat(piece, ctx.global_weights)
 
@@ -209,7 +214,7 @@ TRIGGER = 4  # side of the square trigger, in pixels, at the image's bottom-righ
 def stamp_trigger(X: np.ndarray) -> np.ndarray:
     """Images with the backdoor's trigger: a bright square in the bottom-right corner."""
     X = np.array(X, dtype=np.float32, copy=True)
-    X[..., -TRIGGER - 1:-1, -TRIGGER - 1:-1] = 1.0
+    X[..., -TRIGGER - 1 : -1, -TRIGGER - 1 : -1] = 1.0
     return X
 
 

@@ -5,6 +5,7 @@ Every step goes through the product's own code paths: the owner's spec file and 
 the trainers' `backend.trainer.client`, the `AggregatorNode`, the `MarketClient`. Only the
 attackers' updates come from `backend.simulate.attacks`.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,11 +41,11 @@ class DemoConfig:
     out: Path = Path("merit-demo")
     samples_per_trainer: int = 500
     validation_samples: int = 1000
-    test_samples: int = 500      # held out from everyone: the accuracy the demo reports
+    test_samples: int = 500  # held out from everyone: the accuracy the demo reports
     epochs: int = 2
-    sizes: str | None = None          # "N1,N2,…": samples of each honest trainer, in order
-    label_noise: str | None = None    # "Q1,Q2,…": fraction of wrong labels of each honest trainer
-    partition: str = "iid"            # "iid" or "dirichlet:ALPHA"
+    sizes: str | None = None  # "N1,N2,…": samples of each honest trainer, in order
+    label_noise: str | None = None  # "Q1,Q2,…": fraction of wrong labels of each honest trainer
+    partition: str = "iid"  # "iid" or "dirichlet:ALPHA"
 
     def check(self) -> dict[str, int]:
         from backend.simulate.attacks import parse_attackers
@@ -56,7 +57,9 @@ class DemoConfig:
         if not 1 <= self.rounds <= 100:
             problems.append(f"--rounds must be between 1 and 100, got {self.rounds}")
         if sum(counts.values()) > self.trainers:
-            problems.append(f"--attackers asks for {sum(counts.values())} attackers but there are only {self.trainers} trainers")
+            problems.append(
+                f"--attackers asks for {sum(counts.values())} attackers but there are only {self.trainers} trainers"
+            )
         honest = self.trainers - sum(counts.values())
         problems += self._check_data_options(honest)
         pool = MNIST_SAMPLES - self.validation_samples - self.test_samples
@@ -71,18 +74,23 @@ class DemoConfig:
         sizes, noise, alpha = self.honest_sizes(), self.honest_label_noise(), self.partition_alpha()
         for flag, values in (("--sizes", sizes), ("--label-noise", noise)):
             if values is not None and len(values) not in (1, honest):
-                problems.append(f"{flag} gives {len(values)} values but there are {honest} honest trainers "
-                                f"(one value for all, or one per honest trainer)")
+                problems.append(
+                    f"{flag} gives {len(values)} values but there are {honest} honest trainers "
+                    f"(one value for all, or one per honest trainer)"
+                )
         if sizes is not None:
             if alpha is not None:
                 problems.append("--sizes applies to --partition iid only: a Dirichlet partition draws the sizes itself")
             attackers = self.trainers - honest
             pool = MNIST_SAMPLES - self.validation_samples - self.test_samples
             need = sum(sizes) * (honest if len(sizes) == 1 else 1) + attackers * min(
-                self.samples_per_trainer, pool // self.trainers)
+                self.samples_per_trainer, pool // self.trainers
+            )
             if need > pool:
-                problems.append(f"--sizes asks for {need} training digits (attackers included) but only {pool} are "
-                                f"left after the validation and test sets")
+                problems.append(
+                    f"--sizes asks for {need} training digits (attackers included) but only {pool} are "
+                    f"left after the validation and test sets"
+                )
         return problems
 
     def honest_sizes(self) -> list[int] | None:
@@ -192,30 +200,41 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     with phases("setup"):
         chain = connect(cfg.chain, timeout=settings.rpc_timeout)
         if not chain.supports_time_travel:
-            raise ConfigError(f"{cfg.chain} cannot move its clock, so the demo's rounds would take real hours",
-                              "run the demo on the embedded chain or Anvil")
+            raise ConfigError(
+                f"{cfg.chain} cannot move its clock, so the demo's rounds would take real hours",
+                "run the demo on the embedded chain or Anvil",
+            )
         store = open_store(cfg.ipfs)
         X, y = load_mnist(seed=cfg.seed)
         X_val, y_val = X[: cfg.validation_samples], y[: cfg.validation_samples]
         held_out = slice(cfg.validation_samples, cfg.validation_samples + cfg.test_samples)
         X_test, y_test = X[held_out], y[held_out]
-        X_tr, y_tr = X[held_out.stop:], y[held_out.stop:]
+        X_tr, y_tr = X[held_out.stop :], y[held_out.stop :]
         roles = _roles(cfg, counts)
         data = _trainer_data(cfg, roles, X_tr, y_tr)
         owner_market = MarketClient.deploy(chain, dev_account(0))
         owner, aggregator, arbiter, trainer_accounts = _accounts(chain, owner_market, cfg.trainers)
-        spec_path = write_example(out, trainers=cfg.trainers, rounds=cfg.rounds, submission_window=3600,
-                                  challenge_period=600, aggregator=aggregator.address, arbiter=arbiter.address,
-                                  seed=cfg.seed, validation_samples=cfg.validation_samples, epochs=cfg.epochs,
-                                  aggregation_window=3600, write_shards=False)[0]
+        spec_path = write_example(
+            out,
+            trainers=cfg.trainers,
+            rounds=cfg.rounds,
+            submission_window=3600,
+            challenge_period=600,
+            aggregator=aggregator.address,
+            arbiter=arbiter.address,
+            seed=cfg.seed,
+            validation_samples=cfg.validation_samples,
+            epochs=cfg.epochs,
+            aggregation_window=3600,
+            write_shards=False,
+        )[0]
         pid, _record = create_project(owner_market, store, spec_path, settings.home)
         gas: dict[str, list[int]] = {"create_project": [owner_market.last_receipt.gas_used]}
         agg_market = owner_market.as_account(aggregator)
         # every demo deploys a new market, which a restarted dev chain places at the address (and chain
         # id) of the last run's: a node state left in --out from that run must not be resumed
         shutil.rmtree(out / "aggregator-state", ignore_errors=True)
-        node = AggregatorNode(agg_market, store, pid, (X_val, y_val), out / "aggregator-state",
-                              log=lambda m: None)
+        node = AggregatorNode(agg_market, store, pid, (X_val, y_val), out / "aggregator-state", log=lambda m: None)
         trainers = [owner_market.as_account(a) for a in trainer_accounts]
         for t in trainers:
             gas.setdefault("join", []).append(t.join(pid).gas_used)
@@ -226,8 +245,14 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     addresses = [t.account.address for t in trainers]
     role_of = dict(zip(addresses, roles))
     spec = node.spec
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TimeElapsedColumn(), console=console, transient=False)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
     last_global = None  # the previous round's global model: delta free-riders replay the step since
     with progress:
         task = progress.add_task("rounds", total=cfg.rounds)
@@ -238,16 +263,25 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
             with phases("training"):
                 ctx = load_round(owner_market, pid, r, store=store)
                 previous: list = []
-                contexts = [AttackContext(spec=ctx.spec, global_weights=ctx.global_weights, X=d["X"], y=d["y"],
-                                          seed=cfg.seed * 1000 + r * 100 + i, previous=previous,
-                                          last_step=global_step(ctx.global_weights, last_global))
-                            for i, d in enumerate(data)]
+                contexts = [
+                    AttackContext(
+                        spec=ctx.spec,
+                        global_weights=ctx.global_weights,
+                        X=d["X"],
+                        y=d["y"],
+                        seed=cfg.seed * 1000 + r * 100 + i,
+                        previous=previous,
+                        last_step=global_step(ctx.global_weights, last_global),
+                    )
+                    for i, d in enumerate(data)
+                ]
                 prepare_round(roles, contexts)
                 last_global = ctx.global_weights
                 for i, (t, role) in enumerate(zip(trainers, roles)):
                     if role == "honest":
-                        update = honest_update(ctx, pid, t.account.address, data[i]["X"], data[i]["y"],
-                                               seed=contexts[i].seed)
+                        update = honest_update(
+                            ctx, pid, t.account.address, data[i]["X"], data[i]["y"], seed=contexts[i].seed
+                        )
                         tensors, _ = load_weights(update)
                     else:
                         tensors = make_update(role, contexts[i])
@@ -279,30 +313,64 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
             chain.advance(max(1, info.challenge_deadline - chain.now() + 1))
             with phases("chain"):
                 round_gas["finalize"] = owner_market.finalize(pid).gas_used
-            rounds_out.append(_round_record(owner_market, store, pid, r, role_of, spec, (X_val, y_val),
-                                            (X_test, y_test), aggregation_seconds, round_gas, evaluate))
-            progress.update(task, advance=1, description=f"round {r}: done, test accuracy {rounds_out[-1]['accuracy']:.3f}")
+            rounds_out.append(
+                _round_record(
+                    owner_market,
+                    store,
+                    pid,
+                    r,
+                    role_of,
+                    spec,
+                    (X_val, y_val),
+                    (X_test, y_test),
+                    aggregation_seconds,
+                    round_gas,
+                    evaluate,
+                )
+            )
+            progress.update(
+                task, advance=1, description=f"round {r}: done, test accuracy {rounds_out[-1]['accuracy']:.3f}"
+            )
 
     with phases("settlement"):
         settlement = _settle(owner_market, pid, trainers, aggregator, gas)
         secret = load_secrets(secrets_path(settings.home, chain.chain_id, owner_market.address, pid))
         owner_market.reveal_validation(pid, secret["validation_cid"], bytes.fromhex(secret["salt"][2:]))
 
-    cfg_json = {"trainers": cfg.trainers, "rounds": cfg.rounds, "attackers": cfg.attackers, "seed": cfg.seed,
-                "chain": cfg.chain, "ipfs": cfg.ipfs, "out": str(out), "samples_per_trainer": cfg.samples_per_trainer,
-                "validation_samples": cfg.validation_samples, "test_samples": cfg.test_samples, "epochs": cfg.epochs,
-                "roles": roles, "sizes": cfg.sizes, "label_noise": cfg.label_noise, "partition": cfg.partition,
-                "trainer_data": [{"role": d["role"], "samples": d["samples"], "label_noise": d["label_noise"]}
-                                 for d in data],
-                "accuracy_on": f"held-out test set ({cfg.test_samples} digits no trainer or aggregator sees)"}
+    cfg_json = {
+        "trainers": cfg.trainers,
+        "rounds": cfg.rounds,
+        "attackers": cfg.attackers,
+        "seed": cfg.seed,
+        "chain": cfg.chain,
+        "ipfs": cfg.ipfs,
+        "out": str(out),
+        "samples_per_trainer": cfg.samples_per_trainer,
+        "validation_samples": cfg.validation_samples,
+        "test_samples": cfg.test_samples,
+        "epochs": cfg.epochs,
+        "roles": roles,
+        "sizes": cfg.sizes,
+        "label_noise": cfg.label_noise,
+        "partition": cfg.partition,
+        "trainer_data": [{"role": d["role"], "samples": d["samples"], "label_noise": d["label_noise"]} for d in data],
+        "accuracy_on": f"held-out test set ({cfg.test_samples} digits no trainer or aggregator sees)",
+    }
     report = {
         "config": cfg_json,
-        "chain": {"kind": chain.kind, "chain_id": chain.chain_id, "market": owner_market.address,
-                  "evm": owner_market.deployment().evm},
+        "chain": {
+            "kind": chain.kind,
+            "chain_id": chain.chain_id,
+            "market": owner_market.address,
+            "evm": owner_market.deployment().evm,
+        },
         "project_id": pid,
         "rounds": rounds_out,
-        "final": {"accuracy": rounds_out[-1]["accuracy"], "validation_accuracy": rounds_out[-1]["validation_accuracy"],
-                  **settlement},
+        "final": {
+            "accuracy": rounds_out[-1]["accuracy"],
+            "validation_accuracy": rounds_out[-1]["validation_accuracy"],
+            **settlement,
+        },
         "gas": {k: max(v) for k, v in gas.items()},
         "phases_seconds": {},
     }
@@ -337,8 +405,10 @@ def _trainer_data(cfg: DemoConfig, roles: list[str], X: np.ndarray, y: np.ndarra
         shards = partition_sizes(len(y), wanted, seed=cfg.seed)
     else:
         shards = partition_iid(min(len(y), cfg.trainers * cfg.samples_per_trainer), cfg.trainers, seed=cfg.seed)
-    out = [{"role": role, "X": X[shard], "y": y[shard], "samples": int(len(shard)), "label_noise": 0.0}
-           for role, shard in zip(roles, shards)]
+    out = [
+        {"role": role, "X": X[shard], "y": y[shard], "samples": int(len(shard)), "label_noise": 0.0}
+        for role, shard in zip(roles, shards)
+    ]
     for k, i in enumerate(honest):
         q = per_honest(noise, k)
         if q:
@@ -359,14 +429,32 @@ def _round_record(market, store, pid, r, role_of, spec, validation, test, aggreg
     rewards, slashes = record.rewards, record.slashes
     trainers = []
     for t in report["trainers"]:
-        trainers.append({"address": t["address"], "role": role_of.get(t["address"], "unknown"), "cid": t["cid"],
-                         "score": t["score"], "weight": t["weight"], "flagged": t["flagged"], "reason": t["reason"],
-                         "reward_wei": rewards.get(t["address"], 0), "slashed_wei": slashes.get(t["address"], 0)})
-    return {"round": r, "global_model_cid": info.global_model_cid, "report_cid": info.report_cid,
-            "accuracy": round(float(accuracy), 4), "loss": round(float(loss), 4),
-            "validation_accuracy": round(float(validation_accuracy), 4), "validation_loss": round(float(validation_loss), 4),
-            "aggregation_seconds": round(aggregation_seconds, 2), "gas": gas, "trainers": trainers,
-            "timings": report.get("timings", {})}
+        trainers.append(
+            {
+                "address": t["address"],
+                "role": role_of.get(t["address"], "unknown"),
+                "cid": t["cid"],
+                "score": t["score"],
+                "weight": t["weight"],
+                "flagged": t["flagged"],
+                "reason": t["reason"],
+                "reward_wei": rewards.get(t["address"], 0),
+                "slashed_wei": slashes.get(t["address"], 0),
+            }
+        )
+    return {
+        "round": r,
+        "global_model_cid": info.global_model_cid,
+        "report_cid": info.report_cid,
+        "accuracy": round(float(accuracy), 4),
+        "loss": round(float(loss), 4),
+        "validation_accuracy": round(float(validation_accuracy), 4),
+        "validation_loss": round(float(validation_loss), 4),
+        "aggregation_seconds": round(aggregation_seconds, 2),
+        "gas": gas,
+        "trainers": trainers,
+        "timings": report.get("timings", {}),
+    }
 
 
 def _settle(market, pid, trainers, aggregator, gas) -> dict:
@@ -389,21 +477,33 @@ def _settle(market, pid, trainers, aggregator, gas) -> dict:
     refund = sum(int(e["amount"]) for e in owner.events("RemainderWithdrawn", pid))
     slashed = sum(int(e["amount"]) for e in owner.events("TrainerSlashed", pid))
     stakes_back = sum(int(e["amount"]) for e in owner.events("StakeWithdrawn", pid))
-    bond_slashed = (sum(int(e["bondSlashed"]) for e in owner.events("RoundExpired", pid))
-                    + sum(int(e["amount"]) for e in owner.events("AggregatorSlashed", pid)))
+    bond_slashed = sum(int(e["bondSlashed"]) for e in owner.events("RoundExpired", pid)) + sum(
+        int(e["amount"]) for e in owner.events("AggregatorSlashed", pid)
+    )
     # What no round paid out (dust, slashes nobody earned) is the trainers' end pot, paid with the stakes.
     pot = sum(int(e["amount"]) for e in owner.events("EndPotSet", pid))
     contract_balance = market.chain.w3.eth.get_balance(market.address)
-    ok = (rewards + refund + pot == cfg.pool + slashed + bond_slashed
-          and stakes_back == cfg.stake * len(trainers) - slashed + pot
-          and contract_balance == 0)
-    return {"pool_wei": cfg.pool, "rewards_total_wei": rewards, "slashed_total_wei": slashed, "refund_wei": refund,
-            "stakes_returned_wei": stakes_back, "contract_balance_wei": contract_balance, "conservation_ok": ok}
+    ok = (
+        rewards + refund + pot == cfg.pool + slashed + bond_slashed
+        and stakes_back == cfg.stake * len(trainers) - slashed + pot
+        and contract_balance == 0
+    )
+    return {
+        "pool_wei": cfg.pool,
+        "rewards_total_wei": rewards,
+        "slashed_total_wei": slashed,
+        "refund_wei": refund,
+        "stakes_returned_wei": stakes_back,
+        "contract_balance_wei": contract_balance,
+        "conservation_ok": ok,
+    }
 
 
 def summary_table(report: dict) -> Table:
-    table = Table(title=f"Merit demo: project {report['project_id']} on {report['chain']['kind']} chain "
-                        f"{report['chain']['chain_id']}")
+    table = Table(
+        title=f"Merit demo: project {report['project_id']} on {report['chain']['kind']} chain "
+        f"{report['chain']['chain_id']}"
+    )
     table.add_column("trainer")
     table.add_column("role")
     table.add_column("flagged", justify="right")
@@ -413,7 +513,9 @@ def summary_table(report: dict) -> Table:
     rows: dict[str, dict] = {}
     for rnd in report["rounds"]:
         for t in rnd["trainers"]:
-            row = rows.setdefault(t["address"], {"role": t["role"], "flags": 0, "n": 0, "scores": [], "reward": 0, "slashed": 0})
+            row = rows.setdefault(
+                t["address"], {"role": t["role"], "flags": 0, "n": 0, "scores": [], "reward": 0, "slashed": 0}
+            )
             row["n"] += 1
             row["flags"] += int(t["flagged"])
             if t["score"] is not None:
@@ -423,6 +525,12 @@ def summary_table(report: dict) -> Table:
     for address, row in rows.items():
         style = "green" if row["role"] == "honest" else "red"
         score = f"{np.mean(row['scores']):.4f}" if row["scores"] else "-"
-        table.add_row(address[:10] + "…", f"[{style}]{row['role']}[/{style}]", f"{row['flags']}/{row['n']}", score,
-                      f"{row['reward'] / ETHER:.4f}", f"{row['slashed'] / ETHER:.4f}")
+        table.add_row(
+            address[:10] + "…",
+            f"[{style}]{row['role']}[/{style}]",
+            f"{row['flags']}/{row['n']}",
+            score,
+            f"{row['reward'] / ETHER:.4f}",
+            f"{row['slashed'] / ETHER:.4f}",
+        )
     return table

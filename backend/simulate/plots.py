@@ -1,5 +1,6 @@
 """The demo's pictures: accuracy per round, cumulative reward per trainer by role, and a
 trainer x round heat map of contribution scores with flagged submissions marked."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-ROLE_COLOURS = {"honest": "#2b8a3e", "label_flip": "#e8590c", "sign_flip": "#c92a2a", "noise": "#862e9c",
-                "scale": "#1864ab", "free_rider": "#868e96", "copycat": "#f08c00"}
+ROLE_COLOURS = {
+    "honest": "#2b8a3e",
+    "label_flip": "#e8590c",
+    "sign_flip": "#c92a2a",
+    "noise": "#862e9c",
+    "scale": "#1864ab",
+    "free_rider": "#868e96",
+    "copycat": "#f08c00",
+}
 
 
 def _trainers(report: dict) -> list[tuple[str, str]]:
@@ -24,8 +32,11 @@ def _trainers(report: dict) -> list[tuple[str, str]]:
 
 def write_plots(report: dict, out: Path) -> list[Path]:
     out = Path(out)
-    paths = [_accuracy(report, out / "accuracy.png"), _rewards(report, out / "rewards.png"),
-             _scores(report, out / "scores.png")]
+    paths = [
+        _accuracy(report, out / "accuracy.png"),
+        _rewards(report, out / "rewards.png"),
+        _scores(report, out / "scores.png"),
+    ]
     plt.close("all")
     return paths
 
@@ -59,8 +70,14 @@ def _rewards(report: dict, path: Path) -> Path:
             per_round.append(sum(t["reward_wei"] for t in rnd["trainers"] if t["address"] == address) / 1e18)
         label = role if role not in shown_roles else None
         shown_roles.add(role)
-        ax.plot(rounds, np.cumsum(per_round), marker="o", color=ROLE_COLOURS.get(role, "black"), label=label,
-                linestyle="-" if role == "honest" else "--")
+        ax.plot(
+            rounds,
+            np.cumsum(per_round),
+            marker="o",
+            color=ROLE_COLOURS.get(role, "black"),
+            label=label,
+            linestyle="-" if role == "honest" else "--",
+        )
     ax.set_xlabel("round")
     ax.set_ylabel("cumulative reward (ETH)")
     ax.set_xticks(rounds)

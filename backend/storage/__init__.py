@@ -27,6 +27,7 @@ Errors (all :class:`backend.errors.StorageError`):
 Backends: :mod:`backend.storage.embedded` (a Kubo-flatfs-like directory, the default) and
 :mod:`backend.storage.kubo` (Kubo RPC over HTTP). Format details: :mod:`backend.storage.unixfs`.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,19 @@ from backend.errors import ConfigError, IntegrityError, StorageError
 from backend.storage.cids import MalformedCidError, format_cid, parse_cid
 from backend.storage.store import DEFAULT_CID_VERSION, BlockNotFoundError, Store, compute_cid, is_cid_of
 
-__all__ = ["open_store", "Store", "compute_cid", "is_cid_of", "parse_cid", "format_cid", "DEFAULT_CID_VERSION",
-           "StorageError", "IntegrityError", "MalformedCidError", "BlockNotFoundError"]
+__all__ = [
+    "open_store",
+    "Store",
+    "compute_cid",
+    "is_cid_of",
+    "parse_cid",
+    "format_cid",
+    "DEFAULT_CID_VERSION",
+    "StorageError",
+    "IntegrityError",
+    "MalformedCidError",
+    "BlockNotFoundError",
+]
 
 
 def open_store(spec: str | None = None, *, home: str | os.PathLike | None = None) -> Store:
@@ -58,5 +70,6 @@ def open_store(spec: str | None = None, *, home: str | os.PathLike | None = None
         from backend.storage.kubo import KuboStore
 
         return KuboStore(spec, timeout=settings.ipfs_timeout, retries=settings.ipfs_retries)
-    raise ConfigError(f"unknown IPFS backend {spec!r}",
-                      "use 'embedded' or a Kubo RPC URL such as http://127.0.0.1:5001")
+    raise ConfigError(
+        f"unknown IPFS backend {spec!r}", "use 'embedded' or a Kubo RPC URL such as http://127.0.0.1:5001"
+    )

@@ -6,6 +6,7 @@ encoding go through the ``multiformats`` library. The importer builds one CID pe
 where a full ``multiformats.CID`` costs more than hashing the block, so :class:`CidPrefix` asks the
 library once for the bytes that precede the digest and reuses them.
 """
+
 from __future__ import annotations
 
 import base64
@@ -93,8 +94,9 @@ def parse_cid(value: str | bytes) -> BlockRef:
         cid = CID.decode(text)
     except Exception as exc:  # the library raises several error types for bad input
         shown = text if isinstance(text, str) else text.hex()
-        raise MalformedCidError(f"not a valid CID: {shown[:80]!r} ({exc})",
-                                "a CID looks like bafybei..., bafkrei... or Qm...") from None
+        raise MalformedCidError(
+            f"not a valid CID: {shown[:80]!r} ({exc})", "a CID looks like bafybei..., bafkrei... or Qm..."
+        ) from None
     if cid.codec.name not in (DAG_PB, RAW):
         raise MalformedCidError(f"CID {cid} has codec {cid.codec.name}; Merit stores only dag-pb and raw blocks")
     if cid.hashfun.name != SHA2_256 or len(cid.raw_digest) != _DIGEST_LEN:

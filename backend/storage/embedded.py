@@ -14,6 +14,7 @@ small disks): a crash can leave a block truncated, and the next read of it names
 corrupt. An add that fails, a full disk included, removes the blocks it created, so it leaves no
 trace. Re-adding content repairs a corrupt block.
 """
+
 from __future__ import annotations
 
 import base64
@@ -27,8 +28,14 @@ from typing import BinaryIO
 
 from backend.errors import StorageError
 from backend.storage.cids import BlockRef, cid_prefix, format_cid, multihash_key, parse_cid
-from backend.storage.store import (DEFAULT_CID_VERSION, BlockNotFoundError, Store, check_cid_version, disk_error,
-                                   verify_block)
+from backend.storage.store import (
+    DEFAULT_CID_VERSION,
+    BlockNotFoundError,
+    Store,
+    check_cid_version,
+    disk_error,
+    verify_block,
+)
 from backend.storage.unixfs import import_file
 
 SHARDING = "/repo/flatfs/shard/v1/next-to-last/2\n"
@@ -51,8 +58,9 @@ class EmbeddedStore(Store):
         except OSError as exc:
             raise disk_error(exc, self.root) from None
         if (self.blocks / "SHARDING").read_text() != SHARDING:
-            raise StorageError(f"{self.blocks} is sharded differently from what Merit writes",
-                               "point MERIT_HOME at a fresh directory")
+            raise StorageError(
+                f"{self.blocks} is sharded differently from what Merit writes", "point MERIT_HOME at a fresh directory"
+            )
         self._shards: set[str] = set()
         self._tmp_tag = f"{os.getpid()}"
         self._claims = _Claims()
@@ -78,8 +86,9 @@ class EmbeddedStore(Store):
         created: list[tuple[str, Path]] = []
         touched: set[str] = set()
         token = self._claims.begin()
-        writer = _WriteBehind(lambda cid, block: self._put(cid, block, created, token, touched), self._pool(),
-                              self.fetch_workers)
+        writer = _WriteBehind(
+            lambda cid, block: self._put(cid, block, created, token, touched), self._pool(), self.fetch_workers
+        )
         try:
             cid = import_file(reader, cid_version, writer.put).cid
             writer.finish()
@@ -92,8 +101,9 @@ class EmbeddedStore(Store):
         self._claims.end(token, touched, created, ok=True)
         return cid
 
-    def _put(self, cid: bytes, block: bytes, created: list[tuple[str, Path]], token: int = 0,
-             touched: set[str] | None = None) -> None:
+    def _put(
+        self, cid: bytes, block: bytes, created: list[tuple[str, Path]], token: int = 0, touched: set[str] | None = None
+    ) -> None:
         """Store one block; ``token``/``touched``: the add it belongs to (0: a lone block)."""
         key = base64.b32encode(_MH_HEAD + cid[-32:]).decode("ascii").rstrip("=")
         if token:
@@ -142,8 +152,10 @@ class EmbeddedStore(Store):
             with open(path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
-            raise BlockNotFoundError(f"CID {format_cid(cid)} is not in the embedded store at {self.root}",
-                                     "add it with `merit ipfs add`, or point --ipfs at a node that has it") from None
+            raise BlockNotFoundError(
+                f"CID {format_cid(cid)} is not in the embedded store at {self.root}",
+                "add it with `merit ipfs add`, or point --ipfs at a node that has it",
+            ) from None
         except OSError as exc:
             raise StorageError(f"cannot read block file {path}: {exc.strerror}") from None
         return verify_block(cid, data, f"block file {path}")
@@ -271,7 +283,7 @@ class _WriteBehind:
 def _write_all(fd: int, block: bytes) -> None:
     view = memoryview(block)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _intact(cid: bytes, data: bytes) -> bool:

@@ -11,6 +11,7 @@ Nothing the node says is trusted:
 - get: the file is read one block at a time with ``block/get`` and every block is hashed against the
   CID that names it before any of its bytes are returned (several blocks are fetched in parallel).
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -23,14 +24,22 @@ from backend import safe_json
 from backend.errors import IntegrityError, StorageError
 from backend.retry import RetryPolicy, retry_call
 from backend.storage.cids import BlockRef, format_cid, parse_cid
-from backend.storage.store import (DEFAULT_CID_VERSION, BlockNotFoundError, Store, check_cid_version, disk_error,
-                                   open_input, verify_block)
+from backend.storage.store import (
+    DEFAULT_CID_VERSION,
+    BlockNotFoundError,
+    Store,
+    check_cid_version,
+    disk_error,
+    open_input,
+    verify_block,
+)
 from backend.storage.unixfs import CHUNK_SIZE, import_file
 
 MAX_BLOCK = 2 * 1024 * 1024  # Kubo refuses blocks over 2 MiB (bitswap's limit); so do we
 _RETRY_STATUS = {502, 503, 504}
-_HINT_UNREACHABLE = ("start it with `ipfs daemon`, check --ipfs / MERIT_IPFS (e.g. http://127.0.0.1:5001), "
-                     "or use --ipfs embedded")
+_HINT_UNREACHABLE = (
+    "start it with `ipfs daemon`, check --ipfs / MERIT_IPFS (e.g. http://127.0.0.1:5001), or use --ipfs embedded"
+)
 
 
 class _GatewayStatus(StorageError):
@@ -52,12 +61,20 @@ class KuboStore(Store):
         return f"KuboStore({self.url!r})"
 
     # -- transport ------------------------------------------------------------------------------
-    def _post(self, command: str, params: dict[str, str] | None = None, *, rewind: BinaryIO | None = None,
-              limit: int | None = None, **kwargs: object) -> bytes:
+    def _post(
+        self,
+        command: str,
+        params: dict[str, str] | None = None,
+        *,
+        rewind: BinaryIO | None = None,
+        limit: int | None = None,
+        **kwargs: object,
+    ) -> bytes:
         """One RPC call's body, retried on transport errors and gateway statuses; StorageError otherwise.
 
         ``limit`` caps the body: a node that sends more is refused without reading the rest.
         """
+
         def attempt() -> bytes:
             request = self._client.build_request("POST", f"/{command}", params=params, **kwargs)
             response = self._client.send(request, stream=True)
@@ -72,17 +89,23 @@ class KuboStore(Store):
 
         def give_up(last: BaseException, attempts: int) -> StorageError:
             if isinstance(last, httpx.TimeoutException):
-                return StorageError(f"the Kubo node at {self.url} did not answer {command} within the timeout "
-                                    f"({attempts} tries)", "raise MERIT_IPFS_TIMEOUT, or check the node")
+                return StorageError(
+                    f"the Kubo node at {self.url} did not answer {command} within the timeout ({attempts} tries)",
+                    "raise MERIT_IPFS_TIMEOUT, or check the node",
+                )
             return StorageError(f"cannot reach the Kubo RPC API at {self.url} ({last})", _HINT_UNREACHABLE)
 
         def rewind_body(_exc: BaseException, _delay: float) -> None:
             if rewind is not None:  # the failed try consumed the upload's file
                 rewind.seek(0)
 
-        return retry_call(attempt, RetryPolicy(retries=self.retries, base_delay=self.backoff),
-                          transient=lambda exc: isinstance(exc, (httpx.TransportError, _GatewayStatus)),
-                          give_up=give_up, before_retry=rewind_body)
+        return retry_call(
+            attempt,
+            RetryPolicy(retries=self.retries, base_delay=self.backoff),
+            transient=lambda exc: isinstance(exc, (httpx.TransportError, _GatewayStatus)),
+            give_up=give_up,
+            before_retry=rewind_body,
+        )
 
     def _read_body(self, command: str, response: httpx.Response, limit: int | None) -> bytes:
         if limit is None:
@@ -109,8 +132,10 @@ class KuboStore(Store):
             try:
                 self._version = str(safe_json.loads(body, what="Kubo's version")["Version"])
             except (ValueError, KeyError, TypeError):
-                raise StorageError(f"{self.url} answered /api/v0/version, but not as Kubo does",
-                                   "point --ipfs at a Kubo RPC API (port 5001 by default)") from None
+                raise StorageError(
+                    f"{self.url} answered /api/v0/version, but not as Kubo does",
+                    "point --ipfs at a Kubo RPC API (port 5001 by default)",
+                ) from None
         return self._version
 
     # -- adding ---------------------------------------------------------------------------------
@@ -132,11 +157,19 @@ class KuboStore(Store):
 
     def _upload(self, reader: BinaryIO, expected: str, cid_version: int, pin: bool) -> str:
         self.version()
-        params = {"cid-version": str(cid_version), "raw-leaves": "true" if cid_version == 1 else "false",
-                  "chunker": f"size-{CHUNK_SIZE}", "hash": "sha2-256", "pin": "true" if pin else "false",
-                  "progress": "false", "trickle": "false", "wrap-with-directory": "false"}
-        body = self._post("add", params, rewind=reader, limit=1 << 20,
-                          files={"file": ("file", reader, "application/octet-stream")})
+        params = {
+            "cid-version": str(cid_version),
+            "raw-leaves": "true" if cid_version == 1 else "false",
+            "chunker": f"size-{CHUNK_SIZE}",
+            "hash": "sha2-256",
+            "pin": "true" if pin else "false",
+            "progress": "false",
+            "trickle": "false",
+            "wrap-with-directory": "false",
+        }
+        body = self._post(
+            "add", params, rewind=reader, limit=1 << 20, files={"file": ("file", reader, "application/octet-stream")}
+        )
         added = None
         for line in body.decode("utf-8", "replace").splitlines():
             try:
@@ -148,9 +181,11 @@ class KuboStore(Store):
         if added is None:
             raise StorageError(f"Kubo at {self.url} answered add without a CID")
         if format_cid(parse_cid(added)) != expected:
-            raise IntegrityError(f"Kubo at {self.url} stored the content as {added}, but it hashes to {expected}",
-                                 "the node may use other import settings; Merit asks for 256 KiB chunks, "
-                                 "balanced layout, raw leaves with CIDv1")
+            raise IntegrityError(
+                f"Kubo at {self.url} stored the content as {added}, but it hashes to {expected}",
+                "the node may use other import settings; Merit asks for 256 KiB chunks, "
+                "balanced layout, raw leaves with CIDv1",
+            )
         return expected
 
     # -- reading --------------------------------------------------------------------------------
@@ -202,4 +237,3 @@ class _Tee:
             except OSError as exc:
                 raise disk_error(exc, "a temporary file") from None
         return data
-

@@ -5,6 +5,7 @@ supply four block-level primitives (``_get_block``, ``has``, ``pin``, ``add_stre
 else lives here once. Every block a backend returns passes :func:`verify_block` before any byte of
 it reaches the caller, so a get either yields exactly the content its CID names or raises.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,10 +38,11 @@ def verify_block(cid: BlockRef, data: bytes, source: str) -> bytes:
     """Return ``data`` if it hashes to ``cid``; otherwise raise :class:`IntegrityError` naming ``source``."""
     actual = hashlib.sha256(data).digest()
     if actual != cid.digest:
-        raise IntegrityError(f"{source} holds {len(data)} bytes for block {format_cid(cid)} that do not hash to "
-                             f"that CID (sha2-256 {actual.hex()[:16]}...); refusing them",
-                             "the stored copy is corrupt or the node is misbehaving: "
-                             "re-add the content or use another node")
+        raise IntegrityError(
+            f"{source} holds {len(data)} bytes for block {format_cid(cid)} that do not hash to "
+            f"that CID (sha2-256 {actual.hex()[:16]}...); refusing them",
+            "the stored copy is corrupt or the node is misbehaving: re-add the content or use another node",
+        )
     return data
 
 
@@ -72,8 +74,9 @@ class Store(ABC):
     def add_stream(self, reader: BinaryIO, *, cid_version: int = DEFAULT_CID_VERSION, pin: bool = True) -> str:
         """Add the bytes read from ``reader`` until EOF; return the CID. Memory stays bounded."""
 
-    def add_bytes(self, data: bytes | bytearray | memoryview, *, cid_version: int = DEFAULT_CID_VERSION,
-                  pin: bool = True) -> str:
+    def add_bytes(
+        self, data: bytes | bytearray | memoryview, *, cid_version: int = DEFAULT_CID_VERSION, pin: bool = True
+    ) -> str:
         """Add ``data``; return its CID (the same for the same bytes and version, on any backend)."""
         return self.add_stream(io.BytesIO(bytes(data)), cid_version=cid_version, pin=pin)
 
@@ -169,7 +172,9 @@ class Store(ABC):
         self.close()
 
 
-def _read_ahead(pool: ThreadPoolExecutor, get: Callable[[BlockRef], bytes], cids: list[BlockRef], window: int) -> Iterator[bytes]:
+def _read_ahead(
+    pool: ThreadPoolExecutor, get: Callable[[BlockRef], bytes], cids: list[BlockRef], window: int
+) -> Iterator[bytes]:
     """``get`` over ``cids`` in order, with at most ``window`` blocks fetched ahead of the consumer."""
     pending: deque[Future[bytes]] = deque()
     todo = iter(cids)

@@ -20,6 +20,7 @@ schemas below. One wrinkle: the dag-pb spec puts ``Links`` (field 2) before ``Da
 the wire, while protobuf encoders emit fields in number order. Protobuf defines concatenated
 messages as merged, so a node is encoded as ``PBNode(Links)`` followed by ``PBNode(Data)``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,16 +55,26 @@ def _messages() -> tuple[type, type, type]:
                 field.type_name = type_name
 
     # dag-pb (https://ipld.io/specs/codecs/dag-pb/spec/)
-    message("PBLink", ("Hash", 1, opt, F.TYPE_BYTES, None), ("Name", 2, opt, F.TYPE_STRING, None),
-            ("Tsize", 3, opt, F.TYPE_UINT64, None))
+    message(
+        "PBLink",
+        ("Hash", 1, opt, F.TYPE_BYTES, None),
+        ("Name", 2, opt, F.TYPE_STRING, None),
+        ("Tsize", 3, opt, F.TYPE_UINT64, None),
+    )
     message("PBNode", ("Links", 2, rep, F.TYPE_MESSAGE, ".merit.unixfs.PBLink"), ("Data", 1, opt, F.TYPE_BYTES, None))
     # UnixFS v1 (https://github.com/ipfs/specs/blob/main/UNIXFS.md); mode and mtime are not needed
     enum = f.enum_type.add(name="DataType")
     for number, name in enumerate(("Raw", "Directory", "File", "Metadata", "Symlink", "HAMTShard")):
         enum.value.add(name=name, number=number)
-    message("Data", ("Type", 1, req, F.TYPE_ENUM, ".merit.unixfs.DataType"), ("Data", 2, opt, F.TYPE_BYTES, None),
-            ("filesize", 3, opt, F.TYPE_UINT64, None), ("blocksizes", 4, rep, F.TYPE_UINT64, None),
-            ("hashType", 5, opt, F.TYPE_UINT64, None), ("fanout", 6, opt, F.TYPE_UINT64, None))
+    message(
+        "Data",
+        ("Type", 1, req, F.TYPE_ENUM, ".merit.unixfs.DataType"),
+        ("Data", 2, opt, F.TYPE_BYTES, None),
+        ("filesize", 3, opt, F.TYPE_UINT64, None),
+        ("blocksizes", 4, rep, F.TYPE_UINT64, None),
+        ("hashType", 5, opt, F.TYPE_UINT64, None),
+        ("fanout", 6, opt, F.TYPE_UINT64, None),
+    )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(f)
     get = lambda name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"merit.unixfs.{name}"))  # noqa: E731
@@ -190,8 +201,9 @@ def decode_node(cid: BlockRef, block: bytes) -> tuple[list[BlockRef], bytes, int
         raise IntegrityError(f"block {format_cid(cid)} is not a valid dag-pb UnixFS node ({exc})") from None
     if fs.Type not in (TYPE_FILE, TYPE_RAW):
         kind = UnixFSData.DESCRIPTOR.fields_by_name["Type"].enum_type.values_by_number[fs.Type].name
-        raise StorageError(f"CID {format_cid(cid)} is a UnixFS {kind}, not a file",
-                           "Merit stores single files; fetch a file CID")
+        raise StorageError(
+            f"CID {format_cid(cid)} is a UnixFS {kind}, not a file", "Merit stores single files; fetch a file CID"
+        )
     try:
         children = [ref_from_binary(link.Hash) for link in node.Links]
     except StorageError as exc:

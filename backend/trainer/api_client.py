@@ -1,9 +1,10 @@
 """The trainer's client for Merit's REST API: reads, and signed uploads of updates.
 
-    client = ApiClient("http://127.0.0.1:8000", private_key=key)
-    weights, cid = client.model(project_id)
-    cid = client.upload_update(project_id, round, update_bytes)   # then commitUpdate during Open, revealUpdate after the deadline
+client = ApiClient("http://127.0.0.1:8000", private_key=key)
+weights, cid = client.model(project_id)
+cid = client.upload_update(project_id, round, update_bytes)   # then commitUpdate during Open, revealUpdate after the deadline
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,9 +34,16 @@ class ApiRequestError(MeritError):
 
 
 class ApiClient:
-    def __init__(self, base_url: str, private_key: str | bytes | LocalAccount | None = None, timeout: float = 120.0,
-                 transport: httpx.BaseTransport | None = None, retry_seconds: float = 30.0,
-                 chain_id: int | None = None, market: str | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        private_key: str | bytes | LocalAccount | None = None,
+        timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+        retry_seconds: float = 30.0,
+        chain_id: int | None = None,
+        market: str | None = None,
+    ):
         """``retry_seconds``: how long to keep retrying an API that cannot be reached (starting up,
         restarting) before giving up with a clear error. Reads retry on any transport error; an
         upload only when the connection was never made, so it is never sent twice.
@@ -78,8 +86,10 @@ class ApiClient:
             projects += page["projects"]
             following = page.get("next_offset")
             if following is not None and (not isinstance(following, int) or following <= offset):
-                raise MeritError(f"the API's project list does not advance (offset {offset} -> {following!r})",
-                                 "is the URL a Merit API?")
+                raise MeritError(
+                    f"the API's project list does not advance (offset {offset} -> {following!r})",
+                    "is the URL a Merit API?",
+                )
             offset = following
         return projects
 
@@ -98,14 +108,20 @@ class ApiClient:
         The server is not trusted: pass ``expected_cid``, the global model CID read from the chain,
         and bytes for any other model are refused.
         """
-        return _verified(*self._get_capped(f"/v1/projects/{int(project_id)}/model", "model", GLOBAL_MODEL_MAX_BYTES),
-                         "model", expected_cid)
+        return _verified(
+            *self._get_capped(f"/v1/projects/{int(project_id)}/model", "model", GLOBAL_MODEL_MAX_BYTES),
+            "model",
+            expected_cid,
+        )
 
     def spec(self, project_id: int, expected_cid: str | None = None) -> tuple[bytes, str]:
         """The project's model spec (JSON bytes, as stored) and its CID, checked against each other
         and, with ``expected_cid`` (the spec CID on-chain), against the chain."""
-        return _verified(*self._get_capped(f"/v1/projects/{int(project_id)}/spec", "model spec", SPEC_MAX_BYTES),
-                         "model spec", expected_cid)
+        return _verified(
+            *self._get_capped(f"/v1/projects/{int(project_id)}/spec", "model spec", SPEC_MAX_BYTES),
+            "model spec",
+            expected_cid,
+        )
 
     # -- writes
     def upload_update(self, project_id: int, round: int, data: bytes) -> str:
@@ -119,8 +135,10 @@ class ApiClient:
         except (ValueError, KeyError, TypeError):
             raise MeritError("the API answered the upload without a CID", "is the URL a Merit API?") from None
         if not is_cid_of(data, cid):
-            raise IntegrityError(f"the API says the update is stored as {cid}, which is not the CID of its bytes",
-                                 "do not commit it; the server is faulty or lying, use another API or storage")
+            raise IntegrityError(
+                f"the API says the update is stored as {cid}, which is not the CID of its bytes",
+                "do not commit it; the server is faulty or lying, use another API or storage",
+            )
         return cid
 
     def audience(self) -> Audience:
@@ -130,16 +148,22 @@ class ApiClient:
             try:
                 self._audience = Audience(int(health["chain_id"]), str(health["market"]), self._origin)
             except (KeyError, TypeError, ValueError):
-                raise MeritError(f"the API at {self._origin} does not name its chain and market in /v1/health",
-                                 "is it a Merit API of version 2 or later?") from None
+                raise MeritError(
+                    f"the API at {self._origin} does not name its chain and market in /v1/health",
+                    "is it a Merit API of version 2 or later?",
+                ) from None
         return self._audience
 
     def _signed(self, method: str, path: str, body: bytes) -> httpx.Response:
         if self._key is None:
             raise MeritError("signed API requests need the trainer's key", "set MERIT_PRIVATE_KEY")
-        request = self._http.build_request(method, path, content=body, headers={"Content-Type": "application/octet-stream"})
+        request = self._http.build_request(
+            method, path, content=body, headers={"Content-Type": "application/octet-stream"}
+        )
         # sign the target exactly as it goes on the request line (percent-encoded, with the query)
-        request.headers.update(sign_request(self._key, self.audience(), method, request.url.raw_path.decode("ascii"), body))
+        request.headers.update(
+            sign_request(self._key, self.audience(), method, request.url.raw_path.decode("ascii"), body)
+        )
         return self._checked(self._send(request, retry_on=(httpx.ConnectError, httpx.ConnectTimeout)))
 
     def _get(self, path: str) -> httpx.Response:
@@ -155,7 +179,9 @@ class ApiClient:
                 self._checked(response)
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_size:
-                raise IntegrityError(f"the API offers a {what} of {int(declared)} bytes, more than the {max_size} allowed")
+                raise IntegrityError(
+                    f"the API offers a {what} of {int(declared)} bytes, more than the {max_size} allowed"
+                )
             chunks, size = [], 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
@@ -163,30 +189,42 @@ class ApiClient:
                     raise IntegrityError(f"the API sent a {what} of more than the {max_size} bytes allowed")
                 chunks.append(chunk)
         except httpx.TransportError as exc:
-            raise MeritError(f"lost the connection to the Merit API at {self._http.base_url} while reading the {what}: "
-                             f"{str(exc) or type(exc).__name__}", "try again") from None
+            raise MeritError(
+                f"lost the connection to the Merit API at {self._http.base_url} while reading the {what}: "
+                f"{str(exc) or type(exc).__name__}",
+                "try again",
+            ) from None
         finally:
             response.close()
         return b"".join(chunks), response.headers
 
-    def _send(self, request: httpx.Request, retry_on: tuple[type[Exception], ...], stream: bool = False) -> httpx.Response:
+    def _send(
+        self, request: httpx.Request, retry_on: tuple[type[Exception], ...], stream: bool = False
+    ) -> httpx.Response:
         method, path = request.method, request.url.path
 
         def send() -> httpx.Response:
             return self._http.send(request, stream=stream)
 
         def give_up(exc: BaseException, _attempts: int) -> MeritError:
-            return MeritError(f"cannot reach the Merit API at {self._http.base_url}: {str(exc) or type(exc).__name__}",
-                              "is `merit api serve` running there? check --api or MERIT_API_URL")
+            return MeritError(
+                f"cannot reach the Merit API at {self._http.base_url}: {str(exc) or type(exc).__name__}",
+                "is `merit api serve` running there? check --api or MERIT_API_URL",
+            )
 
         try:
-            return retry_call(send, RetryPolicy(retries=None, base_delay=0.2, max_delay=2.0, deadline=self._retry_seconds),
-                              transient=lambda exc: isinstance(exc, retry_on), give_up=give_up)
+            return retry_call(
+                send,
+                RetryPolicy(retries=None, base_delay=0.2, max_delay=2.0, deadline=self._retry_seconds),
+                transient=lambda exc: isinstance(exc, retry_on),
+                give_up=give_up,
+            )
         except httpx.TransportError as exc:  # not in retry_on: the request may have arrived, never send it twice
-            raise MeritError(f"lost the connection to the Merit API at {self._http.base_url} during "
-                             f"{method} {path}: {str(exc) or type(exc).__name__}",
-                             "it may have been processed; check the round (merit project status) "
-                             "before trying again") from None
+            raise MeritError(
+                f"lost the connection to the Merit API at {self._http.base_url} during "
+                f"{method} {path}: {str(exc) or type(exc).__name__}",
+                "it may have been processed; check the round (merit project status) before trying again",
+            ) from None
 
     @staticmethod
     def _checked(response: httpx.Response) -> httpx.Response:
@@ -203,8 +241,9 @@ class ApiClient:
 def _json(response: httpx.Response) -> Any:
     """An API answer's JSON, parsed with bounded depth: the API is a stranger's server."""
     try:
-        return safe_json.loads(response.content, what=f"the API's answer to {response.request.url.path}",
-                               max_bytes=API_JSON_MAX_BYTES)
+        return safe_json.loads(
+            response.content, what=f"the API's answer to {response.request.url.path}", max_bytes=API_JSON_MAX_BYTES
+        )
     except safe_json.UntrustedJSONError as exc:
         raise MeritError(str(exc), "is --api pointing at a Merit API?") from None
 
@@ -218,6 +257,8 @@ def _verified(data: bytes, headers: httpx.Headers, what: str, expected_cid: str 
     if not is_cid_of(data, cid):
         raise IntegrityError(f"{what} bytes from the API do not match CID {cid}", "the server or network is faulty")
     if expected_cid is not None and cid != expected_cid:
-        raise IntegrityError(f"the API serves {what} {cid}, but the chain says {expected_cid}",
-                             "the API is behind the chain or lying; retry, or use another API")
+        raise IntegrityError(
+            f"the API serves {what} {cid}, but the chain says {expected_cid}",
+            "the API is behind the chain or lying; retry, or use another API",
+        )
     return data, cid

@@ -4,6 +4,7 @@ reveal the CID after the submission deadline (so that nobody can copy it before 
 
 The data never leaves this machine; only the update Δ = local − global does, as safetensors.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,9 +27,9 @@ Log = Callable[[str], None]
 @dataclass
 class RoundContext:
     round: int
-    spec: object           # ModelSpec
+    spec: object  # ModelSpec
     global_cid: str
-    global_weights: dict   # tensors
+    global_weights: dict  # tensors
 
 
 class Uploader:
@@ -55,12 +56,16 @@ def open_round(market: MarketClient, pid: int) -> int:
     """The current round if it is Open, else a clear error."""
     project = market.project(pid)
     if project.status != Status.RUNNING:
-        raise MeritError(f"project {pid} is {project.status.label.lower()}, not running",
-                         "wait for it to start" if project.status == Status.PENDING else "it takes no more updates")
+        raise MeritError(
+            f"project {pid} is {project.status.label.lower()}, not running",
+            "wait for it to start" if project.status == Status.PENDING else "it takes no more updates",
+        )
     info = market.round(pid, project.current_round)
     if info.phase != Phase.OPEN:
-        raise MeritError(f"round {project.current_round} of project {pid} is {info.phase.label.lower()}, not open",
-                         "wait for the next round (merit project status shows the deadlines)")
+        raise MeritError(
+            f"round {project.current_round} of project {pid} is {info.phase.label.lower()}, not open",
+            "wait for the next round (merit project status shows the deadlines)",
+        )
     return project.current_round
 
 
@@ -79,8 +84,10 @@ def fetch_spec(market: MarketClient, pid: int, store=None, api=None, spec_cid: s
 
 def _require_source(store, api) -> None:
     if store is None and api is None:
-        raise ConfigError("fetching the model spec and the global model needs content storage or a Merit API",
-                          "pass --ipfs embedded, a Kubo URL, or --api URL")
+        raise ConfigError(
+            "fetching the model spec and the global model needs content storage or a Merit API",
+            "pass --ipfs embedded, a Kubo URL, or --api URL",
+        )
 
 
 def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None) -> RoundContext:
@@ -93,14 +100,25 @@ def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None
     cid = market.global_model_cid(pid) or cfg.initialModelCid
     # Both paths verify: the store re-derives the CID from the blocks, the API client checks the
     # bytes against the CID the chain names.
-    data = api.model(pid, expected_cid=cid)[0] if api is not None else store.get_bytes(cid, max_size=GLOBAL_MODEL_MAX_BYTES)
+    data = (
+        api.model(pid, expected_cid=cid)[0]
+        if api is not None
+        else store.get_bytes(cid, max_size=GLOBAL_MODEL_MAX_BYTES)
+    )
     tensors, metadata = load_weights(data)
     spec = round_spec(fetch_spec(market, pid, store, api, cfg.specCid), metadata)  # the aggregator's schedule, if any
     return RoundContext(round=round_, spec=spec, global_cid=cid, global_weights=tensors)
 
 
-def make_update(ctx: RoundContext, pid: int, trainer: str, X: np.ndarray, y: np.ndarray, seed: int,
-                progress: Callable[[int, int, float], None] | None = None) -> bytes:
+def make_update(
+    ctx: RoundContext,
+    pid: int,
+    trainer: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> bytes:
     """Train locally and serialize Δ as safetensors with its provenance metadata."""
     from backend.trainer.local import compute_update, train_local
 
@@ -122,8 +140,9 @@ def commit_store(market: MarketClient) -> CommitStore:
     return CommitStore.for_trainer(get_settings().home, market.chain.chain_id, market.address, market.account.address)
 
 
-def submit(market: MarketClient, uploader: Uploader, pid: int, round_: int, update: bytes,
-           commits: CommitStore | None = None) -> str:
+def submit(
+    market: MarketClient, uploader: Uploader, pid: int, round_: int, update: bytes, commits: CommitStore | None = None
+) -> str:
     """Upload the update, then commit to its CID on-chain (the salt is on disk first). Returns the CID."""
     commits = commits or commit_store(market)
     cid = uploader.upload(pid, round_, update)
@@ -132,7 +151,9 @@ def submit(market: MarketClient, uploader: Uploader, pid: int, round_: int, upda
     return cid
 
 
-def reveal(market: MarketClient, pid: int, round_: int, commits: CommitStore | None = None, log: Log = print) -> str | None:
+def reveal(
+    market: MarketClient, pid: int, round_: int, commits: CommitStore | None = None, log: Log = print
+) -> str | None:
     """Reveal this trainer's commitment for ``round_`` if one is pending (after the submission deadline,
     before the reveal deadline). Returns the revealed CID, or None if nothing was pending."""
     commits = commits or commit_store(market)
@@ -141,8 +162,10 @@ def reveal(market: MarketClient, pid: int, round_: int, commits: CommitStore | N
         return None
     info = market.round(pid, round_)
     if info.phase == Phase.OPEN:
-        raise MeritError(f"round {round_} is still open: reveals start at its submission deadline",
-                         "wait for the deadline (merit project status shows it)")
+        raise MeritError(
+            f"round {round_} is still open: reveals start at its submission deadline",
+            "wait for the deadline (merit project status shows it)",
+        )
     try:
         market.reveal_update(pid, round_, pending.cid, pending.salt)
     except ContractRevert as exc:
@@ -153,9 +176,18 @@ def reveal(market: MarketClient, pid: int, round_: int, commits: CommitStore | N
     return pending.cid
 
 
-def train_round(market: MarketClient, pid: int, X: np.ndarray, y: np.ndarray, store=None, api=None, seed: int = 0,
-                progress: Callable[[int, int, float], None] | None = None, log: Log = print,
-                commits: CommitStore | None = None) -> str:
+def train_round(
+    market: MarketClient,
+    pid: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    store=None,
+    api=None,
+    seed: int = 0,
+    progress: Callable[[int, int, float], None] | None = None,
+    log: Log = print,
+    commits: CommitStore | None = None,
+) -> str:
     """One round's participation: check, fetch, train, upload, commit. The reveal comes after the
     submission deadline (``reveal``; ``run_trainer`` does it by itself)."""
     require_joined(market, pid)
@@ -172,8 +204,19 @@ def train_round(market: MarketClient, pid: int, X: np.ndarray, y: np.ndarray, st
     return cid
 
 
-def run_trainer(market: MarketClient, pid: int, X: np.ndarray, y: np.ndarray, store=None, api=None, seed: int = 0,
-                poll_seconds: float = 2.0, log: Log = print, progress_factory=None, claim_at_end: bool = True) -> dict:
+def run_trainer(
+    market: MarketClient,
+    pid: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    store=None,
+    api=None,
+    seed: int = 0,
+    poll_seconds: float = 2.0,
+    log: Log = print,
+    progress_factory=None,
+    claim_at_end: bool = True,
+) -> dict:
     """Take part in every remaining round, then claim rewards and withdraw the stake."""
     require_joined(market, pid)
     commits = commit_store(market)
@@ -192,15 +235,21 @@ def run_trainer(market: MarketClient, pid: int, X: np.ndarray, y: np.ndarray, st
                 progress = progress_factory(r) if progress_factory else None
                 done.add(r)
                 try:
-                    train_round(market, pid, X, y, store=store, api=api, seed=seed, progress=progress, log=log,
-                                commits=commits)
+                    train_round(
+                        market, pid, X, y, store=store, api=api, seed=seed, progress=progress, log=log, commits=commits
+                    )
                 except (ContractRevert, ApiRequestError) as exc:
                     # the chain refuses a late commit; the API refuses a late upload before that
-                    if getattr(exc, "name", getattr(exc, "error", "")) not in ("WrongPhase", "WrongRound",
-                                                                               "round_not_open"):
+                    if getattr(exc, "name", getattr(exc, "error", "")) not in (
+                        "WrongPhase",
+                        "WrongRound",
+                        "round_not_open",
+                    ):
                         raise
-                    log(f"round {r}: the submission window closed before the update was ready; "
-                        "waiting for the next round (train faster, or ask for a longer window)")
+                    log(
+                        f"round {r}: the submission window closed before the update was ready; "
+                        "waiting for the next round (train faster, or ask for a longer window)"
+                    )
                 continue
         time.sleep(poll_seconds)
     result = {"claimed": 0, "stake_returned": 0}
@@ -226,8 +275,10 @@ def claim_and_withdraw(market: MarketClient, pid: int, log: Log = print, withdra
                 paid = market.withdraw_stake_paid(pid)
                 out["stake_returned"] = min(paid, info.stake)
                 out["end_pot_share"] = paid - out["stake_returned"]
-                log(f"withdrew stake {info.stake} wei" + (f" and an end-pot share of {out['end_pot_share']} wei"
-                                                          if out["end_pot_share"] else ""))
+                log(
+                    f"withdrew stake {info.stake} wei"
+                    + (f" and an end-pot share of {out['end_pot_share']} wei" if out["end_pot_share"] else "")
+                )
             except MeritError as exc:
                 if getattr(exc, "name", "") != "AlreadyWithdrawn":
                     raise

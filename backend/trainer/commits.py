@@ -5,6 +5,7 @@ submission deadline. The salt is the only secret: lose it and the update cannot 
 counts as a missed round. So it is written here, atomically, before the commit transaction is sent,
 and a restarted trainer still reveals.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,9 @@ class CommitStore:
         pending = PendingCommit(pid, round_, cid, os.urandom(32))
         self.directory.mkdir(parents=True, exist_ok=True)
         with atomic_output(self._path(pid, round_)) as out:
-            out.write(json.dumps({"project": pid, "round": round_, "cid": cid, "salt": "0x" + pending.salt.hex()}).encode())
+            out.write(
+                json.dumps({"project": pid, "round": round_, "cid": cid, "salt": "0x" + pending.salt.hex()}).encode()
+            )
         return pending
 
     def get(self, pid: int, round_: int) -> PendingCommit | None:
@@ -57,8 +60,10 @@ class CommitStore:
                 raise ValueError("salt is not 32 bytes")
             return PendingCommit(int(data["project"]), int(data["round"]), str(data["cid"]), salt)
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path} is not a valid pending commitment: {exc}",
-                              "the update of that round cannot be revealed; delete the file") from exc
+            raise ConfigError(
+                f"{path} is not a valid pending commitment: {exc}",
+                "the update of that round cannot be revealed; delete the file",
+            ) from exc
 
     def done(self, pid: int, round_: int) -> None:
         self._path(pid, round_).unlink(missing_ok=True)

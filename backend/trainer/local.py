@@ -1,4 +1,5 @@
 """Local training: what a trainer's machine does with the global model and its private data."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -46,9 +47,16 @@ def _optimizer(spec: ModelSpec, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
 
 
-def train_local(spec: ModelSpec, global_weights: Mapping[str, torch.Tensor] | bytes, X: np.ndarray, y: np.ndarray,
-                seed: int, epochs: int | None = None, progress: Progress | None = None,
-                threads: int | None = None) -> Weights:
+def train_local(
+    spec: ModelSpec,
+    global_weights: Mapping[str, torch.Tensor] | bytes,
+    X: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    epochs: int | None = None,
+    progress: Progress | None = None,
+    threads: int | None = None,
+) -> Weights:
     """Train from ``global_weights`` on (X, y) for ``epochs`` (default: the spec's) and return the
     local weights. Deterministic for a seed on one machine and thread count: shuffling uses its own
     generator and the global torch RNG is forked, so callers' randomness is untouched."""
@@ -56,7 +64,9 @@ def train_local(spec: ModelSpec, global_weights: Mapping[str, torch.Tensor] | by
     if epochs < 0:
         raise ConfigError(f"epochs must be >= 0, got {epochs}")
     if len(X) != len(y) or len(y) == 0:
-        raise ConfigError(f"training data has {len(X)} examples and {len(y)} labels", "need at least one labelled example")
+        raise ConfigError(
+            f"training data has {len(X)} examples and {len(y)} labels", "need at least one labelled example"
+        )
     batch_size = spec.hyperparams.batch_size
     X_t = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).reshape(len(X), *spec.input_shape)
     y_t = torch.as_tensor(np.asarray(y, dtype=np.int64))
@@ -72,7 +82,7 @@ def train_local(spec: ModelSpec, global_weights: Mapping[str, torch.Tensor] | by
             order = torch.randperm(len(y_t), generator=generator)
             total, batches = 0.0, 0
             for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(model(X_t[idx]), y_t[idx])
                 loss.backward()
@@ -87,10 +97,14 @@ def train_local(spec: ModelSpec, global_weights: Mapping[str, torch.Tensor] | by
 def compute_update(local: Mapping[str, torch.Tensor], global_weights: Mapping[str, torch.Tensor]) -> Weights:
     """Delta = local - global, key by key (float tensors only)."""
     if set(local) != set(global_weights):
-        raise ConfigError("local and global weights have different keys",
-                          f"only in local: {sorted(set(local) - set(global_weights))[:3]}, "
-                          f"only in global: {sorted(set(global_weights) - set(local))[:3]}")
-    return {k: (local[k].to(torch.float32) - global_weights[k].to(torch.float32)).to(local[k].dtype) for k in global_weights}
+        raise ConfigError(
+            "local and global weights have different keys",
+            f"only in local: {sorted(set(local) - set(global_weights))[:3]}, "
+            f"only in global: {sorted(set(global_weights) - set(local))[:3]}",
+        )
+    return {
+        k: (local[k].to(torch.float32) - global_weights[k].to(torch.float32)).to(local[k].dtype) for k in global_weights
+    }
 
 
 def apply_update(global_weights: Mapping[str, torch.Tensor], delta: Mapping[str, torch.Tensor]) -> Weights:
@@ -99,8 +113,9 @@ def apply_update(global_weights: Mapping[str, torch.Tensor], delta: Mapping[str,
 
 
 @torch.no_grad()
-def evaluate(spec: ModelSpec, weights: Mapping[str, torch.Tensor] | bytes, X: np.ndarray, y: np.ndarray,
-             batch_size: int = 1000) -> tuple[float, float]:
+def evaluate(
+    spec: ModelSpec, weights: Mapping[str, torch.Tensor] | bytes, X: np.ndarray, y: np.ndarray, batch_size: int = 1000
+) -> tuple[float, float]:
     """(accuracy, mean cross-entropy loss) of the weights on (X, y)."""
     model = build_model(spec)
     model.load_state_dict(as_weights(weights))
@@ -109,8 +124,8 @@ def evaluate(spec: ModelSpec, weights: Mapping[str, torch.Tensor] | bytes, X: np
     y_t = torch.as_tensor(np.asarray(y, dtype=np.int64))
     correct, loss = 0, 0.0
     for start in range(0, len(y_t), batch_size):
-        logits = model(X_t[start:start + batch_size])
-        target = y_t[start:start + batch_size]
+        logits = model(X_t[start : start + batch_size])
+        target = y_t[start : start + batch_size]
         correct += int((logits.argmax(1) == target).sum())
         loss += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
     return correct / len(y_t), loss / len(y_t)

@@ -66,11 +66,13 @@ library Consensus {
     /// @notice How far one member's post lies from the consensus: the L1 distance between its weights
     /// and the consensus weights, each vector first scaled to sum to `scale` (so that a member is judged
     /// on the shares it proposed, not on its rounding), and the number of trainers whose flag differs.
-    function distance(uint256[] memory posted, uint256 postedFlags, uint256[] memory median, uint256 majority, uint256 scale)
-        internal
-        pure
-        returns (uint256 l1, uint256 flagDisagreements)
-    {
+    function distance(
+        uint256[] memory posted,
+        uint256 postedFlags,
+        uint256[] memory median,
+        uint256 majority,
+        uint256 scale
+    ) internal pure returns (uint256 l1, uint256 flagDisagreements) {
         uint256 n = posted.length;
         uint256 postedSum;
         uint256 medianSum;

@@ -56,5 +56,4 @@ library SubmitterList {
             return address(uint160(v));
         }
     }
-
 }

@@ -236,7 +236,9 @@ contract MarketplaceTest is MarketFixture {
         assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Aggregating, "reopened");
         vm.expectRevert(
             abi.encodeWithSelector(
-                MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Expired, MarketplaceStorage.Phase.Aggregating
+                MarketplaceStorage.WrongPhase.selector,
+                MarketplaceStorage.Phase.Expired,
+                MarketplaceStorage.Phase.Aggregating
             )
         );
         market.expire(id); // the fresh bond cannot be slashed for the old delay
@@ -247,7 +249,9 @@ contract MarketplaceTest is MarketFixture {
         vm.prank(owner);
         market.cancel(id);
         vm.prank(aggregator);
-        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Cancelled));
+        vm.expectRevert(
+            abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Cancelled)
+        );
         market.postAggregatorBond{value: AGG_BOND}(id);
     }
 
@@ -313,7 +317,11 @@ contract MarketplaceTest is MarketFixture {
         closeSubmissions(id, 0);
         vm.prank(trainer(3));
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Open, MarketplaceStorage.Phase.Aggregating)
+            abi.encodeWithSelector(
+                MarketplaceStorage.WrongPhase.selector,
+                MarketplaceStorage.Phase.Open,
+                MarketplaceStorage.Phase.Aggregating
+            )
         );
         market.join{value: STAKE}(id);
     }
@@ -336,7 +344,8 @@ contract MarketplaceTest is MarketFixture {
         emit MarketplaceStorage.ProjectStarted(id);
         market.start(id);
         assertTrue(statusOf(id) == MarketplaceStorage.Status.Running, "running");
-        (MarketplaceStorage.Phase phase, uint64 openedAt, uint64 sd, uint64 ad,,, uint256 budget,,) = views.getRound(id, 0);
+        (MarketplaceStorage.Phase phase, uint64 openedAt, uint64 sd, uint64 ad,,, uint256 budget,,) =
+            views.getRound(id, 0);
         assertTrue(phase == MarketplaceStorage.Phase.Open, "open");
         assertEq(openedAt, block.timestamp, "opened");
         assertEq(sd, block.timestamp + WINDOW, "submission deadline");
@@ -363,7 +372,9 @@ contract MarketplaceTest is MarketFixture {
 
     function test_start_revertsWhenAlreadyRunning() public {
         uint256 id = runningDefault(2);
-        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running));
+        vm.expectRevert(
+            abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running)
+        );
         market.start(id);
     }
 
@@ -391,7 +402,9 @@ contract MarketplaceTest is MarketFixture {
         assertEq(who[0], trainer(2), "first");
         assertEq(who[1], trainer(0), "second");
         (bytes32 stored, uint16 index) = views.getCommitment(id, 0, trainer(0));
-        assertEq(stored, _commitment(id, 0, trainer(0), "bafkother") & ~bytes32(uint256(type(uint64).max)), "top 192 bits");
+        assertEq(
+            stored, _commitment(id, 0, trainer(0), "bafkother") & ~bytes32(uint256(type(uint64).max)), "top 192 bits"
+        );
         assertEq(index, 1, "commit index");
         (,,,,, uint16 submissions,,,) = views.getRound(id, 0);
         assertEq(submissions, 2, "count");
@@ -438,7 +451,11 @@ contract MarketplaceTest is MarketFixture {
         commitAs(id, 0, trainer(0), UPDATE_CID);
         vm.prank(trainer(0));
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Revealing, MarketplaceStorage.Phase.Open)
+            abi.encodeWithSelector(
+                MarketplaceStorage.WrongPhase.selector,
+                MarketplaceStorage.Phase.Revealing,
+                MarketplaceStorage.Phase.Open
+            )
         );
         market.revealUpdate(id, 0, UPDATE_CID, saltOf(trainer(0), 0));
         (uint64 revealDeadline,) = views.getReveals(id, 0);
@@ -446,7 +463,9 @@ contract MarketplaceTest is MarketFixture {
         vm.prank(trainer(0));
         vm.expectRevert(
             abi.encodeWithSelector(
-                MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Revealing, MarketplaceStorage.Phase.Aggregating
+                MarketplaceStorage.WrongPhase.selector,
+                MarketplaceStorage.Phase.Revealing,
+                MarketplaceStorage.Phase.Aggregating
             )
         );
         market.revealUpdate(id, 0, UPDATE_CID, saltOf(trainer(0), 0));
@@ -488,7 +507,11 @@ contract MarketplaceTest is MarketFixture {
         closeSubmissions(id, 0);
         vm.prank(trainer(0));
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Open, MarketplaceStorage.Phase.Aggregating)
+            abi.encodeWithSelector(
+                MarketplaceStorage.WrongPhase.selector,
+                MarketplaceStorage.Phase.Open,
+                MarketplaceStorage.Phase.Aggregating
+            )
         );
         market.commitUpdate(id, 0, keccak256("x"));
     }
@@ -504,7 +527,9 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = create(defaultConfig());
         joinAs(id, trainer(0));
         vm.prank(trainer(0));
-        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Pending));
+        vm.expectRevert(
+            abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Pending)
+        );
         market.commitUpdate(id, 0, keccak256("x"));
     }
 
@@ -528,7 +553,8 @@ contract MarketplaceTest is MarketFixture {
         assertEq(got[1], type(uint32).max, "w1");
         assertEq(got[2], 0, "w2");
         assertEq(flags, 4, "flags");
-        (MarketplaceStorage.Phase phase,,,, uint64 cd,,, string memory model, string memory report) = views.getRound(id, 0);
+        (MarketplaceStorage.Phase phase,,,, uint64 cd,,, string memory model, string memory report) =
+            views.getRound(id, 0);
         assertTrue(phase == MarketplaceStorage.Phase.Challenge, "challenge");
         assertEq(cd, block.timestamp + CHALLENGE, "challenge deadline");
         assertEq(model, MODEL_CID, "model");
@@ -552,7 +578,11 @@ contract MarketplaceTest is MarketFixture {
         uint32[] memory w = equalWeights(2);
         vm.prank(aggregator);
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Aggregating, MarketplaceStorage.Phase.Open)
+            abi.encodeWithSelector(
+                MarketplaceStorage.WrongPhase.selector,
+                MarketplaceStorage.Phase.Aggregating,
+                MarketplaceStorage.Phase.Open
+            )
         );
         market.postResult(id, 0, MODEL_CID, REPORT_CID, pack(w), 0);
     }
@@ -586,7 +616,9 @@ contract MarketplaceTest is MarketFixture {
         vm.prank(aggregator);
         vm.expectRevert(
             abi.encodeWithSelector(
-                MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Aggregating, MarketplaceStorage.Phase.Expired
+                MarketplaceStorage.WrongPhase.selector,
+                MarketplaceStorage.Phase.Aggregating,
+                MarketplaceStorage.Phase.Expired
             )
         );
         market.postResult(id, 0, MODEL_CID, REPORT_CID, pack(w), 0);
@@ -837,7 +869,9 @@ contract MarketplaceTest is MarketFixture {
         assertEq(shares, 2, "one share per honest trainer");
         assertLe(pot, 4, "dust is at most a wei per trainer per round");
         assertEq(views.globalModelCid(id), MODEL_CID, "latest model");
-        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Ended));
+        vm.expectRevert(
+            abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Ended)
+        );
         market.finalize(id);
     }
 
@@ -916,7 +950,11 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = runningDefault(2);
         vm.prank(trainer(0));
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Challenge, MarketplaceStorage.Phase.Open)
+            abi.encodeWithSelector(
+                MarketplaceStorage.WrongPhase.selector,
+                MarketplaceStorage.Phase.Challenge,
+                MarketplaceStorage.Phase.Open
+            )
         );
         market.dispute{value: DISPUTE_BOND}(id);
     }
@@ -932,7 +970,11 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = _postedRound(2);
         vm.prank(arbiter);
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Disputed, MarketplaceStorage.Phase.Challenge)
+            abi.encodeWithSelector(
+                MarketplaceStorage.WrongPhase.selector,
+                MarketplaceStorage.Phase.Disputed,
+                MarketplaceStorage.Phase.Challenge
+            )
         );
         market.resolveDispute(id, false);
     }
@@ -1009,7 +1051,9 @@ contract MarketplaceTest is MarketFixture {
         closeSubmissions(id, 0);
         vm.expectRevert(
             abi.encodeWithSelector(
-                MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Expired, MarketplaceStorage.Phase.Aggregating
+                MarketplaceStorage.WrongPhase.selector,
+                MarketplaceStorage.Phase.Expired,
+                MarketplaceStorage.Phase.Aggregating
             )
         );
         market.expire(id);
@@ -1031,7 +1075,11 @@ contract MarketplaceTest is MarketFixture {
         assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Expired, "expired");
 
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.WrongPhase.selector, MarketplaceStorage.Phase.Expired, MarketplaceStorage.Phase.Expired)
+            abi.encodeWithSelector(
+                MarketplaceStorage.WrongPhase.selector,
+                MarketplaceStorage.Phase.Expired,
+                MarketplaceStorage.Phase.Expired
+            )
         );
         market.expire(id);
     }
@@ -1142,7 +1190,9 @@ contract MarketplaceTest is MarketFixture {
     function test_cancel_revertsOnceEnded() public {
         uint256 id = _endedProject();
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Ended));
+        vm.expectRevert(
+            abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Ended)
+        );
         market.cancel(id);
     }
 
@@ -1221,7 +1271,9 @@ contract MarketplaceTest is MarketFixture {
     function test_withdrawStake_revertsWhileRunning() public {
         uint256 id = runningDefault(2);
         vm.prank(trainer(0));
-        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running));
+        vm.expectRevert(
+            abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running)
+        );
         market.withdrawStake(id);
     }
 
@@ -1246,7 +1298,9 @@ contract MarketplaceTest is MarketFixture {
     function test_withdrawBond_revertsForNonAggregatorAndWhileRunning() public {
         uint256 id = runningDefault(2);
         vm.prank(aggregator);
-        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running));
+        vm.expectRevert(
+            abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running)
+        );
         market.withdrawBond(id);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotAggregator.selector, stranger));
@@ -1273,7 +1327,9 @@ contract MarketplaceTest is MarketFixture {
     function test_withdrawRemainder_revertsWhileRunning() public {
         uint256 id = runningDefault(2);
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running));
+        vm.expectRevert(
+            abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running)
+        );
         market.withdrawRemainder(id);
     }
 
@@ -1445,7 +1501,9 @@ contract MarketplaceTest is MarketFixture {
     // helpers
     // =============================================================================================
 
-    function _expectConfigError(MarketplaceStorage.ProjectConfig memory cfg, MarketplaceStorage.ConfigError reason) internal {
+    function _expectConfigError(MarketplaceStorage.ProjectConfig memory cfg, MarketplaceStorage.ConfigError reason)
+        internal
+    {
         vm.prank(owner);
         vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.InvalidConfig.selector, reason));
         setup.createProject{value: cfg.pool}(cfg);

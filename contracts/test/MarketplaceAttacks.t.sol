@@ -49,7 +49,11 @@ contract MarketplaceAttacksTest is MarketFixture {
         market.finalize(id);
         assertTrue(statusOf(id) == MarketplaceStorage.Status.Cancelled, "closed after the round");
         (uint256 pot,,) = views.getEndPot(id);
-        assertEq(views.claimable(id, trainer(0)) + views.claimable(id, trainer(1)) + pot, budget, "the round went to trainers");
+        assertEq(
+            views.claimable(id, trainer(0)) + views.claimable(id, trainer(1)) + pot,
+            budget,
+            "the round went to trainers"
+        );
     }
 
     /// An aggregator working for the owner flags every honest trainer: the slashes and the unpaid budget
@@ -80,13 +84,17 @@ contract MarketplaceAttacksTest is MarketFixture {
         cfg.arbiter = owner;
         vm.prank(owner);
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.InvalidConfig.selector, MarketplaceStorage.ConfigError.ArbiterNotIndependent)
+            abi.encodeWithSelector(
+                MarketplaceStorage.InvalidConfig.selector, MarketplaceStorage.ConfigError.ArbiterNotIndependent
+            )
         );
         setup.createProject{value: POOL}(cfg);
         cfg.arbiter = aggregator;
         vm.prank(owner);
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.InvalidConfig.selector, MarketplaceStorage.ConfigError.ArbiterNotIndependent)
+            abi.encodeWithSelector(
+                MarketplaceStorage.InvalidConfig.selector, MarketplaceStorage.ConfigError.ArbiterNotIndependent
+            )
         );
         setup.createProject{value: POOL}(cfg);
     }
@@ -111,7 +119,9 @@ contract MarketplaceAttacksTest is MarketFixture {
         market.finalize(id);
         (uint256 pot,,) = views.getEndPot(id);
         assertEq(views.remainder(id), 0, "nothing for the owner");
-        assertEq(views.claimable(id, trainer(0)) + views.claimable(id, trainer(1)) + pot, POOL + AGG_BOND, "all to trainers");
+        assertEq(
+            views.claimable(id, trainer(0)) + views.claimable(id, trainer(1)) + pot, POOL + AGG_BOND, "all to trainers"
+        );
     }
 
     // --- minimum bonds --------------------------------------------------------------------------
@@ -121,21 +131,27 @@ contract MarketplaceAttacksTest is MarketFixture {
         cfg.aggregatorBond = 0;
         vm.prank(owner);
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.InvalidConfig.selector, MarketplaceStorage.ConfigError.AggregatorBondTooSmall)
+            abi.encodeWithSelector(
+                MarketplaceStorage.InvalidConfig.selector, MarketplaceStorage.ConfigError.AggregatorBondTooSmall
+            )
         );
         setup.createProject{value: POOL}(cfg);
         // A tenth of a round's budget is the floor.
         cfg.aggregatorBond = (POOL / 3) / 10 - 1;
         vm.prank(owner);
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.InvalidConfig.selector, MarketplaceStorage.ConfigError.AggregatorBondTooSmall)
+            abi.encodeWithSelector(
+                MarketplaceStorage.InvalidConfig.selector, MarketplaceStorage.ConfigError.AggregatorBondTooSmall
+            )
         );
         setup.createProject{value: POOL}(cfg);
         cfg = defaultConfig();
         cfg.disputeBond = 0;
         vm.prank(owner);
         vm.expectRevert(
-            abi.encodeWithSelector(MarketplaceStorage.InvalidConfig.selector, MarketplaceStorage.ConfigError.DisputeBondTooSmall)
+            abi.encodeWithSelector(
+                MarketplaceStorage.InvalidConfig.selector, MarketplaceStorage.ConfigError.DisputeBondTooSmall
+            )
         );
         setup.createProject{value: POOL}(cfg);
     }

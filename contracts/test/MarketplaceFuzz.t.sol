@@ -34,9 +34,7 @@ contract MarketplaceFuzzTest is MarketFixture {
 
     /// Each flagged trainer loses min(stake * slashBps, stake left), which funds the unflagged trainers;
     /// flagged trainers earn nothing whatever their weight.
-    function testFuzz_slashing_fundsTheRoundAndSkipsOffenders(uint256 nSeed, uint256 flagSeed, uint16 slashBps)
-        public
-    {
+    function testFuzz_slashing_fundsTheRoundAndSkipsOffenders(uint256 nSeed, uint256 flagSeed, uint16 slashBps) public {
         uint256 n = bound(nSeed, 2, 8);
         MarketplaceStorage.ProjectConfig memory cfg = _cfg(2, 8);
         cfg.slashBps = uint16(bound(slashBps, 0, 10_000));
@@ -166,7 +164,11 @@ contract MarketplaceFuzzTest is MarketFixture {
 
     // ---------------------------------------------------------------------------------------------
 
-    function _cfg(uint32 rounds, uint16 maxTrainers) internal view returns (MarketplaceStorage.ProjectConfig memory cfg) {
+    function _cfg(uint32 rounds, uint16 maxTrainers)
+        internal
+        view
+        returns (MarketplaceStorage.ProjectConfig memory cfg)
+    {
         cfg = defaultConfig();
         cfg.rounds = rounds;
         cfg.minTrainers = 1;

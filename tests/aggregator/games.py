@@ -5,6 +5,7 @@ and ``game.name``. ``exact_values(game)`` computes the Shapley values by brute f
 definition (subset weights), independently of ``aggregator.contribution``, so tests can use it as the
 reference. ``GAMES`` builds the standard n-player suite used by the tests and by ``bench/contribution``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -173,9 +174,11 @@ def make_games(n: int = 10, seed: int = 0) -> list:
     games.append(AccuracyGame(sizes, noise))
     # The hard FL case: a few large, very noisy trainers next to small clean ones.
     sizes_h = tuple(float(x) for x in np.sort(rng.integers(50, 1001, n)))
-    noise_h = tuple(float(x) for x in np.r_[np.zeros(max(0, n - 3)), [0.3, 0.4, 0.5][-min(n, 3):]])
+    noise_h = tuple(float(x) for x in np.r_[np.zeros(max(0, n - 3)), [0.3, 0.4, 0.5][-min(n, 3) :]])
     games.append(AccuracyGame(sizes_h, noise_h, harm=2.0, name="accuracy-noisy"))
-    covers = tuple(frozenset(int(x) for x in rng.choice(60, size=int(rng.integers(5, 20)), replace=False)) for _ in range(n))
+    covers = tuple(
+        frozenset(int(x) for x in rng.choice(60, size=int(rng.integers(5, 20)), replace=False)) for _ in range(n)
+    )
     games.append(CoverageGame(covers))
     games.append(SupermodularGame(tuple(float(x) for x in rng.uniform(0.1, 1.0, n)), power=3.0))
     terms = []

@@ -1,4 +1,5 @@
 """Aggregation rules over stacks of flattened updates."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Specification of ``aggregator.contribution.shapley``: the Shapley axioms, the budget, determinism."""
+
 from __future__ import annotations
 
 import math
@@ -94,7 +95,9 @@ def test_efficiency(game, method):
     if method == "gtg":
         assert sum(result.values) == pytest.approx(game(frozenset(range(game.n))) - game(frozenset()), abs=1e-9)
     else:  # permutation estimates are efficient except for truncated tails
-        assert sum(result.values) == pytest.approx(game(frozenset(range(game.n))) - game(frozenset()), abs=0.02 * spread(game))
+        assert sum(result.values) == pytest.approx(
+            game(frozenset(range(game.n))) - game(frozenset()), abs=0.02 * spread(game)
+        )
 
 
 def test_symmetric_players_get_equal_values():
@@ -129,7 +132,9 @@ def test_plain_permutation_sampling_does_not_truncate():
 # ---------------------------------------------------------------------------------------- fidelity
 
 
-@pytest.mark.parametrize("game", [g for g in GAMES if g.name.startswith(("accuracy", "mean-update"))], ids=lambda g: g.name)
+@pytest.mark.parametrize(
+    "game", [g for g in GAMES if g.name.startswith(("accuracy", "mean-update"))], ids=lambda g: g.name
+)
 def test_gtg_on_fl_like_games_at_300_evaluations(game):
     exact = exact_values(game)
     for seed in range(3):
@@ -280,6 +285,7 @@ def test_whole_budget_is_spent_when_some_sizes_are_exhausted():
 def _noisy_proxy(game, scale, seed):
     """The game itself plus coalition-wise noise: a proxy that is good but not the utility."""
     import random
+
     rng = random.Random(seed)
     noise = {m: rng.gauss(0.0, scale) for m in range(1 << game.n)}
     return lambda s: game(s) + noise[sum(1 << i for i in s)]
@@ -290,7 +296,9 @@ def test_a_good_proxy_cuts_the_error_at_the_same_budget():
     base, with_proxy = [], []
     for seed in range(6):
         plain = shapley(ACCURACY, 10, "gtg", seed, 150).values
-        helped = shapley(ACCURACY, 10, "gtg", seed, 150, proxy=_noisy_proxy(ACCURACY, 0.002 * spread(ACCURACY), seed)).values
+        helped = shapley(
+            ACCURACY, 10, "gtg", seed, 150, proxy=_noisy_proxy(ACCURACY, 0.002 * spread(ACCURACY), seed)
+        ).values
         base.append(max(abs(a - b) for a, b in zip(plain, exact)))
         with_proxy.append(max(abs(a - b) for a, b in zip(helped, exact)))
     assert max(with_proxy) < 0.5 * max(base)
@@ -298,6 +306,7 @@ def test_a_good_proxy_cuts_the_error_at_the_same_budget():
 
 def test_a_useless_proxy_does_not_break_the_estimate():
     import random
+
     rng = random.Random(3)
     junk = {m: rng.random() for m in range(1 << 10)}
     exact = exact_values(ACCURACY)
@@ -308,6 +317,7 @@ def test_a_useless_proxy_does_not_break_the_estimate():
 
 def test_proxy_as_callable_or_table_gives_the_same_values():
     import numpy as np
+
     proxy = _noisy_proxy(ACCURACY, 0.01, 1)
 
     class Table:

@@ -1,12 +1,21 @@
 """Each detector on synthetic updates: honest ones share a direction; attackers do not."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from aggregator.detectors import (
-    DETECTORS, DetectionBatch, copy_detector, direction_detector, free_rider_detector, get_detector, krum_detector,
-    krum_scores, norm_detector, run_detectors,
+    DETECTORS,
+    DetectionBatch,
+    copy_detector,
+    direction_detector,
+    free_rider_detector,
+    get_detector,
+    krum_detector,
+    krum_scores,
+    norm_detector,
+    run_detectors,
 )
 from backend.errors import ConfigError
 
@@ -34,8 +43,8 @@ def test_honest_updates_raise_no_flags():
 
 def test_copy_detector_exact_and_near_copies_earliest_wins():
     u = honest_updates(6)
-    u[3] = u[1]                                   # exact copy of #1
-    u[5] = u[2] * (1 + 1e-3) + 1e-6               # near copy of #2
+    u[3] = u[1]  # exact copy of #1
+    u[5] = u[2] * (1 + 1e-3) + 1e-6  # near copy of #2
     digests = ["a", "b", "c", "b", "d", "e"]
     found = copy_detector(DetectionBatch(u, digests), all_active(6))
     assert flags(found) == [3, 5]
@@ -87,18 +96,29 @@ def test_small_rounds_do_not_flag_on_statistics():
     u = honest_updates(2)
     u[1] *= -50
     for name in ("norm", "direction", "krum"):
-        assert flags(get_detector(name)(DetectionBatch(u), all_active(2), **({"use_reference": False} if name == "direction" else {}))) == []
+        assert (
+            flags(
+                get_detector(name)(
+                    DetectionBatch(u), all_active(2), **({"use_reference": False} if name == "direction" else {})
+                )
+            )
+            == []
+        )
 
 
 def test_run_detectors_first_reason_wins_and_stats_skip_flagged():
     u = honest_updates(10)
-    u[1] = u[0]            # copy
-    u[2] = 0.0             # free rider
-    u[3] *= -1             # sign flip
-    u[4] *= 20             # scale
+    u[1] = u[0]  # copy
+    u[2] = 0.0  # free rider
+    u[3] *= -1  # sign flip
+    u[4] *= 20  # scale
     verdicts = run_detectors(DetectionBatch(u, [str(i) for i in range(10)]))
     assert [(i, v.reason, v.detector) for i, v in enumerate(verdicts) if v.flagged] == [
-        (1, "copy", "copy"), (2, "free_rider", "free_rider"), (3, "outlier", "direction"), (4, "outlier", "norm")]
+        (1, "copy", "copy"),
+        (2, "free_rider", "free_rider"),
+        (3, "outlier", "direction"),
+        (4, "outlier", "norm"),
+    ]
 
 
 def test_detector_params_and_unknown_names():
@@ -129,10 +149,10 @@ def test_direction_detector_flags_an_unaligned_update_when_honest_ones_agree():
     """A label-flipper early in training is not reversed, only unaligned (cos ~0.02 with the
     reference while honest updates sit near 0.75): far below the round's typical agreement."""
     rng = np.random.default_rng(99)
-    *u, reference = honest_updates(11, seed=5)     # the reference: one more honest draw
+    *u, reference = honest_updates(11, seed=5)  # the reference: one more honest draw
     u = np.stack(u)
     unaligned = rng.normal(0, float(np.linalg.norm(u[0])) / np.sqrt(D), D).astype(np.float32)
-    u[9] = unaligned + 0.05 * u[0]                 # slightly positive: the absolute rule lets it through
+    u[9] = unaligned + 0.05 * u[0]  # slightly positive: the absolute rule lets it through
     found = direction_detector(DetectionBatch(u, reference=reference), all_active(10))
     assert 0 < found[9].scores["cos_reference"] < 0.25 * np.median([f.scores["cos_reference"] for f in found])
     assert flags(found) == [9]
@@ -164,7 +184,7 @@ def test_consensus_rule_flags_only_outliers_of_the_rounds_spread():
     u = np.stack([*honest, -2 * honest[0]]).astype(np.float32)  # the last one: a sign-flipped, boosted update
     found = direction_detector(DetectionBatch(u), all_active(len(u)), use_reference=False)
     cos = [f.scores["cos_median"] for f in found]
-    assert min(cos[:-1]) < 0                         # the old rule (cos < 0) flagged honest shards here
+    assert min(cos[:-1]) < 0  # the old rule (cos < 0) flagged honest shards here
     assert flags(found) == [len(u) - 1]
 
 
@@ -174,12 +194,12 @@ def test_free_rider_detector_spares_an_update_the_reference_vouches_for():
     rng = np.random.default_rng(8)
     shared, own = rng.normal(0, 1, D), rng.normal(0, 1, D)
     others = [shared + rng.normal(0, 1, D) for _ in range(6)]
-    skewed = own + rng.normal(0, 0.5, D)               # learns what the others' data does not show
+    skewed = own + rng.normal(0, 0.5, D)  # learns what the others' data does not show
     noise = rng.normal(0, 1, D)
     u = np.stack([*others, skewed, noise]).astype(np.float32)
-    reference = (shared + own).astype(np.float32)       # the owner's data has both
+    reference = (shared + own).astype(np.float32)  # the owner's data has both
     without = free_rider_detector(DetectionBatch(u), all_active(8))
-    assert flags(without) == [6, 7]                     # by the consensus alone, the skewed shard looks like noise
+    assert flags(without) == [6, 7]  # by the consensus alone, the skewed shard looks like noise
     found = free_rider_detector(DetectionBatch(u, reference=reference), all_active(8))
     assert found[6].scores["cos_reference"] > 0.3 and abs(found[6].scores["cos_consensus"]) < 0.05
     assert flags(found) == [7] and "reference" in found[7].detail
@@ -189,14 +209,16 @@ def test_direction_spread_rules_wait_for_enough_updates():
     """With three updates the MAD is one gap: a weakly aligned honest update is not judged by it."""
     rng = np.random.default_rng(9)
     signal = rng.normal(0, 1, D)
-    u = np.stack([1.2 * signal + rng.normal(0, 1, D), 1.2 * signal + rng.normal(0, 1, D),
-                  0.12 * signal + rng.normal(0, 1, D)]).astype(np.float32)
+    u = np.stack(
+        [1.2 * signal + rng.normal(0, 1, D), 1.2 * signal + rng.normal(0, 1, D), 0.12 * signal + rng.normal(0, 1, D)]
+    ).astype(np.float32)
     found = direction_detector(DetectionBatch(u, reference=signal.astype(np.float32)), all_active(3))
     cos = [f.scores["cos_reference"] for f in found]
     assert 0 < cos[2] < 0.25 * np.median(cos)
     assert flags(found) == []
-    assert flags(direction_detector(DetectionBatch(u, reference=signal.astype(np.float32)), all_active(3),
-                                    min_spread_updates=3)) == [2]
+    assert flags(
+        direction_detector(DetectionBatch(u, reference=signal.astype(np.float32)), all_active(3), min_spread_updates=3)
+    ) == [2]
 
 
 def _rms(v):
@@ -208,8 +230,9 @@ def test_copy_detector_sees_an_earlier_update_under_noise(noise):
     u = honest_updates(8)
     rng = np.random.default_rng(7)
     u[6] = u[2] + rng.normal(0, noise * _rms(u[2]), D)
-    found = copy_detector(DetectionBatch(u, [str(i) for i in range(8)], reference=honest_updates(1, seed=0)[0]),
-                          all_active(8))
+    found = copy_detector(
+        DetectionBatch(u, [str(i) for i in range(8)], reference=honest_updates(1, seed=0)[0]), all_active(8)
+    )
     assert flags(found) == [6]
     assert "submission #2 plus noise" in found[6].detail
 
@@ -232,7 +255,7 @@ def test_copy_detector_keeps_honest_updates_that_resemble_each_other():
     rng = np.random.default_rng(11)
     classes = rng.normal(0, 1, (8, D))
     u = np.stack([classes[i] + rng.normal(0, 0.3, D) for i in range(8)])
-    u[5] = u[0] + 0.4 * classes[1] + rng.normal(0, 0.05, D)   # cos with #0 about 0.9
+    u[5] = u[0] + 0.4 * classes[1] + rng.normal(0, 0.05, D)  # cos with #0 about 0.9
     reference = classes.sum(axis=0)
     batch = DetectionBatch(u.astype(np.float32), [str(i) for i in range(8)], reference=reference)
     found = copy_detector(batch, all_active(8))

@@ -1,4 +1,5 @@
 """The fairness benchmark's bookkeeping: the contract's split rule and the ground truth of markets."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,15 +25,30 @@ def _run(market, seed, pay, sizes, noise=None, flag_rate=0.0):
     from bench.fairness import _spearman
 
     p = np.asarray(pay, float)
-    return {"market": market, "seed": seed, "honest_flag_rate": flag_rate, "final_accuracy": 0.9,
-            **{rule: {"cv": float(p.std() / p.mean()), "spearman_size": _spearman(p, sizes),
-                      "spearman_quality": _spearman(p, quality)} for rule in ("posted", "within_round", "proportional")}}
+    return {
+        "market": market,
+        "seed": seed,
+        "honest_flag_rate": flag_rate,
+        "final_accuracy": 0.9,
+        **{
+            rule: {
+                "cv": float(p.std() / p.mean()),
+                "spearman_size": _spearman(p, sizes),
+                "spearman_quality": _spearman(p, quality),
+            }
+            for rule in ("posted", "within_round", "proportional")
+        },
+    }
 
 
 def test_targets_take_the_worst_seed():
-    runs = [_run("identical", 0, [1, 1, 1, 1], [4] * 4), _run("identical", 1, [1, 2, 1, 2], [4] * 4),
-            _run("sizes", 0, [1, 2, 3, 4], [1, 2, 3, 4]), _run("sizes", 1, [2, 1, 3, 4], [1, 2, 3, 4]),
-            _run("dirichlet_0.1", 0, [1, 2, 3, 4], [4, 1, 2, 3], flag_rate=0.1)]
+    runs = [
+        _run("identical", 0, [1, 1, 1, 1], [4] * 4),
+        _run("identical", 1, [1, 2, 1, 2], [4] * 4),
+        _run("sizes", 0, [1, 2, 3, 4], [1, 2, 3, 4]),
+        _run("sizes", 1, [2, 1, 3, 4], [1, 2, 3, 4]),
+        _run("dirichlet_0.1", 0, [1, 2, 3, 4], [4, 1, 2, 3], flag_rate=0.1),
+    ]
     summary = summarize(runs)
     assert summary["identical"]["posted"]["cv"]["worst"] == pytest.approx(1 / 3, abs=1e-3)
     assert "spearman_size" not in summary["identical"]["posted"]  # equal sizes: no ranking to follow

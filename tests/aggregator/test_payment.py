@@ -1,4 +1,5 @@
 """The payment rule (aggregator.payment): pure numpy, no torch."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -81,12 +82,15 @@ def test_z_zero_pays_each_score_as_it_is():
     assert payment.pay == pytest.approx([0.3, 0.1, 0.0])
 
 
-@pytest.mark.parametrize("values, terms, z, needle", [
-    ([0.1], np.zeros((2, 10)), 2.0, "per-sample terms for 2"),
-    ([float("nan")], np.zeros((1, 10)), 2.0, "finite"),
-    ([0.1], np.zeros((1, 10)), -1.0, "z must be"),
-    ([0.1], np.zeros(10), 2.0, "players × samples"),
-])
+@pytest.mark.parametrize(
+    "values, terms, z, needle",
+    [
+        ([0.1], np.zeros((2, 10)), 2.0, "per-sample terms for 2"),
+        ([float("nan")], np.zeros((1, 10)), 2.0, "finite"),
+        ([0.1], np.zeros((1, 10)), -1.0, "z must be"),
+        ([0.1], np.zeros(10), 2.0, "players × samples"),
+    ],
+)
 def test_bad_input_is_a_clear_error(values, terms, z, needle):
     with pytest.raises(ValueError, match=needle):
         pay_by_confidence(values, terms, z)
@@ -111,8 +115,7 @@ def test_first_round_pays_the_within_round_shares():
 
 def test_luck_that_changes_from_round_to_round_is_paid_alike():
     # four trainers with the same data: who leads changes every round
-    prior = [{"0xa": 0.4, "0xb": 0.2, "0xc": 0.25, "0xd": 0.15},
-             {"0xa": 0.15, "0xb": 0.4, "0xc": 0.2, "0xd": 0.25}]
+    prior = [{"0xa": 0.4, "0xb": 0.2, "0xc": 0.25, "0xd": 0.15}, {"0xa": 0.15, "0xb": 0.4, "0xc": 0.2, "0xd": 0.25}]
     pay, info = pay_over_rounds([0.25, 0.15, 0.2, 0.4], ADDR, [True] * 4, prior)
     assert len(set(pay)) == 1 and set(info["groups"]) == {0}
 
@@ -137,9 +140,13 @@ def test_nothing_to_pay_carries_the_round():
 
 
 def test_round_shares_reads_a_report():
-    report = {"trainers": [{"address": "0xa", "flagged": False, "pay_share": 0.7},
-                           {"address": "0xb", "flagged": True, "pay_share": None},
-                           {"address": "0xc", "flagged": False, "pay_share": 0.3}]}
+    report = {
+        "trainers": [
+            {"address": "0xa", "flagged": False, "pay_share": 0.7},
+            {"address": "0xb", "flagged": True, "pay_share": None},
+            {"address": "0xc", "flagged": False, "pay_share": 0.3},
+        ]
+    }
     assert round_shares(report) == {"0xa": 0.7, "0xb": 0.0, "0xc": 0.3}
 
 

@@ -1,4 +1,5 @@
 """The round pipeline end to end on real MNIST digits: flags, weights, report, determinism."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,9 @@ def make_submissions(spec, global_weights, Xt, yt, kinds, seed=0):
             bad = {k: torch.full_like(v, float("nan")) for k, v in global_weights.items()}
             submissions.append((f"0x{i:040x}", f"cid-{i}", None if kind == "unavailable" else save_weights(bad)))
             continue
-        update = make_update(kind, AttackContext(spec, global_weights, Xt[idx], yt[idx], seed=seed * 1000 + i, previous=previous))
+        update = make_update(
+            kind, AttackContext(spec, global_weights, Xt[idx], yt[idx], seed=seed * 1000 + i, previous=previous)
+        )
         previous.append(update)
         submissions.append((f"0x{i:040x}", f"cid-{i}", save_weights(update, {"round": 0, "trainer": f"0x{i:040x}"})))
     return submissions
@@ -49,8 +52,13 @@ def attacked_round(mnist):
     Xt, yt, Xv, yv = mnist
     g = initial_weights(SPEC, 0)
     subs = make_submissions(SPEC, g, Xt, yt, KINDS)
-    return g, subs, run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(), project_id=7, round=0,
-                              global_cid="bafy-global")
+    return (
+        g,
+        subs,
+        run_round(
+            SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(), project_id=7, round=0, global_cid="bafy-global"
+        ),
+    )
 
 
 def test_attackers_are_flagged_with_their_reasons(attacked_round):
@@ -58,8 +66,15 @@ def test_attackers_are_flagged_with_their_reasons(attacked_round):
     expected_flags = sum(1 << i for i, k in enumerate(KINDS) if k != "honest")
     assert outcome.flags == expected_flags
     reasons = {KINDS[t["index"]]: t["reason"] for t in outcome.report["trainers"] if t["flagged"]}
-    assert reasons == {"sign_flip": "outlier", "noise": "outlier", "scale": "outlier", "free_rider": "free_rider",
-                       "copycat": "copy", "malformed": "malformed", "unavailable": "unavailable"}
+    assert reasons == {
+        "sign_flip": "outlier",
+        "noise": "outlier",
+        "scale": "outlier",
+        "free_rider": "free_rider",
+        "copycat": "copy",
+        "malformed": "malformed",
+        "unavailable": "unavailable",
+    }
 
 
 def test_weights_are_fixed_point_and_only_for_the_unflagged(attacked_round):
@@ -106,11 +121,14 @@ def without_timings(report):
 def test_same_inputs_give_bit_identical_results(attacked_round, mnist):
     g, subs, first = attacked_round
     _, _, Xv, yv = mnist
-    again = run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(), project_id=7, round=0,
-                      global_cid="bafy-global")
+    again = run_round(
+        SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(), project_id=7, round=0, global_cid="bafy-global"
+    )
     assert again.global_weights == first.global_weights
     assert again.weights == first.weights and again.flags == first.flags
-    assert json.dumps(without_timings(again.report), sort_keys=True) == json.dumps(without_timings(first.report), sort_keys=True)
+    assert json.dumps(without_timings(again.report), sort_keys=True) == json.dumps(
+        without_timings(first.report), sort_keys=True
+    )
 
 
 @pytest.mark.slow
@@ -120,7 +138,9 @@ def test_cnn_round_is_deterministic(mnist):
     g = initial_weights(spec, 1)
     subs = make_submissions(spec, g, Xt[:400], yt[:400], ["honest"] * 3 + ["sign_flip"], seed=1)
     config = AggregatorConfig(shapley_budget=8, reference_samples=64)
-    runs = [run_round(spec, save_weights(g), subs, (Xv[:100], yv[:100]), config, project_id="p", round=3) for _ in range(2)]
+    runs = [
+        run_round(spec, save_weights(g), subs, (Xv[:100], yv[:100]), config, project_id="p", round=3) for _ in range(2)
+    ]
     assert runs[0].global_weights == runs[1].global_weights
     assert runs[0].flags == runs[1].flags == 0b1000
     assert without_timings(runs[0].report) == without_timings(runs[1].report)
@@ -130,8 +150,15 @@ def test_label_flippers_earn_little(mnist):
     Xt, yt, Xv, yv = mnist
     g = initial_weights(SPEC, 0)
     kinds = ["honest"] * 5 + ["label_flip"] * 2
-    outcome = run_round(SPEC, save_weights(g), make_submissions(SPEC, g, Xt, yt, kinds, seed=2), (Xv, yv),
-                        AggregatorConfig(), project_id=1, round=1)
+    outcome = run_round(
+        SPEC,
+        save_weights(g),
+        make_submissions(SPEC, g, Xt, yt, kinds, seed=2),
+        (Xv, yv),
+        AggregatorConfig(),
+        project_id=1,
+        round=1,
+    )
     assert sum(w for w, k in zip(outcome.weights, kinds) if k == "label_flip") <= 0.05 * 10**9
     assert not any(t["aggregated"] for t, k in zip(outcome.report["trainers"], kinds) if k == "label_flip")
 
@@ -153,7 +180,9 @@ def test_a_round_with_nothing_usable_keeps_the_model(mnist):
     assert outcome.weights == [0, 0] and outcome.flags == 0b11
     assert load_weights(outcome.global_weights)[0].keys() == load_weights(g)[0].keys()
     layout = Layout.of(initial_weights(SPEC, 0))
-    assert np.array_equal(flatten_np(load_weights(outcome.global_weights)[0], layout), flatten_np(load_weights(g)[0], layout))
+    assert np.array_equal(
+        flatten_np(load_weights(outcome.global_weights)[0], layout), flatten_np(load_weights(g)[0], layout)
+    )
     assert run_round(SPEC, g, [], (Xv, yv)).weights == []
 
 
@@ -172,22 +201,34 @@ def test_config_is_validated():
         AggregatorConfig(surprise=1)
 
 
-@pytest.mark.parametrize("params, needle", [
-    ({"detector_params": {"direction": {"relativ": 0.3}}}, "detector 'direction' takes no parameter 'relativ'; it takes: "
-                                                           "min_cosine, min_reference_cosine, relative, z"),
-    ({"detector_params": {"vibes": {}}}, "detector_params names unknown detector 'vibes'"),
-    ({"aggregation_params": {"beta": 0.2}}, "aggregation 'mean' takes no parameter 'beta'; it takes: none"),
-    ({"detector_params": {"direction": {"z": "high"}}}, "parameter 'z' must be a finite number, got 'high'"),
-    ({"detector_params": {"norm": {"min_updates": 2.5}}}, "parameter 'min_updates' must be a whole number"),
-    ({"detector_params": {"free_rider": {"use_reference": 1}}}, "parameter 'use_reference' must be true or false"),
-    ({"aggregation": "trimmed_mean", "aggregation_params": {"beta": float("nan")}}, "'beta' must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "params, needle",
+    [
+        (
+            {"detector_params": {"direction": {"relativ": 0.3}}},
+            "detector 'direction' takes no parameter 'relativ'; it takes: "
+            "min_cosine, min_reference_cosine, relative, z",
+        ),
+        ({"detector_params": {"vibes": {}}}, "detector_params names unknown detector 'vibes'"),
+        ({"aggregation_params": {"beta": 0.2}}, "aggregation 'mean' takes no parameter 'beta'; it takes: none"),
+        ({"detector_params": {"direction": {"z": "high"}}}, "parameter 'z' must be a finite number, got 'high'"),
+        ({"detector_params": {"norm": {"min_updates": 2.5}}}, "parameter 'min_updates' must be a whole number"),
+        ({"detector_params": {"free_rider": {"use_reference": 1}}}, "parameter 'use_reference' must be true or false"),
+        (
+            {"aggregation": "trimmed_mean", "aggregation_params": {"beta": float("nan")}},
+            "'beta' must be a finite number",
+        ),
+    ],
+)
 def test_detector_and_aggregation_parameters_are_checked_when_configured(params, needle):
     """A misspelt parameter is refused with the names that exist, not a TypeError mid-round."""
     with pytest.raises(ValueError, match=re.escape(needle)):
         AggregatorConfig(**params)
-    config = AggregatorConfig(aggregation="trimmed_mean", aggregation_params={"beta": 0.2},
-                              detector_params={"direction": {"relative": 0.3, "z": 4.0}})
+    config = AggregatorConfig(
+        aggregation="trimmed_mean",
+        aggregation_params={"beta": 0.2},
+        detector_params={"direction": {"relative": 0.3, "z": 4.0}},
+    )
     assert config.detector_params["direction"]["z"] == 4.0
 
 
@@ -204,8 +245,17 @@ def test_fixed_point_weights():
 
 def test_seeds_depend_only_on_project_and_round():
     assert derive_seed(1, 2, "shapley") == derive_seed(1, 2, "shapley")
-    assert len({derive_seed(1, 2, "shapley"), derive_seed(1, 3, "shapley"), derive_seed(2, 2, "shapley"),
-                derive_seed(1, 2, "reference")}) == 4
+    assert (
+        len(
+            {
+                derive_seed(1, 2, "shapley"),
+                derive_seed(1, 3, "shapley"),
+                derive_seed(2, 2, "shapley"),
+                derive_seed(1, 2, "reference"),
+            }
+        )
+        == 4
+    )
     assert 0 <= derive_seed(1, 2, "shapley") < 2**63
 
 
@@ -231,8 +281,17 @@ def test_a_process_pool_gives_the_same_round(attacked_round, mnist):
     g, subs, first = attacked_round
     _, _, Xv, yv = mnist
     with ProcessPoolExecutor(max_workers=2) as pool:
-        pooled = run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(), project_id=7, round=0,
-                           global_cid="bafy-global", executor=pool)
+        pooled = run_round(
+            SPEC,
+            save_weights(g),
+            subs,
+            (Xv, yv),
+            AggregatorConfig(),
+            project_id=7,
+            round=0,
+            global_cid="bafy-global",
+            executor=pool,
+        )
     assert pooled.global_weights == first.global_weights
     assert pooled.weights == first.weights and pooled.flags == first.flags
     assert pooled.report["shapley"] == first.report["shapley"]  # the pass counts too
@@ -259,26 +318,36 @@ def test_coalitions_known_here_are_not_sent_to_workers_and_what_workers_evaluate
     Xt, yt, Xv, yv = mnist
     g = initial_weights(SPEC, 0)
     layout = Layout.of(g)
-    updates = np.stack([flatten_np(load_weights(data)[0], layout) for _, _, data in
-                        make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=4)])
+    updates = np.stack(
+        [
+            flatten_np(load_weights(data)[0], layout)
+            for _, _, data in make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=4)
+        ]
+    )
     utility = CoalitionUtility(SPEC, flatten_np(g, layout), updates, Xv, yv, layout=layout)
-    utility(frozenset()), utility(frozenset(range(4)))      # as the round does before scoring
+    utility(frozenset()), utility(frozenset(range(4)))  # as the round does before scoring
     executor = WorkerLikeExecutor()
     pooled = shapley(utility, 4, method="exact", executor=executor)
     assert len(executor.dispatched) == 14 and frozenset() not in executor.dispatched
-    assert utility.evaluated == 16                         # the workers' results were kept here
-    sequential = shapley(CoalitionUtility(SPEC, flatten_np(g, layout), updates, Xv, yv, layout=layout), 4, method="exact")
+    assert utility.evaluated == 16  # the workers' results were kept here
+    sequential = shapley(
+        CoalitionUtility(SPEC, flatten_np(g, layout), updates, Xv, yv, layout=layout), 4, method="exact"
+    )
     assert list(pooled.values) == list(sequential.values)
     again = WorkerLikeExecutor()
     shapley(SubsetUtility(utility, [0, 2, 3]), 3, method="exact", executor=again)
-    assert again.dispatched == []                          # a rescoring reuses all of it
+    assert again.dispatched == []  # a rescoring reuses all of it
 
 
 def test_keep_unflagged_aggregates_every_unflagged_update(attacked_round, mnist):
     g, subs, _ = attacked_round
     _, _, Xv, yv = mnist
-    outcome = run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(keep="unflagged"), project_id=7, round=0)
-    assert [t["aggregated"] for t in outcome.report["trainers"]] == [not t["flagged"] for t in outcome.report["trainers"]]
+    outcome = run_round(
+        SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(keep="unflagged"), project_id=7, round=0
+    )
+    assert [t["aggregated"] for t in outcome.report["trainers"]] == [
+        not t["flagged"] for t in outcome.report["trainers"]
+    ]
 
 
 def test_select_kept_rules():
@@ -286,9 +355,9 @@ def test_select_kept_rules():
 
     scores = [0.02, -0.001, -0.11, 0.004]
     assert select_kept(scores, "positive") == [0, 3]
-    assert select_kept(scores, "tolerant", 0.5) == [0, 1, 3]      # noise around zero stays, -0.11 leaves
+    assert select_kept(scores, "tolerant", 0.5) == [0, 1, 3]  # noise around zero stays, -0.11 leaves
     assert select_kept(scores, "unflagged") == [0, 1, 2, 3]
-    assert select_kept([-0.1, -0.2], "positive") == [0, 1]        # nothing qualifies: keep all
+    assert select_kept([-0.1, -0.2], "positive") == [0, 1]  # nothing qualifies: keep all
     assert select_kept([-0.1, -0.2], "tolerant") == [0, 1]
     assert select_kept([], "positive") == []
 
@@ -296,11 +365,11 @@ def test_select_kept_rules():
 def test_select_validated_takes_the_best_prefix_by_score():
     from aggregator.round import select_validated
 
-    values = [0.03, -0.05, 0.01, 0.02]            # ranked: 0, 3, 2, 1
+    values = [0.03, -0.05, 0.01, 0.02]  # ranked: 0, 3, 2, 1
     worth = {frozenset({0}): 0.5, frozenset({0, 3}): 0.7, frozenset({0, 3, 2}): 0.7, frozenset({0, 1, 2, 3}): 0.6}
     kept, curve = select_validated(values, worth.__getitem__)
     assert curve == [0.5, 0.7, 0.7, 0.6]
-    assert kept == [0, 2, 3]                      # ties go to the longer prefix; the harmful one stays out
+    assert kept == [0, 2, 3]  # ties go to the longer prefix; the harmful one stays out
     assert select_validated([], worth.__getitem__) == ([], [])
 
 
@@ -308,9 +377,14 @@ def test_a_sampled_round_spends_part_of_its_budget_on_the_secant_proxy(mnist):
     Xt, yt, Xv, yv = mnist
     g = initial_weights(SPEC, 1)
     subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 10, seed=3)
-    rounds = {name: run_round(SPEC, save_weights(g), subs, (Xv, yv), config, project_id=1, round=0)
-              for name, config in (("proxy", AggregatorConfig()), ("plain", AggregatorConfig(shapley_proxy="none")),
-                                   ("exact", AggregatorConfig(shapley_method="exact")))}
+    rounds = {
+        name: run_round(SPEC, save_weights(g), subs, (Xv, yv), config, project_id=1, round=0)
+        for name, config in (
+            ("proxy", AggregatorConfig()),
+            ("plain", AggregatorConfig(shapley_proxy="none")),
+            ("exact", AggregatorConfig(shapley_method="exact")),
+        )
+    }
     info = rounds["proxy"].report["shapley"]
     assert info["proxy"] == "secant" and info["proxy_passes"] == 20
     assert info["evaluations"] <= 280 and info["validation_passes"] == info["evaluations"] + 20 <= 300
@@ -326,13 +400,17 @@ def test_keep_validated_reports_the_prefix_curve(mnist):
     Xt, yt, Xv, yv = mnist
     g = initial_weights(SPEC, 2)
     subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 5 + ["label_flip"] * 2, seed=4)
-    outcome = run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(keep="validated"), project_id=2, round=0)
+    outcome = run_round(
+        SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(keep="validated"), project_id=2, round=0
+    )
     curve = outcome.report["shapley"]["selection"]
     unflagged = [t for t in outcome.report["trainers"] if not t["flagged"]]
     assert len(curve) == len(unflagged)
     ranked = sorted(unflagged, key=lambda t: (-t["score"], t["index"]))
     best = max(range(len(curve)), key=lambda k: (curve[k], k))
-    assert {t["index"] for t in ranked[:best + 1]} == {t["index"] for t in outcome.report["trainers"] if t["aggregated"]}
+    assert {t["index"] for t in ranked[: best + 1]} == {
+        t["index"] for t in outcome.report["trainers"] if t["aggregated"]
+    }
 
 
 def test_secant_proxy_is_exact_where_it_should_be(mnist):
@@ -350,7 +428,7 @@ def test_secant_proxy_is_exact_where_it_should_be(mnist):
         assert table.shape == (6, 2)
         fresh = CoalitionUtility(SPEC, flatten_np(g, layout), updates, Xv, yv, metric=metric)
         assert table[0, 0] == pytest.approx(fresh(frozenset()), abs=1e-6)
-        for i in range(4):   # a full-step secant reproduces each update on its own
+        for i in range(4):  # a full-step secant reproduces each update on its own
             assert table[1 + i, 0] == pytest.approx(fresh(frozenset({i})), abs=1e-4)
         assert np.all(np.isfinite(table))
     with pytest.raises(ValueError, match="scales"):
@@ -415,7 +493,7 @@ def test_schedule_guards_foreign_metadata_and_its_floor():
     for bad in ("nan", "inf", "not a number"):
         with pytest.raises(ConfigError, match="best_metric"):
             next_hyperparams(SPEC, {"best_metric": bad}, plateau, 3, 0.5)
-    low = mnist_spec("logreg", lr=0.001)        # below lr_min: the floor must not raise it
+    low = mnist_spec("logreg", lr=0.001)  # below lr_min: the floor must not raise it
     assert next_hyperparams(low, {"best_metric": "0.9"}, plateau, 3, 0.5)["next_lr"] == 0.001
     assert next_hyperparams(SPEC, {"best_metric": "0.9"}, plateau, 3, 0.5)["next_lr"] == SPEC.hyperparams.lr / 2
 
@@ -430,8 +508,15 @@ def test_honest_scores_do_not_depend_on_a_harmful_update_the_detectors_missed(mn
     assert mixed.flags == 0 and mixed.report["shapley"]["rescored"]["without"] == [5]
     assert mixed.weights[:5] == alone.weights and mixed.weights[5] == 0
     assert [t["score"] for t in mixed.report["trainers"][:5]] == [t["score"] for t in alone.report["trainers"]]
-    raw = run_round(SPEC, save_weights(g), subs, (Xv, yv), blind.model_copy(update={"rescore_without_harmful": False}),
-                    project_id=4, round=0)
+    raw = run_round(
+        SPEC,
+        save_weights(g),
+        subs,
+        (Xv, yv),
+        blind.model_copy(update={"rescore_without_harmful": False}),
+        project_id=4,
+        round=0,
+    )
     assert "rescored" not in raw.report["shapley"]
     assert [t["score"] for t in raw.report["trainers"][:5]] != [t["score"] for t in alone.report["trainers"]]
 
@@ -441,7 +526,7 @@ def test_clearly_harmful_rule():
 
     assert clearly_harmful([0.05, 0.02, -0.01, -0.3]) == [3]
     assert clearly_harmful([0.05, -0.049]) == []
-    assert clearly_harmful([-0.1, -0.2]) == []          # no positive score: nothing to compare with
+    assert clearly_harmful([-0.1, -0.2]) == []  # no positive score: nothing to compare with
     assert clearly_harmful([0.1, -0.06], ratio=0.5) == [1]
 
 
@@ -450,8 +535,9 @@ def test_a_spec_file_with_a_misspelt_detector_parameter_names_it(tmp_path):
 
     from backend.project import load_spec_file, write_example
 
-    written = write_example(tmp_path, trainers=1, rounds=1, validation_samples=50, samples_per_trainer=20,
-                            write_shards=False)
+    written = write_example(
+        tmp_path, trainers=1, rounds=1, validation_samples=50, samples_per_trainer=20, write_shards=False
+    )
     spec_path = next(p for p in written if p.suffix == ".yaml")
     spec = yaml.safe_load(spec_path.read_text())
     spec["aggregator_config"] = {"detector_params": {"direction": {"relativ": 0.3}}}

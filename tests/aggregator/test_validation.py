@@ -1,4 +1,5 @@
 """Validation of untrusted update bytes: a table of bad updates, none of which may raise."""
+
 from __future__ import annotations
 
 import io
@@ -61,15 +62,38 @@ BAD = {
     "header past end": (struct.pack("<Q", 1000) + b"{}", "malformed", "format"),
     "not json": (struct.pack("<Q", 4) + b"abcd", "malformed", "format"),
     "json list": (raw_header([]), "malformed", "format"),
-    "offsets outside": (raw_header({"w": {"dtype": "F32", "shape": [4, 3], "data_offsets": [0, 48]},
-                                    "b": {"dtype": "F32", "shape": [3], "data_offsets": [48, 60]}}, b"\0" * 20),
-                        "malformed", "format"),
-    "gigantic shape": (raw_header({"w": {"dtype": "F32", "shape": [2**39, 2**39], "data_offsets": [0, 48]}}, b"\0" * 48),
-                       "malformed", "format"),
-    "overlapping": (raw_header({"w": {"dtype": "F32", "shape": [4, 3], "data_offsets": [0, 48]},
-                                "b": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}}, b"\0" * 48),
-                    "malformed", "format"),
-    "unknown dtype": (raw_header({"w": {"dtype": "Q7", "shape": [1], "data_offsets": [0, 1]}}, b"\0"), "malformed", "format"),
+    "offsets outside": (
+        raw_header(
+            {
+                "w": {"dtype": "F32", "shape": [4, 3], "data_offsets": [0, 48]},
+                "b": {"dtype": "F32", "shape": [3], "data_offsets": [48, 60]},
+            },
+            b"\0" * 20,
+        ),
+        "malformed",
+        "format",
+    ),
+    "gigantic shape": (
+        raw_header({"w": {"dtype": "F32", "shape": [2**39, 2**39], "data_offsets": [0, 48]}}, b"\0" * 48),
+        "malformed",
+        "format",
+    ),
+    "overlapping": (
+        raw_header(
+            {
+                "w": {"dtype": "F32", "shape": [4, 3], "data_offsets": [0, 48]},
+                "b": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]},
+            },
+            b"\0" * 48,
+        ),
+        "malformed",
+        "format",
+    ),
+    "unknown dtype": (
+        raw_header({"w": {"dtype": "Q7", "shape": [1], "data_offsets": [0, 1]}}, b"\0"),
+        "malformed",
+        "format",
+    ),
     "bad metadata": (raw_header({"__metadata__": {"a": 1}}), "malformed", "format"),
     "not bytes": ("a string", "malformed", "format"),
 }
@@ -114,12 +138,20 @@ def test_report_loader_names_what_is_wrong():
 
     from aggregator.report import ReportError, parse_report
 
-    good = {"schema_version": "merit.round-report/1", "round": 0, "weights": [3, 0], "flags": 2,
-            "trainers": [{"index": 0, "address": "0xa", "flagged": False}, {"index": 1, "address": "0xb", "flagged": True}]}
+    good = {
+        "schema_version": "merit.round-report/1",
+        "round": 0,
+        "weights": [3, 0],
+        "flags": 2,
+        "trainers": [{"index": 0, "address": "0xa", "flagged": False}, {"index": 1, "address": "0xb", "flagged": True}],
+    }
     assert parse_report(json.dumps(good).encode())["weights"] == [3, 0]
-    for change, message in [({"weights": [1, -1]}, "whole numbers >= 0"), ({"flags": True}, "'flags' is missing"),
-                            ({"schema_version": "other/1"}, "unknown schema"),
-                            ({"trainers": [{"index": "0", "address": "0xa", "flagged": False}]}, r"trainers\[0\].index")]:
+    for change, message in [
+        ({"weights": [1, -1]}, "whole numbers >= 0"),
+        ({"flags": True}, "'flags' is missing"),
+        ({"schema_version": "other/1"}, "unknown schema"),
+        ({"trainers": [{"index": "0", "address": "0xa", "flagged": False}]}, r"trainers\[0\].index"),
+    ]:
         with pytest.raises(ReportError, match=message):
             parse_report(json.dumps({**good, **change}).encode())
     with pytest.raises(ReportError, match="nests 100000 levels deep"):

@@ -30,8 +30,19 @@ def update_bytes(seed: int = 1, metadata: dict[str, str] | None = None, **kw) ->
 def generous_limits(**overrides) -> ApiLimits:
     """Rate limits out of the way, for servers whose tests are not about them (tests/api/test_hostile.py
     runs the defaults)."""
-    return ApiLimits(**{**dict(writes_per_minute=6000, write_burst=1000, ip_writes_per_minute=6000, ip_write_burst=1000,
-                               reads_per_minute=60000, read_burst=10000), **overrides})
+    return ApiLimits(
+        **{
+            **dict(
+                writes_per_minute=6000,
+                write_burst=1000,
+                ip_writes_per_minute=6000,
+                ip_write_burst=1000,
+                reads_per_minute=60000,
+                read_burst=10000,
+            ),
+            **overrides,
+        }
+    )
 
 
 def signed(url: str, key, path: str, body: bytes = b"", **kw) -> dict[str, str]:
@@ -44,11 +55,11 @@ def signed(url: str, key, path: str, body: bytes = b"", **kw) -> dict[str, str]:
 class Market:
     url: str
     chain: FakeChain
-    store: object        # the embedded store
+    store: object  # the embedded store
     home: object
     model_cid: str
-    trainer: object      # eth_account LocalAccount, joined to project 1
-    outsider: object     # not joined
+    trainer: object  # eth_account LocalAccount, joined to project 1
+    outsider: object  # not joined
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +95,8 @@ def world(tmp_path_factory):
     model, initial, spec_cid = store_logreg_spec(store)
     market = make_market(connect("embedded"), trainers=3)
     pid = start_project(market, market.config(specCid=spec_cid, initialModelCid=initial, minTrainers=1), joiners=2)
-    app = create_app(Settings(home=home), chain_view=MarketChainView(market.owner), store=store,
-                     limits=generous_limits())
+    app = create_app(
+        Settings(home=home), chain_view=MarketChainView(market.owner), store=store, limits=generous_limits()
+    )
     with serve(app) as url:
         yield {"url": url, "market": market, "pid": pid, "store": store, "initial": initial, "model": model}

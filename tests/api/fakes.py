@@ -1,4 +1,5 @@
 """An in-memory stand-in for the chain, for tests that exercise the API alone."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -20,15 +21,34 @@ class FakeChain:
 
     def add_project(self, project_id: int, model_cid: str, rounds: int = 3, open_round: int = 0) -> None:
         self.projects[project_id] = ProjectInfo(
-            project_id=project_id, owner="0x" + "11" * 20, status="Active", current_round=open_round, rounds=rounds,
-            trainer_count=0, min_trainers=1, max_trainers=16, stake_wei=10**17, reward_pool_wei=10**18,
-            reward_asset="ETH", spec_cid="bafkspec", global_model_cid=model_cid)
+            project_id=project_id,
+            owner="0x" + "11" * 20,
+            status="Active",
+            current_round=open_round,
+            rounds=rounds,
+            trainer_count=0,
+            min_trainers=1,
+            max_trainers=16,
+            stake_wei=10**17,
+            reward_pool_wei=10**18,
+            reward_asset="ETH",
+            spec_cid="bafkspec",
+            global_model_cid=model_cid,
+        )
         for r in range(rounds):
             phase = RoundPhase.FINAL if r < open_round else RoundPhase.OPEN if r == open_round else RoundPhase.PENDING
             self.rounds[(project_id, r)] = RoundInfo(
-                project_id=project_id, round=r, phase=phase, submission_deadline=2_000_000_000,
-                aggregation_deadline=2_000_000_100, challenge_deadline=None, submissions=0, budget_wei=10**18 // rounds,
-                global_model_cid=None, report_cid=None)
+                project_id=project_id,
+                round=r,
+                phase=phase,
+                submission_deadline=2_000_000_000,
+                aggregation_deadline=2_000_000_100,
+                challenge_deadline=None,
+                submissions=0,
+                budget_wei=10**18 // rounds,
+                global_model_cid=None,
+                report_cid=None,
+            )
 
     def set_phase(self, project_id: int, round: int, phase: RoundPhase) -> None:
         self.rounds[(project_id, round)] = replace(self.rounds[(project_id, round)], phase=phase)

@@ -1,4 +1,5 @@
 """Run an ASGI app under a real uvicorn server on a loopback port, in a background thread."""
+
 from __future__ import annotations
 
 import threading

@@ -1,5 +1,6 @@
 """Chain reads cached per block: reused within a block for at most max_age, dropped on a new head,
 one read for concurrent misses, and no cache at all for a view without a head."""
+
 from __future__ import annotations
 
 import threading
@@ -42,11 +43,11 @@ def test_reads_are_reused_within_a_block_and_for_at_most_max_age():
     clock.now += 0.5
     cached.project(1)
     assert chain.reads == 1
-    chain.block = 2                     # a new block: seen at the next head poll, and the cache starts over
+    chain.block = 2  # a new block: seen at the next head poll, and the cache starts over
     clock.now += 2 * HEAD_POLL_S
     cached.project(1)
     assert chain.reads == 2
-    clock.now += 1.0                    # same block, but older than max_age: a phase may have moved with time
+    clock.now += 1.0  # same block, but older than max_age: a phase may have moved with time
     cached.project(1)
     assert chain.reads == 3
     assert cached.fresh is chain and (cached.chain_id, cached.market_address) == (chain.chain_id, chain.market_address)

@@ -1,4 +1,5 @@
 """`merit api serve` with no configuration: the embedded chain and store, answering at once."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,12 @@ def test_serve_starts_on_the_embedded_chain(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MERIT_")}
     env["MERIT_HOME"] = str(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "backend.cli.main", "api", "serve", "--port", str(port),
-                             "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli.main", "api", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -37,11 +42,21 @@ def test_serve_starts_on_the_embedded_chain(tmp_path):
                 time.sleep(0.2)
         assert health.status_code == 200
         body = health.json()
-        assert body == {"status": "ok", "version": body["version"], "chain": "embedded", "projects": 0,
-                        "chain_id": body["chain_id"], "market": body["market"]}
+        assert body == {
+            "status": "ok",
+            "version": body["version"],
+            "chain": "embedded",
+            "projects": 0,
+            "chain_id": body["chain_id"],
+            "market": body["market"],
+        }
         assert isinstance(body["chain_id"], int) and body["market"].startswith("0x")
-        assert httpx.get(f"http://127.0.0.1:{port}/v1/projects").json() == {"projects": [], "total": 0, "offset": 0,
-                                                                            "next_offset": None}
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/projects").json() == {
+            "projects": [],
+            "total": 0,
+            "offset": 0,
+            "next_offset": None,
+        }
         assert httpx.get(f"http://127.0.0.1:{port}/v1/projects/1").status_code == 404
     finally:
         proc.terminate()
@@ -52,10 +67,20 @@ def test_serve_on_every_interface_needs_an_origin(tmp_path):
     """Signatures name the server's origin: listening on 0.0.0.0, the server cannot guess it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MERIT_")}
     env["MERIT_HOME"] = str(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "backend.cli.main", "api", "serve", "--host", "0.0.0.0"],
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "backend.cli.main", "api", "serve", "--host", "0.0.0.0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1
     assert "--origin" in out.stderr and "Traceback" not in out.stderr + out.stdout
-    bad = subprocess.run([sys.executable, "-m", "backend.cli.main", "api", "serve", "--origin", "ftp://x"],
-                         env=env, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "backend.cli.main", "api", "serve", "--origin", "ftp://x"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 1 and "MERIT_API_ORIGIN" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,6 +1,7 @@
 """The API on the embedded chain with a deployed Marketplace, real joined trainers, the embedded
 store and a real model, served by uvicorn on loopback. Trainers upload through the API client,
 then commit the CID on-chain, as the protocol says."""
+
 from __future__ import annotations
 
 import httpx
@@ -17,7 +18,13 @@ pytestmark = pytest.mark.timeout(180)
 
 def update_for(world, trainer, scale=0.001, **metadata):
     state = {k: torch.randn_like(v) * scale for k, v in world["model"].state_dict().items()}
-    meta = {"project": world["pid"], "round": 0, "trainer": trainer.account.address, "base": world["initial"], **metadata}
+    meta = {
+        "project": world["pid"],
+        "round": 0,
+        "trainer": trainer.account.address,
+        "base": world["initial"],
+        **metadata,
+    }
     return save_weights(state, meta)
 
 
@@ -59,7 +66,7 @@ def test_upload_commit_and_refusals(world):
 def test_round_past_its_deadline_is_closed(world):
     pid, market, url = world["pid"], world["market"], world["url"]
     carol = market.trainers[2]
-    carol.join(pid)                            # joining is allowed while round 0 is Open
+    carol.join(pid)  # joining is allowed while round 0 is Open
     deadline = market.owner.round(pid, 0).submission_deadline
     with market.chain.lock:
         advance_past(market.chain, deadline)

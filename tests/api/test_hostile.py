@@ -6,6 +6,7 @@ pagination, rate limits, bytes in flight).
 Each test talks to the server over real sockets; tests that flood a limit do it from their own
 loopback address (127.0.0.x), so that they do not spend the budget of the others.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,8 @@ from tests.chain.helpers import VALIDATION_CID, Market, make_market, start_proje
 pytestmark = [pytest.mark.anvil, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
-MAX_UPDATE = 1 << 20           # the server's cap on one update, and on upload bytes in flight (below)
-FORGED_LENGTH = 64 << 20       # what a forged upload declares
+MAX_UPDATE = 1 << 20  # the server's cap on one update, and on upload bytes in flight (below)
+FORGED_LENGTH = 64 << 20  # what a forged upload declares
 
 
 @dataclass
@@ -44,8 +45,8 @@ class Deployment:
     port: int
     home: Path
     market: Market
-    pid: int                   # Running, round 0 Open; trainers 0-4 joined, trainer 5 not
-    broken_pid: int            # its initial model is in no store: reading it fails on the server side
+    pid: int  # Running, round 0 Open; trainers 0-4 joined, trainer 5 not
+    broken_pid: int  # its initial model is in no store: reading it fails on the server side
     initial: str
     model: torch.nn.Module
     server: subprocess.Popen
@@ -59,8 +60,9 @@ class Deployment:
 
     def update(self, trainer) -> bytes:
         state = {k: torch.randn_like(v) * 1e-3 for k, v in self.model.state_dict().items()}
-        return save_weights(state, {"project": self.pid, "round": 0, "trainer": trainer.account.address,
-                                    "base": self.initial})
+        return save_weights(
+            state, {"project": self.pid, "round": 0, "trainer": trainer.account.address, "base": self.initial}
+        )
 
 
 def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -90,12 +92,22 @@ def deployment(tmp_path_factory):
         broken = market.owner.create_project(market.config(specCid=VALIDATION_CID, initialModelCid=VALIDATION_CID))
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MERIT_")}
-        env.update(MERIT_HOME=str(home), MERIT_CHAIN=node.url, MERIT_MARKET=market.owner.address,
-                   MERIT_MAX_UPDATE_BYTES=str(MAX_UPDATE), MERIT_API_MAX_INFLIGHT_UPLOAD_BYTES=str(MAX_UPDATE),
-                   MERIT_API_HEADER_TIMEOUT_S="1", PYTHONPATH=str(ROOT))
-        server = subprocess.Popen([sys.executable, "-m", "backend.cli.main", "api", "serve", "--port", str(port),
-                                   "--log-level", "warning"], env=env, cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        env.update(
+            MERIT_HOME=str(home),
+            MERIT_CHAIN=node.url,
+            MERIT_MARKET=market.owner.address,
+            MERIT_MAX_UPDATE_BYTES=str(MAX_UPDATE),
+            MERIT_API_MAX_INFLIGHT_UPLOAD_BYTES=str(MAX_UPDATE),
+            MERIT_API_HEADER_TIMEOUT_S="1",
+            PYTHONPATH=str(ROOT),
+        )
+        server = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli.main", "api", "serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_for(url, server)
@@ -145,8 +157,7 @@ def test_a_forged_upload_is_answered_before_its_body_is_sent(deployment):
     d = deployment
     victim = d.market.trainers[0].account
     path = d.upload_path()
-    headers = signing.sign_request(Account.create().key, d.audience(), "POST", path,
-                                   body_sha256="00" * 32)
+    headers = signing.sign_request(Account.create().key, d.audience(), "POST", path, body_sha256="00" * 32)
     headers[signing.HEADER_ADDRESS] = victim.address
     headers.update({"Content-Length": str(FORGED_LENGTH), "Content-Type": "application/octet-stream"})
     answer, _ = raw_exchange(d.port, http_head("POST", path, d.port, headers))
@@ -166,13 +177,18 @@ def test_a_signed_upload_cannot_be_replayed_to_another_chain_market_or_server(de
     d = deployment
     trainer = d.market.trainers[4]
     path, body = d.upload_path(), d.update(trainer)
-    elsewhere = [d.audience(chain_id=d.market.chain.chain_id + 1), d.audience(market="0x" + "12" * 20),
-                 d.audience(origin="http://api-b.example.org")]
+    elsewhere = [
+        d.audience(chain_id=d.market.chain.chain_id + 1),
+        d.audience(market="0x" + "12" * 20),
+        d.audience(origin="http://api-b.example.org"),
+    ]
     for audience in elsewhere:
         headers = signing.sign_request(trainer.account.key, audience, "POST", path, body)
         assert_error(post(d, path, body, headers), 401, "bad_signature")
     # the same origin reached under another name is another origin
-    headers = signing.sign_request(trainer.account.key, d.audience(origin=f"http://localhost:{d.port}"), "POST", path, body)
+    headers = signing.sign_request(
+        trainer.account.key, d.audience(origin=f"http://localhost:{d.port}"), "POST", path, body
+    )
     assert_error(post(d, path, body, {**headers, "Host": f"localhost:{d.port}"}), 401, "wrong_origin")
     # none of it used up the trainer's slot or stored anything: its own upload goes through
     with ApiClient(d.url, private_key=trainer.account.key) as client:
@@ -227,7 +243,7 @@ def test_chain_checks_follow_authentication_and_read_the_chain_fresh(deployment)
     assert_error(signed_post(d.upload_path(round_=2**40)), 404, "round_not_found")
     assert_error(signed_post(d.upload_path(pid=999)), 404, "project_not_found")
     assert_error(signed_post(d.upload_path(pid=d.broken_pid)), 403, "not_joined")
-    newcomer.join(d.pid)                   # on-chain, then at once: no cached "not joined" stands in the way
+    newcomer.join(d.pid)  # on-chain, then at once: no cached "not joined" stands in the way
     assert signed_post(d.upload_path()).status_code == 201
 
 
@@ -256,8 +272,12 @@ def test_a_poison_update_is_refused_and_the_server_lives_on(deployment):
 
 def test_errors_never_reveal_local_paths(deployment):
     d = deployment
-    responses = [httpx.get(f"{d.url}/v1/projects/{d.broken_pid}/model"), httpx.get(f"{d.url}/v1/projects/{d.broken_pid}/spec"),
-                 httpx.get(d.url + "/v1/../../etc/passwd"), httpx.get(d.url + "/static-offline-docs/../../pyproject.toml")]
+    responses = [
+        httpx.get(f"{d.url}/v1/projects/{d.broken_pid}/model"),
+        httpx.get(f"{d.url}/v1/projects/{d.broken_pid}/spec"),
+        httpx.get(d.url + "/v1/../../etc/passwd"),
+        httpx.get(d.url + "/static-offline-docs/../../pyproject.toml"),
+    ]
     assert responses[0].status_code == 503 and responses[0].json()["error"] == "storage_unavailable"
     for response in responses:
         assert response.status_code >= 400
@@ -306,8 +326,12 @@ def test_project_lists_come_in_pages(deployment):
     assert seen == list(range(1, total + 1)) and pages == total
     with ApiClient(d.url) as client:
         assert [p["project_id"] for p in client.projects(page_size=1)] == seen
-    assert httpx.get(f"{d.url}/v1/projects?offset={total}").json() == {"projects": [], "total": total,
-                                                                      "offset": total, "next_offset": None}
+    assert httpx.get(f"{d.url}/v1/projects?offset={total}").json() == {
+        "projects": [],
+        "total": total,
+        "offset": total,
+        "next_offset": None,
+    }
     for bad in ("limit=0", "limit=1001", "offset=-1", "limit=abc"):
         assert_error(httpx.get(f"{d.url}/v1/projects?{bad}"), 422, "invalid_request")
     doc = httpx.get(d.url + "/openapi.json").json()

@@ -5,6 +5,7 @@ no 5xx for valid or invalid input, and every response matches its documented sta
 Schemathesis' pytest plugin does not work under pytest 9, so each operation's hypothesis
 strategy is driven directly.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,10 @@ def test_openapi_fuzzing_finds_no_server_errors(world):
     schema = schemathesis.openapi.from_url(world["url"] + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 9  # health, metrics, projects, project, spec, model, round, rewards, upload
-    for operation, mode in ((op, mode) for op in operations for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)):
+    for operation, mode in (
+        (op, mode) for op in operations for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    ):
+
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def fuzz(case):

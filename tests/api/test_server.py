@@ -1,4 +1,5 @@
 """The API over a real uvicorn server on loopback, with a fake chain and an in-memory store."""
+
 from __future__ import annotations
 
 import pickle
@@ -51,7 +52,12 @@ def test_reads(market):
     with ApiClient(market.url) as client:
         assert client.health()["status"] == "ok"
         assert [p["project_id"] for p in client.projects()] == [1]
-        assert httpx.get(market.url + "/v1/projects?offset=1").json() == {"projects": [], "total": 1, "offset": 1, "next_offset": None}
+        assert httpx.get(market.url + "/v1/projects?offset=1").json() == {
+            "projects": [],
+            "total": 1,
+            "offset": 1,
+            "next_offset": None,
+        }
         project = client.project(1)
         assert project["current_round"] == 1 and project["global_model_cid"] == market.model_cid
         assert client.round(1, 1)["phase"] == "Open"
@@ -94,28 +100,73 @@ def _bad_requests(market):
     nan = save(with_nan)
     return [
         ("unsigned", lambda: post(market, path, good), 401, "unauthorized"),
-        ("forged signature", lambda: post(market, path, good, Account.create().key,
-                                          headers={signing.HEADER_ADDRESS: market.trainer.address}), 401, "bad_signature"),
-        ("signature over other body", lambda: httpx.post(market.url + path, content=good,
-                                                          headers=signed(market.url, key, path, b"x")), 401, "body_mismatch"),
-        ("replayed nonce", lambda: (httpx.post(market.url + path, content=b"not safetensors", headers=signed(
-            market.url, key, path, b"not safetensors", nonce="replayed-nonce-1")),
-            httpx.post(market.url + path, content=good, headers=replay))[1], 401, "nonce_reused"),
-        ("stale timestamp", lambda: post(market, path, good, key, timestamp=int(time.time()) - 301), 401, "stale_timestamp"),
-        ("future timestamp", lambda: post(market, path, good, key, timestamp=int(time.time()) + 3600), 401, "stale_timestamp"),
+        (
+            "forged signature",
+            lambda: post(
+                market, path, good, Account.create().key, headers={signing.HEADER_ADDRESS: market.trainer.address}
+            ),
+            401,
+            "bad_signature",
+        ),
+        (
+            "signature over other body",
+            lambda: httpx.post(market.url + path, content=good, headers=signed(market.url, key, path, b"x")),
+            401,
+            "body_mismatch",
+        ),
+        (
+            "replayed nonce",
+            lambda: (
+                httpx.post(
+                    market.url + path,
+                    content=b"not safetensors",
+                    headers=signed(market.url, key, path, b"not safetensors", nonce="replayed-nonce-1"),
+                ),
+                httpx.post(market.url + path, content=good, headers=replay),
+            )[1],
+            401,
+            "nonce_reused",
+        ),
+        (
+            "stale timestamp",
+            lambda: post(market, path, good, key, timestamp=int(time.time()) - 301),
+            401,
+            "stale_timestamp",
+        ),
+        (
+            "future timestamp",
+            lambda: post(market, path, good, key, timestamp=int(time.time()) + 3600),
+            401,
+            "stale_timestamp",
+        ),
         ("not joined", lambda: post(market, path, good, market.outsider.key), 403, "not_joined"),
         ("wrong shapes", lambda: post(market, path, update_bytes(layout=wrong_shape), key), 422, "invalid_update"),
-        ("missing tensor", lambda: post(market, path, update_bytes(layout={"fc1.weight": (16, 12)}), key), 422, "invalid_update"),
+        (
+            "missing tensor",
+            lambda: post(market, path, update_bytes(layout={"fc1.weight": (16, 12)}), key),
+            422,
+            "invalid_update",
+        ),
         ("wrong dtype", lambda: post(market, path, update_bytes(dtype=np.float64), key), 422, "invalid_update"),
         ("NaN", lambda: post(market, path, nan, key), 422, "invalid_update"),
         ("pickle bytes", lambda: post(market, path, pickle.dumps({"fc1.weight": [1.0]}), key), 422, "invalid_update"),
         ("empty body", lambda: post(market, path, b"", key), 422, "invalid_update"),
-        ("wrong metadata", lambda: post(market, path, update_bytes(metadata={"round": "0"}), key), 422, "invalid_update"),
+        (
+            "wrong metadata",
+            lambda: post(market, path, update_bytes(metadata={"round": "0"}), key),
+            422,
+            "invalid_update",
+        ),
         ("oversize", lambda: post(market, path, b"\0" * (CAP + 1), key), 413, "too_large"),
         ("closed round", lambda: post(market, UPLOAD.format(r=0), good, key), 409, "round_not_open"),
         ("pending round", lambda: post(market, UPLOAD.format(r=2), good, key), 409, "round_not_open"),
         ("unknown round", lambda: post(market, UPLOAD.format(r=99), good, key), 404, "round_not_found"),
-        ("unknown project", lambda: post(market, "/v1/projects/9/rounds/0/updates", good, key), 404, "project_not_found"),
+        (
+            "unknown project",
+            lambda: post(market, "/v1/projects/9/rounds/0/updates", good, key),
+            404,
+            "project_not_found",
+        ),
     ]
 
 
@@ -152,12 +203,17 @@ def test_oversize_chunked_body_is_refused_while_streaming(market):
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path):
     store, chain, trainer = one_project(tmp_path)
-    app = create_app(Settings(home=tmp_path, chain="embedded", ipfs="embedded"), chain_view=chain, store=store,
-                     limits=ApiLimits(writes_per_minute=1, write_burst=2))
+    app = create_app(
+        Settings(home=tmp_path, chain="embedded", ipfs="embedded"),
+        chain_view=chain,
+        store=store,
+        limits=ApiLimits(writes_per_minute=1, write_burst=2),
+    )
     with serve(app) as url:
         path = "/v1/projects/1/rounds/0/updates"
-        statuses = [httpx.post(url + path, content=b"junk", headers=signed(url, trainer.key, path, b"junk"))
-                    for _ in range(3)]
+        statuses = [
+            httpx.post(url + path, content=b"junk", headers=signed(url, trainer.key, path, b"junk")) for _ in range(3)
+        ]
         assert [r.status_code for r in statuses] == [422, 422, 429]
         assert int(statuses[2].headers["Retry-After"]) >= 1
         assert_error(statuses[2], 429, "rate_limited")
@@ -211,7 +267,9 @@ def test_records_survive_a_restart(tmp_path):
     junk = {**signed(origin, trainer.key, other, b"junk"), "Host": "merit.test"}
 
     def upload(url):
-        return httpx.post(url + path, content=body, headers={**signed(origin, trainer.key, path, body), "Host": "merit.test"})
+        return httpx.post(
+            url + path, content=body, headers={**signed(origin, trainer.key, path, body), "Host": "merit.test"}
+        )
 
     with serve(create_app(settings, chain_view=chain, store=store)) as url:
         assert_error(httpx.post(url + other, content=b"junk", headers=junk), 422, "invalid_update")
@@ -263,8 +321,14 @@ def test_an_unreachable_api_is_retried_then_named():
 
     calls.clear()
     trainer = Account.create()
-    with ApiClient("http://api.test", private_key=trainer.key, transport=httpx.MockTransport(reset_after_sending),
-                   retry_seconds=5, chain_id=31337, market="0x" + "ab" * 20) as client:
+    with ApiClient(
+        "http://api.test",
+        private_key=trainer.key,
+        transport=httpx.MockTransport(reset_after_sending),
+        retry_seconds=5,
+        chain_id=31337,
+        market="0x" + "ab" * 20,
+    ) as client:
         with pytest.raises(MeritError, match="lost the connection to the Merit API .* during POST") as err:
             client.upload_update(1, 1, update_bytes(seed=3))
     assert calls == ["POST"]  # an upload that may have arrived is not sent again
@@ -277,7 +341,12 @@ def test_an_upload_cid_the_server_makes_up_is_refused():
     def lying_server(request: httpx.Request) -> httpx.Response:
         return httpx.Response(201, json={"cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"})
 
-    with ApiClient("http://api.test", private_key=Account.create().key, transport=httpx.MockTransport(lying_server),
-                   chain_id=31337, market="0x" + "ab" * 20) as client:
+    with ApiClient(
+        "http://api.test",
+        private_key=Account.create().key,
+        transport=httpx.MockTransport(lying_server),
+        chain_id=31337,
+        market="0x" + "ab" * 20,
+    ) as client:
         with pytest.raises(IntegrityError, match="not the CID of its bytes"):
             client.upload_update(1, 1, update_bytes(seed=3))

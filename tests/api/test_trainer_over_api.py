@@ -1,5 +1,6 @@
 """A trainer takes part in a round through the REST API: the trainer client fetches the global
 model from the API, trains, uploads the signed update to the API and commits its CID on-chain."""
+
 from __future__ import annotations
 
 import httpx
@@ -71,10 +72,13 @@ def test_an_oversized_spec_is_refused_before_it_fills_memory():
 
     def flood(request: httpx.Request) -> httpx.Response:
         def body():
-            for _ in range(64):          # 4 MiB in 64 KiB chunks, more than the 1 MiB a spec may be
+            for _ in range(64):  # 4 MiB in 64 KiB chunks, more than the 1 MiB a spec may be
                 sent.append(1)
                 yield b"x" * 65536
-        return httpx.Response(200, content=body(), headers={"X-Merit-CID": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"})
+
+        return httpx.Response(
+            200, content=body(), headers={"X-Merit-CID": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}
+        )
 
     with ApiClient("http://api.test", transport=httpx.MockTransport(flood)) as api:
         with pytest.raises(IntegrityError, match="more than the 1048576 bytes allowed"):

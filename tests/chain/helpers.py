@@ -1,4 +1,5 @@
 """Building blocks for chain tests: a deployed market with named participants and a project config."""
+
 from __future__ import annotations
 
 import os
@@ -31,10 +32,21 @@ class Market:
 
     def config(self, **overrides) -> ProjectConfig:
         base = ProjectConfig(
-            asset=ETH, pool=10 * ETHER, stake=ETHER, aggregatorBond=2 * ETHER, disputeBond=ETHER // 2,
-            aggregator=self.aggregator.account.address, arbiter=self.arbiter.account.address,
-            rounds=2, minTrainers=2, maxTrainers=8, slashBps=5000,
-            submissionWindow=600, aggregationWindow=600, challengePeriod=300, revealWindow=300,
+            asset=ETH,
+            pool=10 * ETHER,
+            stake=ETHER,
+            aggregatorBond=2 * ETHER,
+            disputeBond=ETHER // 2,
+            aggregator=self.aggregator.account.address,
+            arbiter=self.arbiter.account.address,
+            rounds=2,
+            minTrainers=2,
+            maxTrainers=8,
+            slashBps=5000,
+            submissionWindow=600,
+            aggregationWindow=600,
+            challengePeriod=300,
+            revealWindow=300,
             specCid="bafkreispecspecspecspecspecspecspecspecspecspecspecspecspe",
             initialModelCid="bafkreiinitialinitialinitialinitialinitialinitialinitiali",
             validationCommitment=commitment(),
@@ -44,10 +56,14 @@ class Market:
 
 def make_market(chain: Chain, trainers: int = 4) -> Market:
     owner = MarketClient.deploy(chain, dev_account(0))
-    return Market(chain=chain, owner=owner, aggregator=owner.as_account(dev_account(1)),
-                  arbiter=owner.as_account(dev_account(2)),
-                  trainers=[owner.as_account(dev_account(3 + i)) for i in range(trainers)],
-                  outsider=owner.as_account(dev_account(19)))
+    return Market(
+        chain=chain,
+        owner=owner,
+        aggregator=owner.as_account(dev_account(1)),
+        arbiter=owner.as_account(dev_account(2)),
+        trainers=[owner.as_account(dev_account(3 + i)) for i in range(trainers)],
+        outsider=owner.as_account(dev_account(19)),
+    )
 
 
 def fund_tokens(market: Market, token: TestToken, amount: int) -> None:

@@ -1,4 +1,5 @@
 """The committed ABI and bytecode must be what contracts/ compiles to today."""
+
 import pytest
 
 from backend.chain.compile import EVM_BUILDS, PRODUCT_CONTRACTS, compile_contracts, load_artifact, source_hash

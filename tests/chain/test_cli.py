@@ -1,4 +1,5 @@
 """`merit chain up`, `merit deploy` and the messages a user gets when the chain or market is wrong."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,9 @@ MERIT = [sys.executable, "-m", "backend.cli.main"]
 
 
 def merit(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*MERIT, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*MERIT, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.mark.anvil
@@ -29,9 +32,13 @@ def test_chain_up_persists_state_and_deploy_records_the_market(tmp_path):
     state = tmp_path / "state.json"
     # Started as a script's background job is: with SIGINT inherited as ignored. Ctrl-C / kill -INT
     # must still stop Anvil and save its state.
-    proc = subprocess.Popen([*MERIT, "chain", "up", "--port", str(port), "--state", str(state)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    proc = subprocess.Popen(
+        [*MERIT, "chain", "up", "--port", str(port), "--state", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     try:
         wait_for_rpc(f"http://127.0.0.1:{port}", timeout=30)
         out = merit("deploy", "--chain", f"http://127.0.0.1:{port}", "--test-token")
@@ -47,8 +54,12 @@ def test_chain_up_persists_state_and_deploy_records_the_market(tmp_path):
         proc.wait(timeout=30)
     assert state.exists() and state.stat().st_size > 0
     # the chain comes back with the market still deployed
-    proc = subprocess.Popen([*MERIT, "chain", "up", "--port", str(port), "--state", str(state)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*MERIT, "chain", "up", "--port", str(port), "--state", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_rpc(f"http://127.0.0.1:{port}", timeout=30)
         market = attach(Settings(chain=f"http://127.0.0.1:{port}"))
@@ -112,8 +123,11 @@ def test_chain_up_on_a_busy_port_says_why_and_anvil_dies_with_merit(tmp_path):
     assert "Anvil exited" in out.stderr and "--port" in out.stderr
     # killed outright, Merit still takes its Anvil down (Linux parent-death signal)
     port = free_port()
-    proc = subprocess.Popen([*MERIT, "chain", "up", "--port", str(port), "--state", str(tmp_path / "k.json")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*MERIT, "chain", "up", "--port", str(port), "--state", str(tmp_path / "k.json")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for_rpc(f"http://127.0.0.1:{port}", timeout=30)
     proc.kill()
     proc.wait(timeout=30)

@@ -1,4 +1,5 @@
 """A JSON-RPC endpoint that answers with hostile JSON gets a clear error, not a crash."""
+
 from __future__ import annotations
 
 import threading

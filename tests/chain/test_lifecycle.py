@@ -1,4 +1,5 @@
 """The Marketplace's whole lifecycle through the typed Python client, on the embedded chain and on Anvil."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,17 @@ import pytest
 from backend.chain.client import TestToken
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status, WEIGHT_SCALE
-from tests.chain.helpers import (ETHER, SALT, VALIDATION_CID, advance_past, commit, fund_tokens, make_market,
-                                 reveal_all, start_project)
+from tests.chain.helpers import (
+    ETHER,
+    SALT,
+    VALIDATION_CID,
+    advance_past,
+    commit,
+    fund_tokens,
+    make_market,
+    reveal_all,
+    start_project,
+)
 
 
 def submit_all(market, pid, round_, trainers):
@@ -37,7 +47,9 @@ def test_full_lifecycle_pays_by_weight_slashes_offenders_and_conserves_funds(cha
     assert [a for a, _ in market.owner.submissions(pid, 0)] == [t.account.address for t in market.trainers]
     assert market.owner.round(pid, 0).phase == Phase.AGGREGATING
     # trainer 2 is an offender: flagged, its weight ignored, half its stake slashed into the budget
-    market.aggregator.post_result(pid, 0, "bafkreimodel0", "bafkreireport0", [3 * WEIGHT_SCALE // 4, WEIGHT_SCALE // 4, 5], 0b100)
+    market.aggregator.post_result(
+        pid, 0, "bafkreimodel0", "bafkreireport0", [3 * WEIGHT_SCALE // 4, WEIGHT_SCALE // 4, 5], 0b100
+    )
     assert market.owner.round(pid, 0).phase == Phase.CHALLENGE
     assert market.owner.result(pid, 0) == ([3 * WEIGHT_SCALE // 4, WEIGHT_SCALE // 4, 5], 0b100)
     to_challenge_end(market, pid, 0)

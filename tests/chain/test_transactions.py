@@ -1,4 +1,5 @@
 """Retries of transient RPC failures, the local nonce manager, and revert decoding, in isolation."""
+
 from __future__ import annotations
 
 import pytest
@@ -51,9 +52,17 @@ def test_nonce_manager_resyncs_after_a_transaction_sent_behind_its_back():
     funder = dev_account(0)
     market.tx.transfer(funder, dev_account(5).address, 1)
     # a transaction the manager does not know about: its next nonce is now stale
-    raw = funder.sign_transaction({"to": dev_account(6).address, "value": 1, "gas": 21_000, "chainId": chain.chain_id,
-                                   "nonce": chain.w3.eth.get_transaction_count(funder.address),
-                                   "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9})
+    raw = funder.sign_transaction(
+        {
+            "to": dev_account(6).address,
+            "value": 1,
+            "gas": 21_000,
+            "chainId": chain.chain_id,
+            "nonce": chain.w3.eth.get_transaction_count(funder.address),
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 10**9,
+        }
+    )
     chain.w3.eth.send_raw_transaction(raw.raw_transaction)
     with pytest.raises(Exception, match="nonce"):
         market.tx.transfer(funder, dev_account(5).address, 1)

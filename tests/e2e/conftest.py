@@ -1,4 +1,5 @@
 """A Marketplace deployed on a fresh Anvil, recorded where the CLI finds it, plus the embedded store."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

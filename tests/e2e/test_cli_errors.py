@@ -1,6 +1,7 @@
 """Bad input to the owner, trainer and aggregator commands gets one clear line, never a traceback,
 and changes nothing on-chain. Exit codes follow click's conventions: 0 done, 1 a runtime error (one
 red line that says what to do), 2 a usage error (the usage line, no traceback hint)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,7 +19,9 @@ from backend.project import write_example
 
 
 def merit(*args):
-    return subprocess.run([sys.executable, "-m", "backend.cli.main", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli.main", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 # Each usage error and the words its message must contain. Typer (which vendors click) exits 2 for them.
@@ -59,7 +62,9 @@ def test_runtime_errors_exit_1_with_one_line_that_says_what_to_do(tmp_path):
         out = merit(*args)
         assert out.returncode == 1, (args, out.returncode, out.stderr)
         lines = out.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0] and hint in lines[0], out.stderr
+        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0] and hint in lines[0], (
+            out.stderr
+        )
         assert "Usage: " not in out.stderr
 
 
@@ -163,8 +168,9 @@ def test_services_down(deployed):
     dead = f"http://127.0.0.1:{free_port()}"
     chain_down = merit("project", "list", "--chain", dead)
     one_clear_line(chain_down, "cannot reach a JSON-RPC node")
-    store_down = merit("project", "create", "--spec", str(files[0]), "--chain", node.url, "--key", "dev:0",
-                       "--ipfs", dead)
+    store_down = merit(
+        "project", "create", "--spec", str(files[0]), "--chain", node.url, "--key", "dev:0", "--ipfs", dead
+    )
     one_clear_line(store_down, dead.split("//")[1])
     assert owner.project_count() == 0
     unknown = merit("project", "status", "7", "--chain", node.url)

@@ -1,5 +1,6 @@
 """`merit demo --sizes/--label-noise/--partition`: checked up front, applied to the honest trainers in
 order, recorded in report.json; the reported accuracy is on held-out digits."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,19 +13,22 @@ from backend.errors import ConfigError
 from backend.simulate.demo import DemoConfig, _roles, _trainer_data, run_demo
 
 
-@pytest.mark.parametrize("options, needle", [
-    ({"sizes": "100,abc"}, "'abc' is not a whole number"),
-    ({"sizes": "100,0"}, "'0' is not a whole number >= 1"),
-    ({"sizes": "100,,200"}, "comma-separated list"),
-    ({"sizes": "1,2"}, "--sizes gives 2 values but there are 3 honest trainers"),
-    ({"sizes": "3000"}, "only 3500 are left"),
-    ({"label_noise": "0.1,1.5,0"}, "'1.5' is not a fraction in [0, 1]"),
-    ({"label_noise": "nan"}, "'nan' is not a fraction"),
-    ({"partition": "dirichlet:-1"}, "ALPHA > 0"),
-    ({"partition": "dirichlet:x"}, "ALPHA > 0"),
-    ({"partition": "random"}, "iid or dirichlet:ALPHA"),
-    ({"partition": "dirichlet:0.5", "sizes": "100"}, "--partition iid only"),
-])
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        ({"sizes": "100,abc"}, "'abc' is not a whole number"),
+        ({"sizes": "100,0"}, "'0' is not a whole number >= 1"),
+        ({"sizes": "100,,200"}, "comma-separated list"),
+        ({"sizes": "1,2"}, "--sizes gives 2 values but there are 3 honest trainers"),
+        ({"sizes": "3000"}, "only 3500 are left"),
+        ({"label_noise": "0.1,1.5,0"}, "'1.5' is not a fraction in [0, 1]"),
+        ({"label_noise": "nan"}, "'nan' is not a fraction"),
+        ({"partition": "dirichlet:-1"}, "ALPHA > 0"),
+        ({"partition": "dirichlet:x"}, "ALPHA > 0"),
+        ({"partition": "random"}, "iid or dirichlet:ALPHA"),
+        ({"partition": "dirichlet:0.5", "sizes": "100"}, "--partition iid only"),
+    ],
+)
 def test_bad_data_options_are_refused_before_any_work(options, needle):
     cfg = DemoConfig(trainers=4, attackers="sign_flip:1", **options)
     with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
@@ -69,9 +73,20 @@ def test_dirichlet_partition_skews_labels():
 
 @pytest.mark.slow
 def test_demo_records_its_data_options_and_held_out_accuracy(tmp_path):
-    report = run_demo(DemoConfig(trainers=3, rounds=1, attackers="free_rider:1", out=tmp_path, samples_per_trainer=200,
-                                 validation_samples=300, test_samples=400, epochs=1, sizes="150,250",
-                                 label_noise="0,0.3"))
+    report = run_demo(
+        DemoConfig(
+            trainers=3,
+            rounds=1,
+            attackers="free_rider:1",
+            out=tmp_path,
+            samples_per_trainer=200,
+            validation_samples=300,
+            test_samples=400,
+            epochs=1,
+            sizes="150,250",
+            label_noise="0,0.3",
+        )
+    )
     cfg = report["config"]
     assert cfg["sizes"] == "150,250" and cfg["label_noise"] == "0,0.3" and cfg["partition"] == "iid"
     honest = [d for d in cfg["trainer_data"] if d["role"] == "honest"]
@@ -83,8 +98,25 @@ def test_demo_records_its_data_options_and_held_out_accuracy(tmp_path):
 
 
 def test_cli_refuses_bad_data_options_in_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "backend.cli.main", "demo", "--trainers", "3", "--attackers", "noise:1",
-                           "--sizes", "10,x", "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backend.cli.main",
+            "demo",
+            "--trainers",
+            "3",
+            "--attackers",
+            "noise:1",
+            "--sizes",
+            "10,x",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "'x' is not a whole number" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
@@ -96,9 +128,19 @@ def test_demo_with_thieves_verifies_and_pays_them_nothing(tmp_path):
     from aggregator.verify import verify_project
 
     audit = {}
-    report = run_demo(DemoConfig(trainers=5, rounds=2, attackers="delta_free_rider:1,noisy_copycat:1", out=tmp_path,
-                                 samples_per_trainer=250, validation_samples=300, test_samples=300, epochs=1),
-                      on_finish=lambda chain, market, store, pid: audit.update(v=verify_project(market, store, pid)))
+    report = run_demo(
+        DemoConfig(
+            trainers=5,
+            rounds=2,
+            attackers="delta_free_rider:1,noisy_copycat:1",
+            out=tmp_path,
+            samples_per_trainer=250,
+            validation_samples=300,
+            test_samples=300,
+            epochs=1,
+        ),
+        on_finish=lambda chain, market, store, pid: audit.update(v=verify_project(market, store, pid)),
+    )
     for rnd in report["rounds"]:
         for t in rnd["trainers"]:
             if t["role"] != "honest":

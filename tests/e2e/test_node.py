@@ -1,4 +1,5 @@
 """The aggregator node in-process on the embedded chain: unavailable and flaky updates, and posting."""
+
 from __future__ import annotations
 
 import json
@@ -118,8 +119,9 @@ def test_node_refuses_a_key_that_is_not_the_aggregator(project):
 
 
 def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
-    chain, owner, store, pid, trainers, files, _ = _project(tmp_path, trainers=2, rounds=2,
-                                                           aggregator_config={"lr_schedule": "step", "lr_factor": 0.5})
+    chain, owner, store, pid, trainers, files, _ = _project(
+        tmp_path, trainers=2, rounds=2, aggregator_config={"lr_schedule": "step", "lr_factor": 0.5}
+    )
     node = _node(owner, store, pid, files, tmp_path)
     node.step()  # bond
     node.step()  # start
@@ -136,11 +138,13 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
     assert report["hyperparams"]["schedule"] == "step" and report["hyperparams"]["next_lr"] == 0.025
     assert load_round(owner, pid, 1, store=store).spec.hyperparams.lr == 0.025
     from aggregator.verify import verify_project
+
     [verdict] = verify_project(owner, store, pid, validation=node.validation)
     assert verdict.ok, verdict
     # round 1: a result whose model is right but whose learning rate for round 2 is not
     from aggregator.round import run_round
     from backend.models.serialization import load_weights, save_weights
+
     ctx = load_round(owner, pid, 1, store=store)
     subs = []
     for i, t in enumerate(trainers):
@@ -149,14 +153,28 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
         commit(t, pid, 1, cid)
         subs.append((t.account.address, cid, store.get_bytes(cid)))
     reveal_all(chain, pid, 1)
-    honest = run_round(node.spec, store.get_bytes(ctx.global_cid), subs, node.validation, node.config,
-                       project_id=pid, round=1, global_cid=ctx.global_cid)
+    honest = run_round(
+        node.spec,
+        store.get_bytes(ctx.global_cid),
+        subs,
+        node.validation,
+        node.config,
+        project_id=pid,
+        round=1,
+        global_cid=ctx.global_cid,
+    )
     tensors, meta = load_weights(honest.global_weights)
     assert json.loads(meta["hyperparams"]) == {"lr": 0.0125}
     forged = save_weights({k: v.clone() for k, v in tensors.items()}, {**meta, "hyperparams": json.dumps({"lr": 0.5})})
     aggregator = owner.as_account(dev_account(1))
-    aggregator.post_result(pid, 1, store.add_bytes(forged), store.add_bytes(json.dumps(honest.report).encode()),
-                           honest.weights, honest.flags)
+    aggregator.post_result(
+        pid,
+        1,
+        store.add_bytes(forged),
+        store.add_bytes(json.dumps(honest.report).encode()),
+        honest.weights,
+        honest.flags,
+    )
     verdicts = verify_project(owner, store, pid, validation=node.validation)
     assert verdicts[0].ok and not verdicts[1].ok
     assert any("hyperparams metadata" in p for p in verdicts[1].problems), verdicts[1].problems
@@ -198,5 +216,6 @@ def test_a_poison_update_is_flagged_malformed_and_the_round_goes_on(project):
     poison = report["trainers"][2]
     assert poison["reason"] == "malformed" and "nests 100001 levels deep" in poison["detail"]
     from aggregator.verify import verify_project
+
     [verdict] = verify_project(owner, store, pid, validation=node.validation)
     assert verdict.ok, verdict

@@ -1,4 +1,5 @@
 """The aggregator daemon killed mid-round resumes and never posts twice (real processes on Anvil)."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,9 @@ pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 
 def merit(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "backend.cli.main", *args], capture_output=True, text=True,
-                          timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli.main", *args], capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def test_node_killed_at_any_moment_resumes_and_posts_once(anvil_market, tmp_path):
@@ -42,9 +44,23 @@ def test_node_killed_at_any_moment_resumes_and_posts_once(anvil_market, tmp_path
     reveal_trainers(chain, pid, 0, trainers)
 
     # 1. killed with SIGKILL in the middle of the round's work
-    proc = subprocess.Popen([sys.executable, "-m", "backend.cli.main", "aggregator", "run", str(pid),
-                             "--validation", str(files[1]), "--poll", "0.2", *base],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backend.cli.main",
+            "aggregator",
+            "run",
+            str(pid),
+            "--validation",
+            str(files[1]),
+            "--poll",
+            "0.2",
+            *base,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen = ""
     deadline = time.monotonic() + 120
     while "fetching" not in seen and time.monotonic() < deadline:

@@ -1,5 +1,6 @@
 """Owner commands (cancel, withdraw, export, status) and `merit verify` catching a dishonest
 aggregator, as real processes on Anvil."""
+
 from __future__ import annotations
 
 import subprocess
@@ -20,7 +21,9 @@ pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 
 def merit(*args):
-    return subprocess.run([sys.executable, "-m", "backend.cli.main", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli.main", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_owner_cancels_withdraws_and_exports(anvil_market, tmp_path):

@@ -1,6 +1,7 @@
 """README's walk-through, run exactly as written (only the ports move to free ones): Anvil, deploy,
 owner, aggregator, the REST API and two trainers (one through the API) as separate processes, two
 rounds, claims, reveal, verify."""
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,15 @@ def test_readme_walkthrough_runs_end_to_end(tmp_path, engine):
     (tmp_path / "walkthrough.sh").write_text("set -euo pipefail\n" + script)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("MERIT_HOME", None)  # the script sets its own
-    proc = subprocess.run(["bash", "walkthrough.sh"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=900, start_new_session=True)
+    proc = subprocess.run(
+        ["bash", "walkthrough.sh"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        start_new_session=True,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     assert out.count("result posted") == 2, out[-6000:]

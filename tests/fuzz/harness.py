@@ -19,6 +19,7 @@ Each parser must answer every input with a value or with its own, named error:
 Before each input is parsed it is written to ``--last``, so the input that killed the process can be
 read back (and added, gzipped, to ``corpus/`` as ``TARGET-what-it-is.bin.gz``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,9 +47,15 @@ CORPUS = Path(__file__).resolve().parent / "corpus"
 LAYOUT = Layout.of({"w": torch.zeros(3, 2), "b": torch.zeros(2)})
 VALID_UPDATE = save_weights({"w": torch.ones(3, 2) * 0.01, "b": torch.zeros(2)}, {"round": 0})
 VALID_SPEC = mnist_spec().to_json().encode()
-VALID_REPORT = json.dumps({"schema_version": "merit.round-report/1", "round": 0, "weights": [1, 0], "flags": 2,
-                           "trainers": [{"index": 0, "address": "0xa", "flagged": False},
-                                        {"index": 1, "address": "0xb", "flagged": True}]}).encode()
+VALID_REPORT = json.dumps(
+    {
+        "schema_version": "merit.round-report/1",
+        "round": 0,
+        "weights": [1, 0],
+        "flags": 2,
+        "trainers": [{"index": 0, "address": "0xa", "flagged": False}, {"index": 1, "address": "0xb", "flagged": True}],
+    }
+).encode()
 
 
 def _update(data: bytes) -> None:
@@ -89,15 +96,21 @@ def _json(data: bytes) -> None:
 
 
 TARGETS = {"update": _update, "weights": _weights, "spec": _spec, "report": _report, "json": _json}
-SEEDS = {"update": VALID_UPDATE, "weights": VALID_UPDATE, "spec": VALID_SPEC, "report": VALID_REPORT,
-         "json": VALID_REPORT}
+SEEDS = {
+    "update": VALID_UPDATE,
+    "weights": VALID_UPDATE,
+    "spec": VALID_SPEC,
+    "report": VALID_REPORT,
+    "json": VALID_REPORT,
+}
 
 
 # -- strategies: JSON documents, deep nestings, safetensors framings, byte-level mutations -------
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=30)
+    max_leaves=30,
+)
 
 
 @st.composite
@@ -121,9 +134,11 @@ def safetensors_like(draw) -> bytes:
     if kind == "deep":
         return _framed(draw(deep_nesting()))
     if kind == "entry":
-        entry = {"dtype": draw(st.sampled_from(["F32", "F64", "I8", "XX", 7])),
-                 "shape": draw(st.lists(st.integers(-2, 2**62), max_size=4) | json_values),
-                 "data_offsets": draw(st.lists(st.integers(-2**63, 2**64), min_size=0, max_size=3))}
+        entry = {
+            "dtype": draw(st.sampled_from(["F32", "F64", "I8", "XX", 7])),
+            "shape": draw(st.lists(st.integers(-2, 2**62), max_size=4) | json_values),
+            "data_offsets": draw(st.lists(st.integers(-(2**63), 2**64), min_size=0, max_size=3)),
+        }
         header = {"w": entry, "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
         if draw(st.booleans()):
             header["__metadata__"] = draw(json_values)
@@ -141,7 +156,7 @@ def mutated(draw, seed: bytes) -> bytes:
         if op == "flip" and data:
             data[position] ^= draw(st.integers(1, 255))
         elif op == "cut":
-            del data[position:position + draw(st.integers(1, 64))]
+            del data[position : position + draw(st.integers(1, 64))]
         else:
             data[position:position] = draw(st.binary(min_size=1, max_size=16) | st.sampled_from([b"[" * 500, b'"\\']))
     return bytes(data)
@@ -149,8 +164,12 @@ def mutated(draw, seed: bytes) -> bytes:
 
 def inputs(target: str):
     seed = SEEDS[target]
-    strategies = [mutated(seed), deep_nesting(), st.binary(max_size=256),
-                  json_values.map(lambda v: json.dumps(v).encode())]
+    strategies = [
+        mutated(seed),
+        deep_nesting(),
+        st.binary(max_size=256),
+        json_values.map(lambda v: json.dumps(v).encode()),
+    ]
     if target in ("update", "weights"):
         strategies.append(safetensors_like())
     return st.one_of(strategies)
@@ -171,8 +190,8 @@ def run(examples: int, last: Path | None, timings: dict[str, float]) -> None:
         if target == "update":  # every corpus entry is hostile: none may pass as an update
             assert not validate_update(data, LAYOUT).ok, path.name
     for target in TARGETS:
-        @settings(max_examples=examples, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+
+        @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         @given(inputs(target))
         def fuzz(data: bytes) -> None:
             check(target, data)
@@ -190,8 +209,10 @@ def main(argv: list[str]) -> int:
     run(args.examples, args.last, timings)
     if args.timings:
         args.timings.write_text(json.dumps(timings))
-    print(f"fuzzed {len(TARGETS)} parsers, {args.examples} examples each, corpus of "
-          f"{len(list(CORPUS.glob('*.bin.gz')))}; recursion limit {sys.getrecursionlimit()}")
+    print(
+        f"fuzzed {len(TARGETS)} parsers, {args.examples} examples each, corpus of "
+        f"{len(list(CORPUS.glob('*.bin.gz')))}; recursion limit {sys.getrecursionlimit()}"
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """backend.safe_json: the nesting depth is measured without recursion and exactly."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,11 @@ from backend import safe_json
 
 # strings full of the characters that could fool a bracket counter
 tricky_text = st.text(alphabet='[]{}"\\ab\n\u2603', max_size=12)
-documents = st.recursive(st.none() | st.integers() | tricky_text,
-                         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(tricky_text, inner, max_size=3),
-                         max_leaves=40)
+documents = st.recursive(
+    st.none() | st.integers() | tricky_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(tricky_text, inner, max_size=3),
+    max_leaves=40,
+)
 
 
 def true_depth(value) -> int:

@@ -1,4 +1,5 @@
 """The adaptive attacks of the simulator (backend.simulate.attacks): each builds what the paper says."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,15 @@ import torch
 
 from backend.data import load_mnist
 from backend.models import flatten, initial_weights, mnist_spec
-from backend.simulate.attacks import (ADAPTIVE_KINDS, AttackContext, global_step, make_update, parse_attackers,
-                                      prepare_round, stamp_trigger)
+from backend.simulate.attacks import (
+    ADAPTIVE_KINDS,
+    AttackContext,
+    global_step,
+    make_update,
+    parse_attackers,
+    prepare_round,
+    stamp_trigger,
+)
 from backend.trainer.local import apply_update, evaluate
 
 SPEC = mnist_spec("mlp", hidden=[32])
@@ -27,8 +35,10 @@ def market(data):
 
     def build(kind):
         previous: list = []
-        contexts = [AttackContext(SPEC, g, X[i * 100:(i + 1) * 100], y[i * 100:(i + 1) * 100], seed=i, previous=previous)
-                    for i in range(5)]
+        contexts = [
+            AttackContext(SPEC, g, X[i * 100 : (i + 1) * 100], y[i * 100 : (i + 1) * 100], seed=i, previous=previous)
+            for i in range(5)
+        ]
         kinds = ["honest", "honest", kind, kind, kind]
         prepare_round(kinds, contexts)
         for k, ctx in zip(kinds, contexts):
@@ -60,8 +70,17 @@ def test_alie_is_the_mean_minus_z_deviations(market):
     _, build = market
     contexts, _ = build("alie")
     ctx = contexts[2]
-    ctx_view = AttackContext(ctx.spec, ctx.global_weights, ctx.X, ctx.y, ctx.seed, previous=ctx.previous[:2],
-                             colluders=ctx.colluders, rank=0, trainers=5)
+    ctx_view = AttackContext(
+        ctx.spec,
+        ctx.global_weights,
+        ctx.X,
+        ctx.y,
+        ctx.seed,
+        previous=ctx.previous[:2],
+        colluders=ctx.colluders,
+        rank=0,
+        trainers=5,
+    )
     stack = _benign(ctx_view)
     expected = stack.mean(0) - 1.5 * stack.std(0, unbiased=False)
     assert torch.allclose(flatten(make_update("alie", ctx_view, z=1.5)).double(), expected, atol=1e-6)
@@ -70,16 +89,32 @@ def test_alie_is_the_mean_minus_z_deviations(market):
 def test_ipm_is_minus_epsilon_times_the_mean(market):
     _, build = market
     contexts, _ = build("ipm")
-    ctx = AttackContext(SPEC, contexts[2].global_weights, contexts[2].X, contexts[2].y, 0, previous=contexts[2].previous[:2],
-                        colluders=contexts[2].colluders)
-    assert torch.allclose(flatten(make_update("ipm", ctx, epsilon=0.7)).double(), -0.7 * _benign(ctx).mean(0), atol=1e-6)
+    ctx = AttackContext(
+        SPEC,
+        contexts[2].global_weights,
+        contexts[2].X,
+        contexts[2].y,
+        0,
+        previous=contexts[2].previous[:2],
+        colluders=contexts[2].colluders,
+    )
+    assert torch.allclose(
+        flatten(make_update("ipm", ctx, epsilon=0.7)).double(), -0.7 * _benign(ctx).mean(0), atol=1e-6
+    )
 
 
 def test_min_max_stays_within_the_benign_spread_but_moves_away_from_the_mean(market):
     _, build = market
     contexts, updates = build("min_max")
-    ctx = AttackContext(SPEC, contexts[2].global_weights, contexts[2].X, contexts[2].y, 0, previous=updates[:2],
-                        colluders=contexts[2].colluders)
+    ctx = AttackContext(
+        SPEC,
+        contexts[2].global_weights,
+        contexts[2].X,
+        contexts[2].y,
+        0,
+        previous=updates[:2],
+        colluders=contexts[2].colluders,
+    )
     stack = _benign(ctx)
     bad = flatten(make_update("min_max", ctx)).double()
     assert torch.cdist(bad[None], stack).max() <= torch.cdist(stack, stack).max() * (1 + 1e-4)
@@ -103,7 +138,9 @@ def test_delta_free_rider_replays_the_last_global_step(data):
     step = global_step(g1, g0)
     ctx = AttackContext(SPEC, g1, X[:10], y[:10], seed=2, last_step=step)
     replay = flatten(make_update("delta_free_rider", ctx, noise=0.1))
-    assert float((replay - flatten(step)).pow(2).mean().sqrt() / flatten(step).pow(2).mean().sqrt()) == pytest.approx(0.1, rel=0.05)
+    assert float((replay - flatten(step)).pow(2).mean().sqrt() / flatten(step).pow(2).mean().sqrt()) == pytest.approx(
+        0.1, rel=0.05
+    )
     first = flatten(make_update("delta_free_rider", AttackContext(SPEC, g0, X[:10], y[:10], seed=2)))
     assert first.abs().max() < 0.01  # round 0: nothing to replay, a plain free-rider
     assert global_step(g1, None) is None

@@ -1,11 +1,17 @@
 """MNIST loading, splits, partitions, and a trainer's own data files."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from backend.data import (
-    add_label_noise, load_mnist, load_trainer_data, partition, partition_sizes, train_validation_split,
+    add_label_noise,
+    load_mnist,
+    load_trainer_data,
+    partition,
+    partition_sizes,
+    train_validation_split,
 )
 from backend.errors import ConfigError
 from backend.models import ModelSpec, mnist_spec
@@ -90,13 +96,16 @@ def test_image_folder_loads_class_subfolders(tmp_path):
     assert X.shape == (2, 1, 28, 28) and sorted(y.tolist()) == [0, 3] and X.max() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("X, y, message", [
-    (np.zeros((3, 10)), np.zeros(3), "expects"),
-    (np.zeros((3, 784)), np.zeros(2), "3 examples but 2 labels"),
-    (np.zeros((2, 784)), np.array([0, 10]), "labels must lie"),
-    (np.full((2, 784), np.nan), np.zeros(2), "NaN"),
-    (np.zeros((2, 784)), np.array([0.5, 1.0]), "integer"),
-])
+@pytest.mark.parametrize(
+    "X, y, message",
+    [
+        (np.zeros((3, 10)), np.zeros(3), "expects"),
+        (np.zeros((3, 784)), np.zeros(2), "3 examples but 2 labels"),
+        (np.zeros((2, 784)), np.array([0, 10]), "labels must lie"),
+        (np.full((2, 784), np.nan), np.zeros(2), "NaN"),
+        (np.zeros((2, 784)), np.array([0.5, 1.0]), "integer"),
+    ],
+)
 def test_bad_npz_gives_clear_config_errors(tmp_path, X, y, message):
     path = tmp_path / "bad.npz"
     np.savez(path, X=X, y=y)

@@ -1,4 +1,5 @@
 """Local training and the behaviours the simulation uses."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,16 @@ def test_progress_threads_and_rng_isolation(data):
     expected = torch.rand(1)
     torch.manual_seed(0)
     threads = torch.get_num_threads()
-    train_local(SPEC, initial_weights(SPEC, 0), X, y, seed=1, epochs=2, progress=lambda e, n, loss: seen.append((e, n)),
-                threads=1)
+    train_local(
+        SPEC,
+        initial_weights(SPEC, 0),
+        X,
+        y,
+        seed=1,
+        epochs=2,
+        progress=lambda e, n, loss: seen.append((e, n)),
+        threads=1,
+    )
     assert seen == [(1, 2), (2, 2)]
     assert torch.get_num_threads() == threads
     assert torch.rand(1) == expected
@@ -74,8 +83,16 @@ def test_behaviours_shape_their_updates(data):
     victim = make_update("honest", ctx)
     copy = flatten(make_update("copycat", AttackContext(SPEC, g, X, y, seed=4, previous=[victim])))
     assert (copy - flatten(victim)).norm() / flatten(victim).norm() < 1e-3
-    assert set(BEHAVIOURS) == {"honest", "label_flip", "sign_flip", "noise", "scale", "free_rider", "copycat",
-                               *ADAPTIVE_KINDS}
+    assert set(BEHAVIOURS) == {
+        "honest",
+        "label_flip",
+        "sign_flip",
+        "noise",
+        "scale",
+        "free_rider",
+        "copycat",
+        *ADAPTIVE_KINDS,
+    }
 
 
 def test_parse_attackers():

@@ -1,4 +1,5 @@
 """Architectures, spec, safetensors round-trips, vectors."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,18 @@ import torch
 
 from backend.errors import ConfigError
 from backend.models import (
-    Layout, ModelSpec, available_architectures, build_model, flatten, initial_weights, load_weights, mnist_spec,
-    parameter_count, register_architecture, save_weights, unflatten,
+    Layout,
+    ModelSpec,
+    available_architectures,
+    build_model,
+    flatten,
+    initial_weights,
+    load_weights,
+    mnist_spec,
+    parameter_count,
+    register_architecture,
+    save_weights,
+    unflatten,
 )
 from backend.models import registry
 
@@ -51,10 +62,15 @@ def test_entry_point_architectures_are_loaded(monkeypatch):
         def load(self):
             return lambda spec: torch.nn.Linear(2, spec.num_classes)
 
-    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [FakeEntryPoint()] if group == registry.ENTRY_POINT_GROUP else []
+    )
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
     try:
-        assert isinstance(registry.get_architecture("from-plugin")(ModelSpec(arch="x", input_shape=(2,), num_classes=2)), torch.nn.Linear)
+        assert isinstance(
+            registry.get_architecture("from-plugin")(ModelSpec(arch="x", input_shape=(2,), num_classes=2)),
+            torch.nn.Linear,
+        )
     finally:
         registry._REGISTRY.pop("from-plugin", None)
 

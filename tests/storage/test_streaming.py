@@ -1,4 +1,5 @@
 """Adding and reading 1 GiB never holds it in memory (measured in a fresh process)."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """GET /v1/health: is the server up, and can it reach the chain."""
+
 from __future__ import annotations
 
 from importlib import metadata
@@ -21,5 +22,11 @@ def _version() -> str:
 @router.get("/health", response_model=HealthOut)
 def health(ctx: ApiContext = Depends(get_context)) -> HealthOut:
     """Liveness plus one chain read: 503 when the chain cannot be reached."""
-    return HealthOut(status="ok", version=_version(), chain=ctx.chain_kind, projects=len(ctx.chain.project_ids()),
-                     chain_id=ctx.chain.chain_id, market=ctx.chain.market_address)
+    return HealthOut(
+        status="ok",
+        version=_version(),
+        chain=ctx.chain_kind,
+        projects=len(ctx.chain.project_ids()),
+        chain_id=ctx.chain.chain_id,
+        market=ctx.chain.market_address,
+    )

@@ -1,4 +1,5 @@
 """Rounds of a project."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
@@ -12,8 +13,9 @@ from backend.api.schemas import RoundNo, RoundOut, error_responses
 router = APIRouter(prefix="/v1/projects/{project_id}/rounds", tags=["rounds"])
 
 
-def existing_round(round: RoundNo, project: ProjectInfo = Depends(existing_project),
-                   ctx: ApiContext = Depends(get_context)) -> RoundInfo:
+def existing_round(
+    round: RoundNo, project: ProjectInfo = Depends(existing_project), ctx: ApiContext = Depends(get_context)
+) -> RoundInfo:
     """The round named in the path; 404 if the project has no such round."""
     info = ctx.chain.round(project.project_id, round)
     if info is None:

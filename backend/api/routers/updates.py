@@ -5,6 +5,7 @@ on-chain with ``commitUpdate`` (and reveals it after the deadline with ``revealU
 not from the cache), and only then is the body read; everything is checked before anything is
 stored, and a refused upload leaves nothing behind but its spent nonce.
 """
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
@@ -22,8 +23,12 @@ from backend.api.schemas import ProjectId, RoundNo, UploadOut, error_responses
 router = APIRouter(prefix="/v1/projects/{project_id}/rounds/{round}/updates", tags=["updates"])
 
 
-def upload_allowed(project_id: ProjectId, round: RoundNo, headers: signing.SignedHeaders = Depends(authenticated),
-                   ctx: ApiContext = Depends(get_context)) -> tuple[ProjectInfo, RoundInfo, signing.SignedHeaders]:
+def upload_allowed(
+    project_id: ProjectId,
+    round: RoundNo,
+    headers: signing.SignedHeaders = Depends(authenticated),
+    ctx: ApiContext = Depends(get_context),
+) -> tuple[ProjectInfo, RoundInfo, signing.SignedHeaders]:
     """The chain-state checks, made after authentication (so that only the trainer learns whether
     it has uploaded) and before the body is read: project and round exist, joined, round Open, no
     earlier update. Read fresh from the chain: a trainer who has just joined is let in at once."""
@@ -37,11 +42,18 @@ def upload_allowed(project_id: ProjectId, round: RoundNo, headers: signing.Signe
     if not state.joined:
         raise ctx.refuse(403, "not_joined", f"{who} has not joined project {pid}; join on-chain with the stake first")
     if info.phase is not RoundPhase.OPEN:
-        raise ctx.refuse(409, "round_not_open", f"round {rnd} of project {pid} is {info.phase.value}, "
-                                                 f"not Open; the current round is {project.current_round}")
+        raise ctx.refuse(
+            409,
+            "round_not_open",
+            f"round {rnd} of project {pid} is {info.phase.value}, "
+            f"not Open; the current round is {project.current_round}",
+        )
     if state.submitted or ctx.uploads.has_slot(pid, rnd, who):
-        raise ctx.refuse(409, "duplicate_update", f"{who} already submitted an update for round {rnd} "
-                                                   f"of project {pid}; one update per trainer per round")
+        raise ctx.refuse(
+            409,
+            "duplicate_update",
+            f"{who} already submitted an update for round {rnd} of project {pid}; one update per trainer per round",
+        )
     return project, info, headers
 
 
@@ -68,15 +80,27 @@ def _validate(ctx: ApiContext, project: ProjectInfo, round: int, address: str, b
         raise ctx.refuse(422, "invalid_update", mismatch)
 
 
-_BODY = {"requestBody": {"required": True, "description": "the update (local weights minus global) as safetensors",
-                         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "the update (local weights minus global) as safetensors",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
-@router.post("", status_code=201, response_model=UploadOut,
-             responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422, 429, 503),
-             openapi_extra=_BODY)
-async def upload_update(request: Request, target: tuple[ProjectInfo, RoundInfo, signing.SignedHeaders] = Depends(upload_allowed),
-                        ctx: ApiContext = Depends(get_context)) -> UploadOut:
+@router.post(
+    "",
+    status_code=201,
+    response_model=UploadOut,
+    responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422, 429, 503),
+    openapi_extra=_BODY,
+)
+async def upload_update(
+    request: Request,
+    target: tuple[ProjectInfo, RoundInfo, signing.SignedHeaders] = Depends(upload_allowed),
+    ctx: ApiContext = Depends(get_context),
+) -> UploadOut:
     """Store a trainer's update for an Open round and return its CID. Signed; one per trainer per round.
 
     Everything but the body is checked first; a refused request is answered without its body being read."""
