@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from backend import safe_json
+from backend.models.serialization import TORCH_TO_ST
 from backend.models.vectors import Layout
 
 # safetensors dtype names and their sizes in bytes
@@ -33,18 +34,6 @@ DTYPE_SIZES = {
     "BOOL": 1,
     "F8_E4M3": 1,
     "F8_E5M2": 1,
-}
-TORCH_TO_ST = {
-    torch.float64: "F64",
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.int16: "I16",
-    torch.int8: "I8",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
 }
 
 MAX_HEADER_BYTES = 1 << 20  # a model with thousands of tensors fits in far less

@@ -21,7 +21,8 @@ def save_weights(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, obj
     return _canonical_safetensors(tensors, meta)
 
 
-_ST_DTYPES = {
+# torch dtype -> safetensors dtype name; the update validator checks headers against the same table
+TORCH_TO_ST = {
     torch.float64: "F64",
     torch.float32: "F32",
     torch.float16: "F16",
@@ -47,11 +48,11 @@ def _canonical_safetensors(tensors: Mapping[str, torch.Tensor], metadata: Mappin
     offset = 0
     for name in sorted(tensors):
         t = tensors[name].detach().to("cpu").contiguous()
-        if t.dtype not in _ST_DTYPES:
+        if t.dtype not in TORCH_TO_ST:
             raise ConfigError(f"tensor {name!r} has unsupported dtype {t.dtype}")
         raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
         header[name] = {
-            "dtype": _ST_DTYPES[t.dtype],
+            "dtype": TORCH_TO_ST[t.dtype],
             "shape": list(t.shape),
             "data_offsets": [offset, offset + len(raw)],
         }
