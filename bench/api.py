@@ -33,7 +33,8 @@ FORGED_CONCURRENT = 8
 PROJECTS = 1000
 READERS = 8
 LISTINGS_PER_READER = 20
-PRECHECKS = 40
+PRECHECKS = 80
+PRECHECK_BLOCKS = 8  # idle and loaded measured in alternating blocks
 SIZES = {"1MB": (1, 256, 1024, 24), "10MB": (2, 1280, 2048, 5)}  # name: (project, rows, cols, uploads per client)
 CAP_BYTES = 16 * 1024 * 1024
 REFUSED_BODY = 100 * 1024 * 1024
@@ -371,10 +372,10 @@ def _create_projects(chain, owner, count: int, cid: str) -> int:
         asset=ETH,
         pool=1000,
         stake=10,
-        aggregatorBond=10,
+        aggregatorBond=100,  # the floors: a tenth of a round's budget; the arbiter independent of both
         disputeBond=10,
         aggregator=aggregator.account.address,
-        arbiter=aggregator.account.address,
+        arbiter=dev_account(2).address,
         rounds=3,
         minTrainers=1,
         maxTrainers=8,
@@ -385,6 +386,7 @@ def _create_projects(chain, owner, count: int, cid: str) -> int:
         specCid=cid,
         initialModelCid=cid,
         validationCommitment=b"\x01" * 32,
+        revealWindow=86400,
     )
     first = owner.create_project(cfg)
     aggregator.post_aggregator_bond(first)
@@ -430,32 +432,46 @@ def _timed_get(http, url: str) -> tuple[float, int]:
     return time.perf_counter() - t0, status
 
 
-def _reader(url: str, source: str, listings: int, ready, stop, results) -> None:
-    """A client on its own loopback address that lists every project ``listings`` times (or, with
-    ``listings`` 0, until ``stop`` is set); reports latencies and statuses."""
+def _split_cores() -> tuple[set[int], set[int]]:
+    """(the server's cores, the readers' cores): the readers stand in for clients on other machines,
+    so they get cores of their own; the server, its chain node and the uploading trainer share the rest."""
+    cores = sorted(os.sched_getaffinity(0))
+    half = max(1, len(cores) // 2)
+    return set(cores[:half]), set(cores[half:] or cores)
+
+
+def _reader(url: str, source: str, cores: set[int], listings: int, ready, go, stop, results) -> None:
+    """A client on its own loopback address that lists every project ``listings`` times or, with
+    ``listings`` 0, whenever ``go`` is set until ``stop`` is; reports latencies and statuses."""
     import httpx
 
+    os.sched_setaffinity(0, cores)
     with httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=60) as http:
         http.get(url + "/v1/health")
         ready.wait()
         out = []
         while (len(out) < listings) if listings else not stop.is_set():
-            out.append(_timed_get(http, f"{url}/v1/projects?limit={PROJECTS}"))
+            if not listings and not go.wait(timeout=0.05):
+                continue
+            t0 = time.perf_counter()
+            response = http.get(f"{url}/v1/projects?limit={PROJECTS}")
+            out.append((time.perf_counter() - t0, response.status_code))
     results.put(out)
 
 
-def _readers(url: str, listings: int, stop=None) -> tuple[list, object]:
+def _readers(url: str, cores: set[int], listings: int) -> tuple[list, tuple]:
+    """``READERS`` reader processes, started and waiting at the starting line; with ``listings`` 0
+    they read while the returned ``go`` event is set, until ``stop`` is."""
     ctx = mp.get_context("spawn")
-    ready, results = ctx.Barrier(READERS + 1), ctx.Queue()
-    stop = stop or ctx.Event()
+    ready, results, go, stop = ctx.Barrier(READERS + 1), ctx.Queue(), ctx.Event(), ctx.Event()
     procs = [
-        ctx.Process(target=_reader, args=(url, f"127.0.0.{10 + i}", listings, ready, stop, results))
+        ctx.Process(target=_reader, args=(url, f"127.0.0.{10 + i}", cores, listings, ready, go, stop, results))
         for i in range(READERS)
     ]
     for proc in procs:
         proc.start()
     ready.wait(timeout=300)
-    return procs, (results, stop)
+    return procs, (results, go, stop)
 
 
 def _gather(procs, results) -> list[tuple[float, int]]:
@@ -463,6 +479,25 @@ def _gather(procs, results) -> list[tuple[float, int]]:
     for proc in procs:
         proc.join()
     return gathered
+
+
+def _interleaved_prechecks(url: str, cores: set[int], key, audience, pid: int) -> tuple[list, list, list]:
+    """Pre-checks with the readers paused and reading, in alternating blocks, so that whatever else
+    the machine is doing weighs on both alike; returns (idle, loaded, the readers' listings)."""
+    procs, (results, go, stop) = _readers(url, cores, 0)
+    idle, loaded = [], []
+    try:
+        for _ in range(PRECHECK_BLOCKS):
+            go.clear()
+            time.sleep(0.3)  # the readers' requests in flight drain
+            idle += _prechecks(url, key, audience, pid, PRECHECKS // PRECHECK_BLOCKS)
+            go.set()
+            time.sleep(0.3)  # the readers are reading
+            loaded += _prechecks(url, key, audience, pid, PRECHECKS // PRECHECK_BLOCKS)
+    finally:
+        go.clear()
+        stop.set()
+    return idle, loaded, _gather(procs, results)
 
 
 def _prechecks(url: str, key, audience, pid: int, n: int) -> list[float]:
@@ -495,6 +530,19 @@ def _ms(values) -> dict:
 
 
 def _reads_run() -> dict:
+    all_cores = os.sched_getaffinity(0)
+    server_cores, reader_cores = _split_cores()
+    os.sched_setaffinity(0, server_cores)  # the chain node and the server inherit it
+    try:
+        return {
+            **_reads_on_cores(reader_cores),
+            "cores": {"server_chain_and_trainer": sorted(server_cores), "readers": sorted(reader_cores)},
+        }
+    finally:
+        os.sched_setaffinity(0, all_cores)
+
+
+def _reads_on_cores(reader_cores: set[int]) -> dict:
     import httpx
 
     from backend.api import signing
@@ -552,14 +600,12 @@ def _reads_run() -> dict:
                     assert status == 200 and len(http.get(listing).json()["projects"]) == PROJECTS
                     cold.append(elapsed)
                     warm.append(_timed_get(http, listing)[0])
-            procs, (results, _) = _readers(url, LISTINGS_PER_READER)
+            cpu0 = _cpu_seconds(server.pid)
+            procs, (results, _, _) = _readers(url, reader_cores, LISTINGS_PER_READER)
             concurrent = _gather(procs, results)
+            listing_cpu_ms = (_cpu_seconds(server.pid) - cpu0) * 1000 / len(concurrent)
             audience = signing.Audience(chain.chain_id, owner.address, url)
-            idle = _prechecks(url, trainer.key, audience, 1, PRECHECKS)
-            procs, (results, stop) = _readers(url, 0)
-            loaded = _prechecks(url, trainer.key, audience, 1, PRECHECKS)
-            stop.set()
-            hammering = _gather(procs, results)
+            idle, loaded, hammering = _interleaved_prechecks(url, reader_cores, trainer.key, audience, 1)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -577,6 +623,7 @@ def _reads_run() -> dict:
             **_ms(ok),
             "statuses": sorted({s for _, s in concurrent}),
         },
+        "server_cpu_ms_per_listing": round(listing_cpu_ms, 2),
         "prechecks_idle": idle_ms,
         "prechecks_under_read_load": loaded_ms,
         "prechecks_slowdown": round(loaded_ms["median_ms"] / idle_ms["median_ms"], 2),

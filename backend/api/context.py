@@ -45,7 +45,8 @@ class ApiContext:
         self.nonces.close()
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request
     return request.app.state.merit
 
 
