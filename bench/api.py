@@ -224,7 +224,7 @@ def _refused_run(url: str, pid: int) -> dict:
     import httpx
     from eth_account import Account
 
-    from backend.api import signing
+    from backend import signing
 
     key = Account.create().key
     path = "/v1/projects/1/rounds/0/updates"
@@ -266,7 +266,7 @@ def _refused_run(url: str, pid: int) -> dict:
 
 
 def _audience(url: str):
-    from backend.api import signing
+    from backend import signing
 
     return signing.Audience(OpenMarket.chain_id, OpenMarket.market_address, url)
 
@@ -282,7 +282,7 @@ def _forged_upload(url: str) -> int:
     import httpx
     from eth_account import Account
 
-    from backend.api import signing
+    from backend import signing
 
     path = "/v1/projects/1/rounds/0/updates"
     chunk = b"\0" * (1024 * 1024)
@@ -470,7 +470,7 @@ def _prechecks(url: str, key, audience, pid: int, n: int) -> list[float]:
     round, joined, submitted) and read; the body is junk, so it ends in 422 and changes nothing."""
     import httpx
 
-    from backend.api import signing
+    from backend import signing
 
     path = f"/v1/projects/{pid}/rounds/0/updates"
     out = []
@@ -497,7 +497,7 @@ def _ms(values) -> dict:
 def _reads_run() -> dict:
     import httpx
 
-    from backend.api import signing
+    from backend import signing
     from backend.chain.anvil import AnvilProcess, free_port
     from backend.chain.client import MarketClient
     from backend.chain.connection import connect, dev_account

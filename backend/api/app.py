@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from backend.api import signing
+from backend import signing
 from backend.api.chain_cache import CachedChainView
 from backend.api.chain_view import ChainView, serialized_if_needed
 from backend.api.context import ApiContext
@@ -98,7 +98,7 @@ def create_app(
         version=API_VERSION,
         summary="Trainers read projects, rounds, models and rewards, and upload signed updates.",
         description=f"Writes are signed with the trainer's Ethereum key (EIP-191, scheme {signing.SCHEME}); see "
-        "backend/api/signing.py and the README. Reads are limited per client IP. "
+        "backend/signing.py and the README. Reads are limited per client IP. "
         'Every error is JSON {"error": code, "detail": text}.',
         lifespan=lifespan,
         # our error body for FastAPI's 422; 429: read limit; 503: chain or store unreachable

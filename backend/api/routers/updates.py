@@ -11,8 +11,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from aggregator.validation import validate_update
-from backend.api import signing
+from backend.models.update_validation import validate_update
+from backend import signing
 from backend.api.auth import authenticated, signed_body
 from backend.api.chain_view import ProjectInfo, RoundInfo, RoundPhase, upload_state
 from backend.api.context import ApiContext, get_context
