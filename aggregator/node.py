@@ -34,7 +34,7 @@ from backend.errors import ChainError, IntegrityError, MeritError, StorageError
 from aggregator.report import fetch_report
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
 from backend.retry import RetryPolicy, retry_call
-from backend.storage.store import atomic_output
+from backend.files import atomic_output
 
 STATE_SCHEMA = "merit.aggregator-state/1"
 Log = Callable[[str], None]

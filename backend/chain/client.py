@@ -26,7 +26,7 @@ from backend.chain.connection import Chain
 from backend.chain.transactions import ContractRevert, ErrorDecoder, Receipt, Transactor, with_retries
 from backend.chain.types import ETH, Phase, ProjectConfig, ProjectInfo, RoundInfo, Status, TrainerInfo
 from backend.errors import ChainError, ConfigError
-from backend.storage.store import atomic_output
+from backend.files import atomic_output
 
 
 @dataclass
