@@ -49,7 +49,7 @@ from backend.simulate.attacks import (
     prepare_round,
     stamp_trigger,
 )
-from backend.trainer.local import evaluate
+from backend.models.training import evaluate
 from bench.contribution import ESTIMATORS, fidelity, spearman
 
 N_TRAINERS = 10

@@ -187,7 +187,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     from backend.simulate.attacks import AttackContext, global_step, make_update, prepare_round
     from backend.storage import open_store
     from backend.trainer.client import load_round, make_update as honest_update, serialize_update
-    from backend.trainer.local import evaluate
+    from backend.models.training import evaluate
 
     console = console or Console()
     counts = cfg.check()

@@ -120,7 +120,7 @@ def make_update(
     progress: Callable[[int, int, float], None] | None = None,
 ) -> bytes:
     """Train locally and serialize Δ as safetensors with its provenance metadata."""
-    from backend.trainer.local import compute_update, train_local
+    from backend.models.training import compute_update, train_local
 
     local = train_local(ctx.spec, ctx.global_weights, X, y, seed=seed, progress=progress)
     delta = compute_update(local, ctx.global_weights)

@@ -16,7 +16,7 @@ from backend.data import load_mnist, partition_iid, train_validation_split
 from backend.errors import ConfigError
 from backend.models import Layout, flatten_np, initial_weights, load_weights, mnist_spec, save_weights
 from backend.simulate.attacks import AttackContext, make_update
-from backend.trainer.local import evaluate
+from backend.models.training import evaluate
 
 SPEC = mnist_spec("logreg")
 
