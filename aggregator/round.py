@@ -23,7 +23,7 @@ from aggregator.aggregation import AGGREGATORS, get_aggregator
 from aggregator.payment import Payment, pay_by_confidence, pay_over_rounds
 from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS, DetectionBatch, run_detectors
 from aggregator.utility import CoalitionUtility, SecantProxy, SubsetUtility
-from aggregator.validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_update
+from backend.models.update_validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_update
 from backend.errors import ConfigError
 from backend.models.factory import build_model
 from backend.models.serialization import save_weights
@@ -620,7 +620,7 @@ def _reference_update(
     global_vec: np.ndarray,
 ) -> np.ndarray:
     """FLTrust's server update: train the global model on (a slice of) the owner's data."""
-    from backend.trainer.local import train_local
+    from backend.models.training import train_local
 
     take = min(config.reference_samples, len(y_val))
     # the thread count changes the order of float reductions in training, so the reference (and every

@@ -44,7 +44,7 @@ from backend import safe_json
 from backend.chain.types import ETH, MAX_TRAINERS, MAX_WINDOW, ProjectConfig, min_bonds
 from backend.limits import SPEC_MAX_BYTES
 from backend.errors import ConfigError
-from backend.storage.store import atomic_output
+from backend.files import atomic_output
 
 UNITS = {"ether": 10**18, "eth": 10**18, "gwei": 10**9, "wei": 1}
 
@@ -320,7 +320,7 @@ def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[in
     if spec.model.initial_weights is not None:
         weights_bytes = (base / spec.model.initial_weights).read_bytes()
         tensors, _ = load_weights(weights_bytes)
-        from aggregator.validation import validate_update
+        from backend.models.update_validation import validate_update
         from backend.models.factory import build_model
         from backend.models.vectors import Layout
 

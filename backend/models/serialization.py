@@ -66,7 +66,7 @@ def _canonical_safetensors(tensors: Mapping[str, torch.Tensor], metadata: Mappin
 def load_weights(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Parse safetensors bytes of a model (a global model posted on-chain, initial weights). Its
     header is parsed with bounded depth, since whoever posted it may be hostile; updates from
-    strangers go through ``aggregator.validation``, which checks far more."""
+    strangers go through ``backend.models.update_validation``, which checks far more."""
     import struct
 
     from backend import safe_json

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from aggregator.validation import validate_update
+from backend.models.update_validation import validate_update
 from backend.models import Layout, save_weights
 
 TEMPLATE = {"w": torch.zeros(4, 3), "b": torch.zeros(3)}
