@@ -23,7 +23,9 @@ from aggregator.aggregation import AGGREGATORS, get_aggregator
 from aggregator.payment import Payment, pay_by_confidence, pay_over_rounds
 from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS, DetectionBatch, run_detectors
 from aggregator.utility import CoalitionUtility, SecantProxy, SubsetUtility
-from backend.models.update_validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_update
+from backend.limits import UPDATE_MAX_ABS, UPDATE_MAX_BYTES
+from backend.models.update_validation import validate_update
+from backend.chain.types import WEIGHT_SCALE
 from backend.errors import ConfigError
 from backend.models.factory import build_model
 from backend.models.serialization import save_weights
@@ -32,7 +34,6 @@ from backend.models.vectors import Layout, flatten_np, unflatten
 
 REPORT_SCHEMA_VERSION = "merit.round-report/1"
 PROXY_MAX_BYTES = 256 << 20  # the secant proxy's slopes (float64) at most; above it, no proxy
-WEIGHT_SCALE = 10**9  # fixed-point weights of one round sum to this (or to 0)
 PHASES = ("validation", "detection", "scoring", "aggregation")
 REFERENCE_DETECTORS = ("direction", "free_rider", "copy")  # detectors that use the FLTrust reference update
 
@@ -104,8 +105,8 @@ class AggregatorConfig(BaseModel):
     )
     reference_samples: int = Field(500, ge=1)
     reference_epochs: int = Field(1, ge=1)
-    max_update_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
-    max_abs_value: float = Field(DEFAULT_MAX_ABS, gt=0)
+    max_update_bytes: int = Field(UPDATE_MAX_BYTES, gt=0)
+    max_abs_value: float = Field(UPDATE_MAX_ABS, gt=0)
     lr_schedule: Literal["constant", "step", "plateau"] = Field(
         "constant",
         description="how the aggregator sets the next round's learning rate (DESIGN step 2.6): "

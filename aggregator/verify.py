@@ -48,7 +48,8 @@ def verify_project(
     market, store, pid: int, validation=None, rounds: list[int] | None = None, progress=None
 ) -> list[RoundVerdict]:
     from aggregator.node import earlier_rounds
-    from aggregator.round import WEIGHT_SCALE, run_round
+    from aggregator.round import run_round
+    from backend.chain.types import WEIGHT_SCALE
     from backend.models.serialization import load_weights
     from backend.models.spec import SCHEDULE_METADATA_KEYS
     from backend.limits import GLOBAL_MODEL_MAX_BYTES

@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from backend.limits import UPDATE_MAX_BYTES
+
 
 def default_home() -> Path:
     return Path(os.environ.get("MERIT_HOME", Path.home() / ".merit")).expanduser()
@@ -38,7 +40,7 @@ class Settings(BaseSettings):
     rpc_retries: int = Field(5, ge=0, description="retries of transient RPC errors, with exponential backoff")
     ipfs_timeout: float = Field(60.0, gt=0, description="seconds per Kubo RPC request")
     ipfs_retries: int = Field(3, ge=0)
-    max_update_bytes: int = Field(64 * 1024 * 1024, gt=0, description="size cap of one trainer update")
+    max_update_bytes: int = Field(UPDATE_MAX_BYTES, gt=0, description="size cap of one trainer update")
     torch_threads: int | None = Field(
         None,
         ge=1,
