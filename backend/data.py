@@ -3,6 +3,7 @@ partitions into trainer shards, and a trainer's own data from .npz, CSV or an im
 
 from __future__ import annotations
 
+import io
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -275,3 +276,14 @@ def _load_image_folder(path: Path, spec: ModelSpec) -> tuple[np.ndarray, np.ndar
     if not images:
         raise ConfigError(f"{path} holds no images", f"supported: {', '.join(sorted(IMAGE_SUFFIXES))}")
     return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def load_validation(data: bytes | Path, model_spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """A validation set (.npz bytes or file with X and y), checked against the model."""
+    source = str(data) if isinstance(data, Path) else "validation set"
+    try:
+        with np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False) as npz:
+            X, y = npz["X"], npz["y"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{source} is not an .npz file with arrays X and y ({exc})") from None
+    return validate_data(X, y, model_spec, source=source)

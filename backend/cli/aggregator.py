@@ -31,7 +31,7 @@ def run(
     Example: merit aggregator run 1 --validation validation.npz --key dev:1
     """
     from aggregator.node import AggregatorNode
-    from backend.project import load_validation
+    from backend.data import load_validation
 
     ctx = open_context(chain, ipfs, market, key)
     executor = None

@@ -43,7 +43,8 @@ def verify_command(
     ctx = open_context(chain, ipfs, market, key="")
     data = None
     if validation is not None:
-        from backend.project import fetch_model_spec, load_validation
+        from backend.data import load_validation
+        from backend.models.spec import fetch_model_spec
 
         spec = fetch_model_spec(ctx.store, ctx.market.config(project_id).specCid)
         data = load_validation(validation, spec)

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from backend.limits import SPEC_MAX_BYTES
+
 
 class Hyperparams(BaseModel):
     """Training settings. Extra keys are kept: architectures read their options (``hidden``, ...)
@@ -105,3 +107,8 @@ def mnist_spec(arch: str = "cnn", **hyperparams: Any) -> ModelSpec:
     (reaches about 89% validation accuracy after 5 rounds of 10 trainers x 400 digits)."""
     hyperparams = {**MNIST_HYPERPARAMS, **hyperparams}
     return ModelSpec(arch=arch, input_shape=(1, 28, 28), num_classes=10, hyperparams=Hyperparams(**hyperparams))
+
+
+def fetch_model_spec(store, spec_cid: str) -> ModelSpec:
+    """A project's model spec, read (and verified) from storage by its on-chain CID."""
+    return ModelSpec.from_json(store.get_bytes(spec_cid, max_size=SPEC_MAX_BYTES), f"model spec {spec_cid}")

@@ -428,18 +428,18 @@ def _round_record(market, store, pid, r, role_of, spec, validation, test, aggreg
     record = round_history(market, pid)[r]
     rewards, slashes = record.rewards, record.slashes
     trainers = []
-    for t in report["trainers"]:
+    for t in report.trainers:
         trainers.append(
             {
-                "address": t["address"],
-                "role": role_of.get(t["address"], "unknown"),
-                "cid": t["cid"],
-                "score": t["score"],
-                "weight": t["weight"],
-                "flagged": t["flagged"],
-                "reason": t["reason"],
-                "reward_wei": rewards.get(t["address"], 0),
-                "slashed_wei": slashes.get(t["address"], 0),
+                "address": t.address,
+                "role": role_of.get(t.address, "unknown"),
+                "cid": t.cid,
+                "score": t.score,
+                "weight": t.weight,
+                "flagged": t.flagged,
+                "reason": t.reason,
+                "reward_wei": rewards.get(t.address, 0),
+                "slashed_wei": slashes.get(t.address, 0),
             }
         )
     return {
@@ -453,7 +453,7 @@ def _round_record(market, store, pid, r, role_of, spec, validation, test, aggreg
         "aggregation_seconds": round(aggregation_seconds, 2),
         "gas": gas,
         "trainers": trainers,
-        "timings": report.get("timings", {}),
+        "timings": report.timings,
     }
 
 

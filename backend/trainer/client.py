@@ -73,7 +73,7 @@ def fetch_spec(market: MarketClient, pid: int, store=None, api=None, spec_cid: s
     """The project's model spec, from the API when one is given, else from storage. Both paths
     verify it against the spec CID on-chain (``spec_cid``, read from the chain when not given)."""
     from backend.models.spec import ModelSpec
-    from backend.project import fetch_model_spec
+    from backend.models.spec import fetch_model_spec
 
     _require_source(store, api)
     spec_cid = spec_cid or market.config(pid).specCid
