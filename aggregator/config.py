@@ -15,6 +15,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aggregator.aggregation import AGGREGATORS
+from aggregator.contribution import METHOD_ALIASES
 from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS
 from backend.limits import UPDATE_MAX_ABS, UPDATE_MAX_BYTES
 
@@ -46,7 +47,11 @@ class AggregatorConfig(BaseModel):
         "the others' scores; it reuses every coalition already evaluated",
     )
     harmful_ratio: float = Field(1.0, gt=0)
-    shapley_method: Literal["gtg", "exact", "tmc", "loo"] = "gtg"
+    shapley_method: Literal["stratified_cv", "exact", "tmc", "loo"] = Field(
+        "stratified_cv",
+        description="the Shapley estimator (aggregator.contribution); 'gtg', its former name, is read as "
+        "'stratified_cv' so that projects created before the rename still load and verify",
+    )
     shapley_budget: int | None = Field(
         300,
         ge=1,
@@ -55,7 +60,7 @@ class AggregatorConfig(BaseModel):
     )
     shapley_proxy: Literal["secant", "none"] = Field(
         "secant",
-        description="gtg's extra control variate: 'secant' spends n x len(proxy_scales) of the budget on "
+        description="stratified_cv's extra control variate: 'secant' spends n x len(proxy_scales) of the budget on "
         "validation passes along each update, then approximates every coalition from them",
     )
     proxy_scales: tuple[float, ...] = Field(
@@ -105,6 +110,11 @@ class AggregatorConfig(BaseModel):
         ge=1,
         description="torch threads per utility evaluation (None: torch's default); scale out with an executor instead",
     )
+
+    @field_validator("shapley_method", mode="before")
+    @classmethod
+    def _current_method_name(cls, name: Any) -> Any:
+        return METHOD_ALIASES.get(name, name) if isinstance(name, str) else name
 
     @field_validator("proxy_scales")
     @classmethod
@@ -171,6 +181,15 @@ def _accepts(default: Any) -> tuple[Callable[[Any], bool], str]:
     if isinstance(default, float):
         return number, "a finite number"
     return (lambda v: isinstance(v, type(default))), f"a {type(default).__name__}"
+
+
+def canonical_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Configuration ``parameters`` as JSON with every former name replaced by the current one, so
+    that a report written before a rename compares equal to the same configuration read today."""
+    method = parameters.get("shapley_method")
+    if isinstance(method, str) and method in METHOD_ALIASES:
+        return {**parameters, "shapley_method": METHOD_ALIASES[method]}
+    return parameters
 
 
 def aggregator_config_of(model_spec) -> AggregatorConfig:

@@ -335,11 +335,11 @@ def _scoring_proxy(utility: CoalitionUtility, n: int, budget: int | None, config
     """(the secant proxy or None, the coalition budget left for shapley). The proxy is built only
     where the stratified estimator samples (2^n above the budget, n small enough to enumerate the
     surrogate) and the round moved the model at all, and its passes come out of the budget."""
-    if config.shapley_method != "gtg" or config.shapley_proxy == "none" or n > ENUMERATE_MAX_PLAYERS:
+    if config.shapley_method != "stratified_cv" or config.shapley_proxy == "none" or n > ENUMERATE_MAX_PLAYERS:
         return None, budget
     total = budget if budget is not None else default_budget(n)
     cost = n * len(config.proxy_scales)
-    if 2**n <= total or total - cost < minimum_budget(n, "gtg") + 2:
+    if 2**n <= total or total - cost < minimum_budget(n, "stratified_cv") + 2:
         return None, budget
     if abs(utility(frozenset(range(n))) - utility(frozenset())) <= ROUND_TRUNCATION:
         return None, budget

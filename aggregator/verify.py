@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aggregator.config import aggregator_config_of
+from aggregator.config import aggregator_config_of, canonical_parameters
 from aggregator.node import earlier_rounds
 from aggregator.report import ReportError, RoundReport, fetch_report
 from aggregator.round import run_round
@@ -84,7 +84,7 @@ def verify_project(
             problems.append(f"the posted report cannot be read: {exc}")
         if report is not None and (report.weights != rec.weights or report.flags != rec.flags):
             problems.append("the report's weights/flags differ from those posted on-chain")
-        if report is not None and report.parameters != json.loads(config.model_dump_json()):
+        if report is not None and canonical_parameters(report.parameters) != json.loads(config.model_dump_json()):
             problems.append("the report declares parameters other than the project's aggregator configuration")
         base = store.get_bytes(rec.base_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
         blobs = [(addr, cid, _fetch_or_none(store, cid, config.max_update_bytes)) for addr, cid in rec.submissions]

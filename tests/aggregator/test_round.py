@@ -111,7 +111,7 @@ def test_report_is_json_and_complete(attacked_round):
     assert set(report["timings"]) == {"validation", "detection", "scoring", "aggregation"}
     assert report["seeds"]["shapley"] == derive_seed(7, 0, "shapley")
     assert {"torch", "merit"} <= set(report["versions"])
-    assert report["parameters"]["shapley_method"] == "gtg" and report["parameters"]["aggregation"] == "mean"
+    assert report["parameters"]["shapley_method"] == "stratified_cv" and report["parameters"]["aggregation"] == "mean"
     assert report["flags"] == outcome.flags and report["weights"] == outcome.weights
     for t, (address, cid, _) in zip(report["trainers"], subs):
         assert (t["address"], t["cid"]) == (address, cid)
@@ -624,3 +624,17 @@ def test_cumulative_payment_reads_the_earlier_rounds(mnist):
     led = run_round(SPEC, save_weights(g), subs, (Xv, yv), config, prior_shares=history)
     assert led.weights[0] > 2 * max(led.weights[1:]) and led.weights[0] > alone.weights[0]
     assert led.report.to_dict()["payment"]["over_rounds"]["rounds"] == [7] * 4
+
+
+def test_a_configuration_written_with_the_former_estimator_name_reads_as_today():
+    """Projects created before the rename fixed shapley_method 'gtg' in their spec: they load as the
+    same estimator, and a report that declares those parameters matches the configuration."""
+    from aggregator.config import canonical_parameters
+
+    old = AggregatorConfig(shapley_method="gtg", shapley_budget=200)
+    assert old == AggregatorConfig(shapley_method="stratified_cv", shapley_budget=200)
+    written_then = {**json.loads(old.model_dump_json()), "shapley_method": "gtg"}
+    assert canonical_parameters(written_then) == json.loads(old.model_dump_json())
+    assert canonical_parameters({"shapley_method": "tmc"}) == {"shapley_method": "tmc"}
+    with pytest.raises(ValueError, match="shapley_method"):
+        AggregatorConfig(shapley_method="banzhaf")
