@@ -48,10 +48,10 @@ class OpenMarket:
     market_address = "0x" + "ab" * 20
 
     def __init__(self, model_cids: dict[int, str]):
-        from backend.api.chain_view import ProjectInfo
+        from backend.api.chain_view import ProjectView
 
         self._projects = {
-            pid: ProjectInfo(
+            pid: ProjectView(
                 project_id=pid,
                 owner="0x" + "00" * 20,
                 status="Running",
@@ -76,11 +76,11 @@ class OpenMarket:
         return self._projects.get(project_id)
 
     def round(self, project_id, round):
-        from backend.api.chain_view import RoundInfo, RoundPhase
+        from backend.api.chain_view import RoundView, RoundPhase
 
         if project_id not in self._projects or round >= 10**6:
             return None
-        return RoundInfo(
+        return RoundView(
             project_id=project_id,
             round=round,
             phase=RoundPhase.OPEN,
