@@ -142,11 +142,22 @@ def run_round(
     base is what a delta free-rider replays. ``prior_shares``: for each earlier round, in order, each
     trainer's share of that round's pay under the within-round rule (``RoundReport.pay_shares`` of
     its report), which ``payment='cumulative'`` pays by."""
-    seeds = {purpose: derive_seed(project_id, round, purpose) for purpose in ("shapley", "reference")}
+    X_val, y_val = validation
     inputs = RoundInputs(
-        spec, global_weights_bytes, submissions, *validation, config or AggregatorConfig(), project_id, round,
-        global_cid, executor, previous_global, prior_shares, seeds,
-    )  # fmt: skip
+        spec=spec,
+        global_weights=global_weights_bytes,
+        submissions=submissions,
+        X_val=X_val,
+        y_val=y_val,
+        config=config or AggregatorConfig(),
+        project_id=project_id,
+        round=round,
+        global_cid=global_cid,
+        executor=executor,
+        previous_global=previous_global,
+        prior_shares=prior_shares,
+        seeds={purpose: derive_seed(project_id, round, purpose) for purpose in ("shapley", "reference")},
+    )
     timings = {phase: 0.0 for phase in PHASES}
     validated = _timed(timings, "validation", validate, inputs)
     verdicts = _timed(timings, "detection", detect, inputs, validated)

@@ -10,9 +10,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from backend.errors import ConfigError
 from backend.limits import UPDATE_MAX_BYTES
 
 
@@ -112,10 +113,6 @@ def check_endpoint(value: str) -> str:
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and config file, plus ``overrides``; a bad value is a
     ConfigError naming the variable, never a traceback."""
-    from pydantic import ValidationError
-
-    from backend.errors import ConfigError
-
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -86,3 +86,51 @@ def test_the_length_check_sees_a_long_method(tmp_path):
     assert long_functions(tmp_path) == {"backend/long.py:grows": MAX_FUNCTION_LINES + 1}
     shutil.rmtree(tmp_path / "backend")
     assert long_functions(tmp_path) == {}
+
+
+# backend/cli defers on purpose (one comment per module says why); backend/simulate is TEMPORARILY left
+# out: run_demo is being split on the committee branch, and its imports move with the split.
+DEFERRING_PACKAGES = ("backend/cli",)
+NOT_YET_CHECKED = ("backend/simulate",)
+
+
+def unexplained_deferred_imports(root: Path) -> list[str]:
+    """``path:line`` of every import inside a function that is not marked as a deliberate deferral: a
+    ``deferred`` comment on the import, or on the line above the block of imports it belongs to."""
+    found = []
+    for package in ("backend", "aggregator"):
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel.startswith(NOT_YET_CHECKED):
+                continue
+            text = path.read_text()
+            if rel.startswith(DEFERRING_PACKAGES) and "# Deferred imports, on purpose:" in text:
+                continue
+            lines = text.split("\n")
+            for node in ast.walk(ast.parse(text, rel)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    for inner in ast.walk(node):
+                        if isinstance(inner, (ast.Import, ast.ImportFrom)) and not _marked(lines, inner.lineno - 1):
+                            found.append(f"{rel}:{inner.lineno}")
+    return sorted(set(found))
+
+
+def _marked(lines: list[str], index: int) -> bool:
+    while index > 0 and lines[index - 1].strip().startswith(("import ", "from ")):
+        if "deferred" in lines[index]:
+            return True
+        index -= 1  # the block's first import, then the comment line above it
+    return "deferred" in lines[index] or "deferred" in lines[index - 1]
+
+
+def test_imports_sit_at_the_top_unless_deferred_on_purpose():
+    assert unexplained_deferred_imports(ROOT) == []
+
+
+def test_the_deferral_check_sees_a_hidden_import(tmp_path):
+    (tmp_path / "aggregator").mkdir()
+    (tmp_path / "backend").mkdir()
+    (tmp_path / "aggregator" / "x.py").write_text(
+        "def f():\n    import json\n\n\ndef g():\n    # deferred: heavy\n    import torch\n    import numpy\n"
+    )
+    assert unexplained_deferred_imports(tmp_path) == ["aggregator/x.py:2"]

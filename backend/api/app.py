@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from backend import signing
 from backend.api.chain_cache import CachedChainView
+from backend.api.chain_connect import open_chain_view
 from backend.api.chain_view import ChainView, serialized_if_needed
 from backend.api.context import ApiContext
 from backend.api.errors import install_error_handlers
@@ -60,8 +61,6 @@ def create_app(
     settings = settings or get_settings()
     origins = configured_origins(settings)
     if chain_view is None:
-        from backend.api.chain_connect import open_chain_view
-
         chain_view = open_chain_view(settings)
     owns_store = store is None
     if store is None:

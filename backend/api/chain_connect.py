@@ -7,6 +7,9 @@ from eth_abi import decode
 from web3 import Web3
 
 from backend.api.chain_view import ChainView, ProjectView, RoundView, RoundPhase, UploadState, generic_upload_state
+from backend.chain.client import MarketClient
+from backend.chain.connection import connect, dev_account
+from backend.chain.session import attach
 from backend.chain.types import Phase, ProjectConfig, ProjectInfo, RoundInfo, Status
 from backend.config import Settings
 from backend.errors import ChainError
@@ -285,10 +288,6 @@ def _normalise(value):
 def open_chain_view(settings: Settings) -> ChainView:
     """The configured market. On the embedded chain (which lives only in this process) a fresh
     Marketplace is deployed by the first development account, so the API can be tried at once."""
-    from backend.chain.client import MarketClient
-    from backend.chain.connection import connect, dev_account
-    from backend.chain.session import attach
-
     if settings.chain == "embedded" and settings.market is None:
         client = MarketClient.deploy(connect("embedded"), dev_account(0))
     else:

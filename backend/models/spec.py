@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from backend import safe_json
+from backend.errors import ConfigError
 from backend.limits import SPEC_MAX_BYTES
 
 
@@ -49,8 +51,6 @@ class ModelSpec(BaseModel):
     def from_json(cls, text: str | bytes, source: str = "model spec") -> "ModelSpec":
         """Parse a spec someone else wrote (pydantic's Rust parser bounds the nesting depth);
         ``ConfigError`` naming the first problem if it is not one."""
-        from backend.errors import ConfigError
-
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:
@@ -75,12 +75,9 @@ ADJUSTABLE = ("lr",)
 def round_spec(spec: ModelSpec, metadata: dict[str, str] | None) -> ModelSpec:
     """The spec a round trains with: ``spec`` with the overrides that the global model's metadata
     carries under ``hyperparams`` (written by the aggregator's schedule). No overrides: ``spec``."""
-
     raw = (metadata or {}).get(ROUND_HYPERPARAMS_KEY, "")
     if not raw:
         return spec
-    from backend import safe_json
-    from backend.errors import ConfigError
 
     try:
         overrides = safe_json.loads(raw, what="hyper-parameter metadata", max_bytes=4096)

@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 import torch
+from safetensors.torch import load as st_load
 
 from backend import safe_json
 from backend.limits import UPDATE_MAX_ABS, UPDATE_MAX_BYTES
@@ -114,8 +115,6 @@ def _validate(data: bytes | None, layout: Layout, max_bytes: int, max_abs: float
     if any(math.prod(entry["shape"]) == 0 for entry in header.values()):
         return _fail(checks, "nonempty", "zero-length tensor")
     checks["nonempty"] = True
-
-    from safetensors.torch import load as st_load
 
     try:
         tensors = st_load(data)
