@@ -277,7 +277,13 @@ def score(inputs: RoundInputs, validated: Validated, verdicts: list[Verdict]) ->
         threads=config.eval_threads,
     )
     scored = Scored(
-        unflagged, utility, [], utility, [], {"method": config.shapley_method, "players": len(unflagged)}, 0.0
+        unflagged=unflagged,
+        utility=utility,
+        values=[],
+        game=utility,
+        players=[],
+        shapley_info={"method": config.shapley_method, "players": len(unflagged)},
+        global_metric=0.0,
     )
     if unflagged:
         _estimate(inputs, scored, validated.valid)
@@ -320,7 +326,7 @@ def _rescore_without(inputs: RoundInputs, scored: Scored, harmful: list[int], va
     again = _shapley(inputs, game, len(rest), budget, proxy.subset(rest) if proxy is not None else None)
     for j, value in zip(rest, again.values):
         values[j] = float(value)
-    scored.game, scored.players = SubsetUtility(utility, rest), rest
+    scored.game, scored.players = game, rest
     scored.shapley_info["rescored"] = {
         "without": [valid[scored.unflagged[j]] for j in harmful],
         "evaluations": again.evaluations,
