@@ -1,9 +1,9 @@
 """How the aggregator judges a round: one typed, frozen configuration, fixed in the project's model
 spec (``aggregator_config``) so that ``merit verify`` re-runs a round under the same rules.
 
-It sits at the bottom of the aggregator: the phases read it, and it reads only the registries it
-checks names against (the detectors, the aggregation rules) and the caps it defaults to, so a
-misspelt name or parameter fails when a project is created, never inside a round.
+It sits at the bottom of the aggregator: the phases read it, and it reads only the tables it checks
+names against (the detectors, the aggregation rules, the estimators' former names) and the caps it
+defaults to, so a misspelt name or parameter fails when a project is created, never inside a round.
 """
 
 from __future__ import annotations
