@@ -15,7 +15,7 @@ export FOUNDRY_OFFLINE := true
 
 help:
 	@echo "make demo           set up, then run 'merit demo' on the embedded chain and store"
-	@echo "make test           set up, then lint (ruff, forge fmt), run forge and pytest"
+	@echo "make test           set up, then lint (ruff, import-linter, forge fmt), run forge and pytest"
 	@echo "make format         apply ruff's and forge's formatters"
 	@echo "make bench          benchmarks; results in bench/results/*.json (BENCHES='gas storage' for some)"
 	@echo "make artifacts      recompile contracts into backend/chain/artifacts"
@@ -46,9 +46,11 @@ demo: setup
 # eth-brownie's virtualenv too: tests/test_brownie.py compiles and deploys with it (about 40 s CPU).
 test: setup $(BROWNIE_VENV)/.installed lint test-forge test-py
 
-# ruff's lint and format check on the Python, forge's formatter on the Solidity; `make format` fixes both.
+# ruff's lint and format check on the Python, the floors contract (import-linter, pyproject.toml), forge's
+# formatter on the Solidity; `make format` fixes what the formatters can.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff format --check .
 	$(FORGE) fmt --check
 

@@ -27,7 +27,7 @@ def _as_numpy(stack) -> tuple[np.ndarray, bool]:
 def _like(result: np.ndarray, is_torch: bool, dtype=np.float32):
     result = result.astype(dtype)
     if is_torch:
-        import torch
+        import torch  # deferred: the rules are plain numpy callables; torch only when handed tensors
 
         return torch.from_numpy(result)
     return result

@@ -9,8 +9,10 @@ the result is a deterministic function of (utility, n, method, seed, budget).
 
 Methods, chosen by name:
 
-``"gtg"`` (default)
-    Guided, stratified Shapley estimation. As in GTG-Shapley, a round whose full coalition is worth
+``"stratified_cv"`` (default; ``"gtg"`` is its former name, still accepted)
+    Stratified sampling of complementary coalition pairs with a fitted surrogate game as control
+    variate: close to KernelSHAP with control variates, not GTG-Shapley, whose name it carried until
+    it outgrew it. As in GTG-Shapley, a round whose full coalition is worth
     what the empty one is (|v(N) − v(∅)| ≤ 1e-9) is truncated: all values 0, after two evaluations,
     even when the budget would allow enumeration. Otherwise the sizes
     0, 1, n−1 and n are enumerated exactly (2n + 2 evaluations); the rest of the budget goes to
@@ -56,14 +58,16 @@ from aggregator.executors import Executor, SequentialExecutor
 Utility = Callable[[frozenset], float]
 Proxy = Any  # Callable[[frozenset], float], or an object with table(z: bool[m, n]) -> float[m]
 
-METHODS = ("gtg", "exact", "tmc", "loo")
+METHODS = ("stratified_cv", "exact", "tmc", "loo")
+# former names, still accepted so that configurations and callers written before a rename keep working
+METHOD_ALIASES = {"gtg": "stratified_cv"}
 EXACT_MAX_PLAYERS = 20
 DEFAULT_EXACT_PLAYERS = 10
 # |v(N) − v(∅)| at or below this is "no progress this round" (GTG-Shapley's between-round truncation).
 ROUND_TRUNCATION = 1e-9
 TMC_TRUNCATION = 0.01
 _TMC_BATCH = 8
-# gtg: surrogate families, and the largest n whose surrogate is enumerated (above it: linear only).
+# stratified_cv: surrogate families, and the largest n whose surrogate is enumerated (above it: linear only).
 SURROGATES = ("auto", "linear", "mean", "curved")
 ENUMERATE_MAX_PLAYERS = 14
 _CV_FOLDS = 5
@@ -93,6 +97,7 @@ def default_budget(n: int) -> int:
 
 def minimum_budget(n: int, method: str) -> int:
     """The fewest distinct evaluations a method can run on: fewer is refused."""
+    method = METHOD_ALIASES.get(method, method)
     if method == "exact":
         return 2**n
     if method == "loo":
@@ -103,7 +108,7 @@ def minimum_budget(n: int, method: str) -> int:
 def shapley(
     utility: Utility,
     n: int,
-    method: str = "gtg",
+    method: str = "stratified_cv",
     seed: int = 0,
     budget: int | None = None,
     executor: Executor | None = None,
@@ -115,9 +120,9 @@ def shapley(
     """Shapley values of n players under ``utility``, using at most ``budget`` distinct evaluations.
 
     ``executor`` runs each planned batch of coalitions (default: sequential). ``surrogate`` picks the
-    gtg control variate's family (``"auto"``: by cross-validation; ``"linear"`` is KernelSHAP's).
+    stratified_cv control variate's family (``"auto"``: by cross-validation; ``"linear"`` is KernelSHAP's).
     ``truncation`` is tmc's relative tolerance (0 gives plain permutation sampling).
-    ``proxy`` (gtg only, n ≤ 14): a cheap approximation of the utility, evaluated on every coalition
+    ``proxy`` (stratified_cv only, n ≤ 14): a cheap approximation of the utility, evaluated on every coalition
     at no cost to ``budget`` (whatever building it cost is the caller's to count); it enters the
     surrogate as one more feature, so a good proxy sharpens the control variate and a useless one
     gets a coefficient near 0. Either a callable like ``utility`` or an object whose
@@ -128,6 +133,7 @@ def shapley(
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
     n = int(n)
+    method = METHOD_ALIASES.get(method, method)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if not callable(utility):
@@ -135,7 +141,9 @@ def shapley(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if method == "exact" and n > EXACT_MAX_PLAYERS:
-        raise ValueError(f"method 'exact' needs 2^n evaluations; n={n} > {EXACT_MAX_PLAYERS} is refused, use 'gtg'")
+        raise ValueError(
+            f"method 'exact' needs 2^n evaluations; n={n} > {EXACT_MAX_PLAYERS} is refused, use 'stratified_cv'"
+        )
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
             raise ValueError(f"budget must be an int or None, got {budget!r}")
@@ -151,7 +159,7 @@ def shapley(
         raise ValueError(f"truncation must be a number in [0, 1), got {truncation!r}")
     if proxy is not None and not (callable(proxy) or callable(getattr(proxy, "table", None))):
         raise ValueError("proxy must be callable (frozenset[int] -> float) or have a table(z) method")
-    options = {"gtg": {"surrogate": surrogate, "proxy": proxy}, "tmc": {"truncation": float(truncation)}}.get(
+    options = {"stratified_cv": {"surrogate": surrogate, "proxy": proxy}, "tmc": {"truncation": float(truncation)}}.get(
         method, {}
     )
     cap = budget if budget is not None else (2**n if method in ("exact", "loo") else default_budget(n))
@@ -311,10 +319,10 @@ def _tmc(game: _Game, rng: np.random.Generator, truncation: float = TMC_TRUNCATI
     return (total / used if used else np.zeros(n)), False, False
 
 
-# ----------------------------------------------------------------------------------------------- gtg
+# ------------------------------------------------------------------------------------- stratified_cv
 
 
-def _gtg(
+def _stratified_cv(
     game: _Game, rng: np.random.Generator, surrogate: str = "auto", proxy: Proxy | None = None
 ) -> tuple[np.ndarray, bool, bool]:
     n = game.n
@@ -609,4 +617,4 @@ class _PairSampler:
         return out
 
 
-_ESTIMATORS = {"gtg": _gtg, "exact": _exact, "tmc": _tmc, "loo": _loo}
+_ESTIMATORS = {"stratified_cv": _stratified_cv, "exact": _exact, "tmc": _tmc, "loo": _loo}

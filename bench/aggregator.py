@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from aggregator.contribution import shapley
-from aggregator.payment import round_shares
 from aggregator.round import AggregatorConfig, run_round
 from aggregator.utility import CoalitionUtility
 from backend.data import add_label_noise, load_mnist, partition_iid, partition_label_skew, train_validation_split
@@ -49,7 +48,7 @@ from backend.simulate.attacks import (
     prepare_round,
     stamp_trigger,
 )
-from backend.trainer.local import evaluate
+from backend.models.training import evaluate
 from bench.contribution import ESTIMATORS, fidelity, spearman
 
 N_TRAINERS = 10
@@ -257,7 +256,7 @@ def run_merit(
             previous_global=previous_bytes,
             prior_shares=prior,
         )
-        prior.append(round_shares(outcome.report))
+        prior.append(outcome.report.pay_shares())
         previous, previous_bytes = g, g_bytes
         for i, kind in enumerate(kinds):
             hit = bool(outcome.flags >> i & 1)
@@ -277,7 +276,7 @@ def run_merit(
                 "flags": outcome.flags,
                 "accuracy": round(setup.accuracy(g), 4),
                 "attacker_share": round(attacker_share[-1], 4),
-                "timings": outcome.report["timings"],
+                "timings": outcome.report.to_dict()["timings"],
             }
         )
     extra = {"backdoor_success": round(setup.backdoor_success(g), 4)} if attack == "backdoor" else {}
@@ -435,7 +434,7 @@ def bench_cost(setup: Setup, repeats: int = 2) -> dict:
                     # CPU seconds / threads: the wall time this round needs on idle cores
                     "cpu_seconds": round(time.process_time() - cpu, 3),
                     **{k: round(v, 3) for k, v in outcome.timings.items()},
-                    "evaluations": outcome.report["shapley"].get("evaluations"),
+                    "evaluations": outcome.report.to_dict()["shapley"].get("evaluations"),
                 }
             )
         best = min(samples, key=lambda s: s["total"])

@@ -49,10 +49,10 @@ class OpenMarket:
     market_address = "0x" + "ab" * 20
 
     def __init__(self, model_cids: dict[int, str]):
-        from backend.api.chain_view import ProjectInfo
+        from backend.api.chain_view import ProjectView
 
         self._projects = {
-            pid: ProjectInfo(
+            pid: ProjectView(
                 project_id=pid,
                 owner="0x" + "00" * 20,
                 status="Running",
@@ -77,11 +77,11 @@ class OpenMarket:
         return self._projects.get(project_id)
 
     def round(self, project_id, round):
-        from backend.api.chain_view import RoundInfo, RoundPhase
+        from backend.api.chain_view import RoundView, RoundPhase
 
         if project_id not in self._projects or round >= 10**6:
             return None
-        return RoundInfo(
+        return RoundView(
             project_id=project_id,
             round=round,
             phase=RoundPhase.OPEN,
@@ -225,7 +225,7 @@ def _refused_run(url: str, pid: int) -> dict:
     import httpx
     from eth_account import Account
 
-    from backend.api import signing
+    from backend import signing
 
     key = Account.create().key
     path = "/v1/projects/1/rounds/0/updates"
@@ -267,7 +267,7 @@ def _refused_run(url: str, pid: int) -> dict:
 
 
 def _audience(url: str):
-    from backend.api import signing
+    from backend import signing
 
     return signing.Audience(OpenMarket.chain_id, OpenMarket.market_address, url)
 
@@ -283,7 +283,7 @@ def _forged_upload(url: str) -> int:
     import httpx
     from eth_account import Account
 
-    from backend.api import signing
+    from backend import signing
 
     path = "/v1/projects/1/rounds/0/updates"
     chunk = b"\0" * (1024 * 1024)
@@ -505,7 +505,7 @@ def _prechecks(url: str, key, audience, pid: int, n: int) -> list[float]:
     round, joined, submitted) and read; the body is junk, so it ends in 422 and changes nothing."""
     import httpx
 
-    from backend.api import signing
+    from backend import signing
 
     path = f"/v1/projects/{pid}/rounds/0/updates"
     out = []
@@ -545,7 +545,7 @@ def _reads_run() -> dict:
 def _reads_on_cores(reader_cores: set[int]) -> dict:
     import httpx
 
-    from backend.api import signing
+    from backend import signing
     from backend.chain.anvil import AnvilProcess, free_port
     from backend.chain.client import MarketClient
     from backend.chain.connection import connect, dev_account

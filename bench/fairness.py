@@ -30,7 +30,6 @@ import time
 import numpy as np
 import torch
 
-from aggregator.payment import round_shares
 from aggregator.round import AggregatorConfig, fixed_point_weights, run_round
 from backend.data import add_label_noise, partition_iid, partition_label_skew, partition_sizes
 from backend.models import initial_weights, load_weights, save_weights
@@ -105,10 +104,10 @@ def run_market(setup: Setup, market: str, seed: int, rounds: int) -> dict:
             previous_global=previous_bytes,
             prior_shares=prior,
         )
-        prior.append(round_shares(outcome.report))
+        prior.append(outcome.report.pay_shares())
         posted.append(outcome.weights)
-        proportional.append(fixed_point_weights([t["score"] for t in outcome.report["trainers"]]))
-        within.append(fixed_point_weights([t["pay_share"] for t in outcome.report["trainers"]]))
+        proportional.append(fixed_point_weights([t["score"] for t in outcome.report.to_dict()["trainers"]]))
+        within.append(fixed_point_weights([t["pay_share"] for t in outcome.report.to_dict()["trainers"]]))
         flags.append(outcome.flags)
         honest_flags += bin(outcome.flags).count("1")
         previous, previous_bytes = g, g_bytes

@@ -18,6 +18,8 @@ import tempfile
 from itertools import combinations
 from pathlib import Path
 
+from backend.chain.types import WEIGHT_SCALE
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
     "threads-1": {"MERIT_REEXEC_THREADS": "1"},
@@ -60,7 +62,7 @@ def _child(out: Path) -> None:
 
 def _share_l1(a: list[int], b: list[int]) -> int:
     sa, sb = sum(a), sum(b)
-    return sum(abs((x * 10**9 // sa if sa else 0) - (y * 10**9 // sb if sb else 0)) for x, y in zip(a, b))
+    return sum(abs((x * WEIGHT_SCALE // sa if sa else 0) - (y * WEIGHT_SCALE // sb if sb else 0)) for x, y in zip(a, b))
 
 
 def run(results_dir: Path) -> dict:
@@ -94,7 +96,7 @@ def run(results_dir: Path) -> dict:
         "rounds": ROUNDS,
         "pairs": pairs,
         "worst_share_l1": worst,
-        "worst_share_l1_fraction": worst / 10**9,
+        "worst_share_l1_fraction": worst / WEIGHT_SCALE,
         "any_flag_differs": any(row["flags_differing"] for rows in pairs.values() for row in rows),
         "load_average": list(os.getloadavg()),
     }

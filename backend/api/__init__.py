@@ -1,17 +1,11 @@
 """The REST API for trainers (FastAPI). ``create_app`` builds it; ``merit api serve`` runs it.
 
-``create_app`` is imported lazily so that clients, which only need ``backend.api.signing``, do not
-load the server (FastAPI, torch through the validator) with it.
+What the API shares with its client (the request signature) lives below it, in ``backend.signing``,
+so a trainer never loads the server.
 """
 
 from __future__ import annotations
 
+from backend.api.app import create_app
+
 __all__ = ["create_app"]
-
-
-def __getattr__(name: str):
-    if name == "create_app":
-        from backend.api.app import create_app
-
-        return create_app
-    raise AttributeError(f"module 'backend.api' has no attribute {name!r}")

@@ -9,8 +9,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from backend.api import signing
+from backend import signing
 from backend.api.chain_cache import CachedChainView
+from backend.api.chain_connect import open_chain_view
 from backend.api.chain_view import ChainView, serialized_if_needed
 from backend.api.context import ApiContext
 from backend.api.errors import install_error_handlers
@@ -60,8 +61,6 @@ def create_app(
     settings = settings or get_settings()
     origins = configured_origins(settings)
     if chain_view is None:
-        from backend.api.chain_connect import open_chain_view
-
         chain_view = open_chain_view(settings)
     owns_store = store is None
     if store is None:
@@ -98,7 +97,7 @@ def create_app(
         version=API_VERSION,
         summary="Trainers read projects, rounds, models and rewards, and upload signed updates.",
         description=f"Writes are signed with the trainer's Ethereum key (EIP-191, scheme {signing.SCHEME}); see "
-        "backend/api/signing.py and the README. Reads are limited per client IP. "
+        "backend/signing.py and the README. Reads are limited per client IP. "
         'Every error is JSON {"error": code, "detail": text}.',
         lifespan=lifespan,
         # our error body for FastAPI's 422; 429: read limit; 503: chain or store unreachable

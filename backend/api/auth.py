@@ -22,7 +22,7 @@ from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from backend.api import signing
+from backend import signing
 from backend.api.context import ApiContext, client_ip, get_context
 from backend.api.errors import ApiError
 

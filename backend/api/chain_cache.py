@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from backend.api.chain_view import ChainView, ProjectInfo, RoundInfo
+from backend.api.chain_view import ChainView, ProjectView, RoundView
 
 HEAD_POLL_S = 0.1
 MAX_ENTRIES = 50_000  # distinct keys (addresses in rewards reads) between two heads; past it, start over
@@ -91,14 +91,14 @@ class CachedChainView:
     def project_ids(self) -> list[int]:
         return self.memo(("ids",), self.fresh.project_ids)
 
-    def project(self, project_id: int) -> ProjectInfo | None:
+    def project(self, project_id: int) -> ProjectView | None:
         return self.memo(("project", project_id), lambda: self.fresh.project(project_id))
 
-    def projects(self, project_ids: list[int]) -> list[ProjectInfo | None]:
+    def projects(self, project_ids: list[int]) -> list[ProjectView | None]:
         """A page of projects: one batched read of those not cached yet."""
         return self.memo(("projects", tuple(project_ids)), lambda: self._read_projects(project_ids))
 
-    def _read_projects(self, project_ids: list[int]) -> list[ProjectInfo | None]:
+    def _read_projects(self, project_ids: list[int]) -> list[ProjectView | None]:
         batch = getattr(self.fresh, "projects", None)
         found = batch(project_ids) if callable(batch) else [self.fresh.project(pid) for pid in project_ids]
         if not self._enabled:
@@ -109,7 +109,7 @@ class CachedChainView:
                 self._entries[("project", pid)] = (now, info)
         return found
 
-    def round(self, project_id: int, round: int) -> RoundInfo | None:
+    def round(self, project_id: int, round: int) -> RoundView | None:
         return self.memo(("round", project_id, round), lambda: self.fresh.round(project_id, round))
 
     def is_joined(self, project_id: int, address: str) -> bool:

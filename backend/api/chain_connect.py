@@ -6,8 +6,11 @@ from __future__ import annotations
 from eth_abi import decode
 from web3 import Web3
 
-from backend.api.chain_view import ChainView, ProjectInfo, RoundInfo, RoundPhase, UploadState, generic_upload_state
-from backend.chain.types import Phase, ProjectConfig, ProjectInfo as ChainProject, RoundInfo as ChainRound, Status
+from backend.api.chain_view import ChainView, ProjectView, RoundView, RoundPhase, UploadState, generic_upload_state
+from backend.chain.client import MarketClient
+from backend.chain.connection import connect, dev_account
+from backend.chain.session import attach
+from backend.chain.types import Phase, ProjectConfig, ProjectInfo, RoundInfo, Status
 from backend.config import Settings
 from backend.errors import ChainError
 
@@ -34,8 +37,8 @@ _VIEWS = {
 _UINT32 = 2**32
 
 
-def _project_info(project_id: int, cfg: ProjectConfig, info: ChainProject, model: str) -> ProjectInfo:
-    return ProjectInfo(
+def _project_info(project_id: int, cfg: ProjectConfig, info: ProjectInfo, model: str) -> ProjectView:
+    return ProjectView(
         project_id=project_id,
         owner=info.owner,
         status=info.status.label,
@@ -111,7 +114,7 @@ class MarketChainView:
     def _exists(self, project_id: int) -> bool:
         return 1 <= project_id <= self._count()
 
-    def project(self, project_id: int) -> ProjectInfo | None:
+    def project(self, project_id: int) -> ProjectView | None:
         if not self._exists(project_id):
             return None
         return _project_info(
@@ -121,7 +124,7 @@ class MarketChainView:
             self.client.global_model_cid(project_id),
         )
 
-    def projects(self, project_ids: list[int]) -> list[ProjectInfo | None]:
+    def projects(self, project_ids: list[int]) -> list[ProjectView | None]:
         """Many projects at once: over JSON-RPC three eth_calls each, sent in batches at one block."""
         if self.embedded or not project_ids:
             return [self.project(pid) for pid in project_ids]
@@ -140,7 +143,7 @@ class MarketChainView:
         }
         return [found.get(pid) for pid in project_ids]
 
-    def _info(self, pid: int, results: dict, project: tuple, model: str) -> ProjectInfo:
+    def _info(self, pid: int, results: dict, project: tuple, model: str) -> ProjectView:
         """A project from batch results; its config from them when it was read, else the kept one."""
         read = results.get(("getConfig", (pid,)))
         cfg = ProjectConfig.from_tuple(read) if read is not None else self._config(pid)
@@ -149,7 +152,7 @@ class MarketChainView:
         return _project_info(
             pid,
             cfg,
-            ChainProject(owner, Status(status), int(current), int(trainers), int(carry), int(bond), vcid),
+            ProjectInfo(owner, Status(status), int(current), int(trainers), int(carry), int(bond), vcid),
             model,
         )
 
@@ -181,7 +184,7 @@ class MarketChainView:
         info = _round_info(
             project_id,
             round,
-            ChainRound(
+            RoundInfo(
                 Phase(results[("getRound", (project_id, round))][0]), *results[("getRound", (project_id, round))][1:]
             ),
         )
@@ -208,7 +211,7 @@ class MarketChainView:
             out.append(self._views[name].decode(response["result"]))
         return out
 
-    def round(self, project_id: int, round: int) -> RoundInfo | None:
+    def round(self, project_id: int, round: int) -> RoundView | None:
         if not self._exists(project_id) or round >= self._config(project_id).rounds:
             return None
         return _round_info(project_id, round, self.client.round(project_id, round))
@@ -232,8 +235,8 @@ class MarketChainView:
         return trainer.stake if trainer.joined else 0
 
 
-def _round_info(project_id: int, round: int, r: ChainRound) -> RoundInfo:
-    return RoundInfo(
+def _round_info(project_id: int, round: int, r: RoundInfo) -> RoundView:
+    return RoundView(
         project_id=project_id,
         round=round,
         phase=_PHASES[r.phase.name],
@@ -285,10 +288,6 @@ def _normalise(value):
 def open_chain_view(settings: Settings) -> ChainView:
     """The configured market. On the embedded chain (which lives only in this process) a fresh
     Marketplace is deployed by the first development account, so the API can be tried at once."""
-    from backend.chain.client import MarketClient
-    from backend.chain.connection import connect, dev_account
-    from backend.chain.session import attach
-
     if settings.chain == "embedded" and settings.market is None:
         client = MarketClient.deploy(connect("embedded"), dev_account(0))
     else:

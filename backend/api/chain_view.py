@@ -51,7 +51,7 @@ class RoundPhase(str, Enum):
 
 
 @dataclass(frozen=True)
-class ProjectInfo:
+class ProjectView:
     project_id: int
     owner: str
     status: str  # e.g. "Active", "Cancelled", "Finished": the contract's enum name
@@ -68,7 +68,7 @@ class ProjectInfo:
 
 
 @dataclass(frozen=True)
-class RoundInfo:
+class RoundView:
     project_id: int
     round: int
     phase: RoundPhase
@@ -91,10 +91,10 @@ class ChainView(Protocol):
     def project_ids(self) -> list[int]:
         """Every project id in the market, ascending."""
 
-    def project(self, project_id: int) -> ProjectInfo | None:
+    def project(self, project_id: int) -> ProjectView | None:
         """One project, or None if there is no such project."""
 
-    def round(self, project_id: int, round: int) -> RoundInfo | None:
+    def round(self, project_id: int, round: int) -> RoundView | None:
         """One round of a project, or None if the project or round does not exist."""
 
     def is_joined(self, project_id: int, address: str) -> bool:
@@ -114,8 +114,8 @@ class ChainView(Protocol):
 class UploadState:
     """What an upload's pre-checks read: the project and round (None if unknown), joined, submitted."""
 
-    project: ProjectInfo | None
-    round: RoundInfo | None
+    project: ProjectView | None
+    round: RoundView | None
     joined: bool
     submitted: bool
 

@@ -7,11 +7,12 @@ import time
 from dataclasses import dataclass
 
 from backend.config import Settings
+from backend.limits import UPDATE_MAX_BYTES
 
 
 @dataclass(frozen=True)
 class ApiLimits:
-    max_body_bytes: int = 64 * 1024 * 1024  # the update size cap (Settings.max_update_bytes)
+    max_body_bytes: int = UPDATE_MAX_BYTES  # the update size cap (Settings.max_update_bytes)
     max_clock_skew_s: int = 300  # a signed request older (or further ahead) than this is refused
     writes_per_minute: float = 60.0  # sustained signed writes per address
     write_burst: int = 10  # writes an idle address may make at once

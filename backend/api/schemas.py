@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BaseModel, Field
 
-from backend.api.chain_view import ProjectInfo, RoundInfo, RoundPhase
+from backend.api.chain_view import ProjectView, RoundView, RoundPhase
 
 UINT64_MAX = 2**64 - 1
 ProjectId = Annotated[int, Path(ge=0, le=UINT64_MAX, description="project id")]
@@ -45,7 +45,7 @@ class ProjectOut(BaseModel):
     global_model_cid: str | None
 
     @classmethod
-    def of(cls, p: ProjectInfo) -> "ProjectOut":
+    def of(cls, p: ProjectView) -> "ProjectOut":
         return cls(
             project_id=p.project_id,
             owner=p.owner,
@@ -83,7 +83,7 @@ class RoundOut(BaseModel):
     report_cid: str | None
 
     @classmethod
-    def of(cls, r: RoundInfo) -> "RoundOut":
+    def of(cls, r: RoundView) -> "RoundOut":
         return cls(
             project_id=r.project_id,
             round=r.round,

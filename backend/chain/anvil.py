@@ -109,7 +109,7 @@ def _parent_death_signal() -> Callable[[], None] | None:
     that started Anvil ends, so start Anvil from a thread that lives as long as it should."""
     if not sys.platform.startswith("linux"):
         return None
-    import ctypes
+    import ctypes  # deferred: prctl exists on Linux only, checked just above
 
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl

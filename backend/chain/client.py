@@ -21,12 +21,12 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
 
-from backend.chain.compile import load_artifact
+from backend.chain.compile import EVM_BUILDS, load_artifact
 from backend.chain.connection import Chain
 from backend.chain.transactions import ContractRevert, ErrorDecoder, Receipt, Transactor, with_retries
 from backend.chain.types import ETH, Phase, ProjectConfig, ProjectInfo, RoundInfo, Status, TrainerInfo
 from backend.errors import ChainError, ConfigError
-from backend.storage.store import atomic_output
+from backend.files import atomic_output
 
 
 @dataclass
@@ -155,8 +155,6 @@ def evm_build(chain: Chain) -> str:
     """The newest of Merit's builds (``EVM_BUILDS``) that ``chain`` runs, found by running a few
     opcodes in an ``eth_call``. A chain older than every build is refused with what to do; a node that
     cannot run even an empty call gets the newest build and fails on its own terms."""
-    from backend.chain.compile import EVM_BUILDS
-
     reason = ""
     for evm in EVM_BUILDS:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
 from backend.chain.client import MarketClient, load_deployment
 from backend.chain.connection import Chain, connect, dev_account
@@ -54,8 +55,6 @@ def attach(
 
 
 def _checksum(address: str) -> str:
-    from web3 import Web3
-
     if not Web3.is_address(address):
         raise ConfigError(f"{address!r} is not an Ethereum address", "pass a 0x-prefixed 40-hex-digit address")
     return Web3.to_checksum_address(address)

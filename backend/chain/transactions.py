@@ -15,6 +15,7 @@ from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TimeExhausted, Web3RPCError
 
 from backend.chain.connection import Chain
+from backend.chain.types import SOLIDITY_ENUMS
 from backend.errors import ChainError, MeritError
 from backend.retry import RetryPolicy, retry_call
 
@@ -129,8 +130,6 @@ class ErrorDecoder:
 
 def _readable(abi_type: str, internal_type: str, value: Any) -> Any:
     """Checksummed addresses and enum member names instead of raw numbers."""
-    from backend.chain.types import SOLIDITY_ENUMS
-
     if abi_type == "address":
         return to_checksum_address(value)
     enum = SOLIDITY_ENUMS.get(internal_type)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Deferred imports, on purpose: each command imports the heavy modules it runs (torch, web3, FastAPI, the
+# aggregator) in its own body, because `merit` loads every module of backend/cli/ at start-up and
+# `merit --help` or a typo must answer at once.
+
 from pathlib import Path
 
 import typer
@@ -31,7 +35,7 @@ def run(
     Example: merit aggregator run 1 --validation validation.npz --key dev:1
     """
     from aggregator.node import AggregatorNode
-    from backend.project import load_validation
+    from backend.data import load_validation
 
     ctx = open_context(chain, ipfs, market, key)
     executor = None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Deferred imports, on purpose: each command imports the heavy modules it runs (torch, web3, FastAPI, the
+# aggregator) in its own body, because `merit` loads every module of backend/cli/ at start-up and
+# `merit --help` or a typo must answer at once.
+
 from dataclasses import dataclass
 from typing import Annotated, Optional
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+# Deferred imports, on purpose: each command imports the heavy modules it runs (torch, web3, FastAPI, the
+# aggregator) in its own body, because `merit` loads every module of backend/cli/ at start-up and
+# `merit --help` or a typo must answer at once.
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from backend.chain.types import WEIGHT_SCALE
 from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context, wei
 from backend.errors import MeritError
+
+if TYPE_CHECKING:
+    from aggregator.report import RoundReport
 
 app = typer.Typer(help="Project owners: create, watch, cancel and close projects.", no_args_is_help=True)
 console = Console()
@@ -62,7 +71,7 @@ def list_(chain: ChainOption = None, market: MarketOption = None) -> None:
     console.print(table)
 
 
-def _report(store, cid: str | None) -> dict | None:
+def _report(store, cid: str | None) -> RoundReport | None:
     """A round report from storage, or None if it cannot be had (status still shows the chain's view)."""
     from aggregator.report import ReportError, fetch_report
     from backend.errors import StorageError
@@ -103,7 +112,7 @@ def status(
         )
     for rec in round_history(ctx.market, project_id):
         report = _report(ctx.store, rec.report_cid)
-        details = {t["index"]: t for t in report["trainers"]} if report else {}
+        details = {t.index: t for t in report.trainers} if report else {}
         table = Table(
             title=f"round {rec.round}: {'final' if rec.finalized else 'in progress'}"
             + (f", model {rec.global_model_cid}" if rec.global_model_cid else "")
@@ -112,15 +121,15 @@ def status(
             table.add_column(column)
         for i, (trainer, _cid) in enumerate(rec.submissions):
             flagged = bool(rec.flags >> i & 1) if rec.weights else None
-            detail = details.get(i, {})
-            score = detail.get("score")
+            detail = details.get(i)
+            score = detail.score if detail else None
             table.add_row(
                 str(i),
                 trainer,
                 "-" if score is None else f"{score:.4f}",
-                f"{rec.weights[i] / 1e9:.4f}" if rec.weights else "-",
+                f"{rec.weights[i] / WEIGHT_SCALE:.4f}" if rec.weights else "-",
                 "-" if flagged is None else ("[red]yes[/red]" if flagged else "no"),
-                detail.get("reason") or "",
+                (detail.reason if detail else None) or "",
                 wei(rec.rewards.get(trainer, 0)),
                 wei(rec.slashes.get(trainer, 0)),
             )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Deferred imports, on purpose: each command imports the heavy modules it runs (torch, web3, FastAPI, the
+# aggregator) in its own body, because `merit` loads every module of backend/cli/ at start-up and
+# `merit --help` or a typo must answer at once.
+
 from pathlib import Path
 from typing import Optional
 
@@ -43,7 +47,8 @@ def verify_command(
     ctx = open_context(chain, ipfs, market, key="")
     data = None
     if validation is not None:
-        from backend.project import fetch_model_spec, load_validation
+        from backend.data import load_validation
+        from backend.models.spec import fetch_model_spec
 
         spec = fetch_model_spec(ctx.store, ctx.market.config(project_id).specCid)
         data = load_validation(validation, spec)

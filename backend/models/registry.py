@@ -47,7 +47,8 @@ def _load_entry_points() -> None:
 
 
 def get_architecture(name: str) -> Builder:
-    from backend.models import architectures  # noqa: F401  (registers the built-ins)
+    # deferred: architectures imports this module to register the built-ins, so it cannot come first
+    from backend.models import architectures  # noqa: F401
 
     if name not in _REGISTRY:
         _load_entry_points()
@@ -58,7 +59,7 @@ def get_architecture(name: str) -> Builder:
 
 
 def available_architectures() -> list[str]:
-    from backend.models import architectures  # noqa: F401
+    from backend.models import architectures  # noqa: F401  (deferred: as in get_architecture)
 
     _load_entry_points()
     return sorted(_REGISTRY)

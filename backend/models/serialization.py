@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import struct
 from typing import Mapping
 
 import torch
 from safetensors.torch import load as _st_load
 
+from backend import safe_json
 from backend.errors import ConfigError
 
 METADATA_KEYS = ("project", "round", "trainer", "base")
@@ -40,9 +43,6 @@ def _canonical_safetensors(tensors: Mapping[str, torch.Tensor], metadata: Mappin
     """safetensors with a canonical header (sorted keys, tensors laid out in name order, padded
     with spaces to 8 bytes as the format allows). The reference writer orders metadata through a
     hash map, so its bytes, and therefore the CID, could differ between two saves of the same model."""
-    import json
-    import struct
-
     header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
     chunks = []
     offset = 0
@@ -66,11 +66,7 @@ def _canonical_safetensors(tensors: Mapping[str, torch.Tensor], metadata: Mappin
 def load_weights(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Parse safetensors bytes of a model (a global model posted on-chain, initial weights). Its
     header is parsed with bounded depth, since whoever posted it may be hostile; updates from
-    strangers go through ``aggregator.validation``, which checks far more."""
-    import struct
-
-    from backend import safe_json
-
+    strangers go through ``backend.models.update_validation``, which checks far more."""
     if len(data) < 8:
         raise ConfigError("weights file is truncated", "expected safetensors bytes")
     (header_len,) = struct.unpack("<Q", data[:8])

@@ -6,6 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from backend import safe_json
+from backend.errors import ConfigError
+from backend.limits import SPEC_MAX_BYTES
+
 
 class Hyperparams(BaseModel):
     """Training settings. Extra keys are kept: architectures read their options (``hidden``, ...)
@@ -47,8 +51,6 @@ class ModelSpec(BaseModel):
     def from_json(cls, text: str | bytes, source: str = "model spec") -> "ModelSpec":
         """Parse a spec someone else wrote (pydantic's Rust parser bounds the nesting depth);
         ``ConfigError`` naming the first problem if it is not one."""
-        from backend.errors import ConfigError
-
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:
@@ -73,12 +75,9 @@ ADJUSTABLE = ("lr",)
 def round_spec(spec: ModelSpec, metadata: dict[str, str] | None) -> ModelSpec:
     """The spec a round trains with: ``spec`` with the overrides that the global model's metadata
     carries under ``hyperparams`` (written by the aggregator's schedule). No overrides: ``spec``."""
-
     raw = (metadata or {}).get(ROUND_HYPERPARAMS_KEY, "")
     if not raw:
         return spec
-    from backend import safe_json
-    from backend.errors import ConfigError
 
     try:
         overrides = safe_json.loads(raw, what="hyper-parameter metadata", max_bytes=4096)
@@ -105,3 +104,8 @@ def mnist_spec(arch: str = "cnn", **hyperparams: Any) -> ModelSpec:
     (reaches about 89% validation accuracy after 5 rounds of 10 trainers x 400 digits)."""
     hyperparams = {**MNIST_HYPERPARAMS, **hyperparams}
     return ModelSpec(arch=arch, input_shape=(1, 28, 28), num_classes=10, hyperparams=Hyperparams(**hyperparams))
+
+
+def fetch_model_spec(store, spec_cid: str) -> ModelSpec:
+    """A project's model spec, read (and verified) from storage by its on-chain CID."""
+    return ModelSpec.from_json(store.get_bytes(spec_cid, max_size=SPEC_MAX_BYTES), f"model spec {spec_cid}")

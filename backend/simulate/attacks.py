@@ -33,7 +33,7 @@ import torch
 
 from backend.errors import ConfigError
 from backend.models.spec import ModelSpec
-from backend.trainer.local import compute_update, train_local
+from backend.models.training import compute_update, train_local
 
 Update = dict[str, torch.Tensor]
 

@@ -187,7 +187,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
     from backend.simulate.attacks import AttackContext, global_step, make_update, prepare_round
     from backend.storage import open_store
     from backend.trainer.client import load_round, make_update as honest_update, serialize_update
-    from backend.trainer.local import evaluate
+    from backend.models.training import evaluate
 
     console = console or Console()
     counts = cfg.check()
@@ -428,18 +428,18 @@ def _round_record(market, store, pid, r, role_of, spec, validation, test, aggreg
     record = round_history(market, pid)[r]
     rewards, slashes = record.rewards, record.slashes
     trainers = []
-    for t in report["trainers"]:
+    for t in report.trainers:
         trainers.append(
             {
-                "address": t["address"],
-                "role": role_of.get(t["address"], "unknown"),
-                "cid": t["cid"],
-                "score": t["score"],
-                "weight": t["weight"],
-                "flagged": t["flagged"],
-                "reason": t["reason"],
-                "reward_wei": rewards.get(t["address"], 0),
-                "slashed_wei": slashes.get(t["address"], 0),
+                "address": t.address,
+                "role": role_of.get(t.address, "unknown"),
+                "cid": t.cid,
+                "score": t.score,
+                "weight": t.weight,
+                "flagged": t.flagged,
+                "reason": t.reason,
+                "reward_wei": rewards.get(t.address, 0),
+                "slashed_wei": slashes.get(t.address, 0),
             }
         )
     return {
@@ -453,7 +453,7 @@ def _round_record(market, store, pid, r, role_of, spec, validation, test, aggreg
         "aggregation_seconds": round(aggregation_seconds, 2),
         "gas": gas,
         "trainers": trainers,
-        "timings": report.get("timings", {}),
+        "timings": report.timings,
     }
 
 

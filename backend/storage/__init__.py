@@ -32,8 +32,11 @@ from __future__ import annotations
 
 import os
 
+from backend.config import get_settings
 from backend.errors import ConfigError, IntegrityError, StorageError
 from backend.storage.cids import MalformedCidError, format_cid, parse_cid
+from backend.storage.embedded import EmbeddedStore
+from backend.storage.kubo import KuboStore
 from backend.storage.store import DEFAULT_CID_VERSION, BlockNotFoundError, Store, compute_cid, is_cid_of
 
 __all__ = [
@@ -58,17 +61,11 @@ def open_store(spec: str | None = None, *, home: str | os.PathLike | None = None
     ``home/ipfs`` (``home`` defaults to ``settings.home``, i.e. ``$MERIT_HOME``). Timeouts and
     retries of the Kubo backend come from ``settings.ipfs_timeout`` and ``settings.ipfs_retries``.
     """
-    from backend.config import get_settings
-
     settings = get_settings()
     spec = (spec if spec is not None else settings.ipfs).strip()
     if spec == "embedded":
-        from backend.storage.embedded import EmbeddedStore
-
         return EmbeddedStore(os.path.join(home, "ipfs") if home is not None else settings.ipfs_dir)
     if spec.startswith(("http://", "https://")):
-        from backend.storage.kubo import KuboStore
-
         return KuboStore(spec, timeout=settings.ipfs_timeout, retries=settings.ipfs_retries)
     raise ConfigError(
         f"unknown IPFS backend {spec!r}", "use 'embedded' or a Kubo RPC URL such as http://127.0.0.1:5001"

@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from backend.errors import StorageError
+from backend.files import disk_error
 from backend.storage.cids import BlockRef, cid_prefix, format_cid, multihash_key, parse_cid
 from backend.storage.store import (
     DEFAULT_CID_VERSION,
     BlockNotFoundError,
     Store,
     check_cid_version,
-    disk_error,
     verify_block,
 )
 from backend.storage.unixfs import import_file

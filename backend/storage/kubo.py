@@ -22,6 +22,7 @@ import httpx
 
 from backend import safe_json
 from backend.errors import IntegrityError, StorageError
+from backend.files import disk_error
 from backend.retry import RetryPolicy, retry_call
 from backend.storage.cids import BlockRef, format_cid, parse_cid
 from backend.storage.store import (
@@ -29,7 +30,6 @@ from backend.storage.store import (
     BlockNotFoundError,
     Store,
     check_cid_version,
-    disk_error,
     open_input,
     verify_block,
 )

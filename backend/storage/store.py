@@ -11,18 +11,17 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
 from backend.errors import IntegrityError, StorageError
+from backend.files import atomic_output
 from backend.storage.cids import BlockRef, format_cid, parse_cid
 from backend.storage.unixfs import decode_node, export_file, import_file
 
@@ -201,32 +200,3 @@ def open_input(path: str | os.PathLike) -> BinaryIO:
         raise StorageError(f"no such file: {p}") from None
     except OSError as exc:
         raise StorageError(f"cannot read {p}: {exc.strerror}") from None
-
-
-@contextmanager
-def atomic_output(target: Path) -> Iterator[BinaryIO]:
-    """``with atomic_output(path) as f``: write to a temporary file beside ``path``, rename on success,
-    remove it on any failure, so a reader never finds a partial file."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    except OSError as exc:
-        raise disk_error(exc, target) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise disk_error(exc, target) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def disk_error(exc: OSError, where: Path | str) -> StorageError:
-    import errno
-
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageError(f"disk full while writing {where}", "free some space, or set MERIT_HOME to a larger disk")
-    return StorageError(f"cannot write {where}: {exc.strerror or exc}")

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from backend.api.signing import Audience, canonical_origin, sign_request
+from backend.signing import Audience, canonical_origin, sign_request
 from backend import safe_json
 from backend.errors import IntegrityError, MeritError
 from backend.limits import GLOBAL_MODEL_MAX_BYTES, SPEC_MAX_BYTES

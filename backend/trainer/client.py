@@ -16,8 +16,13 @@ import numpy as np
 from backend.chain.client import MarketClient
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
+from backend.config import get_settings
+from backend.data import validate_data
 from backend.errors import ConfigError, MeritError
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
+from backend.models.serialization import load_weights, save_weights
+from backend.models.spec import ModelSpec, fetch_model_spec, round_spec
+from backend.models.training import compute_update, train_local
 from backend.trainer.api_client import ApiRequestError
 from backend.trainer.commits import CommitStore
 
@@ -72,9 +77,6 @@ def open_round(market: MarketClient, pid: int) -> int:
 def fetch_spec(market: MarketClient, pid: int, store=None, api=None, spec_cid: str | None = None):
     """The project's model spec, from the API when one is given, else from storage. Both paths
     verify it against the spec CID on-chain (``spec_cid``, read from the chain when not given)."""
-    from backend.models.spec import ModelSpec
-    from backend.project import fetch_model_spec
-
     _require_source(store, api)
     spec_cid = spec_cid or market.config(pid).specCid
     if api is not None:
@@ -92,9 +94,6 @@ def _require_source(store, api) -> None:
 
 def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None) -> RoundContext:
     """The model spec and the verified global model the round starts from."""
-    from backend.models.serialization import load_weights
-    from backend.models.spec import round_spec
-
     _require_source(store, api)
     cfg = market.config(pid)
     cid = market.global_model_cid(pid) or cfg.initialModelCid
@@ -120,23 +119,17 @@ def make_update(
     progress: Callable[[int, int, float], None] | None = None,
 ) -> bytes:
     """Train locally and serialize Δ as safetensors with its provenance metadata."""
-    from backend.trainer.local import compute_update, train_local
-
     local = train_local(ctx.spec, ctx.global_weights, X, y, seed=seed, progress=progress)
     delta = compute_update(local, ctx.global_weights)
     return serialize_update(delta, pid, ctx.round, trainer, ctx.global_cid)
 
 
 def serialize_update(delta: dict, pid: int, round_: int, trainer: str, base_cid: str) -> bytes:
-    from backend.models.serialization import save_weights
-
     return save_weights(delta, {"project": str(pid), "round": str(round_), "trainer": trainer, "base": base_cid})
 
 
 def commit_store(market: MarketClient) -> CommitStore:
     """Where this trainer's unrevealed commitments live: under MERIT_HOME, per chain, market and address."""
-    from backend.config import get_settings
-
     return CommitStore.for_trainer(get_settings().home, market.chain.chain_id, market.address, market.account.address)
 
 
@@ -195,7 +188,6 @@ def train_round(
     if market.account.address in market.submitters(pid, round_):
         raise MeritError(f"already committed an update for round {round_}", "wait for the next round")
     ctx = load_round(market, pid, round_, store=store, api=api)
-    from backend.data import validate_data
 
     X, y = validate_data(X, y, ctx.spec, source="training data")
     update = make_update(ctx, pid, market.account.address, X, y, seed=seed + round_, progress=progress)

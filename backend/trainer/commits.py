@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.errors import ConfigError
-from backend.storage.store import atomic_output
+from backend.files import atomic_output
 
 
 @dataclass(frozen=True)

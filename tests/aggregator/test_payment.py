@@ -103,7 +103,7 @@ def test_no_players():
 
 # -- over rounds ------------------------------------------------------------------------------------
 
-from aggregator.payment import pay_over_rounds, round_shares  # noqa: E402
+from aggregator.payment import pay_over_rounds  # noqa: E402
 
 ADDR = ["0xa", "0xb", "0xc", "0xd"]
 
@@ -137,21 +137,3 @@ def test_only_eligible_trainers_are_paid_and_new_trainers_count_their_rounds():
 def test_nothing_to_pay_carries_the_round():
     pay, _ = pay_over_rounds([0.0, 0.0], ADDR[:2], [False, False], [{"0xa": 1.0}])
     assert pay == [0.0, 0.0]
-
-
-def test_round_shares_reads_a_report():
-    report = {
-        "trainers": [
-            {"address": "0xa", "flagged": False, "pay_share": 0.7},
-            {"address": "0xb", "flagged": True, "pay_share": None},
-            {"address": "0xc", "flagged": False, "pay_share": 0.3},
-        ]
-    }
-    assert round_shares(report) == {"0xa": 0.7, "0xb": 0.0, "0xc": 0.3}
-
-
-def test_over_rounds_refuses_bad_input():
-    with pytest.raises(ValueError, match="one entry per trainer"):
-        pay_over_rounds([0.5], ADDR, [True], [])
-    with pytest.raises(ValueError, match="z must be"):
-        pay_over_rounds([1.0], ADDR[:1], [True], [], z=float("nan"))

@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from aggregator.round import AggregatorConfig, derive_seed, fixed_point_weights, run_round
+from aggregator.config import AggregatorConfig
+from aggregator.fixed_point import fixed_point_weights
+from aggregator.report import canonical_json, parse_report
+from aggregator.round import derive_seed, run_round
 from aggregator.utility import CoalitionUtility
 from backend.data import load_mnist, partition_iid, train_validation_split
 from backend.errors import ConfigError
 from backend.models import Layout, flatten_np, initial_weights, load_weights, mnist_spec, save_weights
 from backend.simulate.attacks import AttackContext, make_update
-from backend.trainer.local import evaluate
+from backend.models.training import evaluate
 
 SPEC = mnist_spec("logreg")
 
@@ -65,7 +68,7 @@ def test_attackers_are_flagged_with_their_reasons(attacked_round):
     _, _, outcome = attacked_round
     expected_flags = sum(1 << i for i, k in enumerate(KINDS) if k != "honest")
     assert outcome.flags == expected_flags
-    reasons = {KINDS[t["index"]]: t["reason"] for t in outcome.report["trainers"] if t["flagged"]}
+    reasons = {KINDS[t["index"]]: t["reason"] for t in outcome.report.to_dict()["trainers"] if t["flagged"]}
     assert reasons == {
         "sign_flip": "outlier",
         "noise": "outlier",
@@ -81,7 +84,7 @@ def test_weights_are_fixed_point_and_only_for_the_unflagged(attacked_round):
     _, _, outcome = attacked_round
     assert sum(outcome.weights) == 10**9
     assert all(0 <= w < 2**32 for w in outcome.weights)
-    for t, w in zip(outcome.report["trainers"], outcome.weights):
+    for t, w in zip(outcome.report.to_dict()["trainers"], outcome.weights):
         assert t["weight"] == w
         if t["flagged"]:
             assert w == 0 and t["score"] is None
@@ -95,23 +98,35 @@ def test_new_global_model_improves_and_carries_metadata(attacked_round, mnist):
     tensors, meta = load_weights(outcome.global_weights)
     assert meta == {"project": "7", "round": "0", "trainer": "aggregator", "base": "bafy-global"}
     assert evaluate(SPEC, tensors, Xv, yv)[0] > evaluate(SPEC, g, Xv, yv)[0] + 0.2
-    assert outcome.report["validation"]["metric"] == "neg_loss"  # the default: minus the mean cross-entropy
-    assert outcome.report["validation"]["new_metric"] == pytest.approx(-evaluate(SPEC, tensors, Xv, yv)[1], rel=1e-5)
+    assert outcome.report.to_dict()["validation"]["metric"] == "neg_loss"  # the default: minus the mean cross-entropy
+    assert outcome.report.to_dict()["validation"]["new_metric"] == pytest.approx(
+        -evaluate(SPEC, tensors, Xv, yv)[1], rel=1e-5
+    )
 
 
 def test_report_is_json_and_complete(attacked_round):
     _, subs, outcome = attacked_round
-    report = json.loads(json.dumps(outcome.report))
+    report = json.loads(json.dumps(outcome.report.to_dict()))
     assert report["schema_version"] == "merit.round-report/1"
     assert set(report["timings"]) == {"validation", "detection", "scoring", "aggregation"}
     assert report["seeds"]["shapley"] == derive_seed(7, 0, "shapley")
     assert {"torch", "merit"} <= set(report["versions"])
-    assert report["parameters"]["shapley_method"] == "gtg" and report["parameters"]["aggregation"] == "mean"
+    assert report["parameters"]["shapley_method"] == "stratified_cv" and report["parameters"]["aggregation"] == "mean"
     assert report["flags"] == outcome.flags and report["weights"] == outcome.weights
     for t, (address, cid, _) in zip(report["trainers"], subs):
         assert (t["address"], t["cid"]) == (address, cid)
         assert {"checks", "score", "weight", "flagged", "reason"} <= set(t)
     assert report["trainers"][KINDS.index("malformed")]["checks"]["finite"] is False
+
+
+def test_the_report_reads_back_as_the_bytes_it_was_stored_as(attacked_round):
+    """What a reader parses is what the node wrote: the typed report round-trips, byte for byte."""
+    _, _, outcome = attacked_round
+    stored = outcome.report.canonical_json()
+    assert stored == canonical_json(outcome.report.to_dict())
+    again = parse_report(stored)
+    assert again == outcome.report and again.canonical_json() == stored
+    assert again.trainers[KINDS.index("malformed")].reason == "malformed"
 
 
 def without_timings(report):
@@ -126,8 +141,8 @@ def test_same_inputs_give_bit_identical_results(attacked_round, mnist):
     )
     assert again.global_weights == first.global_weights
     assert again.weights == first.weights and again.flags == first.flags
-    assert json.dumps(without_timings(again.report), sort_keys=True) == json.dumps(
-        without_timings(first.report), sort_keys=True
+    assert json.dumps(without_timings(again.report.to_dict()), sort_keys=True) == json.dumps(
+        without_timings(first.report.to_dict()), sort_keys=True
     )
 
 
@@ -143,7 +158,7 @@ def test_cnn_round_is_deterministic(mnist):
     ]
     assert runs[0].global_weights == runs[1].global_weights
     assert runs[0].flags == runs[1].flags == 0b1000
-    assert without_timings(runs[0].report) == without_timings(runs[1].report)
+    assert without_timings(runs[0].report.to_dict()) == without_timings(runs[1].report.to_dict())
 
 
 def test_label_flippers_earn_little(mnist):
@@ -160,7 +175,7 @@ def test_label_flippers_earn_little(mnist):
         round=1,
     )
     assert sum(w for w, k in zip(outcome.weights, kinds) if k == "label_flip") <= 0.05 * 10**9
-    assert not any(t["aggregated"] for t, k in zip(outcome.report["trainers"], kinds) if k == "label_flip")
+    assert not any(t["aggregated"] for t, k in zip(outcome.report.to_dict()["trainers"], kinds) if k == "label_flip")
 
 
 @pytest.mark.parametrize("aggregation", ["contribution", "median", "trimmed_mean"])
@@ -294,7 +309,7 @@ def test_a_process_pool_gives_the_same_round(attacked_round, mnist):
         )
     assert pooled.global_weights == first.global_weights
     assert pooled.weights == first.weights and pooled.flags == first.flags
-    assert pooled.report["shapley"] == first.report["shapley"]  # the pass counts too
+    assert pooled.report.to_dict()["shapley"] == first.report.to_dict()["shapley"]  # the pass counts too
 
 
 class WorkerLikeExecutor:
@@ -345,13 +360,13 @@ def test_keep_unflagged_aggregates_every_unflagged_update(attacked_round, mnist)
     outcome = run_round(
         SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(keep="unflagged"), project_id=7, round=0
     )
-    assert [t["aggregated"] for t in outcome.report["trainers"]] == [
-        not t["flagged"] for t in outcome.report["trainers"]
+    assert [t["aggregated"] for t in outcome.report.to_dict()["trainers"]] == [
+        not t["flagged"] for t in outcome.report.to_dict()["trainers"]
     ]
 
 
 def test_select_kept_rules():
-    from aggregator.round import select_kept
+    from aggregator.keep import select_kept
 
     scores = [0.02, -0.001, -0.11, 0.004]
     assert select_kept(scores, "positive") == [0, 3]
@@ -363,7 +378,7 @@ def test_select_kept_rules():
 
 
 def test_select_validated_takes_the_best_prefix_by_score():
-    from aggregator.round import select_validated
+    from aggregator.keep import select_validated
 
     values = [0.03, -0.05, 0.01, 0.02]  # ranked: 0, 3, 2, 1
     worth = {frozenset({0}): 0.5, frozenset({0, 3}): 0.7, frozenset({0, 3, 2}): 0.7, frozenset({0, 1, 2, 3}): 0.6}
@@ -385,14 +400,14 @@ def test_a_sampled_round_spends_part_of_its_budget_on_the_secant_proxy(mnist):
             ("exact", AggregatorConfig(shapley_method="exact")),
         )
     }
-    info = rounds["proxy"].report["shapley"]
+    info = rounds["proxy"].report.to_dict()["shapley"]
     assert info["proxy"] == "secant" and info["proxy_passes"] == 20
     assert info["evaluations"] <= 280 and info["validation_passes"] == info["evaluations"] + 20 <= 300
-    plain = rounds["plain"].report["shapley"]
+    plain = rounds["plain"].report.to_dict()["shapley"]
     assert plain["proxy"] is None and plain["proxy_passes"] == 0 and plain["evaluations"] == 300
-    exact = [t["score"] for t in rounds["exact"].report["trainers"]]
+    exact = [t["score"] for t in rounds["exact"].report.to_dict()["trainers"]]
     for name in ("proxy", "plain"):
-        scores = [t["score"] for t in rounds[name].report["trainers"]]
+        scores = [t["score"] for t in rounds[name].report.to_dict()["trainers"]]
         assert max(abs(a - b) for a, b in zip(scores, exact)) < 0.02
 
 
@@ -403,13 +418,13 @@ def test_keep_validated_reports_the_prefix_curve(mnist):
     outcome = run_round(
         SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(keep="validated"), project_id=2, round=0
     )
-    curve = outcome.report["shapley"]["selection"]
-    unflagged = [t for t in outcome.report["trainers"] if not t["flagged"]]
+    curve = outcome.report.to_dict()["shapley"]["selection"]
+    unflagged = [t for t in outcome.report.to_dict()["trainers"] if not t["flagged"]]
     assert len(curve) == len(unflagged)
     ranked = sorted(unflagged, key=lambda t: (-t["score"], t["index"]))
     best = max(range(len(curve)), key=lambda k: (curve[k], k))
     assert {t["index"] for t in ranked[: best + 1]} == {
-        t["index"] for t in outcome.report["trainers"] if t["aggregated"]
+        t["index"] for t in outcome.report.to_dict()["trainers"] if t["aggregated"]
     }
 
 
@@ -445,7 +460,7 @@ def _train_round(g_bytes, mnist, config, round_, seed=0):
 def test_constant_schedule_leaves_the_model_metadata_alone(mnist):
     out = _train_round(save_weights(initial_weights(SPEC, 0)), mnist, AggregatorConfig(), 0)
     assert "hyperparams" not in load_weights(out.global_weights)[1]
-    assert out.report["hyperparams"]["next_lr"] == SPEC.hyperparams.lr
+    assert out.report.to_dict()["hyperparams"]["next_lr"] == SPEC.hyperparams.lr
 
 
 def test_step_schedule_sets_the_next_rounds_lr_and_trainers_use_it(mnist):
@@ -458,7 +473,7 @@ def test_step_schedule_sets_the_next_rounds_lr_and_trainers_use_it(mnist):
         out = _train_round(g_bytes, mnist, config, r)
         g_bytes = out.global_weights
         lrs.append(round_spec(SPEC, load_weights(g_bytes)[1]).hyperparams.lr)
-        assert out.report["hyperparams"]["next_lr"] == lrs[-1]
+        assert out.report.to_dict()["hyperparams"]["next_lr"] == lrs[-1]
     base = SPEC.hyperparams.lr
     assert lrs == [base, base / 2, base / 2, base / 4]
 
@@ -466,12 +481,12 @@ def test_step_schedule_sets_the_next_rounds_lr_and_trainers_use_it(mnist):
 def test_plateau_schedule_cuts_lr_only_when_validation_stalls(mnist):
     config = AggregatorConfig(lr_schedule="plateau", lr_factor=0.1, lr_min_delta=0.0)
     first = _train_round(save_weights(initial_weights(SPEC, 0)), mnist, config, 0)
-    h = first.report["hyperparams"]
+    h = first.report.to_dict()["hyperparams"]
     assert h["improved"] and h["next_lr"] == SPEC.hyperparams.lr and h["best_metric"] == first.new_metric
     # the same model again, as if the round had made no progress: its metric cannot beat the best
     Xt, yt, Xv, yv = mnist
     again = run_round(SPEC, first.global_weights, [], (Xv, yv), config, project_id=9, round=1)
-    h2 = again.report["hyperparams"]
+    h2 = again.report.to_dict()["hyperparams"]
     assert not h2["improved"] and h2["next_lr"] == pytest.approx(SPEC.hyperparams.lr * 0.1)
     assert load_weights(again.global_weights)[1]["hyperparams"] == json.dumps({"lr": h2["next_lr"]})
 
@@ -487,7 +502,7 @@ def test_round_spec_refuses_foreign_metadata():
 
 
 def test_schedule_guards_foreign_metadata_and_its_floor():
-    from aggregator.round import next_hyperparams
+    from aggregator.schedule import next_hyperparams
 
     plateau = AggregatorConfig(lr_schedule="plateau", lr_factor=0.5, lr_min=0.01)
     for bad in ("nan", "inf", "not a number"):
@@ -505,9 +520,11 @@ def test_honest_scores_do_not_depend_on_a_harmful_update_the_detectors_missed(mn
     blind = AggregatorConfig(detectors=(), harmful_ratio=0.5)  # nothing flags the sign-flipper
     mixed = run_round(SPEC, save_weights(g), subs, (Xv, yv), blind, project_id=4, round=0)
     alone = run_round(SPEC, save_weights(g), subs[:5], (Xv, yv), blind, project_id=4, round=0)
-    assert mixed.flags == 0 and mixed.report["shapley"]["rescored"]["without"] == [5]
+    assert mixed.flags == 0 and mixed.report.to_dict()["shapley"]["rescored"]["without"] == [5]
     assert mixed.weights[:5] == alone.weights and mixed.weights[5] == 0
-    assert [t["score"] for t in mixed.report["trainers"][:5]] == [t["score"] for t in alone.report["trainers"]]
+    assert [t["score"] for t in mixed.report.to_dict()["trainers"][:5]] == [
+        t["score"] for t in alone.report.to_dict()["trainers"]
+    ]
     raw = run_round(
         SPEC,
         save_weights(g),
@@ -517,12 +534,14 @@ def test_honest_scores_do_not_depend_on_a_harmful_update_the_detectors_missed(mn
         project_id=4,
         round=0,
     )
-    assert "rescored" not in raw.report["shapley"]
-    assert [t["score"] for t in raw.report["trainers"][:5]] != [t["score"] for t in alone.report["trainers"]]
+    assert "rescored" not in raw.report.to_dict()["shapley"]
+    assert [t["score"] for t in raw.report.to_dict()["trainers"][:5]] != [
+        t["score"] for t in alone.report.to_dict()["trainers"]
+    ]
 
 
 def test_clearly_harmful_rule():
-    from aggregator.round import clearly_harmful
+    from aggregator.keep import clearly_harmful
 
     assert clearly_harmful([0.05, 0.02, -0.01, -0.3]) == [3]
     assert clearly_harmful([0.05, -0.049]) == []
@@ -551,10 +570,10 @@ def test_a_spec_file_with_a_misspelt_detector_parameter_names_it(tmp_path):
 
 def test_confidence_payment_reports_its_uncertainty_and_pays_by_it(attacked_round):
     _, _, outcome = attacked_round
-    payment = outcome.report["payment"]
+    payment = outcome.report.to_dict()["payment"]
     assert payment["rule"] == "cumulative" and payment["z"] == 2.0  # the default
-    assert payment["over_rounds"]["rounds"] == [1] * len(outcome.report["trainers"])  # round 0: no history
-    unflagged = [t for t in outcome.report["trainers"] if not t["flagged"]]
+    assert payment["over_rounds"]["rounds"] == [1] * len(outcome.report.to_dict()["trainers"])  # round 0: no history
+    unflagged = [t for t in outcome.report.to_dict()["trainers"] if not t["flagged"]]
     assert len(payment["standard_errors"]) == len(payment["groups"]) == len(unflagged)
     assert all(se > 0 for se in payment["standard_errors"])
     for group in set(payment["groups"]) - {-1}:  # members of one group are paid alike
@@ -568,9 +587,9 @@ def test_proportional_payment_posts_the_positive_scores(mnist):
     subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=5)
     config = AggregatorConfig(payment="proportional", fltrust_reference=False)
     outcome = run_round(SPEC, save_weights(g), subs, (Xv, yv), config)
-    scores = [t["score"] for t in outcome.report["trainers"]]
+    scores = [t["score"] for t in outcome.report.to_dict()["trainers"]]
     assert outcome.weights == fixed_point_weights(scores)
-    assert outcome.report["payment"] == {"rule": "proportional"}
+    assert outcome.report.to_dict()["payment"] == {"rule": "proportional"}
 
 
 def test_noisy_labels_are_paid_less_than_clean_ones_beyond_the_noise(mnist):
@@ -599,9 +618,23 @@ def test_cumulative_payment_reads_the_earlier_rounds(mnist):
     subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 4, seed=6)
     config = AggregatorConfig(fltrust_reference=False)
     alone = run_round(SPEC, save_weights(g), subs, (Xv, yv), config)
-    shares = [t["pay_share"] for t in alone.report["trainers"]]
+    shares = [t["pay_share"] for t in alone.report.to_dict()["trainers"]]
     assert alone.weights == fixed_point_weights(shares)
     history = [{a: (0.97 if i == 0 else 0.01) for i, (a, _, _) in enumerate(subs)}] * 6
     led = run_round(SPEC, save_weights(g), subs, (Xv, yv), config, prior_shares=history)
     assert led.weights[0] > 2 * max(led.weights[1:]) and led.weights[0] > alone.weights[0]
-    assert led.report["payment"]["over_rounds"]["rounds"] == [7] * 4
+    assert led.report.to_dict()["payment"]["over_rounds"]["rounds"] == [7] * 4
+
+
+def test_a_configuration_written_with_the_former_estimator_name_reads_as_today():
+    """Projects created before the rename fixed shapley_method 'gtg' in their spec: they load as the
+    same estimator, and a report that declares those parameters matches the configuration."""
+    from aggregator.config import canonical_parameters
+
+    old = AggregatorConfig(shapley_method="gtg", shapley_budget=200)
+    assert old == AggregatorConfig(shapley_method="stratified_cv", shapley_budget=200)
+    written_then = {**json.loads(old.model_dump_json()), "shapley_method": "gtg"}
+    assert canonical_parameters(written_then) == json.loads(old.model_dump_json())
+    assert canonical_parameters({"shapley_method": "tmc"}) == {"shapley_method": "tmc"}
+    with pytest.raises(ValueError, match="shapley_method"):
+        AggregatorConfig(shapley_method="banzhaf")

@@ -7,7 +7,8 @@ import pytest
 from eth_account import Account
 from safetensors.numpy import save
 
-from backend.api import create_app, signing
+from backend import signing
+from backend.api import create_app
 from backend.api.limits import ApiLimits
 from backend.config import Settings
 from backend.storage import open_store

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from backend.api.chain_view import ProjectInfo, RoundInfo, RoundPhase
+from backend.api.chain_view import ProjectView, RoundView, RoundPhase
 
 
 @dataclass
 class FakeChain:
     """A market with projects and rounds set by the test; satisfies ChainView."""
 
-    projects: dict[int, ProjectInfo] = field(default_factory=dict)
-    rounds: dict[tuple[int, int], RoundInfo] = field(default_factory=dict)
+    projects: dict[int, ProjectView] = field(default_factory=dict)
+    rounds: dict[tuple[int, int], RoundView] = field(default_factory=dict)
     joined: set[tuple[int, str]] = field(default_factory=set)
     submitted: set[tuple[int, int, str]] = field(default_factory=set)
     claims: dict[tuple[int, str], int] = field(default_factory=dict)
@@ -20,7 +20,7 @@ class FakeChain:
     market_address: str = "0x" + "ab" * 20
 
     def add_project(self, project_id: int, model_cid: str, rounds: int = 3, open_round: int = 0) -> None:
-        self.projects[project_id] = ProjectInfo(
+        self.projects[project_id] = ProjectView(
             project_id=project_id,
             owner="0x" + "11" * 20,
             status="Active",
@@ -37,7 +37,7 @@ class FakeChain:
         )
         for r in range(rounds):
             phase = RoundPhase.FINAL if r < open_round else RoundPhase.OPEN if r == open_round else RoundPhase.PENDING
-            self.rounds[(project_id, r)] = RoundInfo(
+            self.rounds[(project_id, r)] = RoundView(
                 project_id=project_id,
                 round=r,
                 phase=phase,
@@ -60,10 +60,10 @@ class FakeChain:
     def project_ids(self) -> list[int]:
         return sorted(self.projects)
 
-    def project(self, project_id: int) -> ProjectInfo | None:
+    def project(self, project_id: int) -> ProjectView | None:
         return self.projects.get(project_id)
 
-    def round(self, project_id: int, round: int) -> RoundInfo | None:
+    def round(self, project_id: int, round: int) -> RoundView | None:
         return self.rounds.get((project_id, round))
 
     def is_joined(self, project_id: int, address: str) -> bool:

@@ -23,7 +23,7 @@ import pytest
 import torch
 from eth_account import Account
 
-from backend.api import signing
+from backend import signing
 from backend.chain.anvil import AnvilProcess, free_port
 from backend.chain.connection import connect
 from backend.models import save_weights

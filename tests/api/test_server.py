@@ -11,7 +11,8 @@ import pytest
 from eth_account import Account
 from safetensors.numpy import save
 
-from backend.api import create_app, signing
+from backend import signing
+from backend.api import create_app
 from backend.api.chain_view import RoundPhase
 from backend.api.limits import ApiLimits
 from backend.config import Settings

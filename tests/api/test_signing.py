@@ -2,7 +2,7 @@ from eth_account import Account
 
 import pytest
 
-from backend.api import signing
+from backend import signing
 
 AUDIENCE = signing.Audience(31337, "0x" + "Ab" * 20, "http://127.0.0.1:8000")
 

@@ -13,7 +13,8 @@ from backend.chain.types import Phase
 from backend.config import get_settings
 from backend.data import load_trainer_data
 from backend.errors import StorageError
-from backend.project import create_project, load_validation, write_example
+from backend.data import load_validation
+from backend.project import create_project, write_example
 from backend.storage import compute_cid, open_store
 from backend.trainer.client import load_round, make_update
 from tests.chain.helpers import commit, reveal_all
@@ -171,7 +172,7 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
         pid,
         1,
         store.add_bytes(forged),
-        store.add_bytes(json.dumps(honest.report).encode()),
+        store.add_bytes(json.dumps(honest.report.to_dict()).encode()),
         honest.weights,
         honest.flags,
     )

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from aggregator.node import canonical_json
+from aggregator.report import canonical_json
 from backend.chain.connection import dev_account
 from backend.data import load_trainer_data
 from backend.models.spec import ModelSpec

@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.report import ReportError, parse_report
-from aggregator.validation import validate_update
+from backend.models.update_validation import validate_update
 from backend import safe_json
 from backend.errors import ConfigError
 from backend.models.serialization import load_weights, save_weights

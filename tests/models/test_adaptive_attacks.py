@@ -17,7 +17,7 @@ from backend.simulate.attacks import (
     prepare_round,
     stamp_trigger,
 )
-from backend.trainer.local import apply_update, evaluate
+from backend.models.training import apply_update, evaluate
 
 SPEC = mnist_spec("mlp", hidden=[32])
 

@@ -10,7 +10,7 @@ from backend.data import load_mnist
 from backend.errors import ConfigError
 from backend.models import flatten, initial_weights, mnist_spec, save_weights
 from backend.simulate.attacks import ADAPTIVE_KINDS, BEHAVIOURS, AttackContext, make_update, parse_attackers
-from backend.trainer.local import apply_update, compute_update, evaluate, train_local
+from backend.models.training import apply_update, compute_update, evaluate, train_local
 
 SPEC = mnist_spec("mlp", hidden=[32])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from backend import safe_json
-from backend.api.chain_view import ProjectInfo
+from backend.api.chain_view import ProjectView
 from backend.api.context import ApiContext, get_context
 from backend.api.errors import ApiError
 from backend.api.schemas import ProjectId, ProjectList, ProjectOut, error_responses
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/projects", tags=["projects"])
 CID_HEADER = "X-Merit-CID"
 
 
-def existing_project(project_id: ProjectId, ctx: ApiContext = Depends(get_context)) -> ProjectInfo:
+def existing_project(project_id: ProjectId, ctx: ApiContext = Depends(get_context)) -> ProjectView:
     """The project named in the path; 404 if there is none."""
     project = ctx.chain.project(project_id)
     if project is None:
@@ -25,7 +25,7 @@ def existing_project(project_id: ProjectId, ctx: ApiContext = Depends(get_contex
     return project
 
 
-def current_model_cid(ctx: ApiContext, project: ProjectInfo) -> str:
+def current_model_cid(ctx: ApiContext, project: ProjectView) -> str:
     """The global model trainers start from: the latest posted one, else the spec's initial weights."""
     if project.global_model_cid:
         return project.global_model_cid
@@ -69,7 +69,7 @@ def _page(ctx: ApiContext, offset: int, limit: int) -> ProjectList:
 
 
 @router.get("/{project_id}", response_model=ProjectOut, responses=error_responses(404))
-def get_project(project: ProjectInfo = Depends(existing_project)) -> ProjectOut:
+def get_project(project: ProjectView = Depends(existing_project)) -> ProjectOut:
     """One project: parameters, current round, trainers, model spec and global model CIDs."""
     return ProjectOut.of(project)
 
@@ -86,7 +86,7 @@ def get_project(project: ProjectInfo = Depends(existing_project)) -> ProjectOut:
         **error_responses(404),
     },
 )
-def get_model(project: ProjectInfo = Depends(existing_project), ctx: ApiContext = Depends(get_context)) -> Response:
+def get_model(project: ProjectView = Depends(existing_project), ctx: ApiContext = Depends(get_context)) -> Response:
     """The current global model. Check the bytes against the CID on-chain before you use them."""
     cid = current_model_cid(ctx, project)
     return _content(ctx.store.get_bytes(cid), cid, "application/octet-stream")
@@ -112,7 +112,7 @@ def _content(data: bytes, cid: str, media_type: str) -> Response:
         **error_responses(404),
     },
 )
-def get_spec(project: ProjectInfo = Depends(existing_project), ctx: ApiContext = Depends(get_context)) -> Response:
+def get_spec(project: ProjectView = Depends(existing_project), ctx: ApiContext = Depends(get_context)) -> Response:
     """The project's model spec: architecture, input shape, classes, hyper-parameters and the
     aggregator's configuration. The bytes are served exactly as stored, so they hash to the spec
     CID on-chain: check them before you use them."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from backend.api.chain_view import ProjectInfo
+from backend.api.chain_view import ProjectView
 from backend.api.context import ApiContext, get_context
 from backend.api.routers.projects import existing_project
 from backend.api.schemas import Address, RewardsOut, error_responses
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/projects/{project_id}/rewards", tags=["rewards"])
 
 @router.get("/{address}", response_model=RewardsOut, responses=error_responses(404))
 def get_rewards(
-    address: Address, project: ProjectInfo = Depends(existing_project), ctx: ApiContext = Depends(get_context)
+    address: Address, project: ProjectView = Depends(existing_project), ctx: ApiContext = Depends(get_context)
 ) -> RewardsOut:
     """What ``address`` can claim now, and the stake it still holds. Claiming is an on-chain call."""
     pid = project.project_id

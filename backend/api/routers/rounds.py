@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from backend.api.chain_view import ProjectInfo, RoundInfo
+from backend.api.chain_view import ProjectView, RoundView
 from backend.api.context import ApiContext, get_context
 from backend.api.errors import ApiError
 from backend.api.routers.projects import existing_project
@@ -14,8 +14,8 @@ router = APIRouter(prefix="/v1/projects/{project_id}/rounds", tags=["rounds"])
 
 
 def existing_round(
-    round: RoundNo, project: ProjectInfo = Depends(existing_project), ctx: ApiContext = Depends(get_context)
-) -> RoundInfo:
+    round: RoundNo, project: ProjectView = Depends(existing_project), ctx: ApiContext = Depends(get_context)
+) -> RoundView:
     """The round named in the path; 404 if the project has no such round."""
     info = ctx.chain.round(project.project_id, round)
     if info is None:
@@ -24,6 +24,6 @@ def existing_round(
 
 
 @router.get("/{round}", response_model=RoundOut, responses=error_responses(404))
-def get_round(info: RoundInfo = Depends(existing_round)) -> RoundOut:
+def get_round(info: RoundView = Depends(existing_round)) -> RoundOut:
     """One round: its phase, deadlines, submissions, budget and results."""
     return RoundOut.of(info)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from aggregator.validation import validate_update
-from backend.api import signing
+from backend.models.update_validation import validate_update
+from backend import signing
 from backend.api.auth import authenticated, signed_body
-from backend.api.chain_view import ProjectInfo, RoundInfo, RoundPhase, upload_state
+from backend.api.chain_view import ProjectView, RoundView, RoundPhase, upload_state
 from backend.api.context import ApiContext, get_context
 from backend.api.model_layout import global_layout
 from backend.api.routers.projects import current_model_cid
@@ -28,7 +28,7 @@ def upload_allowed(
     round: RoundNo,
     headers: signing.SignedHeaders = Depends(authenticated),
     ctx: ApiContext = Depends(get_context),
-) -> tuple[ProjectInfo, RoundInfo, signing.SignedHeaders]:
+) -> tuple[ProjectView, RoundView, signing.SignedHeaders]:
     """The chain-state checks, made after authentication (so that only the trainer learns whether
     it has uploaded) and before the body is read: project and round exist, joined, round Open, no
     earlier update. Read fresh from the chain: a trainer who has just joined is let in at once."""
@@ -67,7 +67,7 @@ def _metadata_mismatch(metadata: dict[str, str], project: int, round: int, train
     return None
 
 
-def _validate(ctx: ApiContext, project: ProjectInfo, round: int, address: str, body: bytes) -> None:
+def _validate(ctx: ApiContext, project: ProjectView, round: int, address: str, body: bytes) -> None:
     """The aggregator's own checks (safetensors, keys, shapes, dtypes, finite, size), so that an
     update the API accepts is one the aggregator will not flag as malformed."""
     base = current_model_cid(ctx, project)
@@ -98,7 +98,7 @@ _BODY = {
 )
 async def upload_update(
     request: Request,
-    target: tuple[ProjectInfo, RoundInfo, signing.SignedHeaders] = Depends(upload_allowed),
+    target: tuple[ProjectView, RoundView, signing.SignedHeaders] = Depends(upload_allowed),
     ctx: ApiContext = Depends(get_context),
 ) -> UploadOut:
     """Store a trainer's update for an Open round and return its CID. Signed; one per trainer per round.

@@ -1,4 +1,5 @@
-"""Local training: what a trainer's machine does with the global model and its private data."""
+"""Training and evaluating a model: what a trainer's machine does with the global model and its private
+data, and what the aggregator does with the validation set (the FLTrust reference, utility passes)."""
 
 from __future__ import annotations
 

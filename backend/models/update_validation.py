@@ -12,8 +12,10 @@ import struct
 from dataclasses import dataclass, field
 
 import torch
+from safetensors.torch import load as st_load
 
 from backend import safe_json
+from backend.limits import UPDATE_MAX_ABS, UPDATE_MAX_BYTES
 from backend.models.serialization import TORCH_TO_ST
 from backend.models.vectors import Layout
 
@@ -38,8 +40,6 @@ DTYPE_SIZES = {
 
 MAX_HEADER_BYTES = 1 << 20  # a model with thousands of tensors fits in far less
 HEADER_MAX_DEPTH = 3  # {name: {"shape": [..]}}: anything deeper is not a safetensors header
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_ABS = 1e4  # no sane weight delta is this large; it overflows float16 and poisons means
 
 UNAVAILABLE = "unavailable"
 MALFORMED = "malformed"
@@ -68,7 +68,7 @@ def _fail(checks: dict[str, bool], check: str, detail: str, reason: str = MALFOR
 
 
 def validate_update(
-    data: bytes | None, layout: Layout, max_bytes: int = DEFAULT_MAX_BYTES, max_abs: float = DEFAULT_MAX_ABS
+    data: bytes | None, layout: Layout, max_bytes: int = UPDATE_MAX_BYTES, max_abs: float = UPDATE_MAX_ABS
 ) -> ValidationResult:
     """Check ``data`` against the model's ``layout``; on success ``result.tensors`` holds the update."""
     try:
@@ -115,8 +115,6 @@ def _validate(data: bytes | None, layout: Layout, max_bytes: int, max_abs: float
     if any(math.prod(entry["shape"]) == 0 for entry in header.values()):
         return _fail(checks, "nonempty", "zero-length tensor")
     checks["nonempty"] = True
-
-    from safetensors.torch import load as st_load
 
     try:
         tensors = st_load(data)
