@@ -99,6 +99,12 @@ def demo_command(
         help="Q1,Q2,…: fraction of wrong labels of each honest trainer, in order (one value: all)",
     ),
     partition: str = typer.Option("iid", "--partition", help="iid, or dirichlet:ALPHA for label-skewed shards"),
+    aggregators: int = typer.Option(1, "--aggregators", help="committee size K: odd, 1 to 7"),
+    dishonest_aggregators: int = typer.Option(
+        0,
+        "--dishonest-aggregators",
+        help="M < K/2 members that flag every honest trainer and pay one attacker's trainer",
+    ),
 ) -> None:
     """Run a whole market in one process: owner, aggregator, honest and malicious trainers.
 
@@ -124,6 +130,8 @@ def demo_command(
         sizes=sizes,
         label_noise=label_noise,
         partition=partition,
+        aggregators=aggregators,
+        dishonest_aggregators=dishonest_aggregators,
     )
     demo_config.check()  # bad flags are refused before anything starts
     report = run_demo(demo_config, console=console)
