@@ -55,10 +55,12 @@ def verify_command(
             validation=data,
             rounds=round_ or None,
             progress=lambda r: console.print(f"round {r} re-executed"),
+            committee=committee_of(ctx.market),
         )
     if not verdicts:
         console.print("no round has a posted result yet")
     for v in verdicts:
+        _print_members(console, v.members)
         if v.ok:
             console.print(f"round {v.round}: [green]match[/green]")
             continue
@@ -74,6 +76,30 @@ def verify_command(
     )
     if not all(v.ok for v in verdicts):
         raise typer.Exit(1)
+
+
+def committee_of(market):
+    """The market's committee client, or None where the market has no committee contract."""
+    try:
+        from backend.chain.committee import CommitteeClient
+    except ImportError:
+        return None
+    return CommitteeClient(market) if getattr(market.deployment(), "committee", None) else None
+
+
+def _print_members(console, members: list[dict]) -> None:
+    """One line per committee member: its distance from the recomputed post and what the contract did."""
+    for m in members:
+        if not m["revealed"]:
+            verdict = "never revealed"
+        else:
+            verdict = (
+                f"{m.get('share_distance_bps', '?')} bps of shares and {m.get('flag_disagreements', '?')} flags "
+                f"from the recomputed post ({'honest' if m.get('honest') else 'DEVIATES'})"
+            )
+        penalty = "penalised" if m["penalised"] else "not penalised"
+        rule = "" if m["penalised"] == m["penalised_by_rule"] else " [red](the rule says otherwise)[/red]"
+        console.print(f"  member {m['address']}: {verdict}; {penalty}{rule}")
 
 
 def demo_command(

@@ -1,0 +1,92 @@
+"""`merit verify`'s committee check (aggregator.verify.check_committee) over a fake committee client:
+each member's distance from the recomputed post, and the settled consensus and penalties against the rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aggregator.verify import check_committee
+
+HONEST = ["0xA1", "0xA2"]
+LIAR = "0xB1"
+RECOMPUTED = ([600_000_000, 400_000_000, 0], 0b100)  # what re-execution gives for the round
+
+
+@dataclass(frozen=True)
+class Post:  # backend.chain.types.MemberPost
+    member: str
+    weights: list[int]
+    flags: int
+    model_cid: str = "bafy-new"
+    report_cid: str = "bafy-report"
+
+
+@dataclass(frozen=True)
+class Penalty:  # backend.chain.types.MemberPenalty
+    member: str
+    amount: int
+    share_distance_bps: int
+    flag_disagreements: int
+
+
+@dataclass
+class Round:  # the round_history record fields the check reads
+    round: int = 0
+    submissions: tuple = (("0xt0", "c0"), ("0xt1", "c1"), ("0xt2", "c2"))
+    base_model_cid: str = "bafy-prev"
+
+
+class FakeCommittee:
+    def __init__(self, posts, consensus, penalised, members=(*HONEST, LIAR)):
+        self._posts, self._consensus, self._penalised, self._members = posts, consensus, penalised, list(members)
+
+    def members_of(self, pid):
+        return self._members
+
+    def posts(self, pid, round_):
+        return self._posts
+
+    def consensus(self, pid, round_):
+        return self._consensus
+
+    def penalties(self, pid, round_):
+        return [Penalty(m, 10**17, 20_000, 3) for m in self._penalised]
+
+
+def _honest_and_liar():
+    return [
+        Post(HONEST[0], *RECOMPUTED),
+        Post(LIAR, [0, 0, 10**9], 0b011, model_cid="bafy-lie"),
+        Post(HONEST[1], [600_000_001, 399_999_999, 0], 0b100),
+    ]
+
+
+def test_a_correct_settlement_passes_and_names_the_liar():
+    consensus = Post("0xcommittee", [600_000_000, 399_999_999, 0], 0b100, "bafy-new")
+    problems, rows = check_committee(FakeCommittee(_honest_and_liar(), consensus, [LIAR]), 1, Round(), *RECOMPUTED)
+    assert problems == []
+    by = {r["address"]: r for r in rows}
+    assert by[LIAR]["honest"] is False and by[LIAR]["penalised"] and by[LIAR]["flag_disagreements"] == 3
+    assert by[HONEST[0]]["honest"] and by[HONEST[0]]["share_distance_bps"] == 0
+    assert by[HONEST[1]]["honest"] and not by[HONEST[1]]["penalised"]
+
+
+def test_a_consensus_other_than_the_median_is_caught():
+    wrong = Post("0xcommittee", [0, 0, 10**9], 0b011, "bafy-lie")
+    problems, _ = check_committee(FakeCommittee(_honest_and_liar(), wrong, [LIAR]), 1, Round(), *RECOMPUTED)
+    assert problems == ["the consensus settled on-chain is not the median and majority of the revealed posts"]
+
+
+def test_penalties_that_miss_the_liar_or_hit_the_honest_are_caught():
+    consensus = Post("0xcommittee", [600_000_000, 399_999_999, 0], 0b100, "bafy-new")
+    problems, _ = check_committee(FakeCommittee(_honest_and_liar(), consensus, [HONEST[0]]), 1, Round(), *RECOMPUTED)
+    assert len(problems) == 1 and "penalised ['0xa1'] but the rule penalises ['0xb1']" in problems[0]
+
+
+def test_a_member_that_never_revealed_must_be_penalised():
+    posts = [Post(HONEST[0], *RECOMPUTED), Post(HONEST[1], *RECOMPUTED)]
+    consensus = Post("0xcommittee", *RECOMPUTED, "bafy-new")
+    problems, rows = check_committee(FakeCommittee(posts, consensus, []), 1, Round(), *RECOMPUTED)
+    assert "the rule penalises ['0xb1']" in problems[0]
+    assert [r["revealed"] for r in rows] == [True, True, False]
+    assert check_committee(FakeCommittee(posts, consensus, [LIAR]), 1, Round(), *RECOMPUTED)[0] == []
