@@ -102,3 +102,33 @@ def test_the_plots_mark_penalties_when_there_is_a_committee(tmp_path):
     alone = tmp_path / "single"
     alone.mkdir()
     assert [p.name for p in write_plots(_report(False), alone)] == ["accuracy.png", "rewards.png", "scores.png"]
+
+
+def _bench_report(rewards: dict[str, int], liar_penalties: list[int], favoured="0xa1") -> dict:
+    roles = {"0xh0": "honest", "0xh2": "honest", "0xa1": "free_rider"}
+    rounds = []
+    for r, penalty in enumerate(liar_penalties):
+        rounds.append(
+            {
+                "round": r,
+                "trainers": [{"address": a, "role": roles[a], "reward_wei": w} for a, w in rewards.items()],
+                "aggregators": [
+                    {"address": "0xm0", "role": "honest", "penalty_wei": 0},
+                    {"address": "0xm1", "role": "dishonest", "penalty_wei": penalty},
+                ],
+            }
+        )
+    return {"config": {"committee": {"favoured_trainer": favoured}}, "rounds": rounds, "final": {"accuracy": 0.9}}
+
+
+def test_the_committee_bench_judges_each_target_from_the_reports():
+    from bench.committee import compare
+
+    fair = _bench_report({"0xh0": 1000, "0xh2": 2000, "0xa1": 0}, [0, 0])
+    good = compare(_bench_report({"0xh0": 1015, "0xh2": 1990, "0xa1": 0}, [5, 5]), fair)
+    assert good["honest_rewards_within_2pct"] and good["favoured_gains_nothing"]
+    assert good["dishonest_penalised_every_round"] and good["honest_reward_max_deviation"] == 0.015
+    bad = compare(_bench_report({"0xh0": 900, "0xh2": 2000, "0xa1": 100}, [5, 0]), fair)
+    assert not bad["honest_rewards_within_2pct"] and bad["honest_reward_max_deviation"] == 0.1
+    assert not bad["favoured_gains_nothing"] and bad["favoured_reward_wei"] == 200  # 100 in each of 2 rounds
+    assert bad["dishonest_penalised_rounds"] == 1 and not bad["dishonest_penalised_every_round"]
