@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context, wei
+from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, committee_of, open_context, wei
 from backend.errors import MeritError
 
 app = typer.Typer(help="Project owners: create, watch, cancel and close projects.", no_args_is_help=True)
@@ -101,6 +101,7 @@ def status(
             f"round {info.current_round}: {r.phase.label}; submissions close in "
             f"{max(0, r.submission_deadline - now)}s, aggregation deadline in {max(0, r.aggregation_deadline - now)}s"
         )
+    committee = committee_of(ctx.market)
     for rec in round_history(ctx.market, project_id):
         report = _report(ctx.store, rec.report_cid)
         details = {t["index"]: t for t in report["trainers"]} if report else {}
@@ -127,6 +128,40 @@ def status(
         console.print(table)
         if rec.report_cid:
             console.print(f"  report {rec.report_cid}" + ("" if report else " (not in this store)"))
+        if committee is not None:
+            console.print(committee_table(committee, project_id, rec.round))
+
+
+def committee_table(committee, pid: int, round_: int) -> Table:
+    """The round's committee: each member's post (top share, flags) and penalty, then the consensus."""
+    posts = {p.member.lower(): p for p in committee.posts(pid, round_)}
+    lost = {p.member.lower(): p for p in committee.penalties(pid, round_)}
+    table = Table(title=f"round {round_}: committee")
+    for column in ("member", "revealed", "largest share", "flagged", "penalty", "distance"):
+        table.add_column(column)
+    rows = [(m, posts.get(m.lower())) for m in committee.members_of(pid)]
+    settled = committee.consensus(pid, round_)
+    if settled is not None:
+        rows.append(("consensus", settled))
+    for member, post in rows:
+        penalty = lost.get(member.lower())
+        table.add_row(
+            member,
+            "-" if member == "consensus" else ("yes" if post else "[red]no[/red]"),
+            _largest_share(post.weights) if post else "-",
+            ",".join(str(i) for i in range(len(post.weights)) if post.flags >> i & 1) or "none" if post else "-",
+            f"[red]{wei(penalty.amount)}[/red]" if penalty else "0",
+            f"{penalty.share_distance_bps} bps, {penalty.flag_disagreements} flags" if penalty else "",
+        )
+    return table
+
+
+def _largest_share(weights: list[int]) -> str:
+    total = sum(weights)
+    if not total:
+        return "nobody paid"
+    top = max(range(len(weights)), key=lambda i: weights[i])
+    return f"#{top}: {weights[top] / total:.0%}"
 
 
 @app.command("cancel")

@@ -37,7 +37,7 @@ def verify_command(
     from rich.console import Console
 
     from aggregator.verify import MODEL_TOLERANCE, WEIGHT_TOLERANCE, verify_project
-    from backend.cli.common import open_context
+    from backend.cli.common import committee_of, open_context
 
     console = Console()
     ctx = open_context(chain, ipfs, market, key="")
@@ -76,15 +76,6 @@ def verify_command(
     )
     if not all(v.ok for v in verdicts):
         raise typer.Exit(1)
-
-
-def committee_of(market):
-    """The market's committee client, or None where the market has no committee contract."""
-    try:
-        from backend.chain.committee import CommitteeClient
-    except ImportError:
-        return None
-    return CommitteeClient(market) if getattr(market.deployment(), "committee", None) else None
 
 
 def _print_members(console, members: list[dict]) -> None:

@@ -90,3 +90,18 @@ def test_a_member_that_never_revealed_must_be_penalised():
     assert "the rule penalises ['0xb1']" in problems[0]
     assert [r["revealed"] for r in rows] == [True, True, False]
     assert check_committee(FakeCommittee(posts, consensus, [LIAR]), 1, Round(), *RECOMPUTED)[0] == []
+
+
+def test_project_status_shows_each_member_its_penalty_and_the_consensus():
+    from rich.console import Console
+
+    from backend.cli.project import committee_table
+
+    consensus = Post("0xcommittee", [600_000_000, 399_999_999, 0], 0b100, "bafy-new")
+    console = Console(record=True, width=200)
+    console.print(committee_table(FakeCommittee(_honest_and_liar()[:2], consensus, [LIAR]), 1, 0))
+    lines = {line.split("│")[1].strip(): line for line in console.export_text().splitlines() if "│" in line}
+    assert "#0: 60%" in lines[HONEST[0]] and "│ 2 " in lines[HONEST[0]]
+    assert "#2: 100%" in lines[LIAR] and "0,1" in lines[LIAR] and "20000 bps, 3 flags" in lines[LIAR]
+    assert "│ no " in lines[HONEST[1]]  # never revealed
+    assert "consensus" in lines and "#0: 60%" in lines["consensus"]
