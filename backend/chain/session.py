@@ -59,3 +59,12 @@ def _checksum(address: str) -> str:
     if not Web3.is_address(address):
         raise ConfigError(f"{address!r} is not an Ethereum address", "pass a 0x-prefixed 40-hex-digit address")
     return Web3.to_checksum_address(address)
+
+
+def committee_of(market: MarketClient):
+    """The market's committee client, or None where the market was deployed without a committee."""
+    try:
+        from backend.chain.committee import CommitteeClient
+    except ImportError:  # a build from before the committee contracts
+        return None
+    return CommitteeClient(market) if getattr(market.deployment(), "committee", None) else None

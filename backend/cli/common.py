@@ -97,12 +97,3 @@ def open_context(
 
 def wei(amount: int) -> str:
     return f"{amount / 10**18:.6f}".rstrip("0").rstrip(".") + " ETH" if amount else "0"
-
-
-def committee_of(market):
-    """The market's committee client, or None where the market has no committee contract."""
-    try:
-        from backend.chain.committee import CommitteeClient
-    except ImportError:
-        return None
-    return CommitteeClient(market) if getattr(market.deployment(), "committee", None) else None

@@ -8,7 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, committee_of, open_context, wei
+from backend.chain.session import committee_of
+from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context, wei
 from backend.errors import MeritError
 
 app = typer.Typer(help="Project owners: create, watch, cancel and close projects.", no_args_is_help=True)

@@ -37,7 +37,8 @@ def verify_command(
     from rich.console import Console
 
     from aggregator.verify import MODEL_TOLERANCE, WEIGHT_TOLERANCE, verify_project
-    from backend.cli.common import committee_of, open_context
+    from backend.chain.session import committee_of
+    from backend.cli.common import open_context
 
     console = Console()
     ctx = open_context(chain, ipfs, market, key="")

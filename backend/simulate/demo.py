@@ -8,6 +8,7 @@ attackers' updates come from `backend.simulate.attacks`.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -250,6 +251,8 @@ def _set_up(cfg: DemoConfig, counts: dict[str, int]) -> DemoWorld:
     from backend.data import load_mnist
     from backend.storage import open_store
 
+    if cfg.aggregators > 1 and importlib.util.find_spec("backend.chain.committee") is None:
+        raise ConfigError("--aggregators above 1 needs the committee contracts, which this build does not have")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     chain = connect(cfg.chain, timeout=get_settings().rpc_timeout)
@@ -463,6 +466,34 @@ def _report(world: DemoWorld, rounds_out: list[dict], settlement: dict) -> dict:
         "gas": {k: max(v) for k, v in world.gas.items()},
         "phases_seconds": {},
     }
+
+
+def committee_record(committee, pid: int, r: int, role_of_member: dict[str, str]) -> dict:
+    """A round's ``aggregators[]`` (each member's address, ground-truth role, revealed weights and flags,
+    and the stake it lost) and the ``consensus`` the contract settled, from the committee's chain data."""
+    posts = {p.member.lower(): p for p in committee.posts(pid, r)}
+    lost: dict[str, int] = {}
+    for penalty in committee.penalties(pid, r):
+        lost[penalty.member.lower()] = lost.get(penalty.member.lower(), 0) + penalty.amount
+    members = []
+    for address in committee.members_of(pid):
+        post = posts.get(address.lower())
+        members.append(
+            {
+                "address": address,
+                "role": role_of_member.get(address.lower(), "unknown"),
+                "revealed": post is not None,
+                "weights": None if post is None else list(post.weights),
+                "flags": None if post is None else post.flags,
+                "model_cid": None if post is None else post.model_cid,
+                "penalty_wei": lost.get(address.lower(), 0),
+            }
+        )
+    settled = committee.consensus(pid, r)
+    consensus = None
+    if settled is not None:
+        consensus = {"weights": list(settled.weights), "flags": settled.flags, "model_cid": settled.model_cid}
+    return {"aggregators": members, "consensus": consensus}
 
 
 def _trainer_data(cfg: DemoConfig, roles: list[str], X: np.ndarray, y: np.ndarray) -> list[dict]:

@@ -93,3 +93,8 @@ def test_unknown_rounds_and_projects_get_a_named_error(api, path, status, code):
 def test_the_route_is_in_the_openapi_contract(api):
     paths = httpx.get(api + "/openapi.json").json()["paths"]
     assert "/v1/projects/{project_id}/rounds/{round}/committee" in paths
+
+
+def test_a_market_deployed_without_a_committee_says_so(world):
+    response = httpx.get(f"{world['url']}/v1/projects/{world['pid']}/rounds/0/committee")
+    assert response.status_code == 404 and response.json()["error"] == "committee_unavailable"

@@ -1,5 +1,6 @@
-"""`merit verify`'s committee check (aggregator.verify.check_committee) over a fake committee client:
-each member's distance from the recomputed post, and the settled consensus and penalties against the rule."""
+"""What the stack shows of a committee, over a fake committee client: `merit verify`'s check (each
+member's distance from the recomputed post, the settled consensus and the penalties against the rule),
+`merit project status`'s table, the demo's per-round record and the API's view."""
 
 from __future__ import annotations
 
@@ -105,3 +106,41 @@ def test_project_status_shows_each_member_its_penalty_and_the_consensus():
     assert "#2: 100%" in lines[LIAR] and "0,1" in lines[LIAR] and "20000 bps, 3 flags" in lines[LIAR]
     assert "│ no " in lines[HONEST[1]]  # never revealed
     assert "consensus" in lines and "#0: 60%" in lines["consensus"]
+
+
+def test_the_demo_records_each_member_with_its_role_post_and_penalty():
+    from backend.simulate.demo import committee_record
+
+    consensus = Post("0xcommittee", [600_000_000, 399_999_999, 0], 0b100, "bafy-new")
+    roles = {HONEST[0].lower(): "honest", HONEST[1].lower(): "honest", LIAR.lower(): "dishonest"}
+    record = committee_record(FakeCommittee(_honest_and_liar()[:2], consensus, [LIAR]), 1, 0, roles)
+    by = {m["address"]: m for m in record["aggregators"]}
+    assert [m["address"] for m in record["aggregators"]] == [*HONEST, LIAR]
+    assert by[LIAR] == {
+        "address": LIAR,
+        "role": "dishonest",
+        "revealed": True,
+        "weights": [0, 0, 10**9],
+        "flags": 0b011,
+        "model_cid": "bafy-lie",
+        "penalty_wei": 10**17,
+    }
+    assert by[HONEST[1]]["revealed"] is False and by[HONEST[1]]["penalty_wei"] == 0
+    assert record["consensus"] == {"weights": [600_000_000, 399_999_999, 0], "flags": 0b100, "model_cid": "bafy-new"}
+
+
+def test_the_api_view_maps_the_committee_client():
+    from backend.api.chain_connect import committee_info
+
+    consensus = Post("0xcommittee", [600_000_000, 399_999_999, 0], 0b100, "bafy-new")
+    info = committee_info(FakeCommittee(_honest_and_liar()[:2], consensus, [LIAR]), 1, 0)
+    assert [m.member for m in info.members] == [*HONEST, LIAR]
+    liar = info.members[2]
+    assert (liar.weights, liar.flags, liar.penalty_wei, liar.share_distance_bps) == (
+        [0, 0, 10**9],
+        0b011,
+        10**17,
+        20_000,
+    )
+    assert not info.members[1].revealed and info.members[1].weights is None
+    assert (info.consensus_weights, info.consensus_flags) == ([600_000_000, 399_999_999, 0], 0b100)
