@@ -67,4 +67,4 @@ def committee_of(market: MarketClient):
         from backend.chain.committee import CommitteeClient
     except ImportError:  # a build from before the committee contracts
         return None
-    return CommitteeClient(market) if getattr(market.deployment(), "committee", None) else None
+    return CommitteeClient.of(market) if getattr(market.deployment(), "committee", None) else None
