@@ -178,7 +178,8 @@ def _accounts(chain, market, n: int):
 def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) -> dict[str, Any]:
     """Run the demo; ``on_finish(chain, market, store, project_id)`` is called at the end (tests audit it)."""
     from aggregator.node import AggregatorNode
-    from backend.chain.client import MarketClient
+    from backend.chain.client import DEFAULT_MIN_MEMBER_STAKE, MarketClient
+    from backend.chain.committee import CommitteeClient
     from backend.chain.connection import connect, dev_account
     from backend.config import get_settings
     from backend.data import load_mnist
@@ -214,13 +215,14 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
         data = _trainer_data(cfg, roles, X_tr, y_tr)
         owner_market = MarketClient.deploy(chain, dev_account(0))
         owner, aggregator, arbiter, trainer_accounts = _accounts(chain, owner_market, cfg.trainers)
+        # The aggregator stakes in the registry, so the committee (of one, by default) can draw it.
+        CommitteeClient.of(owner_market.as_account(aggregator)).register(DEFAULT_MIN_MEMBER_STAKE)
         spec_path = write_example(
             out,
             trainers=cfg.trainers,
             rounds=cfg.rounds,
             submission_window=3600,
             challenge_period=600,
-            aggregator=aggregator.address,
             arbiter=arbiter.address,
             seed=cfg.seed,
             validation_samples=cfg.validation_samples,
@@ -238,8 +240,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
         trainers = [owner_market.as_account(a) for a in trainer_accounts]
         for t in trainers:
             gas.setdefault("join", []).append(t.join(pid).gas_used)
-        node.step()  # bond
-        node.step()  # start
+        node.step()  # start (the owner bonded at creation): the committee is drawn
 
     rounds_out = []
     addresses = [t.account.address for t in trainers]
@@ -308,7 +309,10 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
                 node.last_outcome = None
                 node.step()
                 aggregation_seconds = time.perf_counter() - t0
+            # settle: the committee's consensus, posted to the Marketplace in the same transaction
             round_gas["post_result"] = node.state["rounds"][str(r)].get("post_gas")
+            for step, used in (node.state["rounds"][str(r)].get("member_gas") or {}).items():
+                round_gas[f"{step}_scores"] = used
             info = owner_market.round(pid, r)
             chain.advance(max(1, info.challenge_deadline - chain.now() + 1))
             with phases("chain"):
