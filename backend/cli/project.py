@@ -276,7 +276,7 @@ def example(
     rounds: int = typer.Option(2, "--rounds", min=1, max=100),
     submission_window: int = typer.Option(30, "--submission-window", min=5, help="seconds a round is open"),
     challenge_period: int = typer.Option(10, "--challenge-period", min=0),
-    aggregator: str = typer.Option("dev:1", "--aggregator", help="aggregator address, or dev:N"),
+    committee: int = typer.Option(1, "--committee", min=1, max=7, help="committee size (odd): members drawn at start"),
     arbiter: str = typer.Option("dev:2", "--arbiter", help="arbiter address, or dev:N"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -292,9 +292,9 @@ def example(
         rounds=rounds,
         submission_window=submission_window,
         challenge_period=challenge_period,
-        aggregator=aggregator,
         arbiter=arbiter,
         seed=seed,
+        committee_size=committee,
     )
     for path in paths:
         console.print(f"wrote {path}")

@@ -8,7 +8,6 @@ attackers' updates come from `backend.simulate.attacks`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -181,16 +180,18 @@ def _roles(cfg: DemoConfig, counts: dict[str, int]) -> list[str]:
     return roles
 
 
-def _accounts(chain, market, n: int):
-    """Owner dev:0, aggregator dev:1, arbiter dev:2, trainers dev:3..; beyond the 20 pre-funded dev
-    accounts, more are derived from the same mnemonic and funded by dev:0."""
+def _accounts(chain, market, n: int, k: int = 1):
+    """Owner dev:0, arbiter dev:2, trainers dev:3..3+n-1, committee members dev:1 and dev:3+n..; beyond the
+    20 pre-funded dev accounts, more are derived from the same mnemonic and funded by dev:0."""
     from backend.chain.connection import DEV_ACCOUNTS, dev_account
 
     trainers = [dev_account(3 + i) for i in range(n)]
-    for index, acct in enumerate(trainers, start=3):
+    members = [dev_account(1)] + [dev_account(3 + n + j) for j in range(k - 1)]
+    for acct in [*trainers, *members[1:]]:
+        index = next(i for i in range(3, 3 + n + k) if dev_account(i).address == acct.address)
         if index >= DEV_ACCOUNTS and chain.w3.eth.get_balance(acct.address) < 10 * ETHER:
             market.tx.transfer(dev_account(0), acct.address, 100 * ETHER)
-    return dev_account(0), dev_account(1), dev_account(2), trainers
+    return dev_account(0), members, dev_account(2), trainers
 
 
 @dataclass
@@ -202,8 +203,8 @@ class DemoWorld:
     store: Any
     market: Any  # the owner's MarketClient
     pid: int
-    node: Any  # the aggregator node
-    aggregator: Any  # its account
+    nodes: list  # one aggregator node per committee member
+    member_roles: dict[str, str]  # member address (lower case) -> honest | dishonest: the ground truth
     trainers: list  # one MarketClient per trainer
     roles: list[str]
     data: list[dict]
@@ -211,6 +212,11 @@ class DemoWorld:
     test: tuple
     out: Path
     gas: dict[str, list[int]] = field(default_factory=dict)
+    favoured: str | None = None  # the trainer the dishonest members pay
+
+    @property
+    def node(self):
+        return self.nodes[0]
 
     @property
     def role_of(self) -> dict[str, str]:
@@ -227,7 +233,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
         world = _set_up(cfg, counts)
     rounds_out = _play_rounds(world, phases, console)
     with phases("settlement"):
-        settlement = _settle(world.market, world.pid, world.trainers, world.aggregator, world.gas)
+        settlement = _settle(world.market, world.pid, world.trainers, world.gas)
         _reveal_validation(world)
     report = _report(world, rounds_out, settlement)
     with phases("plots"):
@@ -251,8 +257,6 @@ def _set_up(cfg: DemoConfig, counts: dict[str, int]) -> DemoWorld:
     from backend.data import load_mnist
     from backend.storage import open_store
 
-    if cfg.aggregators > 1 and importlib.util.find_spec("backend.chain.committee") is None:
-        raise ConfigError("--aggregators above 1 needs the committee contracts, which this build does not have")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     chain = connect(cfg.chain, timeout=get_settings().rpc_timeout)
@@ -271,44 +275,78 @@ def _set_up(cfg: DemoConfig, counts: dict[str, int]) -> DemoWorld:
 
 
 def _create_project(cfg, chain, store, out, roles, data, validation, test) -> DemoWorld:
-    from aggregator.node import AggregatorNode
     from backend.chain.client import MarketClient
     from backend.chain.connection import dev_account
     from backend.config import get_settings
     from backend.project import create_project, write_example
 
     market = MarketClient.deploy(chain, dev_account(0))
-    _owner, aggregator, arbiter, trainer_accounts = _accounts(chain, market, cfg.trainers)
+    _owner, members, arbiter, trainer_accounts = _accounts(chain, market, cfg.trainers, cfg.aggregators)
+    _register_members(market, members)
     spec_path = write_example(
         out,
         trainers=cfg.trainers,
         rounds=cfg.rounds,
         submission_window=3600,
         challenge_period=600,
-        aggregator=aggregator.address,
         arbiter=arbiter.address,
         seed=cfg.seed,
         validation_samples=cfg.validation_samples,
         epochs=cfg.epochs,
         aggregation_window=3600,
         write_shards=False,
+        committee_size=cfg.aggregators,
     )[0]
     pid, _record = create_project(market, store, spec_path, get_settings().home)
     gas: dict[str, list[int]] = {"create_project": [market.last_receipt.gas_used]}
-    # every demo deploys a new market, which a restarted dev chain places at the address (and chain
-    # id) of the last run's: a node state left in --out from that run must not be resumed
-    shutil.rmtree(out / "aggregator-state", ignore_errors=True)
-    node = AggregatorNode(
-        market.as_account(aggregator), store, pid, validation, out / "aggregator-state", log=lambda m: None
-    )
     trainers = [market.as_account(a) for a in trainer_accounts]
     for t in trainers:
         gas.setdefault("join", []).append(t.join(pid).gas_used)
-    node.step()  # bond
-    node.step()  # start
-    return DemoWorld(
-        cfg, chain, store, market, pid, node, aggregator, trainers, roles, data, validation, test, out, gas
-    )
+    world = DemoWorld(cfg, chain, store, market, pid, [], {}, trainers, roles, data, validation, test, out, gas)
+    _start_nodes(world, members)
+    return world
+
+
+def _register_members(market, members) -> None:
+    """Every member stakes in the registry; the demo's market is new, so the committee draws exactly them."""
+    from backend.chain.client import DEFAULT_MIN_MEMBER_STAKE
+    from backend.chain.committee import CommitteeClient
+
+    for member in members:
+        CommitteeClient.of(market.as_account(member)).register(DEFAULT_MIN_MEMBER_STAKE)
+
+
+def _start_nodes(world: DemoWorld, members) -> None:
+    """One node per member, the last ``--dishonest-aggregators`` of them dishonest; the first starts the
+    project, which draws the committee."""
+    from aggregator.node import AggregatorNode, honest
+    from backend.simulate.members import DishonestMember, favoured_trainer, member_roles
+
+    cfg, market, pid = world.cfg, world.market, world.pid
+    roles = member_roles(cfg.aggregators, cfg.dishonest_aggregators)
+    world.member_roles = {m.address.lower(): role for m, role in zip(members, roles)}
+    if cfg.dishonest_aggregators:
+        world.favoured = favoured_trainer(world.roles, [t.account.address for t in world.trainers])
+    # every demo deploys a new market, which a restarted dev chain places at the address (and chain
+    # id) of the last run's: a node state left in --out from that run must not be resumed
+    shutil.rmtree(world.out / "aggregator-state", ignore_errors=True)
+    for i, (member, role) in enumerate(zip(members, roles)):
+        behaviour = honest
+        if role == "dishonest":
+            current = lambda: market.submitters(pid, market.project(pid).current_round)  # noqa: E731
+            behaviour = DishonestMember(world.favoured, world.role_of, current)
+        state = world.out / "aggregator-state" / str(i)
+        node = AggregatorNode(
+            market.as_account(member),
+            world.store,
+            pid,
+            world.validation,
+            state,
+            log=lambda m: None,
+            behaviour=behaviour,
+        )
+        world.nodes.append(node)
+    world.node.step()  # start (the owner bonded at creation): the committee is drawn
 
 
 def _play_rounds(world: DemoWorld, phases: Phases, console: Console) -> list[dict]:
@@ -397,13 +435,41 @@ def _reveal_updates(world: DemoWorld, r: int, pending: list[tuple], round_gas: d
 
 
 def _aggregate(world: DemoWorld, r: int, round_gas: dict) -> float:
-    """The aggregator node scores and posts the round; returns the seconds it took."""
+    """Every member's node scores, commits, reveals; the round settles once all revealed. Nodes take turns
+    in this process; should one stall, the clock moves to the committee's next deadline. Returns the
+    seconds it took."""
+    from backend.chain.types import Phase
+
+    market, pid = world.market, world.pid
     t0 = time.perf_counter()
-    world.node.last_outcome = None
-    world.node.step()
+    for node in world.nodes:
+        node.last_outcome = None
+    for _attempt in range(4 * len(world.nodes) + 3):
+        for node in world.nodes:
+            node.step()
+            if market.round(pid, r).phase != Phase.AGGREGATING:
+                break
+        if market.round(pid, r).phase != Phase.AGGREGATING:
+            break
+        _advance_to_next_member_deadline(world, r)
     seconds = time.perf_counter() - t0
-    round_gas["post_result"] = world.node.state["rounds"][str(r)].get("post_gas")
+    states = [node.state["rounds"].get(str(r), {}) for node in world.nodes]
+    round_gas["post_result"] = max((s.get("post_gas") or 0 for s in states), default=0) or None
+    for step in ("commit", "reveal"):
+        used = [(s.get("member_gas") or {}).get(step) for s in states]
+        if any(used):
+            round_gas[f"{step}_scores"] = max(u for u in used if u)
     return seconds
+
+
+def _advance_to_next_member_deadline(world: DemoWorld, r: int) -> None:
+    from backend.chain.committee import CommitteeClient
+
+    _opens, *deadlines = CommitteeClient.of(world.market).deadlines(world.pid, r)
+    now = world.chain.now()
+    upcoming = [d for d in deadlines if d >= now]
+    if upcoming:
+        world.chain.advance(upcoming[0] - now + 1)
 
 
 def _finalize_round(world: DemoWorld, r: int, round_gas: dict) -> None:
@@ -444,6 +510,15 @@ def _config_record(world: DemoWorld) -> dict:
             {"role": d["role"], "samples": d["samples"], "label_noise": d["label_noise"]} for d in world.data
         ],
         "accuracy_on": f"held-out test set ({cfg.test_samples} digits no trainer or aggregator sees)",
+        "aggregators": cfg.aggregators,
+        "dishonest_aggregators": cfg.dishonest_aggregators,
+        "committee": {
+            "members": [
+                {"address": n.market.account.address, "role": world.member_roles[n.market.account.address.lower()]}
+                for n in world.nodes
+            ],
+            "favoured_trainer": world.favoured,
+        },
     }
 
 
@@ -526,6 +601,7 @@ def _trainer_data(cfg: DemoConfig, roles: list[str], X: np.ndarray, y: np.ndarra
 
 
 def _round_record(world: DemoWorld, r: int, aggregation_seconds: float, gas: dict, evaluate) -> dict:
+    from backend.chain.committee import CommitteeClient
     from backend.chain.history import round_history
 
     market, store, pid, role_of = world.market, world.store, world.pid, world.role_of
@@ -535,6 +611,12 @@ def _round_record(world: DemoWorld, r: int, aggregation_seconds: float, gas: dic
     accuracy, loss = evaluate(world.node.spec, model, *world.test)
     validation_accuracy, validation_loss = evaluate(world.node.spec, model, *world.validation)
     record = round_history(market, pid)[r]
+    committee = CommitteeClient.of(market)
+    members = committee_record(committee, pid, r, world.member_roles)
+    shares: dict[str, int] = {}
+    for e in committee.events("PenaltyShared", pid):
+        if int(e["round"]) == r:
+            shares[e["trainer"].lower()] = shares.get(e["trainer"].lower(), 0) + int(e["amount"])
     rewards, slashes = record.rewards, record.slashes
     trainers = []
     for t in report["trainers"]:
@@ -549,6 +631,9 @@ def _round_record(world: DemoWorld, r: int, aggregation_seconds: float, gas: dic
                 "reason": t["reason"],
                 "reward_wei": rewards.get(t["address"], 0),
                 "slashed_wei": slashes.get(t["address"], 0),
+                # the trainer's part of the stake the committee took from deviating members: apart from
+                # reward_wei, which the consensus alone decides
+                "penalty_share_wei": shares.get(t["address"].lower(), 0),
             }
         )
     return {
@@ -563,10 +648,11 @@ def _round_record(world: DemoWorld, r: int, aggregation_seconds: float, gas: dic
         "gas": gas,
         "trainers": trainers,
         "timings": report.get("timings", {}),
+        **members,
     }
 
 
-def _settle(market, pid, trainers, aggregator, gas) -> dict:
+def _settle(market, pid, trainers, gas) -> dict:
     """Everyone takes what is theirs; then check that every wei is accounted for."""
     cfg = market.config(pid)
     owner = market
@@ -577,7 +663,7 @@ def _settle(market, pid, trainers, aggregator, gas) -> dict:
             gas.setdefault("claim", []).append(t.claim(pid).gas_used)
             rewards += amount
         t.withdraw_stake(pid)
-    owner.as_account(aggregator).withdraw_bond(pid)
+    owner.withdraw_bond(pid)  # the owner's liveness bond: the committee scored every round
     try:
         owner.withdraw_remainder(pid)
     except Exception as exc:  # nothing left is fine

@@ -95,6 +95,9 @@ def test_the_route_is_in_the_openapi_contract(api):
     assert "/v1/projects/{project_id}/rounds/{round}/committee" in paths
 
 
-def test_a_market_deployed_without_a_committee_says_so(world):
-    response = httpx.get(f"{world['url']}/v1/projects/{world['pid']}/rounds/0/committee")
-    assert response.status_code == 404 and response.json()["error"] == "committee_unavailable"
+def test_a_real_market_shows_its_drawn_committee(world):
+    """On the embedded chain: a committee of one (the registered aggregator), nothing revealed yet."""
+    body = httpx.get(f"{world['url']}/v1/projects/{world['pid']}/rounds/0/committee").json()
+    assert [m["member"] for m in body["members"]] == [world["market"].aggregator.account.address]
+    assert body["members"][0]["revealed"] is False and body["members"][0]["penalty_wei"] == "0"
+    assert body["consensus"] is None
