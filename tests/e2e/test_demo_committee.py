@@ -132,3 +132,49 @@ def test_the_committee_bench_judges_each_target_from_the_reports():
     assert not bad["honest_rewards_within_2pct"] and bad["honest_reward_max_deviation"] == 0.1
     assert not bad["favoured_gains_nothing"] and bad["favoured_reward_wei"] == 200  # 100 in each of 2 rounds
     assert bad["dishonest_penalised_rounds"] == 1 and not bad["dishonest_penalised_every_round"]
+
+
+@pytest.mark.slow
+def test_a_demo_with_one_liar_of_three_records_and_verifies_it(tmp_path):
+    """The whole stack: the liar is penalised every round, the consensus is the honest post, the trainer
+    it favoured earns nothing, and `verify` re-derives each member's distance and the settlement."""
+    from aggregator.verify import verify_project
+    from backend.chain.session import committee_of
+    from backend.simulate.demo import run_demo
+
+    audit = {}
+
+    def on_finish(chain, market, store, pid):
+        audit["verdicts"] = verify_project(market, store, pid, committee=committee_of(market))
+
+    report = run_demo(
+        DemoConfig(
+            trainers=4,
+            rounds=2,
+            attackers="free_rider:1",
+            out=tmp_path,
+            samples_per_trainer=300,
+            validation_samples=500,
+            epochs=1,
+            aggregators=3,
+            dishonest_aggregators=1,
+        ),
+        on_finish=on_finish,
+    )
+    assert (report["config"]["aggregators"], report["config"]["dishonest_aggregators"]) == (3, 1)
+    favoured = report["config"]["committee"]["favoured_trainer"]
+    for rnd in report["rounds"]:
+        roles = {m["address"]: m["role"] for m in rnd["aggregators"]}
+        assert sorted(roles.values()) == ["dishonest", "honest", "honest"]
+        for m in rnd["aggregators"]:
+            assert (m["penalty_wei"] > 0) == (m["role"] == "dishonest")
+            if m["role"] == "honest":
+                assert (m["weights"], m["flags"]) == (rnd["consensus"]["weights"], rnd["consensus"]["flags"])
+        assert all(t["reward_wei"] == 0 for t in rnd["trainers"] if t["address"] == favoured)
+        assert all(not t["flagged"] for t in rnd["trainers"] if t["role"] == "honest")
+    assert (tmp_path / "committee.png").exists()
+    for verdict in audit["verdicts"]:
+        assert verdict.ok, verdict.problems
+        by_role = {roles[m["address"]]: m for m in verdict.members}
+        assert by_role["dishonest"]["honest"] is False and by_role["dishonest"]["penalised"]
+        assert by_role["honest"]["honest"] and by_role["honest"]["share_distance_bps"] == 0
