@@ -92,6 +92,7 @@ def test_the_contract_settles_what_the_replica_computes(project, seed):
                 judged[member].share_distance_bps,
                 judged[member].flag_disagreements,
             )
+        _views_agree(committee, pid, r, members, penalties)
         advance_past(market.chain, market.owner.round(pid, r).challenge_deadline)
         market.owner.finalize(pid)
         previous = settled.model_cid
@@ -99,3 +100,23 @@ def test_the_contract_settles_what_the_replica_computes(project, seed):
 
 def _account(address: str):
     return next(dev_account(i) for i in MEMBERS if dev_account(i).address == address)
+
+
+def _views_agree(committee, pid: int, r: int, members: list[str], penalties: dict) -> None:
+    """`merit project status` and the API show the same members and penalties as the chain client."""
+    from rich.console import Console
+
+    from backend.api.chain_connect import committee_info
+    from backend.cli.project import committee_table
+
+    info = committee_info(committee, pid, r)
+    assert [m.member for m in info.members] == members
+    assert {m.member: m.penalty_wei for m in info.members if m.penalty_wei} == {
+        a: p.amount for a, p in penalties.items()
+    }
+    console = Console(record=True, width=250)
+    console.print(committee_table(committee, pid, r))
+    text = console.export_text()
+    for member in members:
+        row = next(line for line in text.splitlines() if member in line)
+        assert ("bps" in row) == (member in penalties)
