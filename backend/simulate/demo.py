@@ -472,7 +472,7 @@ def _settle(market, pid, trainers, aggregator, gas) -> dict:
             gas.setdefault("claim", []).append(t.claim(pid).gas_used)
             rewards += amount
         t.withdraw_stake(pid)
-    owner.as_account(aggregator).withdraw_bond(pid)
+    owner.withdraw_bond(pid)  # the owner's bond that its rounds get scored
     try:
         owner.withdraw_remainder(pid)
     except Exception as exc:  # nothing left is fine

@@ -612,9 +612,14 @@ contract Committee is ReentrancyGuardTransient {
         private
         returns (uint256)
     {
-        (uint256 l1, uint256 flagsOff) = Consensus.distance(
-            _unpack(post.scores.weights, median.length), post.scores.flags, median, majority, WEIGHT_SCALE
-        );
+        uint256[] memory posted = _unpack(post.scores.weights, median.length);
+        // The weight a member gives a trainer it flags is never paid (the consensus zeroes flagged
+        // trainers too): it is judged as 0, so that flagging and weighting are not counted twice.
+        uint256 flags = post.scores.flags;
+        for (uint256 i; flags >> i != 0; ++i) {
+            if ((flags >> i) & 1 != 0) posted[i] = 0;
+        }
+        (uint256 l1, uint256 flagsOff) = Consensus.distance(posted, flags, median, majority, WEIGHT_SCALE);
         if (l1 <= SHARE_TOLERANCE_BPS * L1_PER_BPS && flagsOff <= FLAG_TOLERANCE) return type(uint256).max;
         return _penalize(projectId, round, post.member, (l1 + L1_PER_BPS - 1) / L1_PER_BPS, flagsOff);
     }
