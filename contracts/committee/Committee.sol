@@ -240,6 +240,13 @@ contract Committee is ReentrancyGuardTransient {
         t.window = market.getConfig(projectId).aggregationWindow;
         address[] memory chosen = registry.draw(seed, size, minStake);
         _members[projectId] = chosen;
+        // Pre-fill the seats' seals and the tally (no round has marker 2^32 - 1), so that every round's
+        // commits rewrite nonzero slots instead of creating them: the draw pays, once.
+        bytes32[MAX_SIZE] storage seals = _seal[projectId];
+        for (uint256 i; i < size; ++i) {
+            seals[i] = bytes32(uint256(1));
+        }
+        _tally[projectId].marker = type(uint32).max;
         emit CommitteeDrawn(projectId, chosen);
     }
 
@@ -450,7 +457,7 @@ contract Committee is ReentrancyGuardTransient {
         returns (bool any, uint32 round, uint256 opensAt, uint256 committed, uint256 revealed, bool settled)
     {
         Tally memory tally = _tally[projectId];
-        if (tally.marker == 0) return (false, 0, 0, 0, 0, false);
+        if (tally.marker == 0 || tally.marker == type(uint32).max) return (false, 0, 0, 0, 0, false);
         return (true, tally.marker - 1, tally.opens, tally.committed, tally.revealed, tally.settled);
     }
 
