@@ -146,12 +146,18 @@ def consensus(posts: Sequence, n: int, previous_model: str, seats: int | None = 
     return Consensus(median, majority, *majority_model(posts, previous_model, seats))
 
 
+def judged_weights(weights: Sequence[int], flags: int) -> list[int]:
+    """Committee._judge: the weight a member gives a trainer it flags is never paid (the consensus zeroes
+    flagged trainers too), so it is judged as 0 and flagging is not counted twice."""
+    return [0 if flags >> i & 1 else w for i, w in enumerate(weights)]
+
+
 def deviations(posts: Sequence, agreed: Consensus, members: Sequence[str] = (), n: int = 0) -> list[Deviation]:
     """Each revealed member's distance from the consensus, in post order, then each of ``members`` that
     posted nothing (penalised as maximally distant, with all ``n`` flags counted as disagreeing)."""
     out = []
     for p in posts:
-        l1, flags = distance(p.weights, p.flags, agreed.weights, agreed.flags)
+        l1, flags = distance(judged_weights(p.weights, p.flags), p.flags, agreed.weights, agreed.flags)
         out.append(Deviation(p.member, l1, flags))
     posted = {p.member.lower() for p in posts}
     out += [Deviation(m, 0, n, revealed=False) for m in members if m.lower() not in posted]

@@ -166,7 +166,9 @@ def _member_rows(posts, members, weights, flags, n, penalised, expected) -> list
         row = {"address": member, "revealed": post is not None, "penalised": member.lower() in penalised}
         row["penalised_by_rule"] = member.lower() in expected
         if post is not None and len(post.weights) == n:
-            l1, disagreements = rules.distance(post.weights, post.flags, weights, flags)
+            l1, disagreements = rules.distance(
+                rules.judged_weights(post.weights, post.flags), post.flags, weights, flags
+            )
             deviation = rules.Deviation(member, l1, disagreements)
             row.update(
                 share_distance_bps=deviation.share_distance_bps,

@@ -364,6 +364,7 @@ def _create_projects(chain, owner, count: int, cid: str) -> int:
     """``count`` projects whose model is ``cid`` (the first one Running with a joined trainer);
     returns the trainer's index."""
     from backend.chain.connection import dev_account
+    from backend.chain.committee import CommitteeClient
     from backend.chain.types import ETH, ProjectConfig
 
     aggregator, trainer = owner.as_account(dev_account(1)), owner.as_account(dev_account(3))
@@ -373,7 +374,7 @@ def _create_projects(chain, owner, count: int, cid: str) -> int:
         stake=10,
         aggregatorBond=10,
         disputeBond=10,
-        aggregator=aggregator.account.address,
+        aggregator=owner.committee_address(),  # every project's aggregator is the committee
         arbiter=aggregator.account.address,
         rounds=3,
         minTrainers=1,
@@ -386,8 +387,9 @@ def _create_projects(chain, owner, count: int, cid: str) -> int:
         initialModelCid=cid,
         validationCommitment=b"\x01" * 32,
     )
+    CommitteeClient.of(aggregator).register(CommitteeClient.of(owner).minimum_stake())  # drawn at start
     first = owner.create_project(cfg)
-    aggregator.post_aggregator_bond(first)
+    owner.post_aggregator_bond(first)
     trainer.join(first)
     owner.start(first)
     # the rest signed here and sent without waiting for each receipt: setting up, not what is measured

@@ -240,6 +240,13 @@ contract Committee is ReentrancyGuardTransient {
         t.window = market.getConfig(projectId).aggregationWindow;
         address[] memory chosen = registry.draw(seed, size, minStake);
         _members[projectId] = chosen;
+        // Pre-fill the seats' seals and the tally (no round has marker 2^32 - 1), so that every round's
+        // commits rewrite nonzero slots instead of creating them: the draw pays, once.
+        bytes32[MAX_SIZE] storage seals = _seal[projectId];
+        for (uint256 i; i < size; ++i) {
+            seals[i] = bytes32(uint256(1));
+        }
+        _tally[projectId].marker = type(uint32).max;
         emit CommitteeDrawn(projectId, chosen);
     }
 
@@ -450,7 +457,7 @@ contract Committee is ReentrancyGuardTransient {
         returns (bool any, uint32 round, uint256 opensAt, uint256 committed, uint256 revealed, bool settled)
     {
         Tally memory tally = _tally[projectId];
-        if (tally.marker == 0) return (false, 0, 0, 0, 0, false);
+        if (tally.marker == 0 || tally.marker == type(uint32).max) return (false, 0, 0, 0, 0, false);
         return (true, tally.marker - 1, tally.opens, tally.committed, tally.revealed, tally.settled);
     }
 
@@ -612,9 +619,14 @@ contract Committee is ReentrancyGuardTransient {
         private
         returns (uint256)
     {
-        (uint256 l1, uint256 flagsOff) = Consensus.distance(
-            _unpack(post.scores.weights, median.length), post.scores.flags, median, majority, WEIGHT_SCALE
-        );
+        uint256[] memory posted = _unpack(post.scores.weights, median.length);
+        // The weight a member gives a trainer it flags is never paid (the consensus zeroes flagged
+        // trainers too): it is judged as 0, so that flagging and weighting are not counted twice.
+        uint256 flags = post.scores.flags;
+        for (uint256 i; flags >> i != 0; ++i) {
+            if ((flags >> i) & 1 != 0) posted[i] = 0;
+        }
+        (uint256 l1, uint256 flagsOff) = Consensus.distance(posted, flags, median, majority, WEIGHT_SCALE);
         if (l1 <= SHARE_TOLERANCE_BPS * L1_PER_BPS && flagsOff <= FLAG_TOLERANCE) return type(uint256).max;
         return _penalize(projectId, round, post.member, (l1 + L1_PER_BPS - 1) / L1_PER_BPS, flagsOff);
     }

@@ -158,3 +158,12 @@ def test_the_replica_settles_and_measures_exactly_as_the_contract(harness):
         for m in range(k):
             expected = harness.functions.distance(weights[m], flags[m], median, majority, scale).call()
             assert tuple(expected) == c.distance(weights[m], flags[m], median, majority, scale), (k, n, m)
+
+
+def test_weight_on_a_trainer_the_member_flags_is_judged_as_zero():
+    """Committee._judge: flagging a trainer and weighting it are not counted twice."""
+    a = Post("0xa", [500, 500, 0], 0b100)
+    b = Post("0xb", [500, 500, 7_000], 0b100)  # weight on the trainer it flags: never paid
+    agreed = c.consensus([a, b, a], 3, "bafy-prev")
+    assert all(not d.penalised and d.l1 == 0 for d in c.deviations([a, b, a], agreed))
+    assert c.judged_weights([1, 2, 3], 0b101) == [0, 2, 0]

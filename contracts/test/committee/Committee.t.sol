@@ -165,6 +165,23 @@ contract CommitteeTest is CommitteeFixture {
         assertEq(weights[3], 0, "a majority-flagged trainer gets no weight");
     }
 
+    /// A weight given to a trainer the member itself flags is never paid: it is judged as 0, so honest
+    /// members that agree on the flags are within tolerance whatever weight they left on the flagged.
+    function test_weightsOnOwnFlaggedTrainersDoNotCountAsDeviation() public {
+        uint256 id = committeeProject(3, 4);
+        submit(id, 0, 4);
+        closeSubmissions(id, 0);
+        Committee.Scores[] memory all = same(3, honestScores(4, 0));
+        all[0].flags = 1 << 3;
+        all[1].flags = 1 << 3;
+        all[2].flags = 1 << 3;
+        settleWith(id, 0, commitAndReveal(id, 0, all, allPresent(3)));
+        address[] memory members = membersOf(id);
+        for (uint256 m; m < 3; ++m) {
+            assertEq(stakeOf(members[m]), MEMBER_STAKE, "no penalty");
+        }
+    }
+
     // --- liars ------------------------------------------------------------------------------------
 
     /// One liar of three flags every honest trainer and gives all weight to its own trainer: the pay is

@@ -23,12 +23,16 @@ abstract contract CommitteeFixture is MarketFixture {
     /// @dev A running default project with a committee of `k` (every registered member, so all are
     /// drawn) and `n` trainers; the owner escrows FEE per round.
     function committeeProject(uint256 k, uint256 n) internal returns (uint256 id) {
+        return committeeProject(k, n, FEE);
+    }
+
+    function committeeProject(uint256 k, uint256 n, uint128 fee) internal returns (uint256 id) {
         fillRegistry(k);
         MarketplaceStorage.ProjectConfig memory cfg = defaultConfig();
         cfg.maxTrainers = uint16(n < 8 ? 8 : n);
         id = create(cfg);
         vm.prank(owner);
-        committee.configure{value: uint256(FEE) * cfg.rounds}(id, uint8(k), MEMBER_STAKE, FEE);
+        committee.configure{value: uint256(fee) * cfg.rounds}(id, uint8(k), MEMBER_STAKE, fee);
         bond(id);
         joinMany(id, n);
         market.start(id);
