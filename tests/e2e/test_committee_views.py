@@ -144,3 +144,19 @@ def test_the_api_view_maps_the_committee_client():
     )
     assert not info.members[1].revealed and info.members[1].weights is None
     assert (info.consensus_weights, info.consensus_flags) == ([600_000_000, 399_999_999, 0], 0b100)
+
+
+def test_merit_verify_prints_one_line_per_member():
+    from rich.console import Console
+
+    from backend.cli.toplevel import _print_members
+
+    consensus = Post("0xcommittee", [600_000_000, 399_999_999, 0], 0b100, "bafy-new")
+    _, rows = check_committee(FakeCommittee(_honest_and_liar()[:2], consensus, [LIAR]), 1, Round(), *RECOMPUTED)
+    console = Console(record=True, width=200)
+    _print_members(console, rows)
+    lines = console.export_text().splitlines()
+    assert len(lines) == 3
+    assert HONEST[0] in lines[0] and "0 bps of shares and 0 flags" in lines[0] and "(honest); not penalised" in lines[0]
+    assert LIAR in lines[2] and "DEVIATES" in lines[2] and "; penalised" in lines[2]
+    assert HONEST[1] in lines[1] and "never revealed" in lines[1] and "the rule says otherwise" in lines[1]
