@@ -1,18 +1,25 @@
-"""The aggregator node: follows one project on-chain and runs each round when its window closes.
+"""The aggregator node: a committee member that follows one project on-chain and scores each round.
 
-One ``step()`` looks at the chain and does the next thing the project needs:
+The project's aggregator is the Marketplace's committee, which draws its members from the staked
+registry when the project starts (``merit aggregator register`` first). One ``step()`` looks at the
+chain and does the next thing the project needs:
 
-    Pending      post the bond, start the project once enough trainers joined
+    Pending      start the project once the owner's bond is posted and enough trainers joined
     Open         nothing: trainers are submitting
     Aggregating  fetch -> validate, detect, score, aggregate (aggregator.round) -> publish model and
-                 report -> postResult
+                 report -> commit to the scores -> reveal them -> settle the committee's consensus
+                 (each as soon as the committee's windows allow)
     Challenge    finalize once the challenge period is over
-    Expired      re-post the bond, which re-opens aggregation
+    Expired      finalize once the grace period is over (the owner may re-post its bond before)
     Ended        done
 
-Restart safety: the outcome of a round is written to a state file (atomically) *before* it is
-posted, and the chain is asked for the round's phase before every post. A node killed at any point
-resumes from the file, or recomputes the same outcome (it is deterministic), and never posts twice.
+A ``behaviour`` hook (``MemberPost -> MemberPost``, identity by default) sees the scores before they
+are committed: the demo uses it to play a dishonest member.
+
+Restart safety: the outcome of a round, then the member's post and commitment salt, are written to a
+state file (atomically) *before* they are committed, and the committee's progress is read before every
+transaction. A node killed at any point resumes from the file, or recomputes the same outcome (it is
+deterministic), and never commits, reveals or settles twice.
 """
 
 from __future__ import annotations
@@ -33,9 +40,10 @@ from aggregator.config import aggregator_config_of
 from aggregator.report import fetch_report
 from aggregator.round import run_round
 from backend.chain.client import MarketClient, expand_result
+from backend.chain.committee import CommitteeClient
 from backend.chain.history import round_history
 from backend.chain.transactions import ContractRevert
-from backend.chain.types import Phase, Status
+from backend.chain.types import MemberPost, Phase, Status
 from backend.errors import ChainError, IntegrityError, MeritError, StorageError
 from backend.files import atomic_output
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
@@ -45,6 +53,12 @@ from backend.storage import MalformedCidError
 
 STATE_SCHEMA = "merit.aggregator-state/1"
 Log = Callable[[str], None]
+Behaviour = Callable[[MemberPost], MemberPost]
+
+
+def honest(post: MemberPost) -> MemberPost:
+    """The default behaviour: post the scores as computed."""
+    return post
 
 
 def _default_log(message: str) -> None:
@@ -62,6 +76,8 @@ class PublishedRound:
     posted: bool = False
     timings: dict[str, float] | None = None
     post_gas: int | None = None  # saved beside the round once posted; read back when a round is re-aggregated
+    member: dict | None = None  # the post this node committed, its salt and its members' window
+    member_gas: dict | None = None  # gas of this node's commit and reveal
 
 
 class FaultInjected(SystemExit):
@@ -81,6 +97,7 @@ class AggregatorNode:
         fetch_retries: int = 3,
         fail_after: str | None = None,
         busy: Callable[[str], Any] | None = None,
+        behaviour: Behaviour = honest,
     ):
         self.market, self.store, self.pid = market, store, pid
         self.validation = validation
@@ -90,11 +107,10 @@ class AggregatorNode:
         self.fail_after = fail_after
         self.busy = busy or (lambda message: contextlib.nullcontext())  # e.g. a Rich spinner
         self.cfg = market.config(pid)
-        if market.account is None or market.account.address != self.cfg.aggregator:
-            raise MeritError(
-                f"this node's key is not project {pid}'s aggregator ({self.cfg.aggregator})",
-                "pass the aggregator's key with --key or MERIT_PRIVATE_KEY",
-            )
+        if market.account is None:
+            raise MeritError("the aggregator node needs a signing key", "pass --key or set MERIT_PRIVATE_KEY")
+        self.committee = CommitteeClient.of(market)
+        self.behaviour = behaviour
         self.spec = fetch_model_spec(store, self.cfg.specCid)
         self.config = aggregator_config_of(self.spec)
         self.state_path = Path(state_dir) / f"{market.chain.chain_id}-{market.address.lower()}-{pid}.json"
@@ -148,11 +164,13 @@ class AggregatorNode:
         if project.status in (Status.ENDED, Status.CANCELLED):
             return "done"
         if project.status == Status.PENDING:
-            self._ensure_bond(project)
+            if project.bond_balance == 0:
+                return "waiting for the owner's bond"
             if project.trainer_count >= self.cfg.minTrainers:
                 market.start(pid)
                 return "started round 0"
             return f"waiting for trainers ({project.trainer_count}/{self.cfg.minTrainers} joined)"
+        seat = self._seat()
         r = project.current_round
         info = market.round(pid, r)
         if info.phase == Phase.OPEN:
@@ -163,12 +181,15 @@ class AggregatorNode:
             market.finalize(pid)
             return f"round {r} had no revealed update; finalized (the model carries forward)"
         if info.phase == Phase.EXPIRED:
-            self._ensure_bond(project, force=True)
-            return f"round {r} had expired; bond re-posted, aggregation re-opened"
+            grace = market.liveness(pid)["grace_deadline"]
+            if self.market.chain.now() >= grace:
+                market.finalize(pid)
+                return f"round {r} expired; settled without a result after its grace period"
+            return f"round {r} expired; waiting for the owner's bond or the grace period (until {grace})"
         if info.phase == Phase.AGGREGATING:
             published = self._publish(r)
             self._checkpoint("published")
-            return self._post(r, published, project)
+            return self._post(r, published, seat)
         if info.phase == Phase.CHALLENGE:
             if self.market.chain.now() >= info.challenge_deadline:
                 market.finalize(pid)
@@ -183,15 +204,16 @@ class AggregatorNode:
         return f"round {r}: {info.phase.label}"
 
     # ------------------------------------------------------------------ phases
-    def _ensure_bond(self, project, force: bool = False) -> None:
-        if project.bond_balance > 0 and not force:
-            return
-        try:
-            self.market.post_aggregator_bond(self.pid)
-            self.log(f"posted the aggregator bond ({self.cfg.aggregatorBond} wei)")
-        except ContractRevert as exc:
-            if exc.name != "AlreadyBonded":
-                raise
+    def _seat(self) -> int:
+        """This node's seat in the project's committee (drawn at start)."""
+        me = self.market.account.address
+        members = self.committee.members_of(self.pid)
+        if me not in members:
+            raise MeritError(
+                f"{me} was not drawn for project {self.pid}'s committee ({', '.join(members) or 'none'})",
+                "run nodes for the projects `merit aggregator run` lists as yours",
+            )
+        return members.index(me)
 
     def _inputs_digest(self, base_cid: str, submissions: list[tuple[str, str]]) -> str:
         return hashlib.sha256(json.dumps([base_cid, submissions]).encode()).hexdigest()
@@ -296,23 +318,72 @@ class AggregatorNode:
         self._save_state()
         return published
 
-    def _post(self, r: int, published: PublishedRound, project) -> str:
-        info = self.market.round(self.pid, r)
-        if info.phase != Phase.AGGREGATING:  # posted by an earlier incarnation, or the window moved on
+    def _post(self, r: int, published: PublishedRound, seat: int) -> str:
+        """Commit, reveal and settle as the committee's windows allow; each at most once per window."""
+        pid, committee = self.pid, self.committee
+        info = self.market.round(pid, r)
+        if info.phase != Phase.AGGREGATING:  # settled by an earlier incarnation, or the window moved on
             return f"round {r} already {info.phase.label.lower()}"
-        self._ensure_bond(project)
+        opens, commit_by, reveal_by, settle_by = committee.deadlines(pid, r)
+        progress = committee.progress(pid)
+        current = progress if progress and progress["round"] == r and progress["opens"] == opens else None
+        committed = current["committed"] if current else 0
+        revealed = current["revealed"] if current else 0
+        full = (1 << len(committee.members_of(pid))) - 1
+        me = 1 << seat
+        now = self.market.chain.now()
+        post, salt = self._member_post(r, published, opens)
+        gas = self.state["rounds"][str(r)].setdefault("member_gas", {})
+        if not committed & me:
+            if now >= commit_by:
+                return f"round {r}: the commit window closed at {commit_by} before this node committed"
+            gas["commit"] = committee.commit_scores(pid, r, post, salt).gas_used
+            committed |= me
+            self._save_state()
+            self._checkpoint("committed")
+        if not revealed & me:
+            if now < commit_by and committed != full:
+                return f"round {r}: scores committed; waiting for the other members' commitments"
+            if now >= reveal_by:
+                return f"round {r}: the reveal window closed at {reveal_by} before this node revealed"
+            gas["reveal"] = committee.reveal_scores(pid, r, post, salt).gas_used
+            revealed |= me
+            self._save_state()
+        if now < reveal_by and revealed != full:
+            return f"round {r}: scores revealed; waiting for the other members' reveals"
         try:
-            receipt = self.market.post_result(
-                self.pid, r, published.global_model_cid, published.report_cid, published.weights, published.flags
-            )
+            receipt = committee.settle(pid, r)
         except ContractRevert as exc:
-            if exc.name == "WrongPhase" and self.market.round(self.pid, r).phase == Phase.CHALLENGE:
-                return f"round {r} already posted"
+            if exc.name in ("AlreadySettled", "NotAggregating"):
+                return f"round {r} already settled"
             raise
-        self.state["rounds"][str(r)]["posted"] = True
-        self.state["rounds"][str(r)]["post_gas"] = receipt.gas_used
+        state = self.state["rounds"][str(r)]
+        state["posted"] = True
+        state["post_gas"] = receipt.gas_used
         self._save_state()
-        return f"round {r} result posted (gas {receipt.gas_used:,})"
+        return f"round {r}: committee consensus settled (gas {receipt.gas_used:,}, settle by {settle_by})"
+
+    def _member_post(self, r: int, published: PublishedRound, opens: int) -> tuple[MemberPost, bytes]:
+        """The post this node commits in the members' window that opened at ``opens`` (after the
+        behaviour hook) and its salt: made once and kept in the state file, so that a restarted node
+        reveals exactly what it committed."""
+        state = self.state["rounds"][str(r)]
+        saved = state.get("member")
+        if saved and saved["opens"] == opens:
+            return MemberPost(**saved["post"]), bytes.fromhex(saved["salt"])
+        computed = MemberPost(
+            member=self.market.account.address,
+            weights=list(published.weights),
+            flags=int(published.flags),
+            model_cid=published.global_model_cid,
+            report_cid=published.report_cid,
+        )
+        post = self.behaviour(computed)
+        salt = os.urandom(32)
+        state["member"] = {"opens": opens, "salt": salt.hex(), "post": post.__dict__}
+        state.pop("member_gas", None)
+        self._save_state()
+        return post, salt
 
 
 def earlier_rounds(store, records, r: int) -> tuple[bytes | None, list[dict[str, float]]]:

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aggregator import committee as rules
 from aggregator.config import aggregator_config_of, canonical_parameters
 from aggregator.node import earlier_rounds
-from aggregator.report import ReportError, RoundReport, fetch_report
+from aggregator.report import ReportError, fetch_report
 from aggregator.round import run_round
 from backend.chain.history import round_history
 from backend.chain.types import WEIGHT_SCALE
@@ -44,6 +45,9 @@ class RoundVerdict:
     ok: bool
     problems: list[str] = field(default_factory=list)
     differing: list[dict] = field(default_factory=list)  # per trainer: index, address, field, posted, recomputed
+    # per committee member: address, revealed, share_distance_bps and flag_disagreements from the recomputed
+    # post, honest (within the tolerance of it), penalised (on-chain), penalised_by_rule (the replica's)
+    members: list[dict] = field(default_factory=list)
 
 
 def _fetch_or_none(store, cid: str, cap: int) -> bytes | None:
@@ -54,105 +58,178 @@ def _fetch_or_none(store, cid: str, cap: int) -> bytes | None:
 
 
 def verify_project(
-    market, store, pid: int, validation=None, rounds: list[int] | None = None, progress=None
+    market, store, pid: int, validation=None, rounds: list[int] | None = None, progress=None, committee=None
 ) -> list[RoundVerdict]:
-    cfg = market.config(pid)
-    spec = fetch_model_spec(store, cfg.specCid)
+    """Re-execute the project's posted rounds (or ``rounds``) and compare. With ``committee`` (a
+    ``backend.chain.committee.CommitteeClient``) each member's post, the consensus the contract settled and
+    its penalties are checked too."""
+    spec = fetch_model_spec(store, market.config(pid).specCid)
     config = aggregator_config_of(spec)
     if validation is None:
-        revealed = market.project(pid).validation_cid
-        if not revealed:
-            raise ConfigError(
-                f"project {pid}'s validation set is not revealed yet",
-                "ask the owner to run `merit project reveal`, or pass --validation FILE",
-            )
-        validation = load_validation(store.get_bytes(revealed, max_size=1 << 31), spec)
+        validation = _revealed_validation(market, store, pid, spec)
     everything = round_history(market, pid)
-    history = [rec for rec in everything if rec.global_model_cid and rec.report_cid]
-    if rounds is not None:
-        unknown = sorted(set(rounds) - {rec.round for rec in history})
-        if unknown:
-            raise ConfigError(f"round(s) {unknown} of project {pid} have no posted result to verify")
-        history = [rec for rec in history if rec.round in rounds]
     verdicts = []
-    for rec in history:
-        problems, differing = [], []
-        report: RoundReport | None = None
-        try:
-            report = fetch_report(store, rec.report_cid)
-        except (ReportError, StorageError) as exc:
-            problems.append(f"the posted report cannot be read: {exc}")
-        if report is not None and (report.weights != rec.weights or report.flags != rec.flags):
-            problems.append("the report's weights/flags differ from those posted on-chain")
-        if report is not None and canonical_parameters(report.parameters) != json.loads(config.model_dump_json()):
-            problems.append("the report declares parameters other than the project's aggregator configuration")
-        base = store.get_bytes(rec.base_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
-        blobs = [(addr, cid, _fetch_or_none(store, cid, config.max_update_bytes)) for addr, cid in rec.submissions]
-        try:
-            previous, prior_shares = earlier_rounds(store, everything, rec.round)
-        except (ReportError, StorageError) as exc:
-            problems.append(f"cannot recompute the pay: an earlier round's report or model cannot be read: {exc}")
-            verdicts.append(RoundVerdict(rec.round, ok=False, problems=problems))
-            if progress is not None:
-                progress(rec.round)
-            continue
-        outcome = run_round(
-            spec,
-            base,
-            blobs,
-            validation,
-            config,
-            project_id=pid,
-            round=rec.round,
-            global_cid=rec.base_model_cid,
-            previous_global=previous,
-            prior_shares=prior_shares,
-        )
-        for i, (addr, _cid) in enumerate(rec.submissions):
-            posted_flag, new_flag = bool(rec.flags >> i & 1), bool(outcome.flags >> i & 1)
-            if posted_flag != new_flag:
-                differing.append(
-                    {"index": i, "address": addr, "field": "flag", "posted": posted_flag, "recomputed": new_flag}
-                )
-            posted_w = rec.weights[i] if i < len(rec.weights) else None
-            if posted_w is None or abs(posted_w - outcome.weights[i]) > WEIGHT_TOLERANCE * WEIGHT_SCALE:
-                differing.append(
-                    {
-                        "index": i,
-                        "address": addr,
-                        "field": "weight",
-                        "posted": posted_w,
-                        "recomputed": outcome.weights[i],
-                    }
-                )
-
-        if not is_cid_of(outcome.global_weights, rec.global_model_cid):
-            try:
-                a, meta_a = load_weights(store.get_bytes(rec.global_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES))
-            except (ConfigError, StorageError) as exc:
-                problems.append(f"the posted model cannot be read: {exc}")
-                a, meta_a = None, {}
-            b, meta_b = load_weights(outcome.global_weights)
-            for key in SCHEDULE_METADATA_KEYS:  # the schedule's output must match exactly
-                if meta_a.get(key, "") != meta_b.get(key, ""):
-                    problems.append(
-                        f"the posted model's {key} metadata {meta_a.get(key, '')!r} differs from the "
-                        f"recomputed {meta_b.get(key, '')!r}"
-                    )
-            if a is None:
-                pass
-            elif set(a) != set(b):
-                problems.append("the posted model has different tensors from the recomputed one")
-            else:
-                diff = max(
-                    float(np.max(np.abs(a[k].double().numpy() - b[k].double().numpy()))) if a[k].numel() else 0.0
-                    for k in a
-                )
-                if diff > MODEL_TOLERANCE:
-                    problems.append(f"the posted model differs from the recomputed one (max abs difference {diff:.3g})")
-        verdicts.append(
-            RoundVerdict(rec.round, ok=not problems and not differing, problems=problems, differing=differing)
-        )
+    for rec in _rounds_to_verify(everything, pid, rounds):
+        verdicts.append(_verify_round(store, pid, spec, config, validation, everything, rec, committee))
         if progress is not None:
             progress(rec.round)
     return verdicts
+
+
+def _revealed_validation(market, store, pid: int, spec):
+    revealed = market.project(pid).validation_cid
+    if not revealed:
+        raise ConfigError(
+            f"project {pid}'s validation set is not revealed yet",
+            "ask the owner to run `merit project reveal`, or pass --validation FILE",
+        )
+    return load_validation(store.get_bytes(revealed, max_size=1 << 31), spec)
+
+
+def _rounds_to_verify(everything: list, pid: int, rounds: list[int] | None) -> list:
+    """The rounds with a posted result, or those of ``rounds`` (each must have one)."""
+    history = [rec for rec in everything if rec.global_model_cid and rec.report_cid]
+    if rounds is None:
+        return history
+    unknown = sorted(set(rounds) - {rec.round for rec in history})
+    if unknown:
+        raise ConfigError(f"round(s) {unknown} of project {pid} have no posted result to verify")
+    return [rec for rec in history if rec.round in rounds]
+
+
+def _verify_round(store, pid: int, spec, config, validation, everything: list, rec, committee=None) -> RoundVerdict:
+    """Re-execute one round and compare it with its report, its posted weights and flags, its model."""
+    problems = _check_report(store, config, rec)
+    base = store.get_bytes(rec.base_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
+    blobs = [(addr, cid, _fetch_or_none(store, cid, config.max_update_bytes)) for addr, cid in rec.submissions]
+    try:
+        previous, prior_shares = earlier_rounds(store, everything, rec.round)
+    except (ReportError, StorageError) as exc:
+        problems.append(f"cannot recompute the pay: an earlier round's report or model cannot be read: {exc}")
+        return RoundVerdict(rec.round, ok=False, problems=problems)
+    outcome = run_round(
+        spec,
+        base,
+        blobs,
+        validation,
+        config,
+        project_id=pid,
+        round=rec.round,
+        global_cid=rec.base_model_cid,
+        previous_global=previous,
+        prior_shares=prior_shares,
+    )
+    differing = _compare_weights_and_flags(rec, outcome.weights, outcome.flags)
+    problems += _compare_model(store, rec.global_model_cid, outcome.global_weights)
+    members: list[dict] = []
+    if committee is not None:
+        found, members = check_committee(committee, pid, rec, outcome.weights, outcome.flags)
+        problems += found
+    verdict = RoundVerdict(rec.round, ok=not problems and not differing, problems=problems, differing=differing)
+    verdict.members = members
+    return verdict
+
+
+def check_committee(committee, pid: int, rec, weights: list[int], flags: int) -> tuple[list[str], list[dict]]:
+    """The committee's side of a round: each member's distance from the recomputed (honest) post, and
+    whether the consensus and the penalties the contract settled are what its rules give for the posts
+    revealed (the replica in ``aggregator.committee``). Returns (problems, one row per member)."""
+    posts, members = committee.posts(pid, rec.round), committee.members_of(pid)
+    n = len(rec.submissions)
+    problems = []
+    if posts:
+        agreed = rules.consensus(posts, n, rec.base_model_cid, seats=len(members))
+        settled = committee.consensus(pid, rec.round)
+        if settled is None:
+            problems.append("the committee's consensus is not settled on-chain")
+        elif (settled.weights, settled.flags, settled.model_cid) != (agreed.weights, agreed.flags, agreed.model_cid):
+            problems.append("the consensus settled on-chain is not the median and majority of the revealed posts")
+        expected = {d.member.lower() for d in rules.deviations(posts, agreed, members, n) if d.penalised}
+    else:
+        expected = set()
+    penalised = {p.member.lower(): p for p in committee.penalties(pid, rec.round)}
+    if set(penalised) != expected:
+        problems.append(
+            f"the contract penalised {sorted(penalised) or 'nobody'} but the rule penalises {sorted(expected) or 'nobody'}"
+        )
+    return problems, _member_rows(posts, members, weights, flags, n, penalised, expected)
+
+
+def _member_rows(posts, members, weights, flags, n, penalised, expected) -> list[dict]:
+    """Each member's distance from the recomputed post: what an honest member would have revealed."""
+    by_member = {p.member.lower(): p for p in posts}
+    rows = []
+    for member in members:
+        post = by_member.get(member.lower())
+        row = {"address": member, "revealed": post is not None, "penalised": member.lower() in penalised}
+        row["penalised_by_rule"] = member.lower() in expected
+        if post is not None and len(post.weights) == n:
+            l1, disagreements = rules.distance(
+                rules.judged_weights(post.weights, post.flags), post.flags, weights, flags
+            )
+            deviation = rules.Deviation(member, l1, disagreements)
+            row.update(
+                share_distance_bps=deviation.share_distance_bps,
+                flag_disagreements=disagreements,
+                honest=not deviation.penalised,
+            )
+        rows.append(row)
+    return rows
+
+
+def _check_report(store, config, rec) -> list[str]:
+    """The posted report must be readable, carry the posted weights and flags and the project's parameters."""
+    try:
+        report = fetch_report(store, rec.report_cid)
+    except (ReportError, StorageError) as exc:
+        return [f"the posted report cannot be read: {exc}"]
+    problems = []
+    if report.weights != rec.weights or report.flags != rec.flags:
+        problems.append("the report's weights/flags differ from those posted on-chain")
+    if canonical_parameters(report.parameters) != json.loads(config.model_dump_json()):
+        problems.append("the report declares parameters other than the project's aggregator configuration")
+    return problems
+
+
+def _compare_weights_and_flags(rec, weights: list[int], flags: int) -> list[dict]:
+    """Per trainer, each posted flag that differs and each posted weight off by more than the tolerance."""
+    differing = []
+    for i, (addr, _cid) in enumerate(rec.submissions):
+        posted_flag, new_flag = bool(rec.flags >> i & 1), bool(flags >> i & 1)
+        if posted_flag != new_flag:
+            differing.append(
+                {"index": i, "address": addr, "field": "flag", "posted": posted_flag, "recomputed": new_flag}
+            )
+        posted_w = rec.weights[i] if i < len(rec.weights) else None
+        if posted_w is None or abs(posted_w - weights[i]) > WEIGHT_TOLERANCE * WEIGHT_SCALE:
+            differing.append(
+                {"index": i, "address": addr, "field": "weight", "posted": posted_w, "recomputed": weights[i]}
+            )
+    return differing
+
+
+def _compare_model(store, posted_cid: str, recomputed: bytes) -> list[str]:
+    """The same CID, or the same schedule metadata and tensors within ``MODEL_TOLERANCE``."""
+    if is_cid_of(recomputed, posted_cid):
+        return []
+    problems = []
+    try:
+        a, meta_a = load_weights(store.get_bytes(posted_cid, max_size=GLOBAL_MODEL_MAX_BYTES))
+    except (ConfigError, StorageError) as exc:
+        problems.append(f"the posted model cannot be read: {exc}")
+        a, meta_a = None, {}
+    b, meta_b = load_weights(recomputed)
+    for key in SCHEDULE_METADATA_KEYS:  # the schedule's output must match exactly
+        if meta_a.get(key, "") != meta_b.get(key, ""):
+            problems.append(
+                f"the posted model's {key} metadata {meta_a.get(key, '')!r} differs from the "
+                f"recomputed {meta_b.get(key, '')!r}"
+            )
+    if a is None:
+        return problems
+    if set(a) != set(b):
+        return problems + ["the posted model has different tensors from the recomputed one"]
+    diff = max(float(np.max(np.abs(a[k].double().numpy() - b[k].double().numpy()))) if a[k].numel() else 0.0 for k in a)
+    if diff > MODEL_TOLERANCE:
+        problems.append(f"the posted model differs from the recomputed one (max abs difference {diff:.3g})")
+    return problems

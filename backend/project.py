@@ -15,8 +15,13 @@ A spec file (YAML or JSON) describes everything fixed at creation::
     rounds: 5
     trainers: {min: 2, max: 8, stake: "1 ether", slash_bps: 5000}
     windows: {submission: 600, reveal: 300, aggregation: 600, challenge: 300}   # seconds; reveal defaults to submission
-    aggregator: {address: "0x...", bond: "2 ether"}
+    aggregator: {bond: "2 ether"}     # the owner's bond that rounds get scored (to trainers if they are not)
+    committee: {size: 3, min_stake: "0.1 ether", fee: "0.01 ether"}   # optional: default one member, no fee
     arbiter: {address: "0x...", dispute_bond: "0.5 ether"}
+
+Nobody names the aggregator: the Marketplace's committee draws ``committee.size`` members holding at
+least ``committee.min_stake`` from the staked registry when the project starts, and pays them ``fee``
+per round (escrowed by the owner at creation).
 
 Every problem in a spec file is reported at once. Amounts are wei (an integer) or "<number> ether|gwei|wei".
 The aggregator configuration travels inside the on-chain model spec (``hyperparams.aggregator``), so
@@ -41,6 +46,7 @@ from web3 import Web3
 
 from aggregator.config import AggregatorConfig
 from backend import safe_json
+from backend.chain.committee import CommitteeClient
 from backend.chain.session import parse_key
 from backend.chain.types import ETH, MAX_TRAINERS, MAX_WINDOW, ProjectConfig, min_bonds
 from backend.data import load_mnist, load_validation, partition_iid
@@ -135,7 +141,7 @@ class WindowsSection(_Strict):
 
 
 class PartySection(_Strict):
-    address: str
+    address: str | None = None
     bond: int | None = None
     dispute_bond: int | None = None
 
@@ -146,10 +152,33 @@ class PartySection(_Strict):
 
     @field_validator("address")
     @classmethod
-    def _address(cls, value: str) -> str:
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not Web3.is_address(value):
             raise ValueError(f"{value!r} is not an Ethereum address")
         return Web3.to_checksum_address(value)
+
+
+class CommitteeSection(_Strict):
+    """Who scores: ``size`` members (odd, 1..7) drawn at start among registered aggregators holding at
+    least ``min_stake`` (0 = the registry's minimum), each paid ``fee`` per round it scores honestly."""
+
+    size: int = 1
+    min_stake: int = 0
+    fee: int = 0
+
+    @field_validator("min_stake", "fee", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> int:
+        return parse_amount(value)
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: int) -> int:
+        if value < 1 or value > 7 or value % 2 == 0:
+            raise ValueError("committee.size must be odd, 1 to 7")
+        return value
 
 
 class ProjectSpecFile(_Strict):
@@ -161,10 +190,13 @@ class ProjectSpecFile(_Strict):
     trainers: TrainersSection
     windows: WindowsSection
     aggregator: PartySection
+    committee: CommitteeSection = Field(default_factory=lambda: CommitteeSection())
     arbiter: PartySection
 
     @model_validator(mode="after")
     def _bonds(self) -> "ProjectSpecFile":
+        if self.arbiter.address is None:
+            raise ValueError("arbiter.address is required")
         if self.aggregator.bond is None:
             raise ValueError("aggregator.bond is required")
         if self.arbiter.dispute_bond is None:
@@ -281,6 +313,15 @@ def load_secrets(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def _setup_scoring(market, pid: int, spec: ProjectSpecFile) -> None:
+    """The owner's part in scoring: the committee's terms (when not the default) and the bond."""
+    c = spec.committee
+    if (c.size, c.min_stake, c.fee) != (1, 0, 0):
+        committee = CommitteeClient.of(market)
+        committee.configure(pid, c.size, c.min_stake or committee.minimum_stake(), c.fee)
+    market.post_aggregator_bond(pid)
+
+
 def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[int, dict]:
     """Upload the spec, initial weights and validation set, escrow the pool, and record the secret.
     Returns (project id, record)."""
@@ -311,7 +352,7 @@ def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[in
         stake=spec.trainers.stake,
         aggregatorBond=spec.aggregator.bond,
         disputeBond=spec.arbiter.dispute_bond,
-        aggregator=spec.aggregator.address,
+        aggregator=spec.aggregator.address or ETH,  # the committee (an address other than it is refused)
         arbiter=spec.arbiter.address,
         rounds=spec.rounds,
         minTrainers=spec.trainers.min,
@@ -326,6 +367,7 @@ def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[in
         revealWindow=spec.windows.reveal or spec.windows.submission,
     )
     pid = market.create_project(cfg)
+    _setup_scoring(market, pid, spec)
     record = {
         "project_id": pid,
         "spec_cid": spec_cid,
@@ -352,7 +394,6 @@ def write_example(
     rounds: int = 2,
     submission_window: int = 30,
     challenge_period: int = 10,
-    aggregator: str = "dev:1",
     arbiter: str = "dev:2",
     seed: int = 0,
     samples_per_trainer: int = 500,
@@ -360,6 +401,8 @@ def write_example(
     epochs: int = 1,
     aggregation_window: int = 600,
     write_shards: bool = True,
+    committee_size: int = 1,
+    committee_fee: str = "0 ether",
 ) -> list[Path]:
     """An MNIST project to try Merit with: project.yaml, validation.npz and (``write_shards``)
     trainer-<i>.npz. The validation set is the first ``validation_samples`` digits of
@@ -391,7 +434,8 @@ def write_example(
         "rounds": rounds,
         "trainers": {"min": trainers, "max": max(8, trainers), "stake": "1 ether", "slash_bps": 5000},
         "windows": {"submission": submission_window, "aggregation": aggregation_window, "challenge": challenge_period},
-        "aggregator": {"address": _address_of(aggregator), "bond": "2 ether"},
+        "aggregator": {"bond": "2 ether"},
+        "committee": {"size": committee_size, "min_stake": "0 ether", "fee": committee_fee},
         "arbiter": {"address": _address_of(arbiter), "dispute_bond": "0.5 ether"},
     }
     spec_path = out / "project.yaml"

@@ -365,6 +365,7 @@ def _create_projects(chain, owner, count: int, cid: str) -> int:
     """``count`` projects whose model is ``cid`` (the first one Running with a joined trainer);
     returns the trainer's index."""
     from backend.chain.connection import dev_account
+    from backend.chain.committee import CommitteeClient
     from backend.chain.types import ETH, ProjectConfig
 
     aggregator, trainer = owner.as_account(dev_account(1)), owner.as_account(dev_account(3))
@@ -374,7 +375,7 @@ def _create_projects(chain, owner, count: int, cid: str) -> int:
         stake=10,
         aggregatorBond=100,  # the floors: a tenth of a round's budget; the arbiter independent of both
         disputeBond=10,
-        aggregator=aggregator.account.address,
+        aggregator=owner.committee_address(),  # every project's aggregator is the committee
         arbiter=dev_account(2).address,
         rounds=3,
         minTrainers=1,
@@ -388,8 +389,9 @@ def _create_projects(chain, owner, count: int, cid: str) -> int:
         validationCommitment=b"\x01" * 32,
         revealWindow=86400,
     )
+    CommitteeClient.of(aggregator).register(CommitteeClient.of(owner).minimum_stake())  # drawn at start
     first = owner.create_project(cfg)
-    aggregator.post_aggregator_bond(first)
+    owner.post_aggregator_bond(first)
     trainer.join(first)
     owner.start(first)
     # the rest signed here and sent without waiting for each receipt: setting up, not what is measured

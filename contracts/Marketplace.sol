@@ -11,6 +11,7 @@ import {MarketplaceSetup} from "./MarketplaceSetup.sol";
 import {SubmitterList} from "./lib/SubmitterList.sol";
 import {PackedResult} from "./lib/PackedResult.sol";
 import {CidPair} from "./lib/CidPair.sol";
+import {ICommittee} from "./committee/ICommittee.sol";
 
 /**
  * @title Merit Marketplace
@@ -52,10 +53,18 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
     address public immutable VIEWS;
     /// @notice Project creation and the owner's validation reveal, reached by delegatecall.
     address public immutable SETUP;
+    /// @notice The aggregator of every project: the committee contract that draws each project's scorers
+    /// from its staked registry and posts their consensus. No owner names an aggregator.
+    address public immutable COMMITTEE;
 
-    constructor() {
+    /// @param committee The {Committee}, built for this Marketplace's (predicted) address.
+    constructor(address committee) {
+        if (committee.code.length == 0 || ICommittee(committee).market() != address(this)) {
+            revert InvalidConfig(ConfigError.NotCommittee);
+        }
+        COMMITTEE = committee;
         VIEWS = address(new MarketplaceViews());
-        SETUP = address(new MarketplaceSetup());
+        SETUP = address(new MarketplaceSetup(committee));
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -63,15 +72,17 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
     // ---------------------------------------------------------------------------------------------
 
     /**
-     * @notice Posts the aggregator bond. Only the project's aggregator, while the project is Pending or
-     * Running and no bond is currently held.
+     * @notice Posts the aggregator bond: the owner's guarantee that its rounds get scored. Only the
+     * project's owner (the aggregator is the committee, whose members stake in the registry), while the
+     * project is Pending or Running and no bond is currently held. If the committee misses a deadline the
+     * bond goes to the trainers, as before.
      * @dev After `expire` or an upheld dispute the bond is gone; posting it again re-opens an Expired
      * round for aggregation with a fresh aggregation deadline.
      * @param projectId The project.
      */
     function postAggregatorBond(uint256 projectId) external payable nonReentrant {
         Project storage p = _project(projectId);
-        _requireAggregator(projectId);
+        if (msg.sender != p.owner) revert NotOwner(msg.sender);
         if (p.status != Status.Pending && p.status != Status.Running) revert WrongStatus(p.status);
         if (p.bonded) revert AlreadyBonded();
 
@@ -133,8 +144,8 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
     }
 
     /**
-     * @notice Starts a Pending project: opens round 0. Anyone may call it once the aggregator bond is
-     * posted and at least `minTrainers` trainers have joined.
+     * @notice Starts a Pending project: opens round 0 and has the committee draw the project's scorers.
+     * Anyone may call it once the aggregator bond is posted and at least `minTrainers` trainers have joined.
      * @param projectId The project.
      */
     function start(uint256 projectId) external {
@@ -147,6 +158,7 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
         p.status = Status.Running;
         emit ProjectStarted(projectId);
         _openRound(projectId, p, 0);
+        ICommittee(COMMITTEE).draw(projectId);
     }
 
     /**
@@ -514,13 +526,13 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
     }
 
     /**
-     * @notice Returns what is left of the aggregator's bond, after the project Ended or was Cancelled.
-     * Only the aggregator.
+     * @notice Returns what is left of the aggregator bond to the owner who posted it, after the project
+     * Ended or was Cancelled. Only the owner.
      * @param projectId The project.
      */
     function withdrawBond(uint256 projectId) external nonReentrant {
         Project storage p = _project(projectId);
-        _requireAggregator(projectId);
+        if (msg.sender != p.owner) revert NotOwner(msg.sender);
         _requireClosed(p);
         uint256 amount = p.bondBalance;
         if (amount == 0) revert NothingToWithdraw();

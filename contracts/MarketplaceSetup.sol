@@ -17,6 +17,13 @@ contract MarketplaceSetup is MarketplaceStorage, ReentrancyGuardTransient {
     using PackedResult for PackedResult.Slots;
     using CidPair for CidPair.Pair;
 
+    /// @notice The committee every project's `aggregator` must be.
+    address public immutable COMMITTEE;
+
+    constructor(address committee) {
+        COMMITTEE = committee;
+    }
+
     /**
      * @notice Creates a project and escrows its whole reward pool.
      * @dev For ETH (`cfg.asset == address(0)`) send exactly `cfg.pool`; for an ERC-20 approve `cfg.pool`
@@ -113,6 +120,8 @@ contract MarketplaceSetup is MarketplaceStorage, ReentrancyGuardTransient {
                 || cfg.disputeBond > type(uint96).max
         ) revert InvalidConfig(ConfigError.AmountTooLarge);
         if (cfg.aggregator == address(0)) revert InvalidConfig(ConfigError.ZeroAggregator);
+        // The owner does not choose who scores: the committee draws the members at start.
+        if (cfg.aggregator != COMMITTEE) revert InvalidConfig(ConfigError.NotCommittee);
         if (cfg.arbiter == address(0)) revert InvalidConfig(ConfigError.ZeroArbiter);
         // An owner (or aggregator) judging disputes about its own round is no judge.
         if (cfg.arbiter == msg.sender || cfg.arbiter == cfg.aggregator) {

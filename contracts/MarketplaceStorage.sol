@@ -58,7 +58,8 @@ abstract contract MarketplaceStorage is AssetVault {
         AggregatorBondTooSmall,
         DisputeBondTooSmall,
         ArbiterNotIndependent,
-        WindowTooLong
+        WindowTooLong,
+        NotCommittee
     }
 
     struct ProjectConfig {

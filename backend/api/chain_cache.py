@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from backend.api.chain_view import ChainView, ProjectView, RoundView
+from backend.api.chain_view import ChainView, CommitteeInfo, ProjectView, RoundView
 
 HEAD_POLL_S = 0.1
 MAX_ENTRIES = 50_000  # distinct keys (addresses in rewards reads) between two heads; past it, start over
@@ -126,3 +126,9 @@ class CachedChainView:
 
     def stake(self, project_id: int, address: str) -> int:
         return self.memo(("stake", project_id, address.lower()), lambda: self.fresh.stake(project_id, address))
+
+    def committee(self, project_id: int, round: int) -> CommitteeInfo | None:
+        read = getattr(self.fresh, "committee", None)
+        if not callable(read):
+            return None
+        return self.memo(("committee", project_id, round), lambda: read(project_id, round))

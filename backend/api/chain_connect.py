@@ -6,10 +6,19 @@ from __future__ import annotations
 from eth_abi import decode
 from web3 import Web3
 
-from backend.api.chain_view import ChainView, ProjectView, RoundView, RoundPhase, UploadState, generic_upload_state
+from backend.api.chain_view import (
+    ChainView,
+    CommitteeInfo,
+    MemberPostInfo,
+    ProjectView,
+    RoundPhase,
+    RoundView,
+    UploadState,
+    generic_upload_state,
+)
 from backend.chain.client import MarketClient
 from backend.chain.connection import connect, dev_account
-from backend.chain.session import attach
+from backend.chain.session import attach, committee_of
 from backend.chain.types import Phase, ProjectConfig, ProjectInfo, RoundInfo, Status
 from backend.config import Settings
 from backend.errors import ChainError
@@ -87,6 +96,13 @@ class MarketChainView:
             self._configs = {}
             top_head, top_count = 0, 0
         self._seen = (max(top_head, head or 0), max(top_count, count or 0))
+
+    def committee(self, project_id: int, round: int) -> CommitteeInfo | None:
+        """The round's committee; None where the market has no committee or the project does not exist."""
+        committee = committee_of(self.client)
+        if committee is None or not self._exists(project_id):
+            return None
+        return committee_info(committee, project_id, round)
 
     def _config(self, project_id: int) -> ProjectConfig:
         cfg = self._configs.get(project_id)
@@ -296,3 +312,35 @@ def open_chain_view(settings: Settings) -> ChainView:
 
 
 __all__ = ["MarketChainView", "open_chain_view"]
+
+
+def committee_info(committee, project_id: int, round: int) -> CommitteeInfo:
+    """A round's committee as the API shows it, from a ``backend.chain.committee.CommitteeClient``
+    (members in drawn order, their revealed posts, MemberPenalized events, the settled consensus)."""
+    posts = {p.member.lower(): p for p in committee.posts(project_id, round)}
+    penalties = {p.member.lower(): p for p in committee.penalties(project_id, round)}
+    members = []
+    for address in committee.members_of(project_id):
+        post, penalty = posts.get(address.lower()), penalties.get(address.lower())
+        members.append(
+            MemberPostInfo(
+                member=address,
+                revealed=post is not None,
+                weights=None if post is None else list(post.weights),
+                flags=None if post is None else post.flags,
+                model_cid=None if post is None else post.model_cid,
+                report_cid=None if post is None else post.report_cid,
+                penalty_wei=0 if penalty is None else penalty.amount,
+                share_distance_bps=None if penalty is None else penalty.share_distance_bps,
+                flag_disagreements=None if penalty is None else penalty.flag_disagreements,
+            )
+        )
+    settled = committee.consensus(project_id, round)
+    return CommitteeInfo(
+        project_id=project_id,
+        round=round,
+        members=members,
+        consensus_weights=None if settled is None else list(settled.weights),
+        consensus_flags=None if settled is None else settled.flags,
+        consensus_model_cid=None if settled is None else settled.model_cid,
+    )

@@ -24,6 +24,9 @@ An implementation has ``chain_id`` and ``market_address`` attributes: signed req
 - ``projects(ids)``: many projects in one go (a JSON-RPC batch), for the project list;
 - ``upload_state(project_id, round, address)``: an upload's pre-checks in one go (see
   ``generic_upload_state`` for what it returns);
+- ``committee(project_id, round)``: the round's aggregator committee (``CommitteeInfo``): its members,
+  what each revealed, the consensus the contract settled and the penalties. Without it the API answers
+  404 ``committee_unavailable`` for the committee route;
 - ``lock``: a lock under which every call is made, for a backend that is not thread-safe (the
   embedded chain), shared with the other users of that chain in the process. Without one, the
   methods are called from several threads at once and must be thread-safe.
@@ -79,6 +82,33 @@ class RoundView:
     budget_wei: int
     global_model_cid: str | None  # the model this round produced, once posted
     report_cid: str | None
+
+
+@dataclass(frozen=True)
+class MemberPostInfo:
+    """One committee member in one round: what it revealed (None until it reveals) and what it lost."""
+
+    member: str
+    revealed: bool
+    weights: list[int] | None  # fixed point, in submitter order
+    flags: int | None  # bitmap of the trainers it flags
+    model_cid: str | None
+    report_cid: str | None
+    penalty_wei: int  # stake it lost in this round (0 if none)
+    share_distance_bps: int | None  # its distance from the consensus, as the contract measured it when penalised
+    flag_disagreements: int | None
+
+
+@dataclass(frozen=True)
+class CommitteeInfo:
+    """A round's committee: its members (in drawn order), their posts, and the settled consensus."""
+
+    project_id: int
+    round: int
+    members: list[MemberPostInfo]
+    consensus_weights: list[int] | None  # None until the round is settled
+    consensus_flags: int | None
+    consensus_model_cid: str | None
 
 
 @runtime_checkable

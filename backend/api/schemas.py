@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BaseModel, Field
 
-from backend.api.chain_view import ProjectView, RoundView, RoundPhase
+from backend.api.chain_view import CommitteeInfo, MemberPostInfo, ProjectView, RoundPhase, RoundView
 
 UINT64_MAX = 2**64 - 1
 ProjectId = Annotated[int, Path(ge=0, le=UINT64_MAX, description="project id")]
@@ -95,6 +95,66 @@ class RoundOut(BaseModel):
             budget_wei=str(r.budget_wei),
             global_model_cid=r.global_model_cid,
             report_cid=r.report_cid,
+        )
+
+
+def _flag_indices(flags: int | None, n: int) -> list[int] | None:
+    return None if flags is None else [i for i in range(n) if flags >> i & 1]
+
+
+class MemberPostOut(BaseModel):
+    member: str = Field(description="the member's address")
+    revealed: bool = Field(description="whether it revealed a post for this round")
+    weights: list[str] | None = Field(description="its weights per trainer in submitter order (decimal strings)")
+    flagged: list[int] | None = Field(description="indices (submitter order) of the trainers it flagged")
+    model_cid: str | None
+    report_cid: str | None
+    penalty_wei: str = Field(description="stake it lost for this round")
+    share_distance_bps: int | None = Field(description="its L1 distance from the consensus shares, when penalised")
+    flag_disagreements: int | None = Field(description="trainers whose flag it set otherwise than the majority")
+
+    @classmethod
+    def of(cls, m: MemberPostInfo, n: int) -> "MemberPostOut":
+        return cls(
+            member=m.member,
+            revealed=m.revealed,
+            weights=None if m.weights is None else [str(w) for w in m.weights],
+            flagged=_flag_indices(m.flags, n),
+            model_cid=m.model_cid,
+            report_cid=m.report_cid,
+            penalty_wei=str(m.penalty_wei),
+            share_distance_bps=m.share_distance_bps,
+            flag_disagreements=m.flag_disagreements,
+        )
+
+
+class ConsensusOut(BaseModel):
+    weights: list[str] = Field(description="per trainer the median of the members' weights (decimal strings)")
+    flagged: list[int] = Field(description="trainers a strict majority of members flagged")
+    model_cid: str | None = Field(description="the model CID a strict majority revealed, else the previous model")
+
+
+class CommitteeOut(BaseModel):
+    project_id: int
+    round: int
+    members: list[MemberPostOut] = Field(description="at most 7 (the largest committee), in drawn order")
+    consensus: ConsensusOut | None = Field(description="null until the round is settled")
+
+    @classmethod
+    def of(cls, c: CommitteeInfo, submissions: int) -> "CommitteeOut":
+        n = min(256, max([submissions] + [len(m.weights or []) for m in c.members]))  # MAX_TRAINERS
+        consensus = None
+        if c.consensus_weights is not None:
+            consensus = ConsensusOut(
+                weights=[str(w) for w in c.consensus_weights],
+                flagged=_flag_indices(c.consensus_flags or 0, n) or [],
+                model_cid=c.consensus_model_cid,
+            )
+        return cls(
+            project_id=c.project_id,
+            round=c.round,
+            members=[MemberPostOut.of(m, n) for m in c.members],
+            consensus=consensus,
         )
 
 

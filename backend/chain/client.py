@@ -12,11 +12,13 @@ failures, and raise ``ContractRevert`` (with the custom error's name and argumen
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import rlp
 from eth_abi import encode as abi_encode
+from eth_utils import keccak
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
@@ -38,6 +40,8 @@ class Deployment:
     source_hash: str
     test_token: str | None = None
     evm: str = "cancun"  # which build was deployed (backend.chain.compile.EVM_BUILDS)
+    committee: str = ""  # the aggregator of every project (also readable as the Marketplace's COMMITTEE)
+    registry: str = ""  # where aggregators stake (the committee's registry)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2) + "\n"
@@ -126,6 +130,24 @@ class _Contract:
         return client, receipt
 
 
+# The registry's terms at deploy: a member waits a day between asking to exit and withdrawing, and stakes
+# at least 0.1 ETH (each project may ask more of its committee).
+DEFAULT_EXIT_COOLDOWN = 86_400
+DEFAULT_MIN_MEMBER_STAKE = 10**17
+
+
+def create_address(deployer: str, nonce: int) -> str:
+    """The address of the contract that ``deployer``'s transaction number ``nonce`` creates."""
+    raw = keccak(rlp.encode([bytes.fromhex(deployer[2:]), nonce]))[12:]
+    return Web3.to_checksum_address(raw)
+
+
+class _CommitteeDeployer(_Contract):
+    """Deploys the committee (backend.chain.committee.CommitteeClient is its client)."""
+
+    artifact_name = "Committee"
+
+
 class TestToken(_Contract):
     """The ERC-20 used in tests and demos (mintable by anyone: a test asset, never real money)."""
 
@@ -179,11 +201,35 @@ class MarketClient(_Contract):
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def deploy(cls, chain: Chain, account: LocalAccount, evm: str | None = None) -> "MarketClient":
-        """Deploy the Marketplace; ``evm`` picks a build (default: the newest the chain runs)."""
-        client, receipt = cls._deploy(chain, account, evm=evm)
+    def deploy(
+        cls,
+        chain: Chain,
+        account: LocalAccount,
+        evm: str | None = None,
+        exit_cooldown: int = DEFAULT_EXIT_COOLDOWN,
+        min_member_stake: int = DEFAULT_MIN_MEMBER_STAKE,
+    ) -> "MarketClient":
+        """Deploy the committee (with its aggregator registry) and the Marketplace it scores for;
+        ``evm`` picks a build (default: the newest the chain runs). The committee is built for the
+        Marketplace's address, predicted from the deployer's next nonce; the Marketplace checks it."""
+        evm = evm or evm_build(chain)
+        nonce = chain.nonces.peek(chain, account.address)
+        market_address = create_address(account.address, nonce + 1)
+        committee, _ = _CommitteeDeployer._deploy(
+            chain, account, market_address, exit_cooldown, min_member_stake, evm=evm
+        )
+        client, receipt = cls._deploy(chain, account, committee.address, evm=evm)
+        if client.address != market_address:
+            raise ChainError(
+                f"the Marketplace landed at {client.address}, not at {market_address} as its committee expects",
+                "another transaction from the deployer's key interleaved: deploy again from an idle key",
+            )
         client.deploy_receipt = receipt
         return client
+
+    def committee_address(self) -> str:
+        """The committee: the aggregator of every project."""
+        return self._call("COMMITTEE")
 
     def as_account(self, account: LocalAccount | None) -> "MarketClient":
         """The same contract seen by another signer (shares the nonce manager)."""
@@ -191,6 +237,7 @@ class MarketClient(_Contract):
 
     def deployment(self) -> Deployment:
         receipt = getattr(self, "deploy_receipt", None)
+        committee = self.committee_address()
         return Deployment(
             chain_id=self.chain.chain_id,
             marketplace=self.address,
@@ -198,6 +245,10 @@ class MarketClient(_Contract):
             deployer=self.account.address if self.account else "",
             source_hash=self.artifact["sourceHash"],
             evm=self.artifact["compiler"]["settings"]["evmVersion"],
+            committee=committee,
+            registry=self.chain.w3.eth.contract(address=committee, abi=load_artifact("Committee")["abi"])
+            .functions.registry()
+            .call(),
         )
 
     # ---------------------------------------------------------------- asset handling
@@ -221,6 +272,17 @@ class MarketClient(_Contract):
 
     # ---------------------------------------------------------------- writes
     def create_project(self, cfg: ProjectConfig) -> int:
+        """Create a project and escrow its pool. Its aggregator is the committee: leave ``cfg.aggregator``
+        as the zero address (or give the committee's address); any other address is refused."""
+        committee = self.committee_address()
+        if int(cfg.aggregator, 16) == 0:
+            cfg = replace(cfg, aggregator=committee)
+        elif Web3.to_checksum_address(cfg.aggregator) != committee:
+            raise ConfigError(
+                f"projects no longer name their aggregator ({cfg.aggregator}): the committee at {committee} "
+                "draws the scorers from the staked registry at start",
+                "drop aggregator.address from the project spec",
+            )
         value = self._pay(cfg.asset, cfg.pool, None)
         receipt = self._send("createProject", cfg.as_tuple(), value=value)
         self.last_receipt = receipt

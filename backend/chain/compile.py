@@ -33,8 +33,22 @@ SOLC_VERSION = "0.8.37"
 # The contracts the product deploys; test helpers under contracts/test are forge's business.
 # The Marketplace deploys its two delegatecall modules itself; their artifacts are kept for their
 # ABIs (merged into the Marketplace's: one address, one ABI) and for the EIP-170 size check.
-PRODUCT_CONTRACTS = ("Marketplace", "MarketplaceViews", "MarketplaceSetup", "TestToken")
+PRODUCT_CONTRACTS = (
+    "Marketplace",
+    "MarketplaceViews",
+    "MarketplaceSetup",
+    "Committee",
+    "AggregatorRegistry",
+    "TestToken",
+)
 MODULES = {"Marketplace": ("MarketplaceViews", "MarketplaceSetup")}
+# Errors that reach a contract's callers from the contracts it calls (the Marketplace's `start` draws
+# through the committee and its registry; the committee's `settle` posts to the Marketplace): listed in
+# the caller's ABI too, so that a revert is decoded by name whichever contract raised it.
+FOREIGN_ERRORS = {
+    "Marketplace": ("Committee", "AggregatorRegistry"),
+    "Committee": ("AggregatorRegistry", "Marketplace"),
+}
 SETTINGS = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "cancun",
@@ -157,6 +171,12 @@ def compile_contracts(evm: str = "cancun") -> dict[str, dict]:
         raise SystemExit(f"contracts not found in contracts/: {sorted(missing)}")
     for name, modules in MODULES.items():
         artifacts[name]["abi"] = merged_abi([artifacts[name]["abi"]] + [artifacts[m]["abi"] for m in modules])
+    own = {name: artifacts[name]["abi"] for name in FOREIGN_ERRORS}
+    for name, sources in FOREIGN_ERRORS.items():
+        errors = [
+            [item for item in own.get(src, artifacts[src]["abi"]) if item.get("type") == "error"] for src in sources
+        ]
+        artifacts[name]["abi"] = merged_abi([artifacts[name]["abi"], *errors])
     return artifacts
 
 

@@ -47,6 +47,13 @@ class NonceManager:
             self._next[address] = nonce + 1
             return nonce
 
+    def peek(self, chain: "Chain", address: str) -> int:
+        """The nonce `take` will hand out next (a deployer predicts a contract's address from it)."""
+        with self._lock:
+            if address not in self._next:
+                self._next[address] = chain.w3.eth.get_transaction_count(address, "pending")
+            return self._next[address]
+
     def reset(self, address: str) -> None:
         with self._lock:
             self._next.pop(address, None)

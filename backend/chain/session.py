@@ -8,6 +8,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from backend.chain.client import MarketClient, load_deployment
+from backend.chain.committee import CommitteeClient
 from backend.chain.connection import Chain, connect, dev_account
 from backend.config import Settings
 from backend.errors import ConfigError
@@ -58,3 +59,8 @@ def _checksum(address: str) -> str:
     if not Web3.is_address(address):
         raise ConfigError(f"{address!r} is not an Ethereum address", "pass a 0x-prefixed 40-hex-digit address")
     return Web3.to_checksum_address(address)
+
+
+def committee_of(market: MarketClient):
+    """The market's committee client, or None where the market was deployed without a committee."""
+    return CommitteeClient.of(market) if getattr(market.deployment(), "committee", None) else None

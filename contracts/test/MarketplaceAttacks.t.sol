@@ -267,8 +267,8 @@ contract MarketplaceAttacksTest is MarketFixture {
     }
 
     function _bondAndJoinIn(uint256 id, RebasingToken reb) internal {
-        reb.mint(aggregator, AGG_BOND);
-        vm.startPrank(aggregator);
+        reb.mint(owner, AGG_BOND);
+        vm.startPrank(owner);
         reb.approve(address(market), AGG_BOND);
         market.postAggregatorBond(id);
         vm.stopPrank();

@@ -7,6 +7,7 @@ import {MarketplaceSetup} from "../MarketplaceSetup.sol";
 import {MarketplaceStorage} from "../MarketplaceStorage.sol";
 import {TestToken} from "../mocks/TestToken.sol";
 import {TestBase} from "./Base.t.sol";
+import {Committee} from "../committee/Committee.sol";
 
 /// @dev Drives random sequences of protocol actions, in ETH and token projects, by every party.
 /// Calls that the market rejects are simply skipped; ghost variables record only what succeeded.
@@ -17,7 +18,8 @@ contract MarketHandler is TestBase {
     TestToken public immutable token;
 
     address public constant OWNER = address(0x0A11CE);
-    address public constant AGGREGATOR = address(0x0A66);
+    /// @dev The committee, the aggregator of every project (posts are pranked from it).
+    address public immutable AGGREGATOR;
     address public constant ARBITER = address(0x0A4B);
     uint256 public constant TRAINERS = 6;
     uint256 public constant MAX_PROJECTS = 4;
@@ -48,6 +50,7 @@ contract MarketHandler is TestBase {
         views = MarketplaceViews(address(market_));
         setup = MarketplaceSetup(address(market_));
         token = token_;
+        AGGREGATOR = market_.COMMITTEE();
     }
 
     // --- actors --------------------------------------------------------------------------------
@@ -57,7 +60,7 @@ contract MarketHandler is TestBase {
     }
 
     /// @dev Everyone who can ever hold a claimable balance.
-    function accounts() public pure returns (address[] memory all) {
+    function accounts() public view returns (address[] memory all) {
         all = new address[](TRAINERS + 2);
         for (uint256 i; i < TRAINERS; ++i) {
             all[i] = trainerAt(i);
@@ -107,8 +110,8 @@ contract MarketHandler is TestBase {
         uint256 id = _pick(p);
         if (id == 0) return;
         MarketplaceStorage.ProjectConfig memory cfg = views.getConfig(id);
-        uint256 value = _fund(cfg.asset, AGGREGATOR, cfg.aggregatorBond);
-        vm.prank(AGGREGATOR);
+        uint256 value = _fund(cfg.asset, OWNER, cfg.aggregatorBond);
+        vm.prank(OWNER);
         try market.postAggregatorBond{value: value}(id) {
             calls[msg.sig]++;
         } catch {}
@@ -425,7 +428,9 @@ contract MarketplaceInvariantTest is TestBase {
     MarketHandler internal handler;
 
     function setUp() public {
-        market = new Marketplace();
+        Committee committee;
+        (market, committee) = deployMarket();
+        registerMember(committee, address(0x5C0), 1 ether);
         views = MarketplaceViews(address(market));
         token = new TestToken();
         handler = new MarketHandler(market, token);

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from backend.api.chain_view import ProjectView, RoundView, RoundPhase
+from backend.api.chain_view import CommitteeInfo, ProjectView, RoundPhase, RoundView
 
 
 @dataclass
@@ -16,6 +16,7 @@ class FakeChain:
     joined: set[tuple[int, str]] = field(default_factory=set)
     submitted: set[tuple[int, int, str]] = field(default_factory=set)
     claims: dict[tuple[int, str], int] = field(default_factory=dict)
+    committees: dict[tuple[int, int], CommitteeInfo] = field(default_factory=dict)
     chain_id: int = 31337
     market_address: str = "0x" + "ab" * 20
 
@@ -77,6 +78,9 @@ class FakeChain:
 
     def stake(self, project_id: int, address: str) -> int:
         return self.projects[project_id].stake_wei if self.is_joined(project_id, address) else 0
+
+    def committee(self, project_id: int, round: int) -> CommitteeInfo | None:
+        return self.committees.get((project_id, round))
 
 
 def store_logreg_spec(store):

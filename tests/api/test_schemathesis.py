@@ -23,7 +23,7 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 def test_openapi_fuzzing_finds_no_server_errors(world):
     schema = schemathesis.openapi.from_url(world["url"] + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 9  # health, metrics, projects, project, spec, model, round, rewards, upload
+    assert len(operations) == 10  # health, metrics, projects, project, spec, model, round, committee, rewards, upload
     for operation, mode in (
         (op, mode) for op in operations for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
     ):

@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 from eth_abi import encode
 from eth_utils import keccak
 
-from backend.chain.client import MarketClient, TestToken
+from backend.chain.client import DEFAULT_MIN_MEMBER_STAKE, MarketClient, TestToken
+from backend.chain.committee import CommitteeClient
 from backend.chain.connection import Chain, dev_account
-from backend.chain.types import ETH, ProjectConfig
+from backend.chain.types import ETH, MemberPost, ProjectConfig
 
 ETHER = 10**18
 VALIDATION_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
@@ -37,7 +38,7 @@ class Market:
             stake=ETHER,
             aggregatorBond=2 * ETHER,
             disputeBond=ETHER // 2,
-            aggregator=self.aggregator.account.address,
+            aggregator=ETH,  # the committee: a committee of one drawn from the registry (the aggregator)
             arbiter=self.arbiter.account.address,
             rounds=2,
             minTrainers=2,
@@ -56,6 +57,8 @@ class Market:
 
 def make_market(chain: Chain, trainers: int = 4) -> Market:
     owner = MarketClient.deploy(chain, dev_account(0))
+    # The aggregator is the registry's only member, so every committee of one draws it.
+    CommitteeClient.of(owner.as_account(dev_account(1))).register(DEFAULT_MIN_MEMBER_STAKE)
     return Market(
         chain=chain,
         owner=owner,
@@ -73,7 +76,7 @@ def fund_tokens(market: Market, token: TestToken, amount: int) -> None:
 
 def start_project(market: Market, cfg: ProjectConfig, joiners: int | None = None) -> int:
     pid = market.owner.create_project(cfg)
-    market.aggregator.post_aggregator_bond(pid)
+    market.owner.post_aggregator_bond(pid)
     for trainer in market.trainers[: joiners if joiners is not None else len(market.trainers)]:
         trainer.join(pid)
     market.owner.start(pid)
@@ -120,3 +123,16 @@ def reveal_trainers(chain: Chain, pid: int, round_: int, trainers: list[MarketCl
     for t in trainers:
         reveal(t, pid, round_, log=lambda m: None)
     advance_past(chain, trainers[0].round(pid, round_).reveal_deadline)
+
+
+def committee_post(
+    member: MarketClient, pid: int, round_: int, model_cid: str, report_cid: str, weights: list[int], flags: int
+):
+    """What one aggregator's postResult was: the sole committee member commits, reveals and settles
+    these scores (a committee of one settles its own post). Returns the settle receipt."""
+    committee = CommitteeClient.of(member)
+    post = MemberPost(member.account.address, list(weights), int(flags), model_cid, report_cid)
+    salt = bytes(32 - len(str(round_))) + str(round_).encode()
+    committee.commit_scores(pid, round_, post, salt)
+    committee.reveal_scores(pid, round_, post, salt)
+    return committee.settle(pid, round_)

@@ -17,6 +17,7 @@ from tests.chain.helpers import (
     make_market,
     reveal_all,
     start_project,
+    committee_post,
 )
 
 
@@ -47,11 +48,18 @@ def test_full_lifecycle_pays_by_weight_slashes_offenders_and_conserves_funds(cha
     assert [a for a, _ in market.owner.submissions(pid, 0)] == [t.account.address for t in market.trainers]
     assert market.owner.round(pid, 0).phase == Phase.AGGREGATING
     # trainer 2 is an offender: flagged, its weight ignored, half its stake slashed into the budget
-    market.aggregator.post_result(
-        pid, 0, "bafkreimodel0", "bafkreireport0", [3 * WEIGHT_SCALE // 4, WEIGHT_SCALE // 4, 5], 0b100
+    committee_post(
+        market.aggregator,
+        pid,
+        0,
+        "bafkreimodel0",
+        "bafkreireport0",
+        [3 * WEIGHT_SCALE // 4, WEIGHT_SCALE // 4, 5],
+        0b100,
     )
     assert market.owner.round(pid, 0).phase == Phase.CHALLENGE
-    assert market.owner.result(pid, 0) == ([3 * WEIGHT_SCALE // 4, WEIGHT_SCALE // 4, 5], 0b100)
+    # (a flagged trainer gets weight 0 in the consensus)
+    assert market.owner.result(pid, 0) == ([3 * WEIGHT_SCALE // 4, WEIGHT_SCALE // 4, 0], 0b100)
     to_challenge_end(market, pid, 0)
     market.outsider.finalize(pid)
 
@@ -67,7 +75,7 @@ def test_full_lifecycle_pays_by_weight_slashes_offenders_and_conserves_funds(cha
     assert r1.phase == Phase.OPEN
     submit_all(market, pid, 1, market.trainers)
     reveal_all(chain, pid, 1)
-    market.aggregator.post_result(pid, 1, "bafkreimodel1", "bafkreireport1", [1, 1, 1], 0)
+    committee_post(market.aggregator, pid, 1, "bafkreimodel1", "bafkreireport1", [1, 1, 1], 0)
     to_challenge_end(market, pid, 1)
     market.outsider.finalize(pid)
     assert market.owner.project(pid).status == Status.ENDED
@@ -84,7 +92,7 @@ def test_full_lifecycle_pays_by_weight_slashes_offenders_and_conserves_funds(cha
     with pytest.raises(ContractRevert) as err:
         market.owner.withdraw_remainder(pid)
     assert err.value.name == "NothingToWithdraw", "rounds with submissions pay the owner nothing"
-    market.aggregator.withdraw_bond(pid)
+    market.owner.withdraw_bond(pid)
     stakes_back = sum(e["amount"] for e in market.owner.events("StakeWithdrawn", pid))
     slashed = sum(e["amount"] for e in market.owner.events("TrainerSlashed", pid))
     pot = sum(e["amount"] for e in market.owner.events("EndPotSet", pid))
@@ -102,7 +110,7 @@ def test_dispute_upheld_voids_the_result_and_slashes_the_aggregator(chain):
     pid = start_project(market, cfg)
     submit_all(market, pid, 0, market.trainers)
     reveal_all(chain, pid, 0)
-    market.aggregator.post_result(pid, 0, "bafkreibad", "bafkreibadreport", [1, 0], 0)
+    committee_post(market.aggregator, pid, 0, "bafkreibad", "bafkreibadreport", [1, 0], 0)
     market.trainers[1].dispute(pid)
     assert market.owner.round(pid, 0).phase == Phase.DISPUTED
     with pytest.raises(ContractRevert) as err:
@@ -113,12 +121,9 @@ def test_dispute_upheld_voids_the_result_and_slashes_the_aggregator(chain):
     assert market.owner.project(pid).bond_balance == 0
     assert market.owner.project(pid).carry == cfg.aggregatorBond
     assert market.owner.claimable(pid, market.trainers[1].account.address) == cfg.disputeBond
-    # the aggregator re-bonds and posts a corrected result
-    with pytest.raises(ContractRevert) as err:
-        market.aggregator.post_result(pid, 0, "bafkreigood", "bafkreigoodreport", [1, 1], 0)
-    assert err.value.name == "BondNotPosted"
-    market.aggregator.post_aggregator_bond(pid)
-    market.aggregator.post_result(pid, 0, "bafkreigood", "bafkreigoodreport", [1, 1], 0)
+    # the owner re-bonds and the committee scores the re-opened round afresh
+    market.owner.post_aggregator_bond(pid)
+    committee_post(market.aggregator, pid, 0, "bafkreigood", "bafkreigoodreport", [1, 1], 0)
     to_challenge_end(market, pid, 0)
     market.owner.finalize(pid)
     # the slashed bond is the trainers': paid with the round, or in the end pot
@@ -133,12 +138,12 @@ def test_dispute_rejected_pays_the_bond_to_the_aggregator(chain):
     pid = start_project(market, market.config(rounds=1))
     submit_all(market, pid, 0, market.trainers)
     reveal_all(chain, pid, 0)
-    market.aggregator.post_result(pid, 0, "bafkreim", "bafkreir", [1, 1], 0)
+    committee_post(market.aggregator, pid, 0, "bafkreim", "bafkreir", [1, 1], 0)
     market.owner.dispute(pid)
     market.arbiter.resolve_dispute(pid, False)
     assert market.owner.round(pid, 0).phase == Phase.CHALLENGE
-    assert market.owner.claimable(pid, market.aggregator.account.address) == market.config().disputeBond
-    market.aggregator.claim(pid)
+    # the aggregator is the committee: the bond is credited to it (not yet forwarded to its members)
+    assert market.owner.claimable(pid, market.owner.committee_address()) == market.config().disputeBond
 
 
 def test_expiry_slashes_the_aggregator_and_cancel_refunds_only_rounds_without_submissions(chain):
@@ -192,7 +197,7 @@ def test_erc20_project_lifecycle(chain):
     pid = start_project(market, cfg)
     submit_all(market, pid, 0, market.trainers)
     reveal_all(chain, pid, 0)
-    market.aggregator.post_result(pid, 0, "bafkreim", "bafkreir", [1, 3], 0)
+    committee_post(market.aggregator, pid, 0, "bafkreim", "bafkreir", [1, 3], 0)
     to_challenge_end(market, pid, 0)
     market.owner.finalize(pid)
     before = token.balance_of(market.trainers[1].account.address)
@@ -201,7 +206,7 @@ def test_erc20_project_lifecycle(chain):
     market.trainers[0].claim(pid)
     for trainer in market.trainers:
         trainer.withdraw_stake(pid)
-    market.aggregator.withdraw_bond(pid)
+    market.owner.withdraw_bond(pid)
     assert token.balance_of(market.owner.address) == 0
 
 
@@ -274,7 +279,7 @@ def test_a_squatter_is_evicted_after_two_missed_rounds_and_keeps_its_stake(chain
     for r in range(2):
         submit_all(market, pid, r, market.trainers[:2])
         reveal_all(chain, pid, r)
-        market.aggregator.post_result(pid, r, f"bafkreimodel{r}", f"bafkreireport{r}", [1, 1, 0][:2], 0)
+        committee_post(market.aggregator, pid, r, f"bafkreimodel{r}", f"bafkreireport{r}", [1, 1, 0][:2], 0)
         to_challenge_end(market, pid, r)
         market.outsider.finalize(pid)
     market.outsider.evict(pid, squatter)
@@ -286,7 +291,7 @@ def test_a_squatter_is_evicted_after_two_missed_rounds_and_keeps_its_stake(chain
     # the last round, then the squatter takes its stake back (no share of the honest trainers' pot)
     submit_all(market, pid, 2, market.trainers[:2])
     reveal_all(chain, pid, 2)
-    market.aggregator.post_result(pid, 2, "bafkreimodel2", "bafkreireport2", [1, 1], 0)
+    committee_post(market.aggregator, pid, 2, "bafkreimodel2", "bafkreireport2", [1, 1], 0)
     to_challenge_end(market, pid, 2)
     market.outsider.finalize(pid)
     assert market.trainers[2].withdraw_stake_paid(pid) == cfg.stake

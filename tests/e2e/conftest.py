@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 from backend.chain.anvil import AnvilProcess
-from backend.chain.client import MarketClient, save_deployment
+from backend.chain.committee import CommitteeClient
+from backend.chain.client import DEFAULT_MIN_MEMBER_STAKE, MarketClient, save_deployment
 from backend.chain.connection import Chain, connect, dev_account
 from backend.config import Settings, get_settings
 from backend.storage import open_store
@@ -28,5 +29,7 @@ def anvil_market():
     with AnvilProcess() as node:
         chain = connect(node.url)
         owner = MarketClient.deploy(chain, dev_account(0))
+        # dev:1 is the registry's aggregator: every committee of one draws it
+        CommitteeClient.of(owner.as_account(dev_account(1))).register(DEFAULT_MIN_MEMBER_STAKE)
         save_deployment(settings.deployments_dir, owner.deployment())
         yield AnvilMarket(node.url, chain, owner, open_store("embedded", home=settings.home), settings)

@@ -58,6 +58,8 @@ def test_runtime_errors_exit_1_with_one_line_that_says_what_to_do(tmp_path):
         (["project", "list", "--chain", dead], "cannot reach a JSON-RPC node", "merit chain up"),
         (["ipfs", "add", str(tmp_path / "missing.bin")], "missing.bin", ""),
         (["deploy", "--chain", "embedded"], "embedded chain", "merit chain up"),
+        (["demo", "--aggregators", "2"], "--aggregators must be odd", ""),
+        (["demo", "--aggregators", "3", "--dishonest-aggregators", "2"], "at most 1, got 2", ""),
     ):
         out = merit(*args)
         assert out.returncode == 1, (args, out.returncode, out.stderr)

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from aggregator.node import AggregatorNode
-from backend.chain.client import MarketClient
+from backend.chain.client import DEFAULT_MIN_MEMBER_STAKE, MarketClient
+from backend.chain.committee import CommitteeClient
 from backend.chain.connection import connect, dev_account
 from backend.chain.types import Phase
 from backend.config import get_settings
@@ -17,7 +18,7 @@ from backend.data import load_validation
 from backend.project import create_project, write_example
 from backend.storage import compute_cid, open_store
 from backend.trainer.client import load_round, make_update
-from tests.chain.helpers import commit, reveal_all
+from tests.chain.helpers import commit, committee_post, reveal_all
 
 
 class FlakyStore:
@@ -44,6 +45,7 @@ def _project(tmp_path, trainers: int, rounds: int, aggregator_config: dict | Non
     settings = get_settings()
     chain = connect("embedded")
     owner = MarketClient.deploy(chain, dev_account(0))
+    CommitteeClient.of(owner.as_account(dev_account(1))).register(DEFAULT_MIN_MEMBER_STAKE)
     store = open_store("embedded", home=settings.home)
     files = write_example(tmp_path / "data", trainers=trainers, rounds=rounds, submission_window=600)
     if aggregator_config:
@@ -72,8 +74,7 @@ def _two_honest_commitments(project) -> AggregatorNode:
     """The node bonded and started round 0, in which the first two trainers committed real updates."""
     chain, owner, store, pid, trainers, files, tmp_path = project
     node = _node(owner, store, pid, files, tmp_path)
-    node.step()  # bond
-    node.step()  # start
+    node.step()  # start (the owner bonded at creation): dev:1 is drawn
     ctx = load_round(owner, pid, 0, store=store)
     for i, t in enumerate(trainers[:2]):
         X, y = load_trainer_data(files[2 + i], ctx.spec)
@@ -86,8 +87,7 @@ def test_unavailable_update_is_flagged_and_flaky_reads_are_retried(project):
     flaky = FlakyStore(store, failures=2)
     node = _node(owner, store, pid, files, tmp_path)
     node.store = flaky
-    node.step()  # bond
-    node.step()  # start
+    node.step()  # start (the owner bonded at creation): dev:1 is drawn
     ctx = load_round(owner, pid, 0, store=store)
     for i, t in enumerate(trainers[:2]):
         X, y = load_trainer_data(files[2 + i], ctx.spec)
@@ -97,7 +97,7 @@ def test_unavailable_update_is_flagged_and_flaky_reads_are_retried(project):
     missing = compute_cid(b"an update that was never uploaded")
     commit(trainers[2], pid, 0, missing)
     reveal_all(chain, pid, 0)
-    assert "posted" in node.step()
+    assert "consensus settled" in node.step()
     assert owner.round(pid, 0).phase == Phase.CHALLENGE
     weights, flags = owner.result(pid, 0)
     assert flags == 0b100 and weights[2] == 0
@@ -111,12 +111,14 @@ def test_unavailable_update_is_flagged_and_flaky_reads_are_retried(project):
     assert node.step() == "done"
 
 
-def test_node_refuses_a_key_that_is_not_the_aggregator(project):
+def test_node_refuses_a_key_that_was_not_drawn(project):
     chain, owner, store, pid, trainers, files, tmp_path = project
     from backend.errors import MeritError
 
-    with pytest.raises(MeritError, match="not project 1's aggregator"):
-        AggregatorNode(owner, store, pid, None, tmp_path / "state", log=lambda m: None)
+    node = AggregatorNode(owner, store, pid, None, tmp_path / "state", log=lambda m: None)
+    assert node.step() == "started round 0"  # anyone may start a ready project
+    with pytest.raises(MeritError, match="was not drawn for project 1's committee"):
+        node.step()
 
 
 def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
@@ -124,15 +126,14 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
         tmp_path, trainers=2, rounds=2, aggregator_config={"lr_schedule": "step", "lr_factor": 0.5}
     )
     node = _node(owner, store, pid, files, tmp_path)
-    node.step()  # bond
-    node.step()  # start
+    node.step()  # start (the owner bonded at creation): dev:1 is drawn
     ctx = load_round(owner, pid, 0, store=store)
     assert ctx.spec.hyperparams.lr == 0.05
     for i, t in enumerate(trainers):
         X, y = load_trainer_data(files[2 + i], ctx.spec)
         commit(t, pid, 0, store.add_bytes(make_update(ctx, pid, t.account.address, X[:100], y[:100], seed=i)))
     reveal_all(chain, pid, 0)
-    assert "posted" in node.step()
+    assert "consensus settled" in node.step()
     chain.advance(owner.round(pid, 0).challenge_deadline - chain.now() + 1)
     assert node.step() == "round 0 finalized"
     report = json.loads(store.get_bytes(owner.round(pid, 0).report_cid))
@@ -168,7 +169,8 @@ def test_the_aggregators_lr_schedule_reaches_the_next_rounds_trainers(tmp_path):
     assert json.loads(meta["hyperparams"]) == {"lr": 0.0125}
     forged = save_weights({k: v.clone() for k, v in tensors.items()}, {**meta, "hyperparams": json.dumps({"lr": 0.5})})
     aggregator = owner.as_account(dev_account(1))
-    aggregator.post_result(
+    committee_post(
+        aggregator,
         pid,
         1,
         store.add_bytes(forged),
@@ -190,13 +192,14 @@ def test_node_settles_a_dispute_the_arbiter_never_rules_on(project):
     chain.advance(owner.round(pid, 0).submission_deadline - chain.now() + 1)
     assert node.step() == "round 0 revealing (0/2 revealed)"
     reveal_all(chain, pid, 0)
-    assert "posted" in node.step()
+    assert "consensus settled" in node.step()
     trainers[0].dispute(pid)
     assert node.step().startswith("round 0 disputed; waiting for the arbiter")
     chain.advance(owner.liveness(pid)["ruling_deadline"] - chain.now() + 1)
     assert node.step() == "round 0: dispute lapsed at its ruling deadline; finalized"
     assert owner.events("DisputeLapsed", pid)[0]["disputer"] == trainers[0].account.address
-    assert owner.claimable(pid, dev_account(1).address) == owner.config(pid).disputeBond
+    # the lapsed dispute's bond goes to the aggregator, which is the committee (not yet forwarded to members)
+    assert owner.claimable(pid, owner.committee_address()) == owner.config(pid).disputeBond
     assert owner.claimable(pid, trainers[1].account.address) > 0
 
 
@@ -210,7 +213,7 @@ def test_a_poison_update_is_flagged_malformed_and_the_round_goes_on(project):
     header = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     commit(trainers[2], pid, 0, store.add_bytes(struct.pack("<Q", len(header)) + header))
     reveal_all(chain, pid, 0)
-    assert "posted" in node.step()
+    assert "consensus settled" in node.step()
     weights, flags = owner.result(pid, 0)
     assert flags == 0b100 and weights[2] == 0 and weights[0] + weights[1] > 0
     report = json.loads(store.get_bytes(owner.round(pid, 0).report_cid))

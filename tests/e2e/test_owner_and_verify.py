@@ -15,7 +15,7 @@ from backend.models.spec import ModelSpec
 from backend.project import create_project, write_example
 from backend.storage import compute_cid
 from backend.trainer.client import train_round
-from tests.chain.helpers import reveal_trainers
+from tests.chain.helpers import committee_post, reveal_trainers
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -54,8 +54,7 @@ def test_verify_catches_a_result_that_does_not_match_the_inputs(anvil_market, tm
     url, chain, owner, store, settings = m.url, m.chain, m.owner, m.store, m.settings
     files = write_example(tmp_path / "data", trainers=2, rounds=1)
     pid, _ = create_project(owner, store, files[0], settings.home)
-    aggregator = owner.as_account(dev_account(1))
-    aggregator.post_aggregator_bond(pid)
+    aggregator = owner.as_account(dev_account(1))  # the committee's sole member (the owner bonded at creation)
     trainers = [owner.as_account(dev_account(3)), owner.as_account(dev_account(4))]
     spec = ModelSpec.from_json(store.get_bytes(owner.config(pid).specCid))
     for t in trainers:
@@ -70,7 +69,7 @@ def test_verify_catches_a_result_that_does_not_match_the_inputs(anvil_market, tm
     base = owner.global_model_cid(pid)
     report = {"schema_version": "merit.round-report/1", "weights": [0, 10**9], "flags": 1, "trainers": []}
     report_cid = store.add_bytes(canonical_json(report))
-    aggregator.post_result(pid, 0, base, report_cid, [0, 10**9], 1)
+    committee_post(aggregator, pid, 0, base, report_cid, [0, 10**9], 1)
     out = merit("verify", str(pid), "--validation", str(files[1]), "--chain", url)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "round 0: MISMATCH" in out.stdout
