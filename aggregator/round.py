@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aggregator.aggregation import AGGREGATORS, get_aggregator
-from aggregator.payment import Payment, pay_by_confidence, pay_over_rounds
+from aggregator.payment import Payment, pay_by_confidence, pay_over_rounds, round_value
 from aggregator.detectors import DEFAULT_DETECTORS, DETECTORS, DetectionBatch, run_detectors
 from aggregator.utility import CoalitionUtility, SecantProxy, SubsetUtility
 from aggregator.validation import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, validate_update
@@ -92,8 +92,9 @@ class AggregatorConfig(BaseModel):
         "cumulative",
         description="how scores become the posted weights (aggregator.payment): 'confidence' pays scores "
         "the validation set cannot tell apart alike and harmful ones nothing; 'cumulative' "
-        "(from the second round) pays each eligible trainer its mean 'confidence' share over "
-        "the rounds so far, alike where the round-to-round spread cannot tell them apart; "
+        "(from the second round) pays each eligible trainer its share of the value bought so far "
+        "(its 'confidence' shares weighted by each round's value), shrunk toward the average by "
+        "as much as the round-to-round spread says is noise; "
         "'proportional' posts the positive scores as they are",
     )
     payment_z: float = Field(
@@ -489,10 +490,11 @@ def run_round(
             groups=payment.groups,
             standard_errors=[_round6(s) for s in payment.standard_errors],
             harmful=payment.harmful,
+            round_value=_round6(round_value(pay, payment.floor)),
         )
         if config.payment == "cumulative":
             pay, over_rounds = pay_over_rounds(
-                shares, [a for a, _, _ in submissions], eligible, list(prior_shares), config.payment_z
+                shares, [a for a, _, _ in submissions], eligible, list(prior_shares), payment_info["round_value"]
             )
             payment_info["over_rounds"] = over_rounds
     weights = fixed_point_weights(pay)
