@@ -188,6 +188,26 @@ def test_consensus_rule_flags_only_outliers_of_the_rounds_spread():
     assert flags(found) == [len(u) - 1]
 
 
+def test_reference_floor_flags_only_outliers_of_the_rounds_spread():
+    """Against the owner's balanced reference, label-skewed honest shards spread widely, one or two a
+    little below 0 (measured on MNIST at Dirichlet 0.1: -0.12 and -0.06 beside 0.07-0.23). Inside
+    that spread they are not slashed; a sign-flipped update is far outside it."""
+    rng = np.random.default_rng(8)
+    signal = rng.normal(0, 1, D)
+    strengths = [0.35, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05, -0.05, 0.4, 0.3]
+    honest = [s * signal + rng.normal(0, 1, D) for s in strengths]
+    flipped = -(signal + rng.normal(0, 1, D))  # a sign-flipped update trained on balanced data
+    u = np.stack([*honest, flipped]).astype(np.float32)
+    found = direction_detector(DetectionBatch(u, reference=signal.astype(np.float32)), all_active(len(u)))
+    cos = [f.scores["cos_reference"] for f in found]
+    assert min(cos[:-1]) < 0  # FLTrust's plain floor (cos < 0) slashed this honest shard
+    assert flags(found) == [len(u) - 1]
+    alone = direction_detector(
+        DetectionBatch(u, reference=signal.astype(np.float32)), all_active(len(u)), min_cosine=-1, relative=0
+    )
+    assert flags(alone) == [len(u) - 1] and "reference" in alone[-1].detail  # the reference rule by itself
+
+
 def test_free_rider_detector_spares_an_update_the_reference_vouches_for():
     """Orthogonal to the other shards (label skew) but aligned with the owner's reference: trained,
     not noise. Noise is unaligned with both and stays flagged."""
@@ -263,7 +283,7 @@ def test_copy_detector_keeps_honest_updates_that_resemble_each_other():
     assert flags(found) == []
 
 
-def test_split_detector_flags_the_later_pieces_of_a_split_update():
+def test_split_detector_flags_every_piece_of_a_split_update():
     from aggregator.detectors import split_detector
 
     u = honest_updates(10)
@@ -272,6 +292,6 @@ def test_split_detector_flags_the_later_pieces_of_a_split_update():
     for piece, i in enumerate((7, 8, 9)):
         u[i] = np.where(owner == piece, 3 * whole, 0.0)
     found = split_detector(DetectionBatch(u), all_active(10))
-    assert flags(found) == [8, 9]
-    assert "split" in found[8].detail
+    assert flags(found) == [7, 8, 9]
+    assert "split" in found[8].detail and "first piece" in found[7].detail
     assert flags(split_detector(DetectionBatch(honest_updates(10)), all_active(10))) == []
