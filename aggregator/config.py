@@ -79,8 +79,9 @@ class AggregatorConfig(BaseModel):
         "cumulative",
         description="how scores become the posted weights (aggregator.payment): 'confidence' pays scores "
         "the validation set cannot tell apart alike and harmful ones nothing; 'cumulative' "
-        "(from the second round) pays each eligible trainer its mean 'confidence' share over "
-        "the rounds so far, alike where the round-to-round spread cannot tell them apart; "
+        "(from the second round) pays each eligible trainer its share of the value bought so far "
+        "(its 'confidence' shares weighted by each round's value), shrunk toward the average by "
+        "as much as the round-to-round spread says is noise; "
         "'proportional' posts the positive scores as they are",
     )
     payment_z: float = Field(

@@ -103,9 +103,30 @@ def pay_by_confidence(values: Sequence[float], terms: np.ndarray, z: float = DEF
 # Within a round, two trainers with the same kind of data still differ by the luck of their own
 # training (which digits, which shuffle), and the validation set measures that luck precisely, most
 # of all in the first rounds. What persists from round to round is the data; what changes is the
-# luck. So from the second round on, a trainer is paid by its mean share of the rounds so far, and
-# two trainers are told apart only when their means differ by more than the round-to-round spread
-# of shares allows (pooled over every trainer, so two rounds already give a usable estimate).
+# luck. So from the second round on a trainer is paid by its share of everything the market has
+# bought so far, and that estimate is shrunk toward the average by as much as the round-to-round
+# spread says it is noise:
+#
+# - **Value-weighted.** Shapley values add up over rounds: a trainer's value to the model trained so
+#   far is the sum of what it added in each round. Its share of that sum is the mean of its round
+#   shares weighted by what each round bought (the round's total within-round pay, in utility units).
+#   The first rounds, which buy most of the model and where a bigger or cleaner shard shows most,
+#   count most; the late rounds, whose differences sit inside the validation noise, count little.
+#   It is also the efficient estimate if a round's shares are measured with a variance inversely
+#   proportional to what the round bought: the same validation noise weighs less on a bigger gain.
+# - **Empirical Bayes.** Each mean share has a standard error from the round-to-round spread of
+#   shares (pooled over trainers; the variance model above gives se_i^2 = sigma^2 / sum of i's
+#   round values). The spread of the mean shares across trainers
+#   is that noise plus the real differences; the part beyond the noise (tau^2) is the real part. Each
+#   trainer is paid the posterior mean, avg + tau^2 / (tau^2 + se_i^2) * (mean_i - avg): trainers
+#   whose differences are all noise are paid alike, real differences are kept in full, and the order
+#   of the estimates is kept (no ties that hide a ranking the data supports).
+
+
+def round_value(pay: Sequence[float | None], floor: bool) -> float:
+    """What a round bought, in utility units: the sum of its within-round pay, 0 under the floor (a
+    round whose improvement the validation set cannot see carries no weight over rounds)."""
+    return 0.0 if floor else float(sum(p or 0.0 for p in pay))
 
 
 def pay_over_rounds(
@@ -113,40 +134,53 @@ def pay_over_rounds(
     addresses: Sequence[str],
     eligible: Sequence[bool],
     prior: Sequence[dict[str, float]],
-    z: float = DEFAULT_Z,
+    value: float = 1.0,
 ) -> tuple[list[float], dict]:
     """This round's pay (in share units) from the within-round shares ``current`` (summing to 1, or
-    all 0) and the shares of the earlier rounds (``prior``: address -> share, one dict per round).
-    Only ``eligible`` trainers (those the detectors did not flag) are paid. Returns the pay and
-    what the report records."""
-    if not (np.isfinite(z) and z >= 0):
-        raise ValueError(f"z must be a finite number >= 0, got {z!r}")
+    all 0), the round's ``value`` (``round_value``) and what each trainer bought in the earlier
+    rounds (``prior``: address -> value, one dict per round, ``RoundReport.pay_shares``). Only ``eligible``
+    trainers (those the detectors did not flag) are paid. Returns the pay and what the report
+    records."""
     if not (len(current) == len(addresses) == len(eligible)):
         raise ValueError("current shares, addresses and eligibility must have one entry per trainer")
-    history = [[r[a] for r in prior if a in r] + [float(c)] for a, c in zip(addresses, current)]
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"a round's value must be a finite number >= 0, got {value!r}")
+    rounds = [(r, float(sum(r.values()))) for r in prior]
+    if any(not np.isfinite(total) or min(r.values(), default=0.0) < 0 for r, total in rounds):
+        raise ValueError("earlier rounds' values must be finite and >= 0")
+    # per trainer: (share, weight) for every round it took part in, this one included
+    history = [
+        [(r[a] / total, total) for r, total in rounds if a in r and total > 0] + [(float(c), float(value))]
+        for a, c in zip(addresses, current)
+    ]
+    # a trainer seen only in rounds that bought nothing measurable: this round's share, as one round
+    history = [h if sum(w for _, w in h) > 0 else [(h[-1][0], 1.0)] for h in history]
+    weight = np.array([sum(w for _, w in h) for h in history])
+    paid_now = [float(c) if e else 0.0 for c, e in zip(current, eligible)]
     if not prior or sum(current) <= 0:
-        return [float(c) if e else 0.0 for c, e in zip(current, eligible)], {"rounds": [len(h) for h in history]}
-    means = np.array([np.mean(h) for h in history])
-    # pooled round-to-round variance of shares, over trainers with at least two rounds
-    deviations = [np.var(h, ddof=1) * (len(h) - 1) for h in history if len(h) >= 2]
-    dof = sum(len(h) - 1 for h in history if len(h) >= 2)
-    sigma = float(np.sqrt(sum(deviations) / dof)) if dof else 0.0
-    se = np.array([sigma / np.sqrt(len(h)) for h in history])
-    groups = [-1] * len(current)
+        return paid_now, {"rounds": [len(h) for h in history]}
+    means = np.array([sum(s * w for s, w in h) for h in history]) / weight
+    # a round's share is measured with a variance sigma^2 / (its value): pooled over trainers, one
+    # degree of freedom per round beyond each trainer's first
+    spread = sum(sum(w * (s - m) ** 2 for s, w in h) for h, m in zip(history, means))
+    dof = sum(len(h) - 1 for h in history)
+    sigma2 = spread / dof if dof > 0 else 0.0
+    se2 = sigma2 / weight
+    paid = [i for i in range(len(current)) if eligible[i]]
     pay = [0.0] * len(current)
-    remaining = sorted((i for i in range(len(current)) if eligible[i]), key=lambda i: (-means[i], i))
-    group = 0
-    while remaining:
-        leader = remaining[0]
-        members = [j for j in remaining if means[leader] - means[j] <= z * float(np.hypot(se[leader], se[j]))]
-        for j in members:
-            groups[j], pay[j] = group, float(np.mean(means[members]))
-        remaining = [j for j in remaining if j not in members]
-        group += 1
+    tau2 = 0.0
+    if paid:
+        avg = float(np.mean(means[paid]))
+        between = float(np.var(means[paid], ddof=1)) if len(paid) > 1 else 0.0
+        tau2 = max(between - float(np.mean(se2[paid])), 0.0)
+        for i in paid:
+            keep = tau2 / (tau2 + se2[i]) if tau2 + se2[i] > 0 else 1.0
+            pay[i] = avg + keep * (float(means[i]) - avg)
     info = {
         "rounds": [len(h) for h in history],
+        "round_value": round(float(value), 6),
         "mean_share": [round(float(m), 6) for m in means],
-        "share_sigma": round(sigma, 6),
-        "groups": groups,
+        "share_sigma": round(float(np.sqrt(sigma2)), 6),
+        "tau": round(float(np.sqrt(tau2)), 6),
     }
     return pay, info

@@ -11,6 +11,7 @@ a default, and keys a newer writer adds are kept, so every report written so far
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, field_validator
@@ -96,9 +97,16 @@ class RoundReport(BaseModel):
         return canonical_json(self.to_dict())
 
     def pay_shares(self) -> dict[str, float]:
-        """Each trainer's share of this round's pay under the within-round rule (0 when flagged or
-        paid nothing): what the later rounds' payment reads."""
-        return {t.address: (0.0 if t.flagged else float(t.pay_share or 0.0)) for t in self.trainers}
+        """What each trainer bought in this round, in utility units: its share of the round's pay under
+        the within-round rule times the round's value (0 when flagged or paid nothing): what the later
+        rounds' payment reads. A report without ``payment.round_value`` counts as 1."""
+        value = self.payment.get("round_value", 1.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            raise ReportError(
+                f"round {self.round}'s report has payment.round_value {value!r}, not a finite number >= 0",
+                NOT_A_REPORT_HINT,
+            )
+        return {t.address: (0.0 if t.flagged else float(t.pay_share or 0.0) * value) for t in self.trainers}
 
 
 def canonical_json(data: Any) -> bytes:

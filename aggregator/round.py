@@ -29,7 +29,7 @@ from aggregator.contribution import ENUMERATE_MAX_PLAYERS, ROUND_TRUNCATION, def
 from aggregator.detectors import DetectionBatch, Verdict, run_detectors
 from aggregator.fixed_point import fixed_point_weights
 from aggregator.keep import clearly_harmful, select_kept, select_validated
-from aggregator.payment import Payment, pay_by_confidence, pay_over_rounds
+from aggregator.payment import Payment, pay_by_confidence, pay_over_rounds, round_value
 from aggregator.report import REPORT_SCHEMA_VERSION, RoundReport, TrainerEntry
 from aggregator.schedule import next_hyperparams
 from aggregator.utility import CoalitionUtility, SecantProxy, SubsetUtility
@@ -411,10 +411,12 @@ def _pay(
         groups=payment.groups,
         standard_errors=[_round6(s) for s in payment.standard_errors],
         harmful=payment.harmful,
+        round_value=_round6(round_value(pay, payment.floor)),
     )
     if config.payment == "cumulative":
         addresses = [a for a, _, _ in inputs.submissions]
-        pay, over_rounds = pay_over_rounds(shares, addresses, eligible, list(inputs.prior_shares), config.payment_z)
+        prior = list(inputs.prior_shares)
+        pay, over_rounds = pay_over_rounds(shares, addresses, eligible, prior, payment_info["round_value"])
         payment_info["over_rounds"] = over_rounds
     return pay, shares, payment_info
 

@@ -14,6 +14,7 @@ comma-separated; all), ``MERIT_BENCH_JOBS`` (1), ``MERIT_BENCH_THREADS`` (1).
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import time
@@ -23,7 +24,7 @@ import torch
 
 from aggregator.aggregation import median, trimmed_mean
 from backend.simulate.attacks import ADAPTIVE_KINDS
-from bench.aggregator import Setup, _run_plan, run_plain, summarize_robustness
+from bench.aggregator import Setup, _run_job, _run_plan, run_plain, summarize_robustness
 
 PLAIN_RULES = {
     "fedavg": lambda s: s.mean(axis=0),
@@ -59,8 +60,20 @@ def run(out_dir: pathlib.Path) -> dict:
     kinds = [k for k in os.environ.get("MERIT_BENCH_ATTACKS", ",".join(ADAPTIVE_KINDS)).split(",") if k]
     setup = Setup()
     started = time.perf_counter()
-    plan = [(kind, s, rounds, False) for kind in ("none", *kinds) for s in range(seeds)]
-    merit = summarize_robustness(_run_plan(setup, plan, _env_int("MERIT_BENCH_JOBS", 1)), rounds)
+    # seed by seed, every kind each: a run stopped early still compares every kind on the same seeds
+    plan = [(kind, s, rounds, False) for s in range(seeds) for kind in ("none", *kinds)]
+    jobs = _env_int("MERIT_BENCH_JOBS", 1)
+    if jobs > 1:
+        runs = _run_plan(setup, plan, jobs)
+    else:
+        runs = {}
+        for job in plan:
+            result = _run_job(setup, job)
+            runs.setdefault(result["attack"], []).append(result)
+            print(f"   adaptive: {job[0]} seed {job[1]}: flagged {result['attacker_flag_rate']}", flush=True)
+            # keep what is done if the run is stopped
+            (out_dir / "adaptive.partial.json.tmp").write_text(json.dumps(runs, default=str))
+    merit = summarize_robustness(runs, rounds)
     merit_seconds = round(time.perf_counter() - started, 1)
     plain = baselines(setup, kinds, seeds, rounds) if os.environ.get("MERIT_ADAPTIVE_BASELINES", "1") == "1" else None
     return {
@@ -80,6 +93,4 @@ def run(out_dir: pathlib.Path) -> dict:
 
 
 if __name__ == "__main__":
-    import json
-
     print(json.dumps(run(ROOT / "bench" / "results"), indent=2, default=str))

@@ -28,13 +28,14 @@ import pathlib
 import subprocess
 import tempfile
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from aggregator.contribution import shapley
-from aggregator.round import AggregatorConfig, run_round
+from aggregator.report import RoundReport
+from aggregator.round import AggregatorConfig, RoundOutcome, run_round
 from aggregator.utility import CoalitionUtility
 from backend.data import add_label_noise, load_mnist, partition_iid, partition_label_skew, train_validation_split
 from backend.models import Layout, flatten_np, initial_weights, load_weights, mnist_spec, save_weights, unflatten
@@ -231,15 +232,15 @@ def _shards(setup: Setup, seed: int, skew: bool) -> list[np.ndarray]:
     return partition_iid(len(setup.yt), N_TRAINERS, seed)
 
 
-def run_merit(
-    setup: Setup, attack: str | None, seed: int, rounds: int, config: AggregatorConfig, skew: bool = False
-) -> dict:
-    kinds = _kinds(attack)
-    shards = _shards(setup, seed, skew)
+def drive_market(
+    setup: Setup, shards: list, kinds: list[str], seed: int, rounds: int, config: AggregatorConfig
+) -> Iterator[tuple[int, RoundOutcome, dict]]:
+    """Run a market round by round through the landed round function, as the node does: each round's
+    updates are trained on the current global model, scored with the earlier rounds' pay shares
+    (``payment: cumulative``) and the last global step (the copy detector's replay check). Yields
+    (round, its outcome, the new global model). One loop for the robustness and fairness benches."""
     g = initial_weights(setup.spec, seed)
     g_bytes = save_weights(g)
-    flagged_att = flagged_hon = n_att = n_hon = 0
-    attacker_share, per_round = [], []
     previous = previous_bytes = None
     prior: list[dict] = []
     for rnd in range(rounds):
@@ -258,6 +259,20 @@ def run_merit(
         )
         prior.append(outcome.report.pay_shares())
         previous, previous_bytes = g, g_bytes
+        g_bytes = outcome.global_weights
+        g = load_weights(g_bytes)[0]
+        yield rnd, outcome, g
+
+
+def run_merit(
+    setup: Setup, attack: str | None, seed: int, rounds: int, config: AggregatorConfig, skew: bool = False
+) -> dict:
+    kinds = _kinds(attack)
+    shards = _shards(setup, seed, skew)
+    flagged_att = flagged_hon = n_att = n_hon = 0
+    attacker_share, per_round = [], []
+    g = None
+    for rnd, outcome, g in drive_market(setup, shards, kinds, seed, rounds, config):
         for i, kind in enumerate(kinds):
             hit = bool(outcome.flags >> i & 1)
             if kind == "honest":
@@ -268,15 +283,14 @@ def run_merit(
                 flagged_att += hit
         total = sum(outcome.weights)
         attacker_share.append(sum(w for w, k in zip(outcome.weights, kinds) if k != "honest") / total if total else 0.0)
-        g_bytes = outcome.global_weights
-        g = load_weights(g_bytes)[0]
         per_round.append(
             {
                 "round": rnd,
                 "flags": outcome.flags,
                 "accuracy": round(setup.accuracy(g), 4),
                 "attacker_share": round(attacker_share[-1], 4),
-                "timings": outcome.report.to_dict()["timings"],
+                "flag_reasons": _flag_reasons(outcome.report),
+                "timings": outcome.report.timings,
             }
         )
     extra = {"backdoor_success": round(setup.backdoor_success(g), 4)} if attack == "backdoor" else {}
@@ -290,6 +304,11 @@ def run_merit(
         "final_accuracy": per_round[-1]["accuracy"],
         "rounds": per_round,
     }
+
+
+def _flag_reasons(report: RoundReport) -> dict[int, str]:
+    """Which detector flagged whom in a round, and why (trainer index -> 'reason: detail')."""
+    return {t.index: f"{t.reason}: {t.detail}" for t in report.trainers if t.flagged}
 
 
 _WORKER_SETUP: Setup | None = None

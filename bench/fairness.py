@@ -30,10 +30,11 @@ import time
 import numpy as np
 import torch
 
-from aggregator.round import AggregatorConfig, fixed_point_weights, run_round
+from aggregator.fixed_point import fixed_point_weights
+from aggregator.report import RoundReport
+from aggregator.round import AggregatorConfig
 from backend.data import add_label_noise, partition_iid, partition_label_skew, partition_sizes
-from backend.models import initial_weights, load_weights, save_weights
-from bench.aggregator import Setup, _round_updates
+from bench.aggregator import Setup, _flag_reasons, drive_market
 from bench.contribution import spearman
 
 TRAINERS = 8
@@ -85,34 +86,16 @@ def split_budget(weights_per_round: list[list[int]], flags_per_round: list[int],
 def run_market(setup: Setup, market: str, seed: int, rounds: int) -> dict:
     shards, labels, truth = market_data(setup, market, seed)
     setup_view = _LabelledSetup(setup, shards, labels)
-    g = initial_weights(setup.spec, seed)
-    g_bytes, previous, previous_bytes = save_weights(g), None, None
-    prior: list[dict] = []
-    posted, within, proportional, flags, honest_flags = [], [], [], [], 0
-    config = AggregatorConfig()
-    for rnd in range(rounds):
-        updates = _round_updates(setup_view, g, list(range(TRAINERS)), ["honest"] * TRAINERS, seed, rnd, previous)
-        subs = [(f"0x{i:040x}", f"cid-{rnd}-{i}", save_weights(u, {"round": rnd})) for i, u in enumerate(updates)]
-        outcome = run_round(
-            setup.spec,
-            g_bytes,
-            subs,
-            (setup.Xv, setup.yv),
-            config,
-            project_id=seed,
-            round=rnd,
-            previous_global=previous_bytes,
-            prior_shares=prior,
-        )
-        prior.append(outcome.report.pay_shares())
+    posted, within, proportional, flags, honest_flags, per_round = [], [], [], [], 0, []
+    g = None
+    kinds = ["honest"] * TRAINERS
+    for rnd, outcome, g in drive_market(setup_view, list(range(TRAINERS)), kinds, seed, rounds, AggregatorConfig()):
         posted.append(outcome.weights)
         proportional.append(fixed_point_weights([t["score"] for t in outcome.report.to_dict()["trainers"]]))
         within.append(fixed_point_weights([t["pay_share"] for t in outcome.report.to_dict()["trainers"]]))
         flags.append(outcome.flags)
         honest_flags += bin(outcome.flags).count("1")
-        previous, previous_bytes = g, g_bytes
-        g_bytes = outcome.global_weights
-        g = load_weights(g_bytes)[0]
+        per_round.append(_round_record(outcome.report))
     pay = {
         "posted": split_budget(posted, flags),
         "within_round": split_budget(within, flags),
@@ -126,6 +109,7 @@ def run_market(setup: Setup, market: str, seed: int, rounds: int) -> dict:
         "honest_flag_rate": honest_flags / (rounds * TRAINERS),
         "final_accuracy": round(setup.accuracy(g), 4),
         "flags": flags,
+        "rounds": per_round,
     }
     for rule, p in pay.items():
         out[rule] = {
@@ -137,6 +121,17 @@ def run_market(setup: Setup, market: str, seed: int, rounds: int) -> dict:
     return out
 
 
+def _round_record(report: RoundReport) -> dict:
+    """What a round's report says about pay and flags, enough to replay other payment rules."""
+    trainers = report.trainers
+    return {
+        "scores": [None if t.score is None else round(t.score, 6) for t in trainers],
+        "pay_share": [t.pay_share for t in trainers],
+        "round_value": report.payment.get("round_value"),
+        "flag_reasons": _flag_reasons(report),
+    }
+
+
 def _spearman(a, b) -> float | None:
     if len(set(b)) < 2 or len(set(np.round(a, 12))) < 2:
         return None
@@ -145,10 +140,11 @@ def _spearman(a, b) -> float | None:
 
 class _LabelledSetup:
     """The bench's Setup with each trainer's shard and (possibly noisy) labels in place of the pool:
-    ``_round_updates`` indexes ``Xt``/``yt`` by shard, so trainer i's shard is ``i``."""
+    ``drive_market`` indexes ``Xt``/``yt`` by shard, so trainer i's shard is ``i``."""
 
     def __init__(self, setup: Setup, shards: list[np.ndarray], labels: list[np.ndarray]):
         self.spec, self.layout = setup.spec, setup.layout
+        self.Xv, self.yv = setup.Xv, setup.yv
         self.Xt = _Shards([setup.Xt[idx] for idx in shards])
         self.yt = _Shards(labels)
 

@@ -263,7 +263,7 @@ def test_copy_detector_keeps_honest_updates_that_resemble_each_other():
     assert flags(found) == []
 
 
-def test_split_detector_flags_the_later_pieces_of_a_split_update():
+def test_split_detector_flags_every_piece_of_a_split_update():
     from aggregator.detectors import split_detector
 
     u = honest_updates(10)
@@ -272,6 +272,6 @@ def test_split_detector_flags_the_later_pieces_of_a_split_update():
     for piece, i in enumerate((7, 8, 9)):
         u[i] = np.where(owner == piece, 3 * whole, 0.0)
     found = split_detector(DetectionBatch(u), all_active(10))
-    assert flags(found) == [8, 9]
-    assert "split" in found[8].detail
+    assert flags(found) == [7, 8, 9]
+    assert "split" in found[8].detail and "first piece" in found[7].detail
     assert flags(split_detector(DetectionBatch(honest_updates(10)), all_active(10))) == []
