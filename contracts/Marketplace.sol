@@ -324,7 +324,7 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
                 (budget, distributed) = _settleWithoutResult(projectId, p, round, r, budget);
             }
         } else {
-            if (phase == Phase.Disputed) _lapseDispute(projectId, p, round, r);
+            if (phase == Phase.Disputed) budget += _lapseDispute(projectId, p, round, r);
             else if (phase != Phase.Challenge) revert WrongPhase(Phase.Challenge, phase);
             // forge-lint: disable-next-line(block-timestamp) -- deadlines are hours apart; seconds of drift do not matter
             if (block.timestamp < r.challengeDeadline) revert ChallengePeriodNotOver(r.challengeDeadline);
@@ -376,7 +376,8 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
      * @dev Uphold: the result is voided, the aggregator bond is slashed into the trainers' carry, the
      * disputer's bond becomes claimable by the disputer, and the round returns to Aggregating with a fresh
      * deadline (the aggregator must re-post its bond before posting again). Reject: the dispute bond
-     * becomes claimable by the aggregator and the round returns to Challenge with its original deadline.
+     * joins the round's budget (the trainers whose pay the dispute held up share it like the rest) and
+     * the round returns to Challenge with its original deadline.
      * @param projectId The project.
      * @param uphold Whether the dispute is upheld.
      */
@@ -408,7 +409,8 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
             emit AggregatorSlashed(projectId, round, slashed);
             emit AggregationReopened(projectId, round, deadline);
         } else {
-            _credit(projectId, _aggregatorOf(projectId), cfg.disputeBond);
+            // A frivolous dispute's bond goes to the round's trainers, whose pay it held up.
+            r.budget += cfg.disputeBond;
             r.phase = Phase.Challenge;
             emit DisputeResolved(projectId, round, challenger, false);
         }
@@ -562,15 +564,9 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
     // Who scores (the seam for an aggregator committee)
     // ---------------------------------------------------------------------------------------------
 
-    /// @dev Reverts unless the caller may post results and bonds for the project. The one check of the
-    /// aggregator role: a registry or committee replaces this and `_aggregatorOf`.
+    /// @dev Reverts unless the caller may post results for the project: the one check of the aggregator role.
     function _requireAggregator(uint256 projectId) internal view virtual {
         if (msg.sender != _schedules[projectId].aggregator) revert NotAggregator(msg.sender);
-    }
-
-    /// @dev Who is paid a rejected dispute's bond.
-    function _aggregatorOf(uint256 projectId) internal view virtual returns (address) {
-        return _schedules[projectId].aggregator;
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -704,16 +700,19 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
         r.cids.store(model, "");
     }
 
-    /// @dev The arbiter let the ruling deadline pass: the dispute is rejected (the result stands, the
-    /// bond goes to the aggregator as in a rejection). Voiding by default would let any disputer with an
-    /// absent arbiter erase honest results and slash the aggregator for nothing.
-    function _lapseDispute(uint256 projectId, Project storage p, uint32 round, RoundState storage r) private {
+    /// @dev The arbiter let the ruling deadline pass: the dispute is rejected (the result stands; the bond
+    /// is returned, to join the round's budget, as in a rejection). Voiding by default would let any
+    /// disputer with an absent arbiter erase honest results and slash the aggregator for nothing.
+    function _lapseDispute(uint256 projectId, Project storage p, uint32 round, RoundState storage r)
+        private
+        returns (uint256 bond)
+    {
         uint64 deadline = _rulingDeadline(projectId, r);
         // forge-lint: disable-next-line(block-timestamp) -- deadlines are hours apart; seconds of drift do not matter
         if (block.timestamp < deadline) revert RulingPeriodNotOver(deadline);
         address challenger = p.disputer;
         p.disputer = address(0);
-        _credit(projectId, _aggregatorOf(projectId), _configs[projectId].disputeBond);
+        bond = _configs[projectId].disputeBond;
         r.phase = Phase.Challenge;
         emit DisputeLapsed(projectId, round, challenger);
     }

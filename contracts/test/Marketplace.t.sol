@@ -885,7 +885,7 @@ contract MarketplaceTest is MarketFixture {
     }
 
     /// Liveness: the arbiter never rules. At the ruling deadline the dispute is rejected by default: the
-    /// result stands, the bond goes to the aggregator, the round settles; the arbiter can no longer rule.
+    /// result stands, the bond joins the round's budget, the round settles; the arbiter can no longer rule.
     function test_finalize_afterTheRulingDeadlineRejectsTheDisputeByDefault() public {
         uint256 id = _disputedRound(2);
         (,, uint64 ruling,) = views.getLiveness(id);
@@ -896,11 +896,13 @@ contract MarketplaceTest is MarketFixture {
         address disputer = views.disputer(id);
         vm.expectEmit(true, true, true, true, address(market));
         emit MarketplaceStorage.DisputeLapsed(id, 0, disputer);
+        uint256 budget = roundBudget(id, 0);
         vm.prank(stranger);
         market.finalize(id);
         assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Final, "settled");
-        assertEq(views.claimable(id, aggregator), DISPUTE_BOND, "bond to the aggregator, as a rejection");
-        assertTrue(views.claimable(id, trainer(0)) > 0, "trainers paid by the posted result");
+        assertEq(views.claimable(id, aggregator), 0, "nothing left at the aggregator's address");
+        assertEq(roundBudget(id, 0), budget + DISPUTE_BOND, "the bond joins the round's budget, as a rejection");
+        assertEq(views.claimable(id, trainer(0)), (budget + DISPUTE_BOND) / 2, "trainers paid it with the result");
     }
 
     // =============================================================================================
@@ -1028,15 +1030,20 @@ contract MarketplaceTest is MarketFixture {
         assertEq(views.claimable(id, trainer(0)), roundBudget(id, 0) / 2 + DISPUTE_BOND, "reward + bond back");
     }
 
-    function test_resolveDispute_rejectPaysAggregatorAndRestoresChallenge() public {
+    /// A rejected dispute's bond goes to the round's trainers through its budget: nothing is credited to the
+    /// committee's address, which could never claim it.
+    function test_resolveDispute_rejectPaysTheBondToTheRoundsTrainersAndRestoresChallenge() public {
         uint256 id = _disputedRound(2);
         passChallenge(id, 0);
+        uint256 budget = roundBudget(id, 0);
         vm.prank(arbiter);
         market.resolveDispute(id, false);
-        assertEq(views.claimable(id, aggregator), DISPUTE_BOND, "aggregator wins bond");
+        assertEq(views.claimable(id, aggregator), 0, "nothing to the aggregator's address");
+        assertEq(roundBudget(id, 0), budget + DISPUTE_BOND, "the bond joins the round's budget");
         assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Challenge, "challenge again");
         market.finalize(id);
         assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Final, "finalizable at once");
+        assertEq(views.claimable(id, trainer(0)), (budget + DISPUTE_BOND) / 2, "the trainers are paid it");
         (,,,, uint256 c, uint256 bondBal,) = views.getProject(id);
         assertEq(bondBal, AGG_BOND, "bond intact");
         c;

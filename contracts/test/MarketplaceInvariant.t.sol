@@ -30,6 +30,7 @@ contract MarketHandler is TestBase {
     mapping(uint256 => uint256) public ghostDistributed;
     mapping(uint256 => uint256) public ghostOwnerWithdrawn;
     mapping(uint256 => uint256) public ghostBondSlashed;
+    mapping(uint256 => uint256) public ghostDisputeForfeited; // rejected or lapsed dispute bonds: the trainers'
     /// Per project: rounds finalized that had a commitment (their budgets are the trainers').
     mapping(uint256 => uint256) public ghostCommittedRounds;
     /// Per project and trainer: flagged in some posted result; what withdrawStake paid, and whether it did.
@@ -204,8 +205,10 @@ contract MarketHandler is TestBase {
         uint256[] memory before = _claimables(id);
         (,, uint32 round,,, uint256 bondBefore,) = views.getProject(id);
         (,,,,, uint16 commits,,,) = views.getRound(id, round);
+        bool disputed = views.disputer(id) != address(0);
         try market.finalize(id) {
             calls[msg.sig]++;
+            if (disputed) ghostDisputeForfeited[id] += views.getConfig(id).disputeBond; // lapsed: rejected
             uint256 credited = _creditDiff(id, before);
             ghostDistributed[id] += credited;
             if (commits != 0) ghostCommittedRounds[id]++;
@@ -234,6 +237,7 @@ contract MarketHandler is TestBase {
         vm.prank(ARBITER);
         try market.resolveDispute(id, uphold) {
             calls[msg.sig]++;
+            if (!uphold) ghostDisputeForfeited[id] += views.getConfig(id).disputeBond;
             _creditDiff(id, before);
             (,,,,, uint256 bondAfter,) = views.getProject(id);
             ghostBondSlashed[id] += bondBefore - bondAfter;
@@ -488,8 +492,8 @@ contract MarketplaceInvariantTest is TestBase {
             uint256 ownerTakes = handler.ghostOwnerWithdrawn(id) + views.remainder(id);
             assertLe(
                 ownerTakes + handler.ghostDistributed(id),
-                cfg.pool + slashedStakes + handler.ghostBondSlashed(id),
-                "owner + rewards <= pool + slashes"
+                cfg.pool + slashedStakes + handler.ghostBondSlashed(id) + handler.ghostDisputeForfeited(id),
+                "owner + rewards <= pool + slashes + forfeited dispute bonds"
             );
             // Stronger: a round with a commitment never pays the owner, and slashes never do.
             assertLe(

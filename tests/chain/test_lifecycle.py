@@ -133,17 +133,23 @@ def test_dispute_upheld_voids_the_result_and_slashes_the_aggregator(chain):
     assert market.owner.project(pid).status == Status.ENDED
 
 
-def test_dispute_rejected_pays_the_bond_to_the_aggregator(chain):
+def test_a_rejected_dispute_bond_joins_the_rounds_budget(chain):
     market = make_market(chain, trainers=2)
     pid = start_project(market, market.config(rounds=1))
     submit_all(market, pid, 0, market.trainers)
     reveal_all(chain, pid, 0)
     committee_post(market.aggregator, pid, 0, "bafkreim", "bafkreir", [1, 1], 0)
+    budget = market.owner.round(pid, 0).budget
     market.owner.dispute(pid)
     market.arbiter.resolve_dispute(pid, False)
     assert market.owner.round(pid, 0).phase == Phase.CHALLENGE
-    # the aggregator is the committee: the bond is credited to it (not yet forwarded to its members)
-    assert market.owner.claimable(pid, market.owner.committee_address()) == market.config().disputeBond
+    # nothing is credited to the committee's address, which could not claim it
+    assert market.owner.claimable(pid, market.owner.committee_address()) == 0
+    assert market.owner.round(pid, 0).budget == budget + market.config().disputeBond
+    chain.advance(market.owner.round(pid, 0).challenge_deadline - chain.now() + 1)
+    market.outsider.finalize(pid)
+    paid = [market.owner.claimable(pid, t.account.address) for t in market.trainers]
+    assert paid == [(budget + market.config().disputeBond) // 2] * 2
 
 
 def test_expiry_slashes_the_aggregator_and_cancel_refunds_only_rounds_without_submissions(chain):

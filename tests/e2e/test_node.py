@@ -193,13 +193,15 @@ def test_node_settles_a_dispute_the_arbiter_never_rules_on(project):
     assert node.step() == "round 0 revealing (0/2 revealed)"
     reveal_all(chain, pid, 0)
     assert "consensus settled" in node.step()
+    budget = owner.round(pid, 0).budget
     trainers[0].dispute(pid)
     assert node.step().startswith("round 0 disputed; waiting for the arbiter")
     chain.advance(owner.liveness(pid)["ruling_deadline"] - chain.now() + 1)
     assert node.step() == "round 0: dispute lapsed at its ruling deadline; finalized"
     assert owner.events("DisputeLapsed", pid)[0]["disputer"] == trainers[0].account.address
-    # the lapsed dispute's bond goes to the aggregator, which is the committee (not yet forwarded to members)
-    assert owner.claimable(pid, owner.committee_address()) == owner.config(pid).disputeBond
+    # the lapsed dispute's bond joins the round's budget: the trainers are paid it with the result
+    assert owner.claimable(pid, owner.committee_address()) == 0
+    assert owner.round(pid, 0).budget == budget + owner.config(pid).disputeBond
     assert owner.claimable(pid, trainers[1].account.address) > 0
 
 
