@@ -58,6 +58,7 @@ from backend.models.serialization import load_weights, save_weights
 from backend.models.spec import Hyperparams, ModelSpec
 from backend.models.update_validation import validate_update
 from backend.models.vectors import Layout
+from backend.storage import compute_cid, is_cid_of
 
 UNITS = {"ether": 10**18, "eth": 10**18, "gwei": 10**9, "wei": 1}
 
@@ -292,6 +293,33 @@ def model_spec_of(spec: ProjectSpecFile, initial_cid: str = ""):
 def commitment(validation_cid: str, salt: bytes) -> bytes:
     """keccak256(abi.encode(string cid, bytes32 salt)): what the contract checks at reveal."""
     return keccak(encode(["string", "bytes32"], [validation_cid, salt]))
+
+
+def check_validation_file(data: bytes, committed: bytes, revealed_cid: str, salt: bytes | None) -> str:
+    """Whether ``data`` is the validation set the owner committed to on-chain, as far as can be told:
+    against the revealed CID once the owner has revealed it, else against the commitment given the
+    owner's ``salt`` (the owner hands a drawn member the file and the salt). Returns what was checked;
+    raises ``ConfigError`` on a mismatch, since scoring with another set would post other weights than
+    the honest members' and cost the member its stake."""
+    if revealed_cid:
+        if not is_cid_of(data, revealed_cid):
+            raise ConfigError(
+                f"the validation file is not the set the owner revealed on-chain ({revealed_cid})",
+                "fetch the revealed set: `merit ipfs get` that CID",
+            )
+        return f"the validation set matches the revealed CID {revealed_cid}"
+    if salt is None:
+        return "the validation set is unchecked: pass --validation-salt (the owner's salt) to check it"
+    if len(salt) != 32:
+        raise ConfigError(f"--validation-salt must be 32 bytes, got {len(salt)}", "pass the owner's 0x… salt")
+    for version in (1, 0):  # the owner's store may have added it as CIDv1 (default) or CIDv0 (Kubo's)
+        cid = compute_cid(data, version)
+        if commitment(cid, salt) == bytes(committed):
+            return f"the validation set matches the owner's on-chain commitment ({cid})"
+    raise ConfigError(
+        "the validation file and salt do not match the owner's on-chain commitment",
+        "ask the owner for the file and salt it committed to (its secrets file under $MERIT_HOME/projects/)",
+    )
 
 
 def secrets_path(home: Path, chain_id: int, market: str, pid: int) -> Path:

@@ -88,6 +88,11 @@ def run(
         None, min=1, help="the project (default: the one running project you were drawn for)"
     ),
     validation: Path = typer.Option(..., "--validation", help="the owner's validation set (.npz with X, y)"),
+    validation_salt: str = typer.Option(
+        None,
+        "--validation-salt",
+        help="the owner's salt (0x + 64 hex), to check the validation set against its on-chain commitment",
+    ),
     poll: float = typer.Option(2.0, "--poll", min=0.1, help="seconds between looks at the chain"),
     once: bool = typer.Option(False, "--once", help="take one step and exit"),
     workers: int = typer.Option(1, "--workers", min=1, help="processes for coalition evaluations"),
@@ -110,6 +115,7 @@ def run(
     ctx = open_context(chain, ipfs, market, key)
     if project_id is None:
         project_id = _drawn_project(ctx.market)
+    console.print(_checked_validation(ctx.market, project_id, validation, validation_salt))
     executor = None
     if workers > 1:
         from aggregator.executors import make_executor
@@ -134,6 +140,25 @@ def run(
         return
     node.log(f"aggregating project {project_id} as {ctx.market.account.address}")
     node.run(poll_seconds=poll)
+
+
+def _checked_validation(market, project_id: int, path: Path, salt_hex: str | None) -> str:
+    """Checks the validation file against the project's on-chain commitment (or revealed CID); says what was checked."""
+    from backend.errors import ConfigError
+    from backend.project import check_validation_file
+
+    salt = None
+    if salt_hex is not None:
+        try:
+            salt = bytes.fromhex(salt_hex.removeprefix("0x"))
+        except ValueError:
+            raise ConfigError(f"--validation-salt {salt_hex!r} is not hex", "pass the owner's 0x… salt") from None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the validation file {path}: {exc.strerror}", "check the path") from None
+    committed = market.config(project_id).validationCommitment
+    return check_validation_file(data, committed, market.project(project_id).validation_cid, salt)
 
 
 def _drawn_project(market) -> int:

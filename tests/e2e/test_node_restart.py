@@ -29,14 +29,22 @@ def merit(*args, **kw):
 def test_node_killed_at_any_moment_resumes_and_posts_once(anvil_market, tmp_path):
     chain, owner, store, settings = anvil_market.chain, anvil_market.owner, anvil_market.store, anvil_market.settings
     files = write_example(tmp_path / "data", trainers=2, rounds=1, submission_window=600)
-    pid, _ = create_project(owner, store, files[0], settings.home)
+    pid, secrets = create_project(owner, store, files[0], settings.home)
     base = ["--chain", anvil_market.url, "--key", "dev:1"]
     trainers = [owner.as_account(dev_account(3)), owner.as_account(dev_account(4))]
     for t in trainers:
         t.join(pid)
+    # a member handed another salt (or another file) is stopped before it does anything
+    wrong = merit(
+        "aggregator", "run", str(pid), "--validation", str(files[1]), "--validation-salt", "0x" + "00" * 32, *base
+    )
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    assert "do not match the owner's on-chain commitment" in " ".join(wrong.stderr.split())
+    checked = ["--validation", str(files[1]), "--validation-salt", secrets["salt"], "--once"]
     for _ in range(2):  # bond, then start
-        out = merit("aggregator", "run", str(pid), "--validation", str(files[1]), "--once", *base)
+        out = merit("aggregator", "run", str(pid), *checked, *base)
         assert out.returncode == 0, out.stderr
+        assert "matches the owner's on-chain commitment" in " ".join(out.stdout.split())
     spec = ModelSpec.from_json(store.get_bytes(owner.config(pid).specCid))
     for i, t in enumerate(trainers):
         X, y = load_trainer_data(files[2 + i], spec)
