@@ -7,6 +7,10 @@ every round. Each run is a fresh `merit demo` process on the embedded chain; the
 two report.json files of a seed, so the same comparison can be re-run on any pair of reports.
 
     python -m bench committee          # MERIT_BENCH_COMMITTEE_SEEDS=0,1,2 (default) picks the seeds
+
+``MERIT_BENCH_COMMITTEE_ATTACKERS`` replaces the attacker mix (default ``free_rider:1,sign_flip:1``): the
+liar favours the first attacker-controlled trainer, so with ``alie:1`` it favours one the honest
+members do not flag and pay.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-DEMO = ["--trainers", "6", "--rounds", "3", "--attackers", "free_rider:1,sign_flip:1"]
+ATTACKERS = os.environ.get("MERIT_BENCH_COMMITTEE_ATTACKERS", "free_rider:1,sign_flip:1")
+DEMO = ["--trainers", "6", "--rounds", "3", "--attackers", ATTACKERS]
 REWARD_TOLERANCE = 0.02
 
 

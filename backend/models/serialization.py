@@ -79,7 +79,10 @@ def load_weights(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         metadata = header.get("__metadata__", {}) or {}
         if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
             raise ValueError("its metadata does not map names to strings")
-        tensors = _st_load(bytes(data))
+        loaded = _st_load(bytes(data))
+        # in the header's order: safetensors hands them back in an order that changes from process to
+        # process (a Rust HashMap), and code that walks the values in order must see one order
+        tensors = {name: loaded[name] for name in header if name != "__metadata__"}
     except Exception as exc:  # safetensors raises its own error types
         raise ConfigError(f"weights file is not valid safetensors: {exc}") from None
     return tensors, dict(metadata)

@@ -114,8 +114,9 @@ def copycat(ctx: AttackContext, source: int = 0, jitter: float = 1e-4) -> Update
     }
 
 
-def _flat(update: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    return torch.cat([v.reshape(-1).to(torch.float64) for v in update.values()])
+def _flat(update: Mapping[str, torch.Tensor], like: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """One vector, the tensors in ``like``'s order (the order ``_unflat`` reads them back in)."""
+    return torch.cat([update[k].reshape(-1).to(torch.float64) for k in like])
 
 
 def _unflat(vector: torch.Tensor, like: Mapping[str, torch.Tensor]) -> Update:
@@ -130,7 +131,7 @@ def _benign(ctx: AttackContext) -> list[torch.Tensor]:
     """The benign updates the attacker knows: its colluders' (its own included) and, omniscient, the
     round's earlier submissions."""
     own = list(ctx.colluders) or [ctx.train()]
-    return [_flat(u) for u in [*own, *ctx.previous]]
+    return [_flat(u, ctx.global_weights) for u in [*own, *ctx.previous]]
 
 
 def alie(ctx: AttackContext, z: float | None = None) -> Update:
@@ -180,7 +181,7 @@ def noisy_copycat(ctx: AttackContext, noise: float = 0.3, source: int = 0) -> Up
     if not ctx.previous:
         return free_rider(ctx)
     victim = ctx.previous[min(source, len(ctx.previous) - 1)]
-    rms = float(_flat(victim).pow(2).mean().sqrt())
+    rms = float(_flat(victim, victim).pow(2).mean().sqrt())
     return {
         k: v + n for (k, v), n in zip(victim.items(), _gaussian_like(victim, noise * rms, ctx.generator()).values())
     }
@@ -191,7 +192,7 @@ def delta_free_rider(ctx: AttackContext, noise: float = 0.1) -> Update:
     RMS. In round 0 there is no step yet: a plain free-rider."""
     if ctx.last_step is None:
         return free_rider(ctx)
-    rms = float(_flat(ctx.last_step).pow(2).mean().sqrt())
+    rms = float(_flat(ctx.last_step, ctx.last_step).pow(2).mean().sqrt())
     jitter = _gaussian_like(ctx.last_step, noise * rms, ctx.generator())
     return {k: v.clone() + jitter[k] for k, v in ctx.last_step.items()}
 
@@ -200,7 +201,7 @@ def sybil(ctx: AttackContext) -> Update:
     """The first colluder's honest update split over all of them: each takes a disjoint random share
     of the coordinates, times the number of sybils, so their mean is that one update."""
     count = max(len(ctx.colluders), 1)
-    whole = _flat(ctx.colluders[0]) if ctx.colluders else _flat(ctx.train())
+    whole = _flat(ctx.colluders[0] if ctx.colluders else ctx.train(), ctx.global_weights)
     owner = torch.randperm(len(whole), generator=torch.Generator().manual_seed(count * 7919 + len(whole)))
     piece = torch.zeros_like(whole)
     mine = owner[ctx.rank % count :: count]

@@ -166,3 +166,19 @@ def test_backdoor_teaches_the_trigger(data):
     target = np.zeros(len(Xo), dtype=np.int64)
     assert evaluate(SPEC, poisoned, Xo, target)[0] > evaluate(SPEC, clean, Xo, target)[0] + 0.3
     assert stamp_trigger(X[:1])[0, 0, -2, -2] == 1.0 and X[0, 0, -2, -2] == 0.0
+
+
+def test_attacks_read_updates_by_name_whatever_order_their_tensors_come_in(market):
+    """Updates read back from storage list their tensors in another order than the global model (it
+    was safetensors' per-process hash order): an attack must combine them tensor by tensor, by name."""
+    _, build = market
+    for kind in ("alie", "ipm", "min_max"):
+        contexts, _ = build(kind)
+        ctx = contexts[2]
+        shuffled = [dict(reversed(list(u.items()))) for u in ctx.previous[:2]]
+        same = AttackContext(ctx.spec, ctx.global_weights, ctx.X, ctx.y, ctx.seed, previous=ctx.previous[:2])
+        reordered = AttackContext(ctx.spec, ctx.global_weights, ctx.X, ctx.y, ctx.seed, previous=shuffled)
+        for c in (same, reordered):
+            c.colluders, c.rank, c.trainers = ctx.colluders, 0, 5
+        a, b = make_update(kind, same), make_update(kind, reordered)
+        assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a), kind

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -123,3 +125,14 @@ def test_flatten_unflatten_round_trip():
     assert all(torch.equal(back[k], weights[k]) for k in weights)
     with pytest.raises(ValueError):
         unflatten(vec[:-1], layout)
+
+
+def test_load_weights_gives_the_tensors_in_the_files_order():
+    """safetensors hands tensors back in a per-process hash order; Merit reads them in the file's order,
+    so that whatever walks a model's values in order sees the same order in every process."""
+    names = [f"layer{i}.weight" for i in range(24)]
+    data = save_weights({name: torch.full((2,), float(i)) for i, name in enumerate(names)})
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    loaded, _ = load_weights(data)
+    assert list(loaded) == [k for k in header if k != "__metadata__"]
+    assert sorted(loaded) == sorted(names)
