@@ -15,13 +15,12 @@ members do not flag and pay.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench._demo import demo_report
 
 ATTACKERS = os.environ.get("MERIT_BENCH_COMMITTEE_ATTACKERS", "free_rider:1,sign_flip:1")
 DEMO = ["--trainers", "6", "--rounds", "3", "--attackers", ATTACKERS]
@@ -78,16 +77,7 @@ def _demo(seed: int, dishonest: int, home: Path) -> dict:
     args = [*DEMO, "--seed", str(seed), "--aggregators", "3", "--dishonest-aggregators", str(dishonest)]
     env = {**os.environ, "MERIT_HOME": str(home / "merit-home")}
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "backend.cli.main", "demo", *args, "--out", str(out), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"merit demo {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    report = json.loads(Path(proc.stdout.strip().splitlines()[-1]).read_text())
+    report = demo_report(args, out, env)
     report["bench_wall_seconds"] = round(time.perf_counter() - start, 1)
     return report
 

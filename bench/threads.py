@@ -15,7 +15,6 @@ oversubscribe the cores show as CPU time spent waiting.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import statistics
@@ -26,8 +25,8 @@ import time
 from pathlib import Path
 
 from backend.threads import available_cores, busy_cores, choose_threads
+from bench._demo import demo_report
 
-ROOT = Path(__file__).resolve().parent.parent
 DEMO = ["--trainers", "4", "--rounds", "2"]
 LOAD_PROCESSES = 2
 TARGET_RATIO = 2.5
@@ -56,18 +55,8 @@ def _demo(policy_threads: int | None, home: Path) -> dict:
     out = home / f"demo-{time.monotonic_ns()}"
     env = _env(policy_threads) | {"MERIT_HOME": str(home / "merit-home")}
     start, cpu_before = time.perf_counter(), _children_cpu()
-    proc = subprocess.run(
-        [sys.executable, "-m", "backend.cli.main", "demo", *DEMO, "--out", str(out), "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    report = demo_report(DEMO, out, env, timeout=1800)
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu_before
-    if proc.returncode != 0:
-        raise RuntimeError(f"merit demo failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    report = json.loads(Path(proc.stdout.strip().splitlines()[-1]).read_text())
     return {
         **before,
         "wall_seconds": round(wall, 2),
