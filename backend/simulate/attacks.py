@@ -114,9 +114,10 @@ def copycat(ctx: AttackContext, source: int = 0, jitter: float = 1e-4) -> Update
     }
 
 
-def _flat(update: Mapping[str, torch.Tensor], like: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """One vector, the tensors in ``like``'s order (the order ``_unflat`` reads them back in)."""
-    return torch.cat([update[k].reshape(-1).to(torch.float64) for k in like])
+def _flat(update: Mapping[str, torch.Tensor], like: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """One vector, the tensors in ``like``'s order (the order ``_unflat`` reads them back in; where the
+    order does not matter, the update's own)."""
+    return torch.cat([update[k].reshape(-1).to(torch.float64) for k in (update if like is None else like)])
 
 
 def _unflat(vector: torch.Tensor, like: Mapping[str, torch.Tensor]) -> Update:
@@ -181,7 +182,7 @@ def noisy_copycat(ctx: AttackContext, noise: float = 0.3, source: int = 0) -> Up
     if not ctx.previous:
         return free_rider(ctx)
     victim = ctx.previous[min(source, len(ctx.previous) - 1)]
-    rms = float(_flat(victim, victim).pow(2).mean().sqrt())
+    rms = float(_flat(victim).pow(2).mean().sqrt())
     return {
         k: v + n for (k, v), n in zip(victim.items(), _gaussian_like(victim, noise * rms, ctx.generator()).values())
     }
@@ -192,7 +193,7 @@ def delta_free_rider(ctx: AttackContext, noise: float = 0.1) -> Update:
     RMS. In round 0 there is no step yet: a plain free-rider."""
     if ctx.last_step is None:
         return free_rider(ctx)
-    rms = float(_flat(ctx.last_step, ctx.last_step).pow(2).mean().sqrt())
+    rms = float(_flat(ctx.last_step).pow(2).mean().sqrt())
     jitter = _gaussian_like(ctx.last_step, noise * rms, ctx.generator())
     return {k: v.clone() + jitter[k] for k, v in ctx.last_step.items()}
 
