@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib import metadata
 
 from fastapi import APIRouter, Depends
@@ -12,6 +13,7 @@ from backend.api.schemas import HealthOut
 router = APIRouter(prefix="/v1", tags=["health"])
 
 
+@functools.cache  # reading the installed metadata stats site-packages: milliseconds a call
 def _version() -> str:
     try:
         return metadata.version("merit")

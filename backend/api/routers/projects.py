@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from backend import safe_json
 from backend.api.chain_view import ProjectView
@@ -40,7 +41,7 @@ MAX_PAGE = 1000
 
 
 @router.get("", response_model=ProjectList)
-def list_projects(
+async def list_projects(
     offset: int = Query(0, ge=0, le=2**32, description="skip this many projects (ids in ascending order)"),
     limit: int = Query(100, ge=1, le=MAX_PAGE, description=f"at most this many projects (1-{MAX_PAGE})"),
     ctx: ApiContext = Depends(get_context),
@@ -49,9 +50,15 @@ def list_projects(
     ``?offset=<next_offset>`` until ``next_offset`` is null. Read in one batch per page and
     cached per block, rendered JSON included: a page asked for again costs no chain read and no
     serialisation."""
-    body = ctx.chain.memo(
-        ("projects page", offset, limit), lambda: _page(ctx, offset, limit).model_dump_json().encode()
-    )
+    key = ("projects page", offset, limit)
+    found, body = ctx.chain.peek(key)  # served on the event loop: no thread hop for a cached page
+    if not found:
+        body = await run_in_threadpool(
+            ctx.chain.memo,
+            key,
+            lambda: _page(ctx, offset, limit).model_dump_json().encode(),
+            timeless=True,  # stored state only: a new block retires it
+        )
     return Response(body, media_type="application/json")
 
 
