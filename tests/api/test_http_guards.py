@@ -9,11 +9,11 @@ import asyncio
 
 import pytest
 
-REAL_SLEEP = asyncio.sleep  # the guard's asyncio.sleep is patched below, and it is this module's too
-
 from backend.api import http_guards
 from backend.api.http_guards import HOLD_MAX_S, HOLD_PER_IP, ReadRateLimit
 from backend.api.limits import RateLimiter
+
+REAL_SLEEP = asyncio.sleep  # the guard's asyncio.sleep is patched below, and it is this module's too
 
 
 class Clock:
