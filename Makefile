@@ -63,7 +63,7 @@ test-forge: setup
 	$(FORGE) test
 
 test-py: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 # Reference implementations for side-by-side comparisons live in bench-only virtualenvs, never
 # the product's: flwr and byzfl beside the same CPU torch; pyDVL pins numpy 1.x, so it gets its own.
