@@ -6,8 +6,8 @@ no earlier detector flagged; statistics are computed over those only, so a pack 
 free-riders cannot drag the consensus. The first detector to flag an update names the reason.
 
 A flag is a slash, so it needs evidence an honest trainer does not produce. Where a detector has
-only a direction that an honest shard with skewed labels produces too (FLTrust's floor: a negative
-cosine with the owner's reference update), its flag is *provisional*: the round settles it by the
+only a direction that an honest shard with skewed labels produces too (against the owner's
+reference update, as in FLTrust: a negative cosine, or one far below the round's), its flag is *provisional*: the round settles it by the
 validation set (``aggregator.round.settle_provisional``), which flags the update only if its
 contribution is harmful beyond the validation noise and otherwise leaves it out of the round (no
 model, no pay) unflagged (``Verdict.excluded``).
@@ -354,7 +354,7 @@ def direction_detector(
     use_reference: bool = True,
     min_updates: int = 3,
     min_spread_updates: int = 5,
-    floor_needs_harm: bool = True,
+    reference_needs_harm: bool = True,
 ) -> list[Finding]:
     """Updates pointing away from the consensus: cosine against the coordinate-wise median of the
     active updates, and (FLTrust) against the reference update trained on the owner's data.
@@ -378,11 +378,13 @@ def direction_detector(
     one gap between two values. Below that the consensus rule is the plain ``cos < min_cosine`` and
     the relative rule is off (and below ``min_updates`` there is no consensus rule at all).
 
-    With ``floor_needs_harm`` (the default), an update that only the reference floor catches is
-    flagged *provisionally* (``Finding.provisional``): an honest shard holding one or two classes
-    points away from a reference trained on all of them (cosines down to -0.12 measured at
-    Dirichlet 0.1) without doing any harm, so the round flags it only if the validation set sees
-    harm beyond its noise, and otherwise leaves it out unflagged. Any other rule's flag stands."""
+    With ``reference_needs_harm`` (the default), an update that only the reference's rules catch
+    (the floor, or far below the round's typical agreement with the reference) is flagged
+    *provisionally* (``Finding.provisional``): an honest shard holding one or two classes points
+    away from a reference trained on all of them (cosines down to -0.12 measured at Dirichlet 0.1)
+    without doing any harm, so the round flags it only if the validation set sees harm beyond its
+    noise, and otherwise leaves it out unflagged. A flag the consensus rules raise (the other
+    trainers, a second witness) stands."""
     out = [Finding() for _ in range(batch.k)]
     spread = active.sum() >= max(min_updates, min_spread_updates)
     everyone = np.ones(batch.k, dtype=bool)
@@ -414,26 +416,26 @@ def direction_detector(
             )
         )
     for i in np.flatnonzero(active):
-        out[i] = _direction_finding(int(i), rules, active, floor_needs_harm)
+        out[i] = _direction_finding(int(i), rules, active, reference_needs_harm)
     return out
 
 
-def _direction_finding(i: int, rules: list, active: np.ndarray, floor_needs_harm: bool) -> Finding:
-    """Update ``i``'s finding under the direction detector's ``rules``: provisional when the
-    reference floor is the only rule it breaks (and ``floor_needs_harm``)."""
+def _direction_finding(i: int, rules: list, active: np.ndarray, reference_needs_harm: bool) -> Finding:
+    """Update ``i``'s finding under the direction detector's ``rules``: provisional when only the
+    reference's rules catch it (and ``reference_needs_harm``)."""
     s: dict[str, float] = {}
-    reasons, floor_only = [], True
+    reasons, reference_only = [], True
     for name, cos, floor, outside, far, against in rules:
         s[name] = round(float(cos[i]), 6)
         if cos[i] < floor and outside[i]:
             reasons.append(f"cos {cos[i]:.3f} against {against}")
-            floor_only = floor_only and name == "cos_reference"
+            reference_only = reference_only and name == "cos_reference"
         elif far[i]:
             reasons.append(
                 f"cos {cos[i]:.3f} against {against}, far below the round's typical {float(np.median(cos[active])):.3f}"
             )
-            floor_only = False
-    provisional = bool(reasons) and floor_only and floor_needs_harm
+            reference_only = reference_only and name == "cos_reference"
+    provisional = bool(reasons) and reference_only and reference_needs_harm
     return Finding(bool(reasons), OUTLIER if reasons else None, "; ".join(reasons), s, provisional)
 
 

@@ -157,6 +157,8 @@ def test_direction_detector_flags_an_unaligned_update_when_honest_ones_agree():
     assert 0 < found[9].scores["cos_reference"] < 0.25 * np.median([f.scores["cos_reference"] for f in found])
     assert flags(found) == [9]
     assert "far below the round's typical" in found[9].detail
+    # the other trainers' consensus is a second witness: the flag stands without a harm test
+    assert "median" in found[9].detail and not found[9].provisional
     assert flags(direction_detector(DetectionBatch(u, reference=reference), all_active(10), relative=0)) == []
 
 
@@ -277,7 +279,7 @@ def test_split_detector_flags_every_piece_of_a_split_update():
     assert flags(split_detector(DetectionBatch(honest_updates(10)), all_active(10))) == []
 
 
-def test_an_update_only_the_reference_floor_catches_is_flagged_provisionally():
+def test_an_update_only_the_reference_catches_is_flagged_provisionally():
     """Label skew: a shard of one class points a little away from a reference trained on all of them,
     while it agrees with the other trainers as much as they do among themselves. The floor alone is
     no evidence of an offence, so its flag waits for the round's harm test; a reversed update, which
@@ -295,7 +297,7 @@ def test_an_update_only_the_reference_floor_catches_is_flagged_provisionally():
     assert found[8].flagged and not found[8].provisional and "median" in found[8].detail
     assert not any(f.provisional for f in found[:7])
     # the old behaviour, on request: the floor's flag stands by itself
-    assert not direction_detector(batch, all_active(len(u)), floor_needs_harm=False)[7].provisional
+    assert not direction_detector(batch, all_active(len(u)), reference_needs_harm=False)[7].provisional
     verdicts = run_detectors(batch, ["direction"])
     assert verdicts[7].flagged and verdicts[7].provisional and not verdicts[8].provisional
     verdicts[7].exclude("no harm")
