@@ -269,18 +269,21 @@ def run_merit(
 ) -> dict:
     kinds = _kinds(attack)
     shards = _shards(setup, seed, skew)
-    flagged_att = flagged_hon = n_att = n_hon = 0
+    flagged_att = flagged_hon = n_att = n_hon = excluded_att = excluded_hon = 0
     attacker_share, per_round = [], []
     g = None
     for rnd, outcome, g in drive_market(setup, shards, kinds, seed, rounds, config):
         for i, kind in enumerate(kinds):
             hit = bool(outcome.flags >> i & 1)
+            left_out = outcome.report.trainers[i].excluded  # out of the round unflagged: unpaid, not slashed
             if kind == "honest":
                 n_hon += 1
                 flagged_hon += hit
+                excluded_hon += left_out
             else:
                 n_att += 1
                 flagged_att += hit
+                excluded_att += left_out
         total = sum(outcome.weights)
         attacker_share.append(sum(w for w, k in zip(outcome.weights, kinds) if k != "honest") / total if total else 0.0)
         per_round.append(
@@ -290,6 +293,7 @@ def run_merit(
                 "accuracy": round(setup.accuracy(g), 4),
                 "attacker_share": round(attacker_share[-1], 4),
                 "flag_reasons": _flag_reasons(outcome.report),
+                "excluded": [t.index for t in outcome.report.trainers if t.excluded],
                 "timings": outcome.report.timings,
             }
         )
@@ -300,6 +304,8 @@ def run_merit(
         "seed": seed,
         "attacker_flag_rate": flagged_att / n_att if n_att else None,
         "honest_flag_rate": flagged_hon / n_hon,
+        "attacker_excluded_rate": excluded_att / n_att if n_att else None,
+        "honest_excluded_rate": excluded_hon / n_hon,
         "attacker_budget_share": round(float(np.mean(attacker_share)), 5),
         "final_accuracy": per_round[-1]["accuracy"],
         "rounds": per_round,
