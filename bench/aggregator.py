@@ -116,8 +116,10 @@ def _fidelity_instance(setup: Setup, seed: int, heterogeneous: bool) -> dict:
         y = add_label_noise(setup.yt[idx], float(noise[i]), 10, seed=seed * 100 + i)
         ctx = AttackContext(setup.spec, g, setup.Xt[idx], y, seed=seed * 100 + i)
         updates.append(flatten_np(make_update("honest", ctx), setup.layout))
+    # scored with the metric rounds use (the default config's: minus the validation loss)
+    metric = AggregatorConfig().metric
     utility = CoalitionUtility(
-        setup.spec, flatten_np(g, setup.layout), np.stack(updates), setup.Xv, setup.yv, layout=setup.layout
+        setup.spec, flatten_np(g, setup.layout), np.stack(updates), setup.Xv, setup.yv, metric, layout=setup.layout
     )
     start = time.perf_counter()
     exact = shapley(utility, N_TRAINERS, method="exact")
@@ -135,8 +137,10 @@ def _fidelity_instance(setup: Setup, seed: int, heterogeneous: bool) -> dict:
     }
     rows = fidelity(table, N_TRAINERS, exact.values, estimators, seeds=range(5), budget=BUDGET)
     gtg_evals = shapley(table, N_TRAINERS, "gtg", 0, BUDGET - proxy.cost, proxy=proxy).evaluations
+    gain = abs(table(frozenset(range(N_TRAINERS))) - table(frozenset()))
     return {
         "seed": seed,
+        "metric": metric,
         "sizes": sizes.tolist(),
         "label_noise": [round(float(x), 3) for x in noise],
         "exact_values": [round(v, 5) for v in exact.values],
@@ -150,7 +154,12 @@ def _fidelity_instance(setup: Setup, seed: int, heterogeneous: bool) -> dict:
         "gtg_validation_passes": gtg_evals + proxy.cost,
         "proxy_seconds": round(proxy_seconds, 2),
         "estimators": {
-            name: {"spearman_min": r["spearman_min"], "max_abs_error": round(r["max_abs_error_worst"], 5)}
+            name: {
+                "spearman_min": r["spearman_min"],
+                "max_abs_error": round(r["max_abs_error_worst"], 5),
+                # in units of what the whole round bought, v(N) - v(empty): comparable across metrics
+                "max_error_of_gain": round(r["max_abs_error_worst"] / gain, 5) if gain > 0 else None,
+            }
             for name, r in rows.items()
         },
     }
@@ -172,6 +181,7 @@ def bench_fidelity(setup: Setup, seeds: int, heterogeneous_seeds: int) -> dict:
                 "spearman_min": min(i["estimators"][name]["spearman_min"] for i in instances),
                 "spearman_mean": round(float(np.mean([i["estimators"][name]["spearman_min"] for i in instances])), 4),
                 "max_abs_error": max(i["estimators"][name]["max_abs_error"] for i in instances),
+                "max_error_of_gain": max(i["estimators"][name]["max_error_of_gain"] or 0.0 for i in instances),
             }
         out[label] = {"summary": summary, "instances": instances}
     gtg = out["heterogeneous"]["summary"]["gtg"]
