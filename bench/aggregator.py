@@ -116,8 +116,10 @@ def _fidelity_instance(setup: Setup, seed: int, heterogeneous: bool) -> dict:
         y = add_label_noise(setup.yt[idx], float(noise[i]), 10, seed=seed * 100 + i)
         ctx = AttackContext(setup.spec, g, setup.Xt[idx], y, seed=seed * 100 + i)
         updates.append(flatten_np(make_update("honest", ctx), setup.layout))
+    # scored with the metric rounds use (the default config's: minus the validation loss)
+    metric = AggregatorConfig().metric
     utility = CoalitionUtility(
-        setup.spec, flatten_np(g, setup.layout), np.stack(updates), setup.Xv, setup.yv, layout=setup.layout
+        setup.spec, flatten_np(g, setup.layout), np.stack(updates), setup.Xv, setup.yv, metric, layout=setup.layout
     )
     start = time.perf_counter()
     exact = shapley(utility, N_TRAINERS, method="exact")
@@ -135,8 +137,10 @@ def _fidelity_instance(setup: Setup, seed: int, heterogeneous: bool) -> dict:
     }
     rows = fidelity(table, N_TRAINERS, exact.values, estimators, seeds=range(5), budget=BUDGET)
     gtg_evals = shapley(table, N_TRAINERS, "gtg", 0, BUDGET - proxy.cost, proxy=proxy).evaluations
+    gain = abs(table(frozenset(range(N_TRAINERS))) - table(frozenset()))
     return {
         "seed": seed,
+        "metric": metric,
         "sizes": sizes.tolist(),
         "label_noise": [round(float(x), 3) for x in noise],
         "exact_values": [round(v, 5) for v in exact.values],
@@ -150,7 +154,12 @@ def _fidelity_instance(setup: Setup, seed: int, heterogeneous: bool) -> dict:
         "gtg_validation_passes": gtg_evals + proxy.cost,
         "proxy_seconds": round(proxy_seconds, 2),
         "estimators": {
-            name: {"spearman_min": r["spearman_min"], "max_abs_error": round(r["max_abs_error_worst"], 5)}
+            name: {
+                "spearman_min": r["spearman_min"],
+                "max_abs_error": round(r["max_abs_error_worst"], 5),
+                # in units of what the whole round bought, v(N) - v(empty): comparable across metrics
+                "max_error_of_gain": round(r["max_abs_error_worst"] / gain, 5) if gain > 0 else None,
+            }
             for name, r in rows.items()
         },
     }
@@ -172,6 +181,7 @@ def bench_fidelity(setup: Setup, seeds: int, heterogeneous_seeds: int) -> dict:
                 "spearman_min": min(i["estimators"][name]["spearman_min"] for i in instances),
                 "spearman_mean": round(float(np.mean([i["estimators"][name]["spearman_min"] for i in instances])), 4),
                 "max_abs_error": max(i["estimators"][name]["max_abs_error"] for i in instances),
+                "max_error_of_gain": max(i["estimators"][name]["max_error_of_gain"] or 0.0 for i in instances),
             }
         out[label] = {"summary": summary, "instances": instances}
     gtg = out["heterogeneous"]["summary"]["gtg"]
@@ -269,18 +279,21 @@ def run_merit(
 ) -> dict:
     kinds = _kinds(attack)
     shards = _shards(setup, seed, skew)
-    flagged_att = flagged_hon = n_att = n_hon = 0
+    flagged_att = flagged_hon = n_att = n_hon = excluded_att = excluded_hon = 0
     attacker_share, per_round = [], []
     g = None
     for rnd, outcome, g in drive_market(setup, shards, kinds, seed, rounds, config):
         for i, kind in enumerate(kinds):
             hit = bool(outcome.flags >> i & 1)
+            left_out = outcome.report.trainers[i].excluded  # out of the round unflagged: unpaid, not slashed
             if kind == "honest":
                 n_hon += 1
                 flagged_hon += hit
+                excluded_hon += left_out
             else:
                 n_att += 1
                 flagged_att += hit
+                excluded_att += left_out
         total = sum(outcome.weights)
         attacker_share.append(sum(w for w, k in zip(outcome.weights, kinds) if k != "honest") / total if total else 0.0)
         per_round.append(
@@ -290,6 +303,7 @@ def run_merit(
                 "accuracy": round(setup.accuracy(g), 4),
                 "attacker_share": round(attacker_share[-1], 4),
                 "flag_reasons": _flag_reasons(outcome.report),
+                "excluded": [t.index for t in outcome.report.trainers if t.excluded],
                 "timings": outcome.report.timings,
             }
         )
@@ -300,6 +314,8 @@ def run_merit(
         "seed": seed,
         "attacker_flag_rate": flagged_att / n_att if n_att else None,
         "honest_flag_rate": flagged_hon / n_hon,
+        "attacker_excluded_rate": excluded_att / n_att if n_att else None,
+        "honest_excluded_rate": excluded_hon / n_hon,
         "attacker_budget_share": round(float(np.mean(attacker_share)), 5),
         "final_accuracy": per_round[-1]["accuracy"],
         "rounds": per_round,
