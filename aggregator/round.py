@@ -14,7 +14,6 @@ their own field).
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -43,6 +42,7 @@ from aggregator.utility import CoalitionUtility, SecantProxy, SubsetUtility
 from backend.chain.types import WEIGHT_SCALE
 from backend.errors import ConfigError
 from backend.models.factory import build_model
+from backend.release import release
 from backend.models.serialization import save_weights
 from backend.models.spec import ModelSpec, round_spec
 from backend.models.training import train_local
@@ -587,11 +587,12 @@ def _trainer_entries(
 
 
 def _versions() -> dict[str, str]:
-    try:
-        merit = importlib.metadata.version("merit")
-    except importlib.metadata.PackageNotFoundError:
-        merit = "unknown"
-    return {"merit": merit, "torch": torch.__version__, "numpy": np.__version__, "safetensors": safetensors.__version__}
+    return {
+        "merit": release(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "safetensors": safetensors.__version__,
+    }
 
 
 def _round6(value: float) -> float:

@@ -24,7 +24,7 @@ import numpy as np
 from aggregator import committee as rules
 from aggregator.config import aggregator_config_of, canonical_parameters
 from aggregator.node import earlier_rounds
-from aggregator.report import ReportError, fetch_report
+from aggregator.report import ReportError, RoundReport, fetch_report
 from aggregator.round import run_round
 from backend.chain.history import round_history
 from backend.chain.types import WEIGHT_SCALE
@@ -33,6 +33,7 @@ from backend.errors import ConfigError, StorageError
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
 from backend.models.serialization import load_weights
 from backend.models.spec import SCHEDULE_METADATA_KEYS, fetch_model_spec
+from backend.release import release
 from backend.storage import is_cid_of
 
 WEIGHT_TOLERANCE = 1e-3
@@ -99,7 +100,7 @@ def _rounds_to_verify(everything: list, pid: int, rounds: list[int] | None) -> l
 
 def _verify_round(store, pid: int, spec, config, validation, everything: list, rec, committee=None) -> RoundVerdict:
     """Re-execute one round and compare it with its report, its posted weights and flags, its model."""
-    problems = _check_report(store, config, rec)
+    problems, report = _check_report(store, config, rec)
     base = store.get_bytes(rec.base_model_cid, max_size=GLOBAL_MODEL_MAX_BYTES)
     blobs = [(addr, cid, _fetch_or_none(store, cid, config.max_update_bytes)) for addr, cid in rec.submissions]
     try:
@@ -121,6 +122,9 @@ def _verify_round(store, pid: int, spec, config, validation, everything: list, r
     )
     differing = _compare_weights_and_flags(rec, outcome.weights, outcome.flags)
     problems += _compare_model(store, rec.global_model_cid, outcome.global_weights)
+    note = release_note(report.versions.get("merit") if report else None, release())
+    if note and (differing or problems):
+        problems.append(note)
     members: list[dict] = []
     if committee is not None:
         found, members = check_committee(committee, pid, rec, outcome.weights, outcome.flags)
@@ -177,18 +181,31 @@ def _member_rows(posts, members, weights, flags, n, penalised, expected) -> list
     return rows
 
 
-def _check_report(store, config, rec) -> list[str]:
-    """The posted report must be readable, carry the posted weights and flags and the project's parameters."""
+def _check_report(store, config, rec) -> tuple[list[str], RoundReport | None]:
+    """The posted report must be readable, carry the posted weights and flags and the project's
+    parameters. Returns the problems, and the report when it could be read."""
     try:
         report = fetch_report(store, rec.report_cid)
     except (ReportError, StorageError) as exc:
-        return [f"the posted report cannot be read: {exc}"]
+        return [f"the posted report cannot be read: {exc}"], None
     problems = []
     if report.weights != rec.weights or report.flags != rec.flags:
         problems.append("the report's weights/flags differ from those posted on-chain")
     if canonical_parameters(report.parameters) != json.loads(config.model_dump_json()):
         problems.append("the report declares parameters other than the project's aggregator configuration")
-    return problems
+    return problems, report
+
+
+def release_note(scored_by: str | None, running: str) -> str | None:
+    """What to add when a recomputation differs and the round was scored by another Merit release:
+    scoring rules change between releases (a default, a detector), and a round is only wrong if the
+    release that scored it disagrees too."""
+    if not scored_by or scored_by == "unknown" or running == "unknown" or scored_by == running:
+        return None
+    return (
+        f"this round was scored by merit {scored_by} and this is merit {running}: scoring rules may differ "
+        f"between releases, so re-run `merit verify` with merit {scored_by} before calling the round wrong"
+    )
 
 
 def _compare_weights_and_flags(rec, weights: list[int], flags: int) -> list[dict]:
