@@ -10,10 +10,11 @@ pragma solidity ^0.8.24;
  * 8 lanes per word, trainer i in word i / 8 at bit 32 * (i % 8). The settlement works on those words
  * directly: a word on which every member agrees is its own median (the common case: honest members
  * re-execute the same scoring and post the same bytes), and only the lanes of words where members
- * differ are sorted. The array functions (`settle`, `settleAmong`, `distance`) pack their input and run
- * the same code; they state the rule for tests and readers. k is at most 7 (odd), n at most 256, so no
- * bound is a stranger's to choose. Weights are fixed point: one member's weights of a round sum to 1e9
- * (or to 0).
+ * differ are sorted. The array functions (`settle`, `settleAmong`, `distance`) state the same rule one
+ * trainer and one member at a time, for any uint256 weights: the specification that the forge tests hold
+ * the packed functions to (to the unit) and that the Python replica (aggregator/committee.py) mirrors.
+ * k is at most 7 (odd), n at most 256, so no bound is a stranger's to choose. Weights are fixed point:
+ * one member's weights of a round sum to 1e9 (or to 0).
  */
 library Consensus {
     /// @notice The largest committee.
@@ -27,8 +28,6 @@ library Consensus {
     error CommitteeSize(uint256 members);
     /// @notice A member posted `got` weights for a round with `expected` submissions.
     error WeightCount(uint256 member, uint256 got, uint256 expected);
-    /// @notice Member `member`'s weight for trainer `index` does not fit the 32 bits of its lane.
-    error WeightTooLarge(uint256 member, uint256 index, uint256 weight);
 
     // ---------------------------------------------------------------------------------------------
     // The rule, over plain arrays
@@ -56,21 +55,45 @@ library Consensus {
     {
         uint256 k = weights.length;
         checkSize(k, seats, flags.length);
-        uint256[][] memory words = new uint256[][](k);
         for (uint256 m; m < k; ++m) {
             if (weights[m].length != n) revert WeightCount(m, weights[m].length, n);
-            words[m] = pack(weights[m], m);
         }
-        uint256[] memory packed;
-        (packed, majority) = settlePacked(words, flags, n, seats);
-        median = unpack(packed, n);
+        median = new uint256[](n);
+        uint256[] memory column = new uint256[](k);
+        for (uint256 i; i < n; ++i) {
+            uint256 votes;
+            for (uint256 m; m < k; ++m) {
+                column[m] = weights[m][i];
+                votes += (flags[m] >> i) & 1;
+            }
+            if (votes * 2 > seats) {
+                majority |= 1 << i;
+            } else {
+                median[i] = medianOf(column);
+            }
+        }
+    }
+
+    /// @notice The median of the values, the lower middle one for an even count (sorts `values` in place).
+    function medianOf(uint256[] memory values) internal pure returns (uint256) {
+        uint256 len = values.length;
+        // gas savings: 1 <= j <= i < len, so no index under- or overflows
+        unchecked {
+            for (uint256 i = 1; i < len; ++i) {
+                uint256 v = values[i];
+                uint256 j = i;
+                for (; j > 0 && values[j - 1] > v; --j) {
+                    values[j] = values[j - 1];
+                }
+                values[j] = v;
+            }
+            return values[(len - 1) / 2];
+        }
     }
 
     /// @notice How far one member's post lies from the consensus: the L1 distance between its weights
     /// and the consensus weights, each vector first scaled to sum to `scale` (so that a member is judged
     /// on the shares it proposed, not on its rounding), and the number of trainers whose flag differs.
-    /// The weight a member gives a trainer it flags is never paid (the consensus zeroes flagged trainers
-    /// too): it counts as 0, so that flagging and weighting are not judged twice.
     function distance(
         uint256[] memory posted,
         uint256 postedFlags,
@@ -79,8 +102,21 @@ library Consensus {
         uint256 scale
     ) internal pure returns (uint256 l1, uint256 flagDisagreements) {
         uint256 n = posted.length;
-        if (median.length != n) revert WeightCount(1, median.length, n);
-        return distancePacked(pack(posted, 0), postedFlags, pack(median, 1), majority, n, scale);
+        uint256 postedSum;
+        uint256 medianSum;
+        for (uint256 i; i < n; ++i) {
+            postedSum += posted[i];
+            medianSum += median[i];
+        }
+        for (uint256 i; i < n; ++i) {
+            uint256 a = postedSum == 0 ? 0 : posted[i] * scale / postedSum;
+            uint256 b = medianSum == 0 ? 0 : median[i] * scale / medianSum;
+            l1 += a > b ? a - b : b - a;
+        }
+        uint256 differing = (postedFlags ^ majority) & (n == 256 ? type(uint256).max : (uint256(1) << n) - 1);
+        for (; differing != 0; differing &= differing - 1) {
+            ++flagDisagreements;
+        }
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -101,6 +137,7 @@ library Consensus {
         pure
         returns (uint256[] memory median, uint256 majority)
     {
+        checkSize(words.length, seats, flags.length);
         majority = majorityOf(flags, seats) & lowBits(n);
         uint256 count = (n + 7) >> 3;
         median = new uint256[](count);
@@ -119,8 +156,10 @@ library Consensus {
         }
     }
 
-    /// @notice `distance` over packed weights (`posted` and `median` hold n lanes each). Zeroes the
-    /// flagged lanes of `posted` in place.
+    /// @notice What the committee judges a member by: `distance` over packed weights (`posted` and
+    /// `median` hold n lanes each), with the weight the member gives a trainer it flags taken as 0. That
+    /// weight is never paid (the consensus zeroes flagged trainers too), so flagging and weighting are not
+    /// judged twice. Zeroes those lanes of `posted` in place.
     function distancePacked(
         uint256[] memory posted,
         uint256 postedFlags,
@@ -159,23 +198,6 @@ library Consensus {
         return (c2 & t2) | (~(c2 ^ ~t2) & atLeast);
     }
 
-    /// @notice The median of the values, the lower middle one for an even count (sorts `values` in place).
-    function medianOf(uint256[] memory values) internal pure returns (uint256) {
-        uint256 len = values.length;
-        // gas savings: 1 <= j <= i < len, so no index under- or overflows
-        unchecked {
-            for (uint256 i = 1; i < len; ++i) {
-                uint256 v = values[i];
-                uint256 j = i;
-                for (; j > 0 && values[j - 1] > v; --j) {
-                    values[j] = values[j - 1];
-                }
-                values[j] = v;
-            }
-            return values[(len - 1) / 2];
-        }
-    }
-
     /// @notice The 32-bit lanes of the words whose bits are set in `bits` (bit j: lane j of the word),
     /// as a mask: the lanes of 8 trainers' flags.
     function laneMask(uint256 bits) internal pure returns (uint256 mask) {
@@ -200,16 +222,6 @@ library Consensus {
     function popcount(uint256 x) internal pure returns (uint256 count) {
         for (; x != 0; x &= x - 1) {
             ++count;
-        }
-    }
-
-    /// @notice `values` packed 8 per word; member `member`'s (for the error) weights must fit 32 bits.
-    function pack(uint256[] memory values, uint256 member) internal pure returns (uint256[] memory words) {
-        uint256 n = values.length;
-        words = new uint256[]((n + 7) >> 3);
-        for (uint256 i; i < n; ++i) {
-            if (values[i] > LANE_MASK) revert WeightTooLarge(member, i, values[i]);
-            words[i >> 3] |= values[i] << ((i & 7) << 5);
         }
     }
 
