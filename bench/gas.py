@@ -3,7 +3,8 @@
 Writes bench/results/gas.json:
 {"create_project", "join", "commit_update", "reveal_update", "commit_plus_reveal", "claim",
  "round": {"16": {"post_result", "finalize"}, ...},
- "committee": {"16": {"1": {"commit_scores", "reveal_scores", "settle", "finalize", "total"}, "3": ..., "5": ...}, "64": ...}}
+ "committee": {"16": {"1": {"commit_scores", "reveal_scores", "settle", "finalize", "total"}, "3": ..., "5": ...,
+               "3_with_fee": ..., "3_noisy": ...}, "64": ...}}
 plus the targets from the issues, so a reader sees pass/fail at a glance.
 
 Results reach the Marketplace only through the committee now: a round's ``post_result`` here is the
@@ -31,7 +32,8 @@ ETHER = 10**18
 SIZES = (16, 64, 256)
 ROOT = Path(__file__).resolve().parents[1]
 # Issue 12's target: a k = 3 committee settles n = 16 for at most 2.5x what one aggregator's postResult +
-# finalize cost before the committee (308,403 gas: bench/results/gas.json of commit 01e8dfc).
+# finalize cost before the committee (308,403 gas: bench/results/gas.json of commit 01e8dfc), read
+# strictly: the members' commits and reveals count too (``total``).
 SINGLE_AGGREGATOR_N16 = 308_403
 COMMITTEE_TARGET_N16_K3 = int(2.5 * SINGLE_AGGREGATOR_N16)
 
@@ -167,7 +169,9 @@ def _register_members(chain, owner: MarketClient) -> None:
 def measure_committee() -> dict:
     """Issue 12: a round settled by committees of k = 1, 3, 5 at n = 16 and 64, from the forge gas test
     (contracts/test/committee/CommitteeGas.t.sol: whole transactions, storage cooled, no fee), which is
-    seconds where the same rounds through the embedded chain take many minutes on a loaded machine."""
+    seconds where the same rounds through the embedded chain take many minutes on a loaded machine.
+    Also k = 3 with a fee (settle credits each member's first fee share) and with members that agree
+    only up to float noise (settle then sorts and scales every lane: its slow path)."""
     forge = ROOT / "node_modules" / ".bin" / "forge"
     env = {**os.environ, "FOUNDRY_SOLC": str(Path.home() / ".solcx" / "solc-v0.8.37"), "FOUNDRY_OFFLINE": "true"}
     out = subprocess.run(
@@ -176,8 +180,9 @@ def measure_committee() -> dict:
     if out.returncode != 0:
         raise SystemExit(f"forge CommitteeGasTest failed:\n{out.stdout[-3000:]}{out.stderr[-2000:]}")
     rows: dict[str, dict] = {}
-    for n, k, fee, field, value in re.findall(r"committee n=(\d+) k=(\d+)( fee)? (\w+) (\d+)", out.stdout):
-        key = k + ("_with_fee" if fee else "")
+    pattern = r"committee n=(\d+) k=(\d+)( fee)?( noisy)? (\w+) (\d+)"
+    for n, k, fee, noisy, field, value in re.findall(pattern, out.stdout):
+        key = k + ("_with_fee" if fee else "") + ("_noisy" if noisy else "")
         rows.setdefault(n, {}).setdefault(key, {})[field] = int(value)
     k3 = rows["16"]["3"]
     return {
@@ -186,10 +191,10 @@ def measure_committee() -> dict:
         "target_k3_n16": COMMITTEE_TARGET_N16_K3,
         "ratio_settle_plus_finalize_k3_n16": round(k3["settle_plus_finalize"] / SINGLE_AGGREGATOR_N16, 3),
         "ratio_total_k3_n16": round(k3["total"] / SINGLE_AGGREGATOR_N16, 3),
-        "ok": k3["settle_plus_finalize"] <= COMMITTEE_TARGET_N16_K3,
+        "ok": k3["total"] <= COMMITTEE_TARGET_N16_K3,
         "measured": "forge, contracts/test/committee/CommitteeGas.t.sol: execution gas (cold storage) + 21,000 + "
         "calldata per transaction; settle_plus_finalize replaces postResult + finalize; total adds the "
-        "members' commits and reveals",
+        "members' commits and reveals; ok: total (the strict reading of the target) <= target_k3_n16",
     }
 
 

@@ -564,6 +564,25 @@ contract Marketplace is MarketplaceStorage, ReentrancyGuardTransient, Proxy {
     // Who scores (the seam for an aggregator committee)
     // ---------------------------------------------------------------------------------------------
 
+    /**
+     * @notice What the committee checks on each of its members' calls, in one read: the round's phase
+     * (Aggregating and Expired derived from time), aggregation deadline, submission count and the bitmap
+     * of submitters that revealed (bit i = submitter i, in commit order). A round the project does not
+     * hold (never opened, or older than the previous one) reads `None` and zeroes.
+     * @dev Here rather than in {MarketplaceViews}: one call, two storage slots, no delegatecall, where
+     * `getRound` + `getReveals` read the CIDs and the schedule too (the committee calls it up to 2k + 1
+     * times a round).
+     */
+    function aggregationOf(uint256 projectId, uint32 round)
+        external
+        view
+        returns (Phase phase, uint256 aggregationDeadline, uint256 submissions, uint256 revealed)
+    {
+        RoundState storage r = _ring[projectId][round & 1];
+        if (r.number != round) return (Phase.None, 0, 0, 0);
+        return (_phase(r), r.aggregationDeadline, r.submissions, _revealed(r));
+    }
+
     /// @dev Reverts unless the caller may post results for the project: the one check of the aggregator role.
     function _requireAggregator(uint256 projectId) internal view virtual {
         if (msg.sender != _schedules[projectId].aggregator) revert NotAggregator(msg.sender);

@@ -53,6 +53,7 @@ contract Committee is ReentrancyGuardTransient {
     /// @dev One project's committee terms, fixed before start.
     struct Terms {
         uint8 size; // 0 = never configured: a committee of one at the registry's minimum stake
+        uint8 seats; // members drawn (0 before start)
         bool released;
         uint32 window; // the project's aggregation window, copied at the draw
         uint128 minStake;
@@ -70,6 +71,16 @@ contract Committee is ReentrancyGuardTransient {
         uint8 revealed;
         bool settled;
         uint128 carry; // penalty money nobody could take yet (no eligible trainer or member): next round's
+    }
+
+    /// @dev What a member's or settler's call reads of the round, once (one Marketplace call, one terms slot).
+    struct Window {
+        uint256 opens; // when the members' window opened
+        uint256 commitEnd;
+        uint256 revealEnd;
+        uint256 submissions;
+        uint256 revealedUpdates; // bit i: submitter i revealed its update
+        uint256 seats; // members drawn
     }
 
     /// @notice Most members a committee has.
@@ -95,8 +106,10 @@ contract Committee is ReentrancyGuardTransient {
 
     mapping(uint256 projectId => Terms) internal _terms;
     mapping(uint256 projectId => address[]) internal _members;
+    /// @dev 1 + the member's seat (0: not drawn), so that a member's call finds its seat in one read.
+    mapping(uint256 projectId => mapping(address member => uint256)) internal _seatPlusOne;
     mapping(uint256 projectId => Tally) internal _tally;
-    /// @dev Per member seat: the commitment, replaced by the hash of the revealed scores.
+    /// @dev Per member seat: the commitment, replaced at reveal by keccak256(abi.encode(member, scores)).
     mapping(uint256 projectId => bytes32[MAX_SIZE]) internal _seal;
     /// @notice ETH each account may `claim`: member fees and trainers' shares of penalties.
     mapping(address account => uint256) public owed;
@@ -240,6 +253,12 @@ contract Committee is ReentrancyGuardTransient {
         t.window = market.getConfig(projectId).aggregationWindow;
         address[] memory chosen = registry.draw(seed, size, minStake);
         _members[projectId] = chosen;
+        mapping(address => uint256) storage seatPlusOne = _seatPlusOne[projectId];
+        for (uint256 i; i < chosen.length; ++i) {
+            seatPlusOne[chosen[i]] = i + 1;
+        }
+        // forge-lint: disable-next-line(unsafe-typecast) -- the registry draws `size` <= 7 members
+        t.seats = uint8(chosen.length);
         // Pre-fill the seats' seals and the tally (no round has marker 2^32 - 1), so that every round's
         // commits rewrite nonzero slots instead of creating them: the draw pays, once.
         bytes32[MAX_SIZE] storage seals = _seal[projectId];
@@ -260,11 +279,11 @@ contract Committee is ReentrancyGuardTransient {
      */
     function commitScores(uint256 projectId, uint32 round, bytes32 commitment) external {
         uint256 seat = _seatOf(projectId, msg.sender);
-        (uint256 opens, uint256 commitEnd,,) = _window(projectId, round);
+        Window memory w = _window(projectId, round);
         // forge-lint: disable-next-line(block-timestamp) -- windows are minutes to hours long
-        if (block.timestamp >= commitEnd) revert CommitClosed(commitEnd);
+        if (block.timestamp >= w.commitEnd) revert CommitClosed(w.commitEnd);
         if (commitment == 0) revert EmptyCommitment();
-        Tally storage tally = _current(projectId, round, opens);
+        Tally storage tally = _current(projectId, round, w.opens);
         if ((tally.committed >> seat) & 1 != 0) revert AlreadyCommitted(msg.sender, round);
         // forge-lint: disable-next-line(unsafe-typecast) -- seat < 7
         tally.committed |= uint8(1 << seat);
@@ -279,22 +298,23 @@ contract Committee is ReentrancyGuardTransient {
      */
     function revealScores(uint256 projectId, uint32 round, Scores calldata scores, bytes32 salt) external {
         uint256 seat = _seatOf(projectId, msg.sender);
-        (uint256 opens, uint256 commitEnd, uint256 revealEnd, uint256 n) = _window(projectId, round);
-        Tally storage tally = _current(projectId, round, opens);
+        Window memory w = _window(projectId, round);
+        Tally storage tally = _current(projectId, round, w.opens);
         // forge-lint: disable-start(block-timestamp) -- windows are minutes to hours long
-        if (block.timestamp < commitEnd && tally.committed != _fullMask(projectId)) revert RevealNotOpen(commitEnd);
-        if (block.timestamp >= revealEnd) revert RevealClosed(revealEnd);
+        if (block.timestamp < w.commitEnd && tally.committed != _fullMask(w.seats)) revert RevealNotOpen(w.commitEnd);
+        if (block.timestamp >= w.revealEnd) revert RevealClosed(w.revealEnd);
         // forge-lint: disable-end(block-timestamp)
         if ((tally.committed >> seat) & 1 == 0) revert NoCommitment(msg.sender, round);
         if ((tally.revealed >> seat) & 1 != 0) revert AlreadyRevealed(msg.sender, round);
         if (_seal[projectId][seat] != _commitmentOf(projectId, round, scores, salt)) {
             revert CommitmentMismatch(msg.sender, round);
         }
-        _checkScores(scores, n, _revealedUpdates(projectId, round));
+        _checkScores(scores, w.submissions, w.revealedUpdates);
 
         // forge-lint: disable-next-line(unsafe-typecast) -- seat < 7
         tally.revealed |= uint8(1 << seat);
-        _seal[projectId][seat] = keccak256(abi.encode(scores));
+        // The member is in the seal: `settle` checks who posted what with this one hash.
+        _seal[projectId][seat] = keccak256(abi.encode(msg.sender, scores));
         _emitRevealed(projectId, round, scores);
     }
 
@@ -318,27 +338,19 @@ contract Committee is ReentrancyGuardTransient {
      * majority the previous model carries forward.
      */
     function settle(uint256 projectId, uint32 round, Post[] calldata posts) external nonReentrant {
-        (uint256 opens,, uint256 revealEnd, uint256 n) = _window(projectId, round);
-        Tally storage tally = _current(projectId, round, opens);
+        Window memory w = _window(projectId, round);
+        Tally storage tally = _current(projectId, round, w.opens);
         if (tally.settled) revert AlreadySettled(round);
+        uint8 revealedSeats = tally.revealed;
         // forge-lint: disable-next-line(block-timestamp) -- windows are minutes to hours long
-        if (block.timestamp < revealEnd && tally.revealed != _fullMask(projectId)) revert SettleNotOpen(revealEnd);
-        if (tally.revealed == 0) revert NoPosts(round);
+        if (block.timestamp < w.revealEnd && revealedSeats != _fullMask(w.seats)) revert SettleNotOpen(w.revealEnd);
+        if (revealedSeats == 0) revert NoPosts(round);
         tally.settled = true;
 
-        (uint256[] memory median, uint256 majority) = _consensus(projectId, tally.revealed, posts, n);
-        _settleMoney(projectId, round, tally, posts, median, majority);
-        _postConsensus(projectId, round, posts, median, majority);
-    }
-
-    /// @dev The per-trainer median and majority flags of the revealed posts.
-    function _consensus(uint256 projectId, uint8 revealedSeats, Post[] calldata posts, uint256 n)
-        private
-        view
-        returns (uint256[] memory median, uint256 majority)
-    {
-        (uint256[][] memory weights, uint256[] memory flags) = _openPosts(projectId, revealedSeats, posts, n);
-        return Consensus.settleAmong(weights, flags, n, _members[projectId].length);
+        (uint256[][] memory words, uint256[] memory flags) = _openPosts(projectId, revealedSeats, posts);
+        (uint256[] memory median, uint256 majority) = Consensus.settlePacked(words, flags, w.submissions, w.seats);
+        _settleMoney(projectId, round, tally, posts, words, median, majority, w);
+        _postConsensus(projectId, round, posts, median, majority, w.seats);
     }
 
     /// @dev Penalties, the fee, and the pot they make for the trainers.
@@ -347,30 +359,34 @@ contract Committee is ReentrancyGuardTransient {
         uint32 round,
         Tally storage tally,
         Post[] calldata posts,
+        uint256[][] memory words,
         uint256[] memory median,
-        uint256 majority
+        uint256 majority,
+        Window memory w
     ) private {
-        uint256 honest;
-        uint256 pot;
-        (honest, pot) = _judge(projectId, round, posts, tally.revealed, median, majority);
-        pot += _penalizeAbsent(projectId, round, _fullMask(projectId) & ~uint256(tally.revealed), median.length);
+        uint8 revealedSeats = tally.revealed;
+        uint256 n = w.submissions;
+        (uint256 honest, uint256 pot) = _judge(projectId, round, posts, words, revealedSeats, median, majority, n);
+        pot += _penalizeAbsent(projectId, round, _fullMask(w.seats) & ~uint256(revealedSeats), n);
         pot += tally.carry + _payFee(projectId, round, honest);
-        tally.carry = 0;
-        _share(projectId, round, tally, pot, median, majority | ~_revealedUpdates(projectId, round), honest);
+        if (tally.carry != 0) tally.carry = 0;
+        if (pot != 0) {
+            _share(projectId, round, tally, pot, Consensus.unpack(median, n), majority | ~w.revealedUpdates, honest);
+        }
     }
 
-    /// @dev Posts the consensus (weights packed as the Marketplace takes them) with its model and report.
+    /// @dev Posts the consensus (its weights are packed as the Marketplace takes them) with its model and report.
     function _postConsensus(
         uint256 projectId,
         uint32 round,
         Post[] calldata posts,
         uint256[] memory median,
-        uint256 majority
+        uint256 majority,
+        uint256 seats
     ) private {
-        (string memory model, string memory report) = _modelOf(projectId, posts, _members[projectId].length);
-        uint256[] memory packed = _pack(median);
-        emit ConsensusSettled(projectId, round, model, packed, majority);
-        market.postResult(projectId, round, model, report, packed, majority);
+        (string memory model, string memory report) = _modelOf(projectId, posts, seats);
+        emit ConsensusSettled(projectId, round, model, median, majority);
+        market.postResult(projectId, round, model, report, median, majority);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -468,8 +484,8 @@ contract Committee is ReentrancyGuardTransient {
         view
         returns (uint256 opensAt, uint256 commitDeadline, uint256 revealDeadline, uint256 settleDeadline)
     {
-        (opensAt, commitDeadline, revealDeadline,) = _window(projectId, round);
-        settleDeadline = opensAt + _terms[projectId].window;
+        Window memory w = _window(projectId, round);
+        return (w.opens, w.commitEnd, w.revealEnd, w.opens + _terms[projectId].window);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -491,38 +507,32 @@ contract Committee is ReentrancyGuardTransient {
 
     /// @dev The member's seat (index in the committee), or NotMember.
     function _seatOf(uint256 projectId, address account) private view returns (uint256) {
-        address[] storage chosen = _members[projectId];
-        uint256 k = chosen.length;
-        for (uint256 i; i < k; ++i) {
-            if (chosen[i] == account) return i;
-        }
-        revert NotMember(projectId, account);
+        uint256 seatPlusOne = _seatPlusOne[projectId][account];
+        if (seatPlusOne == 0) revert NotMember(projectId, account);
+        return seatPlusOne - 1;
     }
 
-    function _fullMask(uint256 projectId) private view returns (uint256) {
-        return (uint256(1) << _members[projectId].length) - 1;
+    function _fullMask(uint256 seats) private pure returns (uint256) {
+        return (uint256(1) << seats) - 1;
     }
 
     /// @dev When the round's aggregation window opened, the members' commit and reveal deadlines (its
-    /// thirds) and the submission count; reverts unless the Marketplace is aggregating `round`.
-    function _window(uint256 projectId, uint32 round)
-        private
-        view
-        returns (uint256 opens, uint256 commitEnd, uint256 revealEnd, uint256 n)
-    {
-        (MarketplaceStorage.Phase phase,,, uint64 aggregationDeadline,, uint16 submissions,,,) =
-            market.getRound(projectId, round);
+    /// thirds), the submission count, the submitters that revealed and the seats; reverts unless the
+    /// Marketplace is aggregating `round`.
+    function _window(uint256 projectId, uint32 round) private view returns (Window memory w) {
+        (MarketplaceStorage.Phase phase, uint256 aggregationDeadline, uint256 submissions, uint256 revealed) =
+            market.aggregationOf(projectId, round);
         if (phase != MarketplaceStorage.Phase.Aggregating) revert NotAggregating(round, phase);
-        uint256 window = _terms[projectId].window;
+        Terms storage t = _terms[projectId];
+        uint256 window = t.window;
         // Opened at the trainers' reveal deadline, or when aggregation re-opened with a fresh deadline.
-        opens = aggregationDeadline - window;
+        w.opens = aggregationDeadline - window;
         uint256 third = window / 3;
-        return (opens, opens + third, opens + 2 * third, submissions);
-    }
-
-    /// @dev Bit i: submitter i revealed its update.
-    function _revealedUpdates(uint256 projectId, uint32 round) private view returns (uint256 revealed) {
-        (, revealed) = market.getReveals(projectId, round);
+        w.commitEnd = w.opens + third;
+        w.revealEnd = w.opens + 2 * third;
+        w.submissions = submissions;
+        w.revealedUpdates = revealed;
+        w.seats = t.seats;
     }
 
     /// @dev The tally slot, reset for a new round or a re-opened aggregation (nonzero-to-nonzero writes
@@ -551,25 +561,24 @@ contract Committee is ReentrancyGuardTransient {
         if (bytes(scores.modelCid).length == 0) revert EmptyModelCid();
     }
 
-    /// @dev Checks that `posts` are exactly the revealed ones, in seat order, and unpacks their weights.
-    function _openPosts(uint256 projectId, uint8 revealedSeats, Post[] calldata posts, uint256 n)
+    /// @dev Checks that `posts` are exactly the revealed ones, in seat order (one hash each: the seal binds
+    /// the member to its scores), and returns their packed weights and flags.
+    function _openPosts(uint256 projectId, uint8 revealedSeats, Post[] calldata posts)
         private
         view
-        returns (uint256[][] memory weights, uint256[] memory flags)
+        returns (uint256[][] memory words, uint256[] memory flags)
     {
-        uint256 count = _popcount(revealedSeats);
+        uint256 count = Consensus.popcount(revealedSeats);
         if (posts.length != count) revert PostCount(count, posts.length);
-        weights = new uint256[][](count);
+        words = new uint256[][](count);
         flags = new uint256[](count);
-        address[] storage chosen = _members[projectId];
+        bytes32[MAX_SIZE] storage seals = _seal[projectId];
         uint256 seat;
         for (uint256 p; p < count; ++p) {
             while ((revealedSeats >> seat) & 1 == 0) ++seat;
             Post calldata post = posts[p];
-            if (post.member != chosen[seat] || keccak256(abi.encode(post.scores)) != _seal[projectId][seat]) {
-                revert PostMismatch(post.member);
-            }
-            weights[p] = _unpack(post.scores.weights, n);
+            if (keccak256(abi.encode(post.member, post.scores)) != seals[seat]) revert PostMismatch(post.member);
+            words[p] = post.scores.weights;
             flags[p] = post.scores.flags;
             ++seat;
         }
@@ -583,11 +592,14 @@ contract Committee is ReentrancyGuardTransient {
         returns (string memory model, string memory report)
     {
         uint256 count = posts.length;
+        bytes32[] memory ids = new bytes32[](count);
         for (uint256 p; p < count; ++p) {
-            bytes32 id = keccak256(bytes(posts[p].scores.modelCid));
+            ids[p] = keccak256(bytes(posts[p].scores.modelCid));
+        }
+        for (uint256 p; p < count; ++p) {
             uint256 votes;
             for (uint256 q; q < count; ++q) {
-                if (keccak256(bytes(posts[q].scores.modelCid)) == id) ++votes;
+                if (ids[q] == ids[p]) ++votes;
             }
             if (votes * 2 > seats) return (posts[p].scores.modelCid, posts[p].scores.reportCid);
         }
@@ -595,40 +607,30 @@ contract Committee is ReentrancyGuardTransient {
     }
 
     /// @dev Penalises each revealed member whose post strays from the consensus beyond the tolerance;
-    /// returns the seats of the others (the honest ones, paid the fee) and the stake taken.
+    /// returns the seats of the others (the honest ones, paid the fee) and the stake taken. Zeroes the
+    /// flagged lanes of `words` (see `Consensus.distance`).
     function _judge(
         uint256 projectId,
         uint32 round,
         Post[] calldata posts,
+        uint256[][] memory words,
         uint8 revealedSeats,
         uint256[] memory median,
-        uint256 majority
+        uint256 majority,
+        uint256 n
     ) private returns (uint256 honest, uint256 taken) {
         uint256 seat;
         for (uint256 p; p < posts.length; ++p) {
             while ((revealedSeats >> seat) & 1 == 0) ++seat;
-            uint256 took = _judgeOne(projectId, round, posts[p], median, majority);
-            if (took == type(uint256).max) honest |= uint256(1) << seat;
-            else taken += took;
+            (uint256 l1, uint256 flagsOff) =
+                Consensus.distancePacked(words[p], posts[p].scores.flags, median, majority, n, WEIGHT_SCALE);
+            if (l1 <= SHARE_TOLERANCE_BPS * L1_PER_BPS && flagsOff <= FLAG_TOLERANCE) {
+                honest |= uint256(1) << seat;
+            } else {
+                taken += _penalize(projectId, round, posts[p].member, (l1 + L1_PER_BPS - 1) / L1_PER_BPS, flagsOff);
+            }
             ++seat;
         }
-    }
-
-    /// @dev What `post`'s member lost for straying, or type(uint256).max when it is within tolerance.
-    function _judgeOne(uint256 projectId, uint32 round, Post calldata post, uint256[] memory median, uint256 majority)
-        private
-        returns (uint256)
-    {
-        uint256[] memory posted = _unpack(post.scores.weights, median.length);
-        // The weight a member gives a trainer it flags is never paid (the consensus zeroes flagged
-        // trainers too): it is judged as 0, so that flagging and weighting are not counted twice.
-        uint256 flags = post.scores.flags;
-        for (uint256 i; flags >> i != 0; ++i) {
-            if ((flags >> i) & 1 != 0) posted[i] = 0;
-        }
-        (uint256 l1, uint256 flagsOff) = Consensus.distance(posted, flags, median, majority, WEIGHT_SCALE);
-        if (l1 <= SHARE_TOLERANCE_BPS * L1_PER_BPS && flagsOff <= FLAG_TOLERANCE) return type(uint256).max;
-        return _penalize(projectId, round, post.member, (l1 + L1_PER_BPS - 1) / L1_PER_BPS, flagsOff);
     }
 
     /// @dev Penalises the members of `seats` (they never revealed) as maximally distant; returns what was taken.
@@ -663,7 +665,7 @@ contract Committee is ReentrancyGuardTransient {
         if (fee > t.feeLeft) fee = t.feeLeft;
         // forge-lint: disable-next-line(unsafe-typecast) -- fee <= feeLeft, a uint128
         t.feeLeft -= uint128(fee);
-        uint256 count = _popcount(honest);
+        uint256 count = Consensus.popcount(honest);
         if (count == 0) return fee;
         uint256 each = fee / count;
         address[] storage chosen = _members[projectId];
@@ -686,14 +688,13 @@ contract Committee is ReentrancyGuardTransient {
         uint256 excluded,
         uint256 honest
     ) private {
-        if (pot == 0) return;
         uint256 n = median.length;
         uint256 sum;
         for (uint256 i; i < n; ++i) {
             if ((excluded >> i) & 1 == 0) sum += median[i];
         }
         if (sum == 0) {
-            uint256 count = _popcount(honest);
+            uint256 count = Consensus.popcount(honest);
             // forge-lint: disable-next-line(unsafe-typecast) -- pot <= penalties and fees held here
             if (count == 0) tally.carry += uint128(pot);
             else _payFeeShares(projectId, round, honest, pot, count);
@@ -729,27 +730,6 @@ contract Committee is ReentrancyGuardTransient {
     function _requireClosed(MarketplaceStorage.Status status) private pure {
         if (status != MarketplaceStorage.Status.Ended && status != MarketplaceStorage.Status.Cancelled) {
             revert WrongStatus(status);
-        }
-    }
-
-    function _unpack(uint256[] calldata words, uint256 n) private pure returns (uint256[] memory values) {
-        values = new uint256[](n);
-        for (uint256 i; i < n; ++i) {
-            values[i] = (words[i >> 3] >> ((i & 7) << 5)) & 0xffffffff;
-        }
-    }
-
-    function _pack(uint256[] memory values) private pure returns (uint256[] memory words) {
-        uint256 n = values.length;
-        words = new uint256[]((n + 7) >> 3);
-        for (uint256 i; i < n; ++i) {
-            words[i >> 3] |= values[i] << ((i & 7) << 5);
-        }
-    }
-
-    function _popcount(uint256 x) private pure returns (uint256 count) {
-        for (; x != 0; x &= x - 1) {
-            ++count;
         }
     }
 }

@@ -20,22 +20,10 @@ interface IMarketplace {
             string memory validationCid
         );
 
-    function getRound(uint256 projectId, uint32 round)
+    function aggregationOf(uint256 projectId, uint32 round)
         external
         view
-        returns (
-            MarketplaceStorage.Phase phase,
-            uint64 openedAt,
-            uint64 submissionDeadline,
-            uint64 aggregationDeadline,
-            uint64 challengeDeadline,
-            uint16 submissions,
-            uint256 budget,
-            string memory globalModelCid_,
-            string memory reportCid
-        );
-
-    function getReveals(uint256 projectId, uint32 round) external view returns (uint64 revealDeadline, uint256 revealed);
+        returns (MarketplaceStorage.Phase phase, uint256 aggregationDeadline, uint256 submissions, uint256 revealed);
 
     function getSubmitters(uint256 projectId, uint32 round) external view returns (address[] memory);
 

@@ -77,6 +77,7 @@ def test_readme_walkthrough_runs_end_to_end(walkthroughs, engine):
     code, out, directory = walkthroughs[engine]
     assert code == 0, out[-6000:]
     assert out.count("committee consensus settled") == 2, out[-6000:]
+    assert "the validation set matches the owner's on-chain commitment" in out  # the operator checked it
     assert "round 0: match" in out and "round 1: match" in out
     assert out.count("done: claimed") == 2 and out.count("stake returned 1 ETH") == 2
     assert "Traceback" not in out

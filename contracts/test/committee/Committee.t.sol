@@ -374,6 +374,50 @@ contract CommitteeTest is CommitteeFixture {
         assertTrue(stakeOf(members[2]) < MEMBER_STAKE, "so does the late one");
     }
 
+    /// The seal binds each member to its post: two members with the same scores cannot be swapped in
+    /// `settle` (who is paid or penalised follows the post).
+    function test_postsOfEqualScoresCannotSwapMembers() public {
+        uint256 id = committeeProject(3, 3);
+        submit(id, 0, 3);
+        closeSubmissions(id, 0);
+        Committee.Post[] memory posts = commitAndReveal(id, 0, same(3, honestScores(3, 1)), allPresent(3));
+        (posts[0].member, posts[1].member) = (posts[1].member, posts[0].member);
+        vm.expectRevert(abi.encodeWithSelector(Committee.PostMismatch.selector, posts[0].member));
+        settleWith(id, 0, posts);
+        (posts[0].member, posts[1].member) = (posts[1].member, posts[0].member);
+        settleWith(id, 0, posts);
+        assertTrue(phaseOf(id, 0) == MarketplaceStorage.Phase.Challenge, "the true posts settle");
+    }
+
+    /// The Marketplace's one read for the committee agrees with its full views.
+    function test_aggregationOfMatchesTheRoundViews() public {
+        uint256 id = committeeProject(3, 3);
+        (MarketplaceStorage.Phase phase, uint256 deadline, uint256 submissions, uint256 revealed) =
+            market.aggregationOf(id, 1);
+        assertTrue(phase == MarketplaceStorage.Phase.None, "a round not opened yet");
+        assertEq(deadline + submissions + revealed, 0, "reads zeroes");
+        submit(id, 0, 3);
+        (phase,, submissions, revealed) = market.aggregationOf(id, 0);
+        assertTrue(phase == MarketplaceStorage.Phase.Open, "open");
+        assertEq(submissions, 3, "three commitments");
+        assertEq(revealed, 0, "none revealed yet");
+        revealPending(id, 0, 2); // the third trainer never reveals
+        (uint64 revealDeadline,) = views.getReveals(id, 0);
+        vm.warp(revealDeadline);
+        (phase, deadline, submissions, revealed) = market.aggregationOf(id, 0);
+        (MarketplaceStorage.Phase fullPhase,,, uint64 aggregationDeadline,, uint16 fullSubmissions,,,) =
+            views.getRound(id, 0);
+        (, uint256 fullRevealed) = views.getReveals(id, 0);
+        assertTrue(phase == MarketplaceStorage.Phase.Aggregating && phase == fullPhase, "aggregating");
+        assertEq(deadline, aggregationDeadline, "aggregation deadline");
+        assertEq(submissions, fullSubmissions, "submissions");
+        assertEq(revealed, 3, "the first two revealed");
+        assertEq(revealed, fullRevealed, "reveal bitmap");
+        vm.warp(aggregationDeadline);
+        (phase,,,) = market.aggregationOf(id, 0);
+        assertTrue(phase == MarketplaceStorage.Phase.Expired, "past the deadline");
+    }
+
     /// Flags on a trainer that never revealed, or beyond the submitters, are refused at reveal.
     function test_flagsOnUnrevealedOrBeyondSubmittersAreRefused() public {
         uint256 id = runningDefault(3);

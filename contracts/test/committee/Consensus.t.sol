@@ -21,6 +21,32 @@ contract ConsensusHarness {
     {
         return Consensus.distance(posted, postedFlags, median, majority, 1e9);
     }
+
+    function settleAmong(uint256[][] memory weights, uint256[] memory flags, uint256 n, uint256 seats)
+        external
+        pure
+        returns (uint256[] memory, uint256)
+    {
+        return Consensus.settleAmong(weights, flags, n, seats);
+    }
+
+    function settlePacked(uint256[][] memory words, uint256[] memory flags, uint256 n, uint256 seats)
+        external
+        pure
+        returns (uint256[] memory, uint256)
+    {
+        return Consensus.settlePacked(words, flags, n, seats);
+    }
+
+    function distancePacked(
+        uint256[] memory posted,
+        uint256 postedFlags,
+        uint256[] memory median,
+        uint256 majority,
+        uint256 n
+    ) external pure returns (uint256, uint256) {
+        return Consensus.distancePacked(posted, postedFlags, median, majority, n, 1e9);
+    }
 }
 
 contract ConsensusTest is TestBase {
@@ -107,5 +133,131 @@ contract ConsensusTest is TestBase {
         for (uint256 i; i < n; ++i) {
             assertEq(median[i], honest[i], "weight");
         }
+    }
+
+    /// @dev k posts over n trainers from `seed`, 32-bit weights (a lane each): each member either copies
+    /// member 0's weight for a trainer or posts its own, so that whole packed words agree, partly agree,
+    /// or differ.
+    function _posts(uint256 seed, uint256 k, uint256 n)
+        internal
+        pure
+        returns (uint256[][] memory w, uint256[] memory f)
+    {
+        w = new uint256[][](k);
+        f = new uint256[](k);
+        for (uint256 m; m < k; ++m) {
+            w[m] = new uint256[](n);
+            uint256 r = uint256(keccak256(abi.encode(seed, m)));
+            f[m] = r % 4 == 0 ? 0 : uint256(keccak256(abi.encode(r, "flags"))); // bits past n too
+            for (uint256 i; i < n; ++i) {
+                uint256 x = uint256(keccak256(abi.encode(seed, m, i)));
+                w[m][i] = m != 0 && x % 3 != 0 ? w[0][i] : x % 2 ** 32;
+            }
+        }
+    }
+
+    function _pack(uint256[] memory values) internal pure returns (uint256[] memory words) {
+        words = new uint256[]((values.length + 7) / 8);
+        for (uint256 i; i < values.length; ++i) {
+            words[i / 8] |= values[i] << (32 * (i % 8));
+        }
+    }
+
+    /// @dev The weights the committee judges a member by: those on trainers it flags count as 0.
+    function _judged(uint256[] memory w, uint256 flags) internal pure returns (uint256[] memory out) {
+        out = new uint256[](w.length);
+        for (uint256 i; i < w.length; ++i) {
+            out[i] = (flags >> i) & 1 == 1 ? 0 : w[i];
+        }
+    }
+
+    /// Property: the packed settlement the committee runs gives, to the unit, what the rule over arrays
+    /// (one trainer and one member at a time) gives: median, majority flags, and each member's distance.
+    function testFuzz_packedSettlementIsTheRule(uint256 seed, uint8 seatsPick, uint8 absent) public view {
+        uint256 seats = 2 * bound(seatsPick, 0, 3) + 1; // 1, 3, 5, 7
+        uint256 k = seats - bound(absent, 0, seats - 1);
+        uint256 n = 1 + seed % 70;
+        (uint256[][] memory w, uint256[] memory f) = _posts(seed, k, n);
+        uint256[][] memory words = new uint256[][](k);
+        for (uint256 m; m < k; ++m) {
+            words[m] = _pack(w[m]);
+        }
+        (uint256[] memory packed, uint256 majority) = h.settlePacked(words, f, n, seats);
+        (uint256[] memory median, uint256 expectedMajority) = h.settleAmong(w, f, n, seats);
+        assertEq(majority, expectedMajority, "majority flags");
+        uint256[] memory expected = _pack(median);
+        for (uint256 j; j < expected.length; ++j) {
+            assertEq(packed[j], expected[j], "median weights");
+        }
+        for (uint256 m; m < k; ++m) {
+            _assertSameDistance(words[m], w[m], f[m], packed, median, majority);
+        }
+    }
+
+    function _assertSameDistance(
+        uint256[] memory words,
+        uint256[] memory weights,
+        uint256 flags,
+        uint256[] memory packed,
+        uint256[] memory median,
+        uint256 majority
+    ) internal view {
+        (uint256 l1, uint256 off) = h.distancePacked(words, flags, packed, majority, weights.length);
+        (uint256 l1Expected, uint256 offExpected) = h.distance(_judged(weights, flags), flags, median, majority);
+        assertEq(l1, l1Expected, "share distance");
+        assertEq(off, offExpected, "flag disagreements");
+    }
+
+    /// A flag stands at a strict majority of the seats, for every committee size: 1 of 1, 2 of 3, 3 of 5,
+    /// 4 of 7, in the packed settlement as in the rule.
+    function test_flagMajorityThresholdPerCommitteeSize() public view {
+        for (uint256 seats = 1; seats <= 7; seats += 2) {
+            uint256[] memory f = new uint256[](seats);
+            uint256[][] memory w = new uint256[][](seats);
+            uint256[][] memory words = new uint256[][](seats);
+            // member m flags trainers m..6: trainer i is flagged by min(i + 1, seats) members
+            for (uint256 m; m < seats; ++m) {
+                w[m] = new uint256[](7);
+                words[m] = new uint256[](1);
+                f[m] = 0x7f & ~((uint256(1) << m) - 1);
+            }
+            uint256 expected;
+            for (uint256 i; i < 7; ++i) {
+                uint256 votes = i + 1 < seats ? i + 1 : seats;
+                if (votes * 2 > seats) expected |= uint256(1) << i;
+            }
+            (, uint256 majority) = h.settleAmong(w, f, 7, seats);
+            assertEq(majority, expected, "the rule: a strict majority of the seats");
+            (, majority) = h.settlePacked(words, f, 7, seats);
+            assertEq(majority, expected, "packed: a strict majority of the seats");
+        }
+    }
+
+    /// Equal posts are at distance 0 from their own consensus, whatever weight they put on flagged trainers.
+    function test_equalPostsAreAtDistanceZero() public view {
+        uint256[][] memory words = new uint256[][](3);
+        words[0] = _pack(_vec(3e8, 7e8, 5));
+        words[1] = _pack(_vec(3e8, 7e8, 0));
+        words[2] = _pack(_vec(3e8, 7e8, 9));
+        (uint256[] memory median, uint256 majority) = h.settlePacked(words, _flags(4, 4, 4), 3, 3);
+        assertEq(median[0] >> 64, 0, "the flagged trainer gets 0");
+        for (uint256 m; m < 3; ++m) {
+            (uint256 l1, uint256 off) = h.distancePacked(words[m], 4, median, majority, 3);
+            assertEq(l1 + off, 0, "the weight on a flagged trainer is not judged");
+        }
+    }
+
+    /// The packed settlement refuses what the rule refuses: an even or oversized committee, more posts
+    /// than seats.
+    function test_packedSettlementChecksTheCommittee() public {
+        uint256[][] memory two = new uint256[][](2);
+        two[0] = new uint256[](1);
+        two[1] = new uint256[](1);
+        vm.expectRevert(abi.encodeWithSelector(Consensus.CommitteeSize.selector, 2));
+        h.settlePacked(two, new uint256[](2), 3, 2);
+        vm.expectRevert(abi.encodeWithSelector(Consensus.CommitteeSize.selector, 2));
+        h.settlePacked(two, new uint256[](2), 3, 1);
+        vm.expectRevert(abi.encodeWithSelector(Consensus.CommitteeSize.selector, 2));
+        h.settlePacked(two, new uint256[](1), 3, 3);
     }
 }
