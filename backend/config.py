@@ -7,6 +7,7 @@ then ``$MERIT_HOME/config.toml``. Nothing else in Merit reads ``os.environ`` for
 from __future__ import annotations
 
 import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def default_home() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MERIT_", extra="ignore")
+    # no float setting means anything at NaN or infinity (an infinite RPC timeout overflowed time_t)
+    model_config = SettingsConfigDict(env_prefix="MERIT_", extra="ignore", allow_inf_nan=False)
 
     home: Path = Field(default_factory=default_home, description="state directory: embedded store, deployments, keys")
     chain: str = Field(
@@ -110,9 +112,32 @@ def check_endpoint(value: str) -> str:
     return value
 
 
+CONFIG_FILE_MAX_BYTES = 1 << 20
+
+
+def check_config_file(path: Path) -> None:
+    """Refuse, by name, a config.toml that pydantic-settings would trip on with a bare TOMLDecodeError,
+    OSError or RecursionError (tomllib recurses once per nested array, and the Ethereum libraries raise
+    the recursion limit past the C stack): unreadable, too large, nested too deeply or not TOML."""
+    if not path.exists():
+        return
+    from backend import safe_json  # deferred: numpy, and `merit --help` reads the settings too
+    from backend.files import read_capped
+
+    data = read_capped(path, CONFIG_FILE_MAX_BYTES, "config file")
+    hint = "fix or remove it; see README, 'Configuration'"
+    if safe_json.nesting_depth(data) > safe_json.MAX_DEPTH:
+        raise ConfigError(f"config file {path} nests too deeply", hint)
+    try:
+        tomllib.loads(data.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}", hint) from None
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and config file, plus ``overrides``; a bad value is a
     ConfigError naming the variable, never a traceback."""
+    check_config_file(default_home() / "config.toml")
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -18,7 +18,7 @@ from web3 import Web3
 from web3.providers.rpc import HTTPProvider
 
 from backend import safe_json
-from backend.errors import ChainError
+from backend.errors import ChainError, shorten
 from backend.limits import RPC_MAX_RESPONSE_BYTES
 from backend.retry import RetryPolicy, retry_call
 
@@ -170,11 +170,6 @@ class BoundedHTTPProvider(HTTPProvider):
                 "point --chain at an Ethereum node you trust",
             ) from None
         return answer
-
-
-def shorten(text: str, limit: int = 200) -> str:
-    """A stranger's text, cut to fit in one error line."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def _describe(value: object) -> str:

@@ -14,9 +14,9 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TimeExhausted, Web3RPCError
 
-from backend.chain.connection import Chain, shorten
+from backend.chain.connection import Chain
 from backend.chain.types import SOLIDITY_ENUMS
-from backend.errors import ChainError, MeritError
+from backend.errors import ChainError, MeritError, shorten
 from backend.retry import RetryPolicy, retry_call
 
 try:  # the embedded chain's own failure type

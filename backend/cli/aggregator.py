@@ -17,6 +17,7 @@ import typer
 
 from rich.console import Console
 
+from backend.errors import shorten
 from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context, wei
 
 console = Console()
@@ -51,7 +52,7 @@ def register(
     try:
         amount = parse_amount(stake)
     except ValueError as exc:
-        raise ConfigError(f"--stake {stake!r}: {exc}", 'write an amount like "0.1 ether"') from None
+        raise ConfigError(f"--stake {shorten(stake, 40)!r}: {exc}", 'write an amount like "0.1 ether"') from None
     _, committee = _committee(chain, market, key)
     receipt = committee.register(amount)
     me = committee.member(committee.market.account.address)
