@@ -1,19 +1,26 @@
-"""Files a stranger (or a careless user) hands Merit are refused with a ConfigError that names the
-problem: validation sets (``--validation FILE``, the owner's revealed set) and trainer data."""
+"""Files a stranger (or a careless user) hands Merit are refused by name: validation sets
+(``--validation FILE``, the owner's revealed set), trainer data, safetensors headers."""
 
 from __future__ import annotations
 
 import io
+import json
 import pickle
+import struct
 import zipfile
 
 import numpy as np
 import pytest
+import torch
 
+from backend import safe_json
 from backend.data import load_trainer_data, load_validation
 from backend.errors import ConfigError
 from backend.limits import VALIDATION_MAX_BYTES
+from backend.models.serialization import load_weights
 from backend.models.spec import mnist_spec
+from backend.models.update_validation import validate_update
+from backend.models.vectors import Layout
 
 
 def _npz(path, **arrays):
@@ -90,3 +97,27 @@ def test_declared_sizes_are_checked_before_the_arrays_are_read(tmp_path):
 def test_a_good_validation_set_still_loads(tmp_path):
     X, y = load_validation(_npz(tmp_path / "v.npz", X=GOOD_X, y=np.array([3, 9], np.uint8)), mnist_spec())
     assert X.shape == (2, 1, 28, 28) and X.dtype == np.float32 and y.tolist() == [3, 9] and y.dtype == np.int64
+
+
+def _framed(header: bytes, body: bytes) -> bytes:
+    return struct.pack("<Q", len(header)) + header + body
+
+
+def test_a_tensor_named_twice_is_refused():
+    """Python's JSON parser keeps the last entry and another reader may keep the first: a header that
+    names a tensor twice (here with two dtypes over the same bytes) is malformed, not ok."""
+    layout = Layout.of({"w": torch.zeros(3, 2), "b": torch.zeros(2)})
+    header = (
+        b'{"w":{"dtype":"F32","shape":[3,2],"data_offsets":[0,24]},'
+        b'"b":{"dtype":"I32","shape":[2],"data_offsets":[24,32]},"b":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}}'
+    )
+    result = validate_update(_framed(header, b"\0" * 32), layout)
+    assert not result.ok and result.reason == "malformed" and "'b' twice" in result.detail, result
+    with pytest.raises(safe_json.UntrustedJSONError, match="names 'round' twice"):
+        safe_json.loads(b'{"round": 0, "round": 1}', what="report")
+
+
+def test_a_weights_file_header_is_capped():
+    header = json.dumps({f"t{i}": {"dtype": "U8", "shape": [1], "data_offsets": [i, i + 1]} for i in range(40_000)})
+    with pytest.raises(ConfigError, match="header of .* bytes exceeds"):
+        load_weights(_framed(header.encode(), b"\0" * 40_000))
