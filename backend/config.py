@@ -117,19 +117,22 @@ CONFIG_FILE_MAX_BYTES = 1 << 20
 
 def check_config_file(path: Path) -> None:
     """Refuse, by name, a config.toml that pydantic-settings would trip on with a bare TOMLDecodeError,
-    OSError or RecursionError (tomllib recurses once per nested array, and the Ethereum libraries raise
-    the recursion limit past the C stack): unreadable, too large, nested too deeply or not TOML."""
+    OSError or RecursionError: unreadable, too large (a device that never ends), nested too deeply or
+    not TOML. (tomllib is pure Python, so deep nesting costs frames, not the C stack.)"""
     if not path.exists():
         return
-    from backend import safe_json  # deferred: numpy, and `merit --help` reads the settings too
-    from backend.files import read_capped
-
-    data = read_capped(path, CONFIG_FILE_MAX_BYTES, "config file")
     hint = "fix or remove it; see README, 'Configuration'"
-    if safe_json.nesting_depth(data) > safe_json.MAX_DEPTH:
-        raise ConfigError(f"config file {path} nests too deeply", hint)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(CONFIG_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}", hint) from None
+    if len(data) > CONFIG_FILE_MAX_BYTES:
+        raise ConfigError(f"config file {path} is larger than {CONFIG_FILE_MAX_BYTES} bytes", hint)
     try:
         tomllib.loads(data.decode())
+    except RecursionError:
+        raise ConfigError(f"config file {path} nests too deeply", hint) from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}", hint) from None
 
