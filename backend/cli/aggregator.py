@@ -94,7 +94,7 @@ def run(
         "--validation-salt",
         help="the owner's salt (0x + 64 hex), to check the validation set against its on-chain commitment",
     ),
-    poll: float = typer.Option(2.0, "--poll", min=0.1, help="seconds between looks at the chain"),
+    poll: float = typer.Option(2.0, "--poll", min=0.1, max=3_600, help="seconds between looks at the chain"),
     once: bool = typer.Option(False, "--once", help="take one step and exit"),
     workers: int = typer.Option(1, "--workers", min=1, help="processes for coalition evaluations"),
     fail_after: str = typer.Option(None, "--fail-after", hidden=True, help="fault injection for tests"),

@@ -101,6 +101,8 @@ def test_bad_flags_and_files_get_one_clear_line(files):
         "not an Ethereum address": ["project", "evict", "1", "0xnothex", "--chain", DEAD],
         "not a valid CID": ["ipfs", "pin", "../../etc/passwd"],
         "'--timeout'": ["chain", "wait", "--timeout", "nan"],
+        "less than or equal to 86400": ["chain", "wait", "--timeout", "inf", "--chain", DEAD],
+        "less than or equal to 3600": ["aggregator", "run", "1", "--validation", f"{d}/afile", "--poll", "inf"],
         "'--poll'": ["aggregator", "run", "1", "--validation", f"{d}/afile", "--poll", "nan"],
     }
     results = run_many(list(cases.values()), files)
