@@ -7,6 +7,7 @@ then ``$MERIT_HOME/config.toml``. Nothing else in Merit reads ``os.environ`` for
 from __future__ import annotations
 
 import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def default_home() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MERIT_", extra="ignore")
+    # no float setting means anything at NaN or infinity (an infinite RPC timeout overflowed time_t)
+    model_config = SettingsConfigDict(env_prefix="MERIT_", extra="ignore", allow_inf_nan=False)
 
     home: Path = Field(default_factory=default_home, description="state directory: embedded store, deployments, keys")
     chain: str = Field(
@@ -110,9 +112,35 @@ def check_endpoint(value: str) -> str:
     return value
 
 
+CONFIG_FILE_MAX_BYTES = 1 << 20
+
+
+def check_config_file(path: Path) -> None:
+    """Refuse, by name, a config.toml that pydantic-settings would trip on with a bare TOMLDecodeError,
+    OSError or RecursionError: unreadable, too large (a device that never ends), nested too deeply or
+    not TOML. (tomllib is pure Python, so deep nesting costs frames, not the C stack.)"""
+    if not path.exists():
+        return
+    hint = "fix or remove it; see README, 'Configuration'"
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(CONFIG_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}", hint) from None
+    if len(data) > CONFIG_FILE_MAX_BYTES:
+        raise ConfigError(f"config file {path} is larger than {CONFIG_FILE_MAX_BYTES} bytes", hint)
+    try:
+        tomllib.loads(data.decode())
+    except RecursionError:
+        raise ConfigError(f"config file {path} nests too deeply", hint) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}", hint) from None
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and config file, plus ``overrides``; a bad value is a
     ConfigError naming the variable, never a traceback."""
+    check_config_file(default_home() / "config.toml")
     try:
         return Settings(**overrides)
     except ValidationError as exc:

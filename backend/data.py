@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from backend.errors import ConfigError
+from backend.limits import VALIDATION_MAX_BYTES
 from backend.models.spec import ModelSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -166,8 +167,10 @@ def validate_data(X: np.ndarray, y: np.ndarray, spec: ModelSpec, source: str = "
     """Check and coerce arrays against the spec: shape, finiteness, labels in range."""
     X = np.asarray(X)
     y = np.asarray(y)
-    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
-        raise ConfigError(f"{source}: features must be numeric, got dtype {X.dtype}")
+    if X.dtype == object or not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+        raise ConfigError(f"{source}: features must be real numbers, got dtype {X.dtype}")
+    if X.ndim == 0:
+        raise ConfigError(f"{source}: features must be an array of examples, got a single number")
     if y.ndim != 1:
         raise ConfigError(f"{source}: labels must be 1-D, got shape {list(y.shape)}")
     if len(X) != len(y):
@@ -187,27 +190,48 @@ def validate_data(X: np.ndarray, y: np.ndarray, spec: ModelSpec, source: str = "
         raise ConfigError(f"{source}: features contain NaN or infinite values")
     if not (np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0))):
         raise ConfigError(f"{source}: labels must be integer class indices, got dtype {y.dtype}")
-    y = y.astype(np.int64)
+    # range first, in the labels' own dtype: a cast would wrap 2**64-1 to -1 and 1e300 to anything
     if y.min() < 0 or y.max() >= spec.num_classes:
-        raise ConfigError(
-            f"{source}: labels must lie in [0, {spec.num_classes - 1}], found {int(y.min())}..{int(y.max())}"
-        )
-    return X, y
+        raise ConfigError(f"{source}: labels must lie in [0, {spec.num_classes - 1}], found {y.min()}..{y.max()}")
+    return X, y.astype(np.int64)
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    return read_npz(path, path.name)
+
+
+def read_npz(source: Path | bytes, name: str, max_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays ``X`` and ``y`` of an .npz (a path or its bytes), never unpickled. With ``max_bytes``, the
+    arrays' declared sizes are checked before either is read: a few hundred bytes of .npz can declare
+    terabytes, and a deflated one can unpack a thousand times its size. Anything else a hostile or
+    broken file does (not a zip, truncated, a lone .npy, a directory) is a ConfigError naming it."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ConfigError(f"{name} holds one bare array, not arrays X and y", "save with np.savez(path, X=..., y=...)")
+        with loaded as archive:
             missing = {"X", "y"} - set(archive.files)
             if missing:
-                raise ConfigError(
-                    f"{path.name} lacks array(s) {sorted(missing)}", "save with np.savez(path, X=..., y=...)"
-                )
+                raise ConfigError(f"{name} lacks array(s) {sorted(missing)}", "save with np.savez(path, X=..., y=...)")
+            if max_bytes is not None:
+                _check_declared_size(archive, name, max_bytes)
             return archive["X"], archive["y"]
     except ConfigError:
         raise
-    except Exception as exc:
-        raise ConfigError(f"cannot read {path.name} as .npz: {exc}") from None
+    except Exception as exc:  # zipfile, numpy and the OS each raise their own kinds
+        raise ConfigError(f"cannot read {name} as an .npz with arrays X and y ({type(exc).__name__}: {exc})") from None
+
+
+def _check_declared_size(archive: np.lib.npyio.NpzFile, name: str, max_bytes: int) -> None:
+    total = 0
+    for key in ("X", "y"):
+        with archive.zip.open(f"{key}.npy") as member:
+            version = np.lib.format.read_magic(member)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(member)
+        total += math.prod(shape) * dtype.itemsize
+    if total > max_bytes:
+        raise ConfigError(f"{name} declares {total} bytes of arrays, more than the {max_bytes} allowed")
 
 
 def _load_csv(path: Path, label_column: str | int) -> tuple[np.ndarray, np.ndarray]:
@@ -276,11 +300,8 @@ def _load_image_folder(path: Path, spec: ModelSpec) -> tuple[np.ndarray, np.ndar
 
 
 def load_validation(data: bytes | Path, model_spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
-    """A validation set (.npz bytes or file with X and y), checked against the model."""
+    """A validation set (.npz bytes or file with X and y), checked against the model. Someone else
+    chose it (the project's owner), so its size is capped before it is unpacked."""
     source = str(data) if isinstance(data, Path) else "validation set"
-    try:
-        with np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False) as npz:
-            X, y = npz["X"], npz["y"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"{source} is not an .npz file with arrays X and y ({exc})") from None
+    X, y = read_npz(data, source, max_bytes=VALIDATION_MAX_BYTES)
     return validate_data(X, y, model_spec, source=source)

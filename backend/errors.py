@@ -30,3 +30,8 @@ class StorageError(MeritError):
 
 class IntegrityError(StorageError):
     """Bytes received do not hash to the CID asked for."""
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    """Text a stranger chose (a node's answer, a flag's value), cut to fit in one error line."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"

@@ -1,4 +1,5 @@
-"""Writing files so that a reader never sees half of one. Storage, the chain client's deployment
+"""Reading files a user names with a cap (a spec that is really /dev/zero must not fill memory),
+and writing files so that a reader never sees half of one. Storage, the chain client's deployment
 records, the aggregator's state and the owner's secrets all write through ``atomic_output``."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from backend.errors import StorageError
+from backend.errors import ConfigError, StorageError
 
 
 @contextmanager
@@ -39,3 +40,16 @@ def disk_error(exc: OSError, where: Path | str) -> StorageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageError(f"disk full while writing {where}", "free some space, or set MERIT_HOME to a larger disk")
     return StorageError(f"cannot write {where}: {exc.strerror or exc}")
+
+
+def read_capped(path: Path, max_bytes: int, what: str) -> bytes:
+    """The bytes of ``path``, refused (ConfigError) past ``max_bytes`` without reading further, or when
+    it cannot be read: a directory, a missing file, no permission, a device that never ends."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise ConfigError(f"{what} {path} is larger than the {max_bytes} bytes allowed")
+    return data

@@ -50,8 +50,9 @@ from backend.chain.committee import CommitteeClient
 from backend.chain.session import parse_key
 from backend.chain.types import ETH, MAX_TRAINERS, MAX_WINDOW, ProjectConfig, min_bonds
 from backend.data import load_mnist, load_validation, partition_iid
-from backend.errors import ConfigError
-from backend.files import atomic_output
+from backend.errors import ConfigError, shorten
+from backend.files import atomic_output, read_capped
+from backend.limits import GLOBAL_MODEL_MAX_BYTES, VALIDATION_MAX_BYTES
 from backend.models.factory import build_model, initial_weights
 from backend.models.registry import available_architectures
 from backend.models.serialization import load_weights, save_weights
@@ -77,13 +78,17 @@ def parse_amount(value: Any) -> int:
             raise ValueError(f"unknown unit {unit!r} in {value!r}; use ether, gwei or wei")
         try:
             scaled = Decimal(number) * UNITS[unit]
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not an amount like '1.5 ether' or 1000") from None
+        except (InvalidOperation, ValueError):  # ValueError: more digits than Python converts
+            raise ValueError(f"{shorten(str(value), 40)!r} is not an amount like '1.5 ether' or 1000") from None
+        if not scaled.is_finite() or abs(scaled) >= 2**256:
+            raise ValueError(f"{shorten(str(value), 40)!r} does not fit in a uint256 of wei")
         if scaled != scaled.to_integral_value():
             raise ValueError(f"{value!r} is not a whole number of wei")
         amount = int(scaled)
     if amount < 0:
         raise ValueError("an amount cannot be negative")
+    if amount >= 2**256:
+        raise ValueError("an amount must fit in a uint256 of wei")
     return amount
 
 
@@ -222,21 +227,40 @@ def _format_errors(path: str, exc: ValidationError) -> str:
     return f"{path} has {len(lines)} problem(s):\n" + "\n".join(lines)
 
 
+SPEC_FILE_MAX_BYTES = 1 << 20  # a project spec is a page of settings
+
+
+def _bounded_yaml(text: str, path: Path) -> Any:
+    """``yaml.safe_load``, once the document's events (read without recursion) show it nests no deeper
+    than JSON from a stranger may and uses no aliases: the composer recurses once per level (past the
+    C stack where the Ethereum libraries have raised the recursion limit), and nine lines of nested
+    aliases expand to 43 million items once a model validates them. A spec needs neither."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise ConfigError(f"{path} uses YAML aliases (*name), which a project spec has no need of")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > safe_json.MAX_DEPTH:
+                raise ConfigError(f"{path} nests too deeply to be a project spec")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return yaml.safe_load(text)
+
+
 def load_spec_file(path: str | Path) -> ProjectSpecFile:
     """Parse and validate a spec file, naming every problem at once. Relative paths inside it are
     relative to the file."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read spec file {path}: {exc.strerror}") from None
+        text = read_capped(path, SPEC_FILE_MAX_BYTES, "spec file").decode()
     except UnicodeDecodeError:
         raise ConfigError(
             f"{path} is not a text file; the spec is YAML or JSON",
             "pass the project.yaml that `merit project example` wrote",
         ) from None
     try:
-        data = safe_json.loads(text, what=str(path)) if path.suffix == ".json" else yaml.safe_load(text)
+        data = safe_json.loads(text, what=str(path)) if path.suffix == ".json" else _bounded_yaml(text, path)
     except RecursionError:
         raise ConfigError(f"{path} nests too deeply to be a project spec") from None
     except (ValueError, yaml.YAMLError) as exc:
@@ -359,7 +383,7 @@ def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[in
     base = spec_path.parent
     model_spec = model_spec_of(spec)
     if spec.model.initial_weights is not None:
-        weights_bytes = (base / spec.model.initial_weights).read_bytes()
+        weights_bytes = read_capped(base / spec.model.initial_weights, GLOBAL_MODEL_MAX_BYTES, "model.initial_weights")
         tensors, _ = load_weights(weights_bytes)
 
         check = validate_update(weights_bytes, Layout.of(build_model(model_spec, seed=0).state_dict()))
@@ -367,7 +391,7 @@ def create_project(market, store, spec_path: str | Path, home: Path) -> tuple[in
             raise ConfigError(f"model.initial_weights does not fit the model: {check.detail}")
     else:
         weights_bytes = save_weights(initial_weights(model_spec, seed=spec.model.init_seed), {"round": "0"})
-    validation_bytes = (base / spec.validation).read_bytes()
+    validation_bytes = read_capped(base / spec.validation, VALIDATION_MAX_BYTES, "validation set")
     load_validation(validation_bytes, model_spec)  # refuse a validation set that does not fit before paying
     initial_cid = store.add_bytes(weights_bytes)
     model_spec = model_spec_of(spec, initial_cid)

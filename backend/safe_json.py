@@ -32,6 +32,24 @@ class UntrustedJSONError(ValueError):
     """JSON from a stranger that is refused before (or while) it is parsed; the message says why."""
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object that names a key twice is refused: Python keeps the last value, another parser of
+    the same bytes (safetensors' Rust one, a contract's indexer) may keep the first, and a stranger
+    can then show each reader a different document."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
 def nesting_depth(raw: bytes | str) -> int:
     """The deepest bracket nesting of ``raw``, counting no bracket inside a string (no recursion)."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
@@ -51,7 +69,9 @@ def loads(raw: bytes | str, *, what: str, max_bytes: int | None = None, max_dept
     if depth > max_depth:
         raise UntrustedJSONError(f"{what} nests {depth} levels deep, more than the {max_depth} allowed")
     try:
-        return json.loads(raw)
+        return json.loads(raw, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise UntrustedJSONError(f"{what} names {str(exc)[:80]!r} twice") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and integers longer than Python's digit limit
         raise UntrustedJSONError(f"{what} is not valid JSON: {exc}") from None

@@ -11,13 +11,15 @@ import time
 from typing import Callable
 from dataclasses import dataclass, field
 
+import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.providers.rpc import HTTPProvider
 
 from backend import safe_json
-from backend.errors import ChainError
+from backend.errors import ChainError, shorten
+from backend.limits import RPC_MAX_RESPONSE_BYTES
 from backend.retry import RetryPolicy, retry_call
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -72,7 +74,7 @@ class Chain:
 
     @property
     def chain_id(self) -> int:
-        return self.w3.eth.chain_id
+        return check_chain_id(self.w3.eth.chain_id, self.url)
 
     def now(self) -> int:
         """The contract's clock: the latest block's timestamp. A node that mines only on demand
@@ -121,18 +123,60 @@ def embedded_chain(accounts: int = DEV_ACCOUNTS) -> Chain:
 
 
 class BoundedHTTPProvider(HTTPProvider):
-    """web3's HTTP provider, but an answer nested deeper than any JSON-RPC result is refused before
-    Python's JSON parser can recurse through it (a hostile node could otherwise crash the process)."""
+    """web3's HTTP provider, bounded against a node that lies or stalls: an answer larger than
+    ``RPC_MAX_RESPONSE_BYTES``, one that takes longer than the timeout in all (requests' own timeout
+    bounds each read, so a node that sends a byte a second never timed out), and one nested deeper than
+    any JSON-RPC result are refused by name before Python's JSON parser sees them (a deep one could
+    otherwise crash the process)."""
 
-    @staticmethod
-    def decode_rpc_response(raw_response: bytes):
-        depth = safe_json.nesting_depth(raw_response)
-        if depth > safe_json.MAX_DEPTH:
+    def _make_request(self, method, request_data: bytes) -> bytes:
+        kwargs = dict(self.get_request_kwargs())
+        timeout = float(kwargs.pop("timeout", 30.0))
+        kwargs.pop("stream", None)
+        deadline = time.monotonic() + timeout
+        session = self._request_session_manager.cache_and_return_session(self.endpoint_uri, request_timeout=timeout)
+        with session.post(self.endpoint_uri, data=request_data, timeout=timeout, stream=True, **kwargs) as response:
+            response.raise_for_status()
+            return self._read_bounded(response, deadline, timeout)
+
+    def _read_bounded(self, response, deadline: float, timeout: float) -> bytes:
+        chunks, size = [], 0
+        while True:
+            # read1 returns as soon as any bytes arrive, so the deadline is checked between trickles
+            chunk = response.raw.read1(1 << 16, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > RPC_MAX_RESPONSE_BYTES:
+                raise ChainError(
+                    f"the JSON-RPC node at {self.endpoint_uri} answered with more than "
+                    f"{RPC_MAX_RESPONSE_BYTES >> 20} MiB; refusing it",
+                    "point --chain at an Ethereum node you trust",
+                )
+            if time.monotonic() > deadline:
+                raise ChainError(
+                    f"the JSON-RPC node at {self.endpoint_uri} did not finish its answer within {timeout:g}s",
+                    "check the node, or raise MERIT_RPC_TIMEOUT",
+                )
+            chunks.append(chunk)
+
+    def decode_rpc_response(self, raw_response: bytes):
+        try:
+            answer = safe_json.loads(raw_response, what="its answer")
+        except safe_json.UntrustedJSONError as exc:
             raise ChainError(
-                f"the JSON-RPC node answered with JSON nested {depth} levels deep; refusing it",
-                "point --chain at a node you trust",
-            )
-        return HTTPProvider.decode_rpc_response(raw_response)
+                f"the JSON-RPC node at {self.endpoint_uri} answered with something that is not JSON-RPC: "
+                f"{shorten(str(exc))}",
+                "point --chain at an Ethereum node you trust",
+            ) from None
+        return answer
+
+
+def _describe(value: object) -> str:
+    """A short description of a value a stranger sent (repr of a 100,000-digit integer raises)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return shorten(repr(value), 60)
 
 
 def rpc_provider(url: str, timeout: float) -> "BoundedHTTPProvider":
@@ -146,15 +190,33 @@ def rpc_chain(url: str, timeout: float = 30.0) -> Chain:
     """Connect to a JSON-RPC node, failing with a message that says what to do."""
     w3 = Web3(rpc_provider(url, timeout))
     try:
-        w3.eth.chain_id
+        chain_id = w3.eth.chain_id
     except ChainError:
         raise
-    except Exception as exc:
+    except (requests.RequestException, ConnectionError, TimeoutError) as exc:  # down, busy, or behind a failing proxy
         raise ChainError(
             f"cannot reach a JSON-RPC node at {url} ({type(exc).__name__})",
             "start one with `merit chain up`, or pass the right --chain URL",
         ) from exc
+    except Exception as exc:  # it answered, but not as an Ethereum node does
+        raise ChainError(
+            f"the JSON-RPC node at {url} answered eth_chainId with something Merit cannot read "
+            f"({type(exc).__name__}: {shorten(str(exc))})",
+            "check that --chain points at an Ethereum JSON-RPC node",
+        ) from exc
+    check_chain_id(chain_id, url)
     return Chain(w3=w3, kind="rpc", url=url)
+
+
+def check_chain_id(chain_id: object, url: str | None) -> int:
+    """A chain id is a positive integer below 2**64 (EIP-2294); anything else came from a broken or
+    hostile node, and would otherwise end up in file names and signed transactions."""
+    if isinstance(chain_id, int) and not isinstance(chain_id, bool) and 0 < chain_id < 2**64:
+        return chain_id
+    raise ChainError(
+        f"the JSON-RPC node at {url} gave {_describe(chain_id)} as its chain id, not a positive 64-bit integer",
+        "check that --chain points at an Ethereum JSON-RPC node",
+    )
 
 
 def connect(spec: str, timeout: float = 30.0) -> Chain:

@@ -16,7 +16,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 
 from backend.chain.connection import Chain
 from backend.chain.types import SOLIDITY_ENUMS
-from backend.errors import ChainError, MeritError
+from backend.errors import ChainError, MeritError, shorten
 from backend.retry import RetryPolicy, retry_call
 
 try:  # the embedded chain's own failure type
@@ -131,16 +131,22 @@ class ErrorDecoder:
     def decode(self, data: str | bytes | None, function: str | None = None) -> ContractRevert | None:
         if data is None:
             return None
-        raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else bytes(data)
+        try:
+            raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else bytes(data)
+        except ValueError:  # revert "data" that is not hex
+            return None
         if len(raw) < 4:
             return None
         selector, payload = raw[:4], raw[4:]
-        if selector == bytes.fromhex("4e487b71"):  # Panic(uint256)
-            (code,) = abi_decode(["uint256"], payload)
-            return ContractRevert("Panic", {"code": hex(code), "meaning": PANIC_CODES.get(code, "unknown")}, function)
-        if selector == bytes.fromhex("08c379a0"):  # Error(string)
-            (reason,) = abi_decode(["string"], payload)
-            return ContractRevert("Error", {"reason": reason}, function)
+        try:  # the node chose these bytes: a Panic or Error whose payload does not decode is still a revert
+            if selector == bytes.fromhex("4e487b71"):  # Panic(uint256)
+                (code,) = abi_decode(["uint256"], payload)
+                return ContractRevert("Panic", {"code": hex(code), "meaning": PANIC_CODES.get(code, "unknown")}, function)
+            if selector == bytes.fromhex("08c379a0"):  # Error(string)
+                (reason,) = abi_decode(["string"], payload)
+                return ContractRevert("Error", {"reason": shorten(reason)}, function)
+        except Exception:
+            return ContractRevert("UnknownError", {"data": raw[:68]}, function)
         if selector not in self._errors:
             return ContractRevert("UnknownError", {"data": raw}, function)
         name, names, types, internal = self._errors[selector]
@@ -276,11 +282,24 @@ class Transactor:
             return ContractRevert("Reverted", {"message": str(exc)}, function)
         return exc
 
+    def unreadable(self, exc: Exception, function: str) -> ChainError:
+        """A node's answer that web3 could not turn into a value or a revert (garbage return data, a
+        revert with a panic code no compiler emits): named, with the endpoint, in one bounded line."""
+        where = f"the JSON-RPC node at {self.chain.url}" if self.chain.url else f"the {self.chain.kind} chain"
+        return ChainError(
+            f"{function}: {where} answered with something Merit cannot read ({type(exc).__name__}: {shorten(str(exc))})",
+            "check that --chain points at an Ethereum node you trust, and --market at a Merit market",
+        )
+
     def call(self, fn: Any, function: str) -> Any:
         try:
             return with_retries(lambda: fn.call(), self.retries, function)
         except REVERTS as exc:
             raise self.revert_from(exc, function) from None
+        except MeritError:
+            raise
+        except Exception as exc:
+            raise self.unreadable(exc, function) from exc
 
     def send(self, fn: Any, account: LocalAccount, function: str, value: int = 0) -> Receipt:
         """Estimate (which surfaces reverts with their data), sign locally, send, wait for the receipt."""
@@ -291,6 +310,10 @@ class Transactor:
                 gas = with_retries(lambda: fn.estimate_gas(params), self.retries, function)
             except REVERTS as exc:
                 raise self.revert_from(exc, function) from None
+            except MeritError:
+                raise
+            except Exception as exc:
+                raise self.unreadable(exc, function) from exc
             params["gas"] = int(gas * 1.2) + 10_000
             params["nonce"] = self.nonces.take(self.chain, account.address)
             try:

@@ -17,6 +17,7 @@ import typer
 
 from rich.console import Console
 
+from backend.errors import shorten
 from backend.cli.common import ChainOption, IpfsOption, KeyOption, MarketOption, open_context, wei
 
 console = Console()
@@ -51,7 +52,7 @@ def register(
     try:
         amount = parse_amount(stake)
     except ValueError as exc:
-        raise ConfigError(f"--stake {stake!r}: {exc}", 'write an amount like "0.1 ether"') from None
+        raise ConfigError(f"--stake {shorten(stake, 40)!r}: {exc}", 'write an amount like "0.1 ether"') from None
     _, committee = _committee(chain, market, key)
     receipt = committee.register(amount)
     me = committee.member(committee.market.account.address)
@@ -93,7 +94,7 @@ def run(
         "--validation-salt",
         help="the owner's salt (0x + 64 hex), to check the validation set against its on-chain commitment",
     ),
-    poll: float = typer.Option(2.0, "--poll", min=0.1, help="seconds between looks at the chain"),
+    poll: float = typer.Option(2.0, "--poll", min=0.1, max=3_600, help="seconds between looks at the chain"),
     once: bool = typer.Option(False, "--once", help="take one step and exit"),
     workers: int = typer.Option(1, "--workers", min=1, help="processes for coalition evaluations"),
     fail_after: str = typer.Option(None, "--fail-after", hidden=True, help="fault injection for tests"),

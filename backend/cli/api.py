@@ -17,6 +17,16 @@ console = Console(stderr=True)
 _WILDCARDS = ("0.0.0.0", "::", "")
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _log_level(value: str) -> str:
+    """uvicorn's names; another one raised a KeyError inside uvicorn."""
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
+
+
 @app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on (0.0.0.0 for all)"),
@@ -33,7 +43,9 @@ def serve(
         min=0.01,
         help="signed writes each address may make per minute (MERIT_API_WRITES_PER_MINUTE)",
     ),
-    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: debug, info, warning, error"),
+    log_level: str = typer.Option(
+        "info", "--log-level", callback=_log_level, help="uvicorn log level: " + ", ".join(LOG_LEVELS)
+    ),
 ) -> None:
     """Serve the API with uvicorn, on the configured chain and store (default: embedded ones).
 

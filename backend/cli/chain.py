@@ -125,7 +125,7 @@ def deploy_command(
 @app.command("wait")
 def wait(
     chain: ChainOption = None,
-    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="seconds to wait"),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, max=86_400, help="seconds to wait"),
 ) -> None:
     """Wait until a JSON-RPC node answers (for scripts that just started one).
 

@@ -11,8 +11,9 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from backend.errors import MeritError
+from backend.errors import MeritError, shorten
 
 app = typer.Typer(
     name="merit",
@@ -71,6 +72,11 @@ def run() -> None:
         if debug:
             raise
         _fail(str(exc))
+    except OSError as exc:  # a path the user named: missing, a directory, read-only, a full disk
+        if debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(f"cannot use{where}: {exc.strerror or exc} (check the path and its permissions)")
     except Exception as exc:  # a bug, or a failure nobody wrapped: still one line, and the way to see more
         if debug:
             raise
@@ -101,7 +107,9 @@ def _context_for(argv: list[str]) -> typer.Context:
 
 
 def _fail(message: str) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # one line, however much of a stranger's data (a node's answer, a revert's bytes) an error quotes
+    # escaped: a path or a node's answer may hold [brackets] that rich would read as markup (and raise on)
+    err_console.print(f"[red]error:[/red] {escape(shorten(message, 1000))}", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 

@@ -287,7 +287,7 @@ def example(
     challenge_period: int = typer.Option(10, "--challenge-period", min=0),
     committee: int = typer.Option(1, "--committee", min=1, max=7, help="committee size (odd): members drawn at start"),
     arbiter: str = typer.Option("dev:2", "--arbiter", help="arbiter address, or dev:N"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="numpy seed of the example data"),
 ) -> None:
     """Write a ready-to-use MNIST project: spec file, validation set and one data file per trainer.
 

@@ -16,7 +16,7 @@ from safetensors.torch import load as st_load
 
 from backend import safe_json
 from backend.limits import UPDATE_MAX_ABS, UPDATE_MAX_BYTES
-from backend.models.serialization import TORCH_TO_ST
+from backend.models.serialization import TORCH_TO_ST, WEIGHTS_HEADER_MAX_BYTES
 from backend.models.vectors import Layout
 
 # safetensors dtype names and their sizes in bytes
@@ -38,7 +38,7 @@ DTYPE_SIZES = {
     "F8_E5M2": 1,
 }
 
-MAX_HEADER_BYTES = 1 << 20  # a model with thousands of tensors fits in far less
+MAX_HEADER_BYTES = WEIGHTS_HEADER_MAX_BYTES
 HEADER_MAX_DEPTH = 3  # {name: {"shape": [..]}}: anything deeper is not a safetensors header
 
 UNAVAILABLE = "unavailable"
