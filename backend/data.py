@@ -208,7 +208,9 @@ def read_npz(source: Path | bytes, name: str, max_bytes: int | None = None) -> t
     try:
         loaded = np.load(io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ConfigError(f"{name} holds one bare array, not arrays X and y", "save with np.savez(path, X=..., y=...)")
+            raise ConfigError(
+                f"{name} holds one bare array, not arrays X and y", "save with np.savez(path, X=..., y=...)"
+            )
         with loaded as archive:
             missing = {"X", "y"} - set(archive.files)
             if missing:
@@ -227,7 +229,9 @@ def _check_declared_size(archive: np.lib.npyio.NpzFile, name: str, max_bytes: in
     for key in ("X", "y"):
         with archive.zip.open(f"{key}.npy") as member:
             version = np.lib.format.read_magic(member)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
             shape, _, dtype = read_header(member)
         total += math.prod(shape) * dtype.itemsize
     if total > max_bytes:

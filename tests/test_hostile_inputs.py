@@ -50,7 +50,10 @@ GOOD_Y = np.zeros(2, np.int64)
 
 # name -> (make the file in tmp_path, words the error must contain)
 HOSTILE = {
-    "bare .npy": (lambda d: (np.save(d / "v.npz.npy", GOOD_X), (d / "v.npz.npy").rename(d / "v.npz"))[1], "one bare array"),
+    "bare .npy": (
+        lambda d: (np.save(d / "v.npz.npy", GOOD_X), (d / "v.npz.npy").rename(d / "v.npz"))[1],
+        "one bare array",
+    ),
     "not a zip": (lambda d: _write(d / "v.npz", b"PK\x03\x04" + b"\0" * 20), "BadZipFile"),
     "empty file": (lambda d: _write(d / "v.npz", b""), "cannot read"),
     "pickle": (lambda d: _write(d / "v.npz", pickle.dumps({"X": 1})), "cannot read"),

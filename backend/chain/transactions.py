@@ -141,7 +141,9 @@ class ErrorDecoder:
         try:  # the node chose these bytes: a Panic or Error whose payload does not decode is still a revert
             if selector == bytes.fromhex("4e487b71"):  # Panic(uint256)
                 (code,) = abi_decode(["uint256"], payload)
-                return ContractRevert("Panic", {"code": hex(code), "meaning": PANIC_CODES.get(code, "unknown")}, function)
+                return ContractRevert(
+                    "Panic", {"code": hex(code), "meaning": PANIC_CODES.get(code, "unknown")}, function
+                )
             if selector == bytes.fromhex("08c379a0"):  # Error(string)
                 (reason,) = abi_decode(["string"], payload)
                 return ContractRevert("Error", {"reason": shorten(reason)}, function)

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from backend.chain.client import MarketClient
 from backend.chain.transactions import ContractRevert
 from backend.chain.types import Phase, Status
 from backend.config import get_settings
 from backend.data import validate_data
-from backend.errors import ConfigError, MeritError
+from backend.errors import ConfigError, IntegrityError, MeritError
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
 from backend.models.serialization import load_weights, save_weights
 from backend.models.spec import ModelSpec, fetch_model_spec, round_spec
@@ -105,8 +106,21 @@ def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None
         else store.get_bytes(cid, max_size=GLOBAL_MODEL_MAX_BYTES)
     )
     tensors, metadata = load_weights(data)
+    _require_finite(tensors, pid, cid)
     spec = round_spec(fetch_spec(market, pid, store, api, cfg.specCid), metadata)  # the aggregator's schedule, if any
     return RoundContext(round=round_, spec=spec, global_cid=cid, global_weights=tensors)
+
+
+def _require_finite(tensors: dict, pid: int, cid: str) -> None:
+    """A global model with NaN or infinite values would make every update garbage (and every honest
+    trainer look like a poisoner): refuse to train on it, and say what the trainer can do."""
+    bad = sorted(name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all())
+    if bad:
+        raise IntegrityError(
+            f"the global model {cid} of project {pid} holds NaN or infinite values (in {', '.join(bad[:3])})",
+            "do not train on it: the round that posted it can be disputed in its challenge period "
+            "(the Marketplace's dispute), or wait for the next round's model",
+        )
 
 
 def make_update(

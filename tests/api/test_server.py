@@ -236,6 +236,11 @@ def test_errors_are_json_everywhere(market):
     assert_error(httpx.get(market.url + "/v1/projects/1/rounds/9"), 404, "round_not_found")
 
 
+def test_health_answers_head_probes(market):
+    head = httpx.head(market.url + "/v1/health")
+    assert head.status_code == 200 and head.content == b""
+
+
 def test_round_phase_is_read_from_chain(market):
     market.chain.set_phase(1, 3, RoundPhase.AGGREGATING)
     assert httpx.get(market.url + "/v1/projects/1/rounds/3").json()["phase"] == "Aggregating"

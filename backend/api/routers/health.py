@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import Response
 
 from backend.api.context import ApiContext, get_context
 from backend.api.schemas import HealthOut
@@ -22,3 +23,10 @@ def health(ctx: ApiContext = Depends(get_context)) -> HealthOut:
         chain_id=ctx.chain.chain_id,
         market=ctx.chain.market_address,
     )
+
+
+@router.head("/health", include_in_schema=False)
+def health_probe(ctx: ApiContext = Depends(get_context)) -> Response:
+    """HEAD for load balancers' probes: the same checks, no body."""
+    health(ctx)
+    return Response(status_code=200)
