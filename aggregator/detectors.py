@@ -4,6 +4,13 @@ Each detector is a plain function ``detector(batch, active, **params) -> list[Fi
 valid updates of one round (a ``(k, d)`` stack in submission order). ``active`` marks the updates
 no earlier detector flagged; statistics are computed over those only, so a pack of copies or
 free-riders cannot drag the consensus. The first detector to flag an update names the reason.
+
+A flag is a slash, so it needs evidence an honest trainer does not produce. Where a detector has
+only a direction that an honest shard with skewed labels produces too (against the owner's
+reference update, as in FLTrust: a negative cosine, or one far below the round's), its flag is *provisional*: the round settles it by the
+validation set (``aggregator.round.settle_provisional``), which flags the update only if its
+contribution is harmful beyond the validation noise and otherwise leaves it out of the round (no
+model, no pay) unflagged (``Verdict.excluded``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from backend.errors import ConfigError
 COPY = "copy"
 FREE_RIDER = "free_rider"
 OUTLIER = "outlier"
+EXCLUDED = "excluded"  # not a flag: left out of the round's model and pay, never slashed
 MAD_SCALE = 1.4826  # MAD -> standard deviation for a normal distribution
 
 
@@ -60,6 +68,7 @@ class Finding:
     reason: str | None = None
     detail: str = ""
     scores: dict[str, float] = field(default_factory=dict)
+    provisional: bool = False  # flagged only if the validation set finds the update harmful
 
 
 Detector = Callable[..., list[Finding]]
@@ -345,6 +354,7 @@ def direction_detector(
     use_reference: bool = True,
     min_updates: int = 3,
     min_spread_updates: int = 5,
+    reference_needs_harm: bool = True,
 ) -> list[Finding]:
     """Updates pointing away from the consensus: cosine against the coordinate-wise median of the
     active updates, and (FLTrust) against the reference update trained on the owner's data.
@@ -366,7 +376,15 @@ def direction_detector(
 
     The median/MAD rules need ``min_spread_updates`` active updates: with three or four, the MAD is
     one gap between two values. Below that the consensus rule is the plain ``cos < min_cosine`` and
-    the relative rule is off (and below ``min_updates`` there is no consensus rule at all)."""
+    the relative rule is off (and below ``min_updates`` there is no consensus rule at all).
+
+    With ``reference_needs_harm`` (the default), an update that only the reference's rules catch
+    (the floor, or far below the round's typical agreement with the reference) is flagged
+    *provisionally* (``Finding.provisional``): an honest shard holding one or two classes points
+    away from a reference trained on all of them (cosines down to -0.12 measured at Dirichlet 0.1)
+    without doing any harm, so the round flags it only if the validation set sees harm beyond its
+    noise, and otherwise leaves it out unflagged. A flag the consensus rules raise (the other
+    trainers, a second witness) stands."""
     out = [Finding() for _ in range(batch.k)]
     spread = active.sum() >= max(min_updates, min_spread_updates)
     everyone = np.ones(batch.k, dtype=bool)
@@ -398,19 +416,27 @@ def direction_detector(
             )
         )
     for i in np.flatnonzero(active):
-        s: dict[str, float] = {}
-        reasons = []
-        for name, cos, floor, outside, far, against in rules:
-            s[name] = round(float(cos[i]), 6)
-            if cos[i] < floor and outside[i]:
-                reasons.append(f"cos {cos[i]:.3f} against {against}")
-            elif far[i]:
-                reasons.append(
-                    f"cos {cos[i]:.3f} against {against}, far below the round's typical "
-                    f"{float(np.median(cos[active])):.3f}"
-                )
-        out[i] = Finding(bool(reasons), OUTLIER if reasons else None, "; ".join(reasons), s)
+        out[i] = _direction_finding(int(i), rules, active, reference_needs_harm)
     return out
+
+
+def _direction_finding(i: int, rules: list, active: np.ndarray, reference_needs_harm: bool) -> Finding:
+    """Update ``i``'s finding under the direction detector's ``rules``: provisional when only the
+    reference's rules catch it (and ``reference_needs_harm``)."""
+    s: dict[str, float] = {}
+    reasons, reference_only = [], True
+    for name, cos, floor, outside, far, against in rules:
+        s[name] = round(float(cos[i]), 6)
+        if cos[i] < floor and outside[i]:
+            reasons.append(f"cos {cos[i]:.3f} against {against}")
+            reference_only = reference_only and name == "cos_reference"
+        elif far[i]:
+            reasons.append(
+                f"cos {cos[i]:.3f} against {against}, far below the round's typical {float(np.median(cos[active])):.3f}"
+            )
+            reference_only = reference_only and name == "cos_reference"
+    provisional = bool(reasons) and reference_only and reference_needs_harm
+    return Finding(bool(reasons), OUTLIER if reasons else None, "; ".join(reasons), s, provisional)
 
 
 def krum_scores(updates: np.ndarray, f: int) -> np.ndarray:
@@ -480,6 +506,19 @@ class Verdict:
     detector: str | None = None
     detail: str = ""
     scores: dict[str, float] = field(default_factory=dict)
+    provisional: bool = False  # a flag the round still has to confirm by the validation set
+    excluded: bool = False  # left out of the round's model and pay, but not an offender
+
+    def confirm(self, evidence: str) -> None:
+        """The validation set found the provisionally flagged update harmful: the flag stands."""
+        self.provisional = False
+        self.detail = f"{self.detail}; {evidence}"
+
+    def exclude(self, evidence: str) -> None:
+        """The validation set found no harm beyond its noise: out of the round, not an offender."""
+        self.flagged, self.provisional, self.excluded = False, False, True
+        self.reason = EXCLUDED
+        self.detail = f"{self.detail}; {evidence}"
 
 
 def run_detectors(
@@ -498,4 +537,5 @@ def run_detectors(
                 active[i] = False
                 verdicts[i].flagged, verdicts[i].reason = True, finding.reason
                 verdicts[i].detector, verdicts[i].detail = name, finding.detail
+                verdicts[i].provisional = finding.provisional
     return verdicts

@@ -56,6 +56,12 @@ def standard_errors(terms: np.ndarray) -> np.ndarray:
     return terms.std(axis=1, ddof=1) / np.sqrt(samples)
 
 
+def significantly_harmful(value: float, standard_error: float, z: float = DEFAULT_Z) -> bool:
+    """Harm the validation set can tell from its noise: more than ``z`` standard errors below 0. The
+    payment rule pays such a score nothing; the round flags a provisionally flagged update by it."""
+    return value + z * standard_error < 0
+
+
 def difference_error(terms: np.ndarray, a: int, b: int) -> float:
     """Standard error of the difference between players ``a`` and ``b``, paired sample by sample
     (both were measured on the same validation samples, so shared noise cancels)."""
@@ -77,10 +83,10 @@ def pay_by_confidence(values: Sequence[float], terms: np.ndarray, z: float = DEF
     if not np.all(np.isfinite(values)) or not np.all(np.isfinite(terms)):
         raise ValueError("scores and per-sample terms must be finite")
     se = standard_errors(terms) if len(values) else np.zeros(0)
-    harmful = [i for i in range(len(values)) if values[i] + z * se[i] < 0]
+    harm = [i for i in range(len(values)) if significantly_harmful(values[i], se[i], z)]
     groups = [-1] * len(values)
     pay = [0.0] * len(values)
-    remaining = sorted((i for i in range(len(values)) if i not in harmful), key=lambda i: (-values[i], i))
+    remaining = sorted((i for i in range(len(values)) if i not in harm), key=lambda i: (-values[i], i))
     group = 0
     while remaining:
         leader = remaining[0]
@@ -91,11 +97,11 @@ def pay_by_confidence(values: Sequence[float], terms: np.ndarray, z: float = DEF
             pay[j] = max(mean, 0.0)
         remaining = [j for j in remaining if j not in members]
         group += 1
-    useful = [i for i in range(len(values)) if i not in harmful]
+    useful = [i for i in range(len(values)) if i not in harm]
     floor = bool(useful) and sum(pay) <= 0
     if floor:
         pay = [1.0 if i in useful else 0.0 for i in range(len(values))]
-    return Payment(pay=pay, standard_errors=[float(s) for s in se], groups=groups, harmful=harmful, floor=floor)
+    return Payment(pay=pay, standard_errors=[float(s) for s in se], groups=groups, harmful=harm, floor=floor)
 
 
 # -- over rounds -----------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ class TrainerEntry(BaseModel):
     reason: str | None = None
     detail: str = ""
     aggregated: bool = False
+    excluded: bool = False  # left out of the round's model and pay without a flag (no slash)
 
 
 class RoundReport(BaseModel):

@@ -86,7 +86,7 @@ def split_budget(weights_per_round: list[list[int]], flags_per_round: list[int],
 def run_market(setup: Setup, market: str, seed: int, rounds: int) -> dict:
     shards, labels, truth = market_data(setup, market, seed)
     setup_view = _LabelledSetup(setup, shards, labels)
-    posted, within, proportional, flags, honest_flags, per_round = [], [], [], [], 0, []
+    posted, within, proportional, flags, honest_flags, excluded, per_round = [], [], [], [], 0, 0, []
     g = None
     kinds = ["honest"] * TRAINERS
     for rnd, outcome, g in drive_market(setup_view, list(range(TRAINERS)), kinds, seed, rounds, AggregatorConfig()):
@@ -95,6 +95,7 @@ def run_market(setup: Setup, market: str, seed: int, rounds: int) -> dict:
         within.append(fixed_point_weights([t["pay_share"] for t in outcome.report.to_dict()["trainers"]]))
         flags.append(outcome.flags)
         honest_flags += bin(outcome.flags).count("1")
+        excluded += sum(t.excluded for t in outcome.report.trainers)
         per_round.append(_round_record(outcome.report))
     pay = {
         "posted": split_budget(posted, flags),
@@ -107,6 +108,8 @@ def run_market(setup: Setup, market: str, seed: int, rounds: int) -> dict:
         "seed": seed,
         **truth,
         "honest_flag_rate": honest_flags / (rounds * TRAINERS),
+        # left out of a round (no model, no pay) without a flag: what the reference floor alone caught
+        "honest_excluded_rate": excluded / (rounds * TRAINERS),
         "final_accuracy": round(setup.accuracy(g), 4),
         "flags": flags,
         "rounds": per_round,
@@ -129,6 +132,7 @@ def _round_record(report: RoundReport) -> dict:
         "pay_share": [t.pay_share for t in trainers],
         "round_value": report.payment.get("round_value"),
         "flag_reasons": _flag_reasons(report),
+        "excluded": {t.index: t.detail for t in trainers if t.excluded},
     }
 
 
@@ -164,6 +168,7 @@ def summarize(runs: list[dict]) -> dict:
         row: dict = {
             "seeds": len(rs),
             "honest_flag_rate": round(float(np.mean([r["honest_flag_rate"] for r in rs])), 4),
+            "honest_excluded_rate": round(float(np.mean([r.get("honest_excluded_rate", 0.0) for r in rs])), 4),
             "final_accuracy_mean": round(float(np.mean([r["final_accuracy"] for r in rs])), 4),
         }
         for rule in ("posted", "within_round", "proportional"):

@@ -157,6 +157,8 @@ def test_direction_detector_flags_an_unaligned_update_when_honest_ones_agree():
     assert 0 < found[9].scores["cos_reference"] < 0.25 * np.median([f.scores["cos_reference"] for f in found])
     assert flags(found) == [9]
     assert "far below the round's typical" in found[9].detail
+    # the other trainers' consensus is a second witness: the flag stands without a harm test
+    assert "median" in found[9].detail and not found[9].provisional
     assert flags(direction_detector(DetectionBatch(u, reference=reference), all_active(10), relative=0)) == []
 
 
@@ -275,3 +277,30 @@ def test_split_detector_flags_every_piece_of_a_split_update():
     assert flags(found) == [7, 8, 9]
     assert "split" in found[8].detail and "first piece" in found[7].detail
     assert flags(split_detector(DetectionBatch(honest_updates(10)), all_active(10))) == []
+
+
+def test_an_update_only_the_reference_catches_is_flagged_provisionally():
+    """Label skew: a shard of one class points a little away from a reference trained on all of them,
+    while it agrees with the other trainers as much as they do among themselves. The floor alone is
+    no evidence of an offence, so its flag waits for the round's harm test; a reversed update, which
+    the consensus rule catches too, is flagged outright."""
+    rng = np.random.default_rng(11)
+    signal, own = rng.normal(0, 1, D), rng.normal(0, 1, D)
+    honest = [s * signal + rng.normal(0, 1, D) for s in (0.9, 0.7, 0.5, 0.6, 0.8, 0.4, 0.3)]
+    skewed = 0.5 * np.mean(honest, axis=0) + 3 * own  # shares little of the signal
+    reference = signal - 2 * own  # the owner's data moves away from what the skewed shard teaches
+    u = np.stack([*honest, skewed, -2 * honest[0]]).astype(np.float32)
+    batch = DetectionBatch(u, reference=reference.astype(np.float32))
+    found = direction_detector(batch, all_active(len(u)))
+    assert found[7].scores["cos_reference"] < 0 and found[7].flagged and found[7].provisional
+    assert "reference" in found[7].detail and "median" not in found[7].detail
+    assert found[8].flagged and not found[8].provisional and "median" in found[8].detail
+    assert not any(f.provisional for f in found[:7])
+    # the old behaviour, on request: the floor's flag stands by itself
+    assert not direction_detector(batch, all_active(len(u)), reference_needs_harm=False)[7].provisional
+    verdicts = run_detectors(batch, ["direction"])
+    assert verdicts[7].flagged and verdicts[7].provisional and not verdicts[8].provisional
+    verdicts[7].exclude("no harm")
+    assert (verdicts[7].flagged, verdicts[7].excluded, verdicts[7].reason) == (False, True, "excluded")
+    verdicts[8].confirm("harmful")
+    assert verdicts[8].flagged and verdicts[8].detail.endswith("; harmful")

@@ -20,7 +20,7 @@ def test_split_budget_leaves_a_last_carry_unpaid():
     assert split_budget([[1, 1], [0, 0]], [0, 0]).sum() == pytest.approx(1.0)
 
 
-def _run(market, seed, pay, sizes, noise=None, flag_rate=0.0):
+def _run(market, seed, pay, sizes, noise=None, flag_rate=0.0, excluded_rate=0.0):
     quality = [1 - q for q in (noise or [0.0] * len(pay))]
     from bench.fairness import _spearman
 
@@ -29,6 +29,7 @@ def _run(market, seed, pay, sizes, noise=None, flag_rate=0.0):
         "market": market,
         "seed": seed,
         "honest_flag_rate": flag_rate,
+        "honest_excluded_rate": excluded_rate,
         "final_accuracy": 0.9,
         **{
             rule: {
@@ -47,9 +48,13 @@ def test_targets_take_the_worst_seed():
         _run("identical", 1, [1, 2, 1, 2], [4] * 4),
         _run("sizes", 0, [1, 2, 3, 4], [1, 2, 3, 4]),
         _run("sizes", 1, [2, 1, 3, 4], [1, 2, 3, 4]),
-        _run("dirichlet_0.1", 0, [1, 2, 3, 4], [4, 1, 2, 3], flag_rate=0.1),
+        _run("dirichlet_0.1", 0, [1, 2, 3, 4], [4, 1, 2, 3], flag_rate=0.1, excluded_rate=0.05),
+        _run("dirichlet_0.1", 1, [1, 2, 3, 4], [4, 1, 2, 3], flag_rate=0.04, excluded_rate=0.15),
     ]
     summary = summarize(runs)
+    # left out without a flag is reported beside the flags, and is no flag
+    assert summary["dirichlet_0.1"]["honest_excluded_rate"] == pytest.approx(0.1)
+    assert summary["dirichlet_0.1"]["honest_flag_rate"] == pytest.approx(0.07)
     assert summary["identical"]["posted"]["cv"]["worst"] == pytest.approx(1 / 3, abs=1e-3)
     assert "spearman_size" not in summary["identical"]["posted"]  # equal sizes: no ranking to follow
     checks = targets(summary)

@@ -638,3 +638,38 @@ def test_a_configuration_written_with_the_former_estimator_name_reads_as_today()
     assert canonical_parameters({"shapley_method": "tmc"}) == {"shapley_method": "tmc"}
     with pytest.raises(ValueError, match="shapley_method"):
         AggregatorConfig(shapley_method="banzhaf")
+
+
+def test_a_flag_only_the_reference_floor_raised_stands_only_on_harm_the_validation_set_sees(mnist):
+    """The reference floor alone (the direction detector's other rules off here) flags provisionally:
+    a sign-flipper, harmful beyond the validation noise when joined to the round's updates, is
+    flagged (a slash); where the harm test cannot tell (``payment_z`` so large that nothing is
+    significant), the same update is only left out: no weight, no model, no flag, no slash."""
+    Xt, yt, Xv, yv = mnist
+    g = initial_weights(SPEC, 0)
+    subs = make_submissions(SPEC, g, Xt, yt, ["honest"] * 6 + ["sign_flip"])
+    only_floor = {"direction": {"min_cosine": -2.0, "relative": 0.0}}
+
+    def run(**config):
+        return run_round(SPEC, save_weights(g), subs, (Xv, yv), AggregatorConfig(detector_params=only_floor, **config))
+
+    strict = run()
+    flipper = strict.report.trainers[6]
+    assert strict.flags == 1 << 6 and flipper.reason == "outlier" and not flipper.excluded
+    assert "owner's reference" in flipper.detail and "harmful: joined to the round's updates" in flipper.detail
+    assert flipper.detector_scores["joined_contribution"] + 2 * flipper.detector_scores["joined_contribution_se"] < 0
+    assert strict.report.shapley["provisional"] == {"judged": [6], "validation_passes": 2}
+
+    lenient = run(payment_z=1e6)
+    flipper = lenient.report.trainers[6]
+    assert lenient.flags == 0 and not flipper.flagged and flipper.excluded and flipper.reason == "excluded"
+    assert flipper.weight == 0 and flipper.score is None and not flipper.aggregated
+    assert "left out of this round, not flagged" in flipper.detail
+    assert lenient.report.pay_shares()[flipper.address] == 0
+    assert sum(lenient.weights) > 0 and any(t.aggregated for t in lenient.report.trainers[:6])
+    # the report carries it, and a report written before the field existed reads as not excluded
+    assert parse_report(lenient.report.canonical_json()).trainers[6].excluded
+    old = lenient.report.to_dict()
+    for t in old["trainers"]:
+        del t["excluded"]
+    assert not any(t.excluded for t in parse_report(canonical_json(old)).trainers)
