@@ -296,6 +296,26 @@ def _pay_per_honest(share: float, attackers: int = agg.N_ATTACKERS, trainers: in
     return (share / attackers) / max((1 - share) / (trainers - attackers), 1e-12)
 
 
+def _pay_totals(run: dict) -> list[float]:
+    """Each trainer's pay over the run, in round budgets (equal budgets; the contract pays each round
+    budget x w_i / sum w, and a round with sum w = 0 carries its budget forward)."""
+    totals = [0.0] * len(run["rounds"][0]["weights"])
+    for rnd in run["rounds"]:
+        total = sum(rnd["weights"])
+        for i, w in enumerate(rnd["weights"]):
+            totals[i] += w / total if total else 0.0
+    return totals
+
+
+def _top_attacker_per_honest(kind: str, run: dict, together: bool = False) -> float:
+    """The best-paid attacker's pay (``together``: all attackers') against the mean honest trainer's."""
+    pay = _pay_totals(run)
+    roles = agg._kinds(kind)
+    attackers = [p for p, role in zip(pay, roles) if role != "honest"]
+    honest = [p for p, role in zip(pay, roles) if role == "honest"]
+    return (sum(attackers) if together else max(attackers)) / max(float(np.mean(honest)), 1e-12)
+
+
 def _nothing_trained(kind: str) -> bool:
     return agg.behaviour(kind)[0] in NOTHING_TRAINED_KINDS
 
@@ -338,8 +358,10 @@ def _merit_row(kind: str, rs: list[dict], clean: dict[int, float]) -> dict:
         row["attacker_flag_rate"] = _stat([r["attacker_flag_rate"] for r in rs], min)
         row["attacker_budget_share"] = _stat(shares, digits=5)
         row["attacker_pay_per_honest_pay"] = _stat([_pay_per_honest(s) for s in shares])
-        if agg.behaviour(kind)[0] == "sybil":  # the sybils share one trainer's data: together vs one
-            row["sybils_together_per_honest_pay"] = _stat([agg.N_ATTACKERS * _pay_per_honest(s) for s in shares])
+        if all(r.get("rounds") and all("weights" in rd for rd in r["rounds"]) for r in rs):
+            row["top_attacker_pay_per_honest_pay"] = _stat([_top_attacker_per_honest(kind, r) for r in rs])
+            if agg.behaviour(kind)[0] == "sybil":  # the sybils hold one trainer's update: together vs one
+                row["sybils_together_per_honest_pay"] = _stat([_top_attacker_per_honest(kind, r, True) for r in rs])
     if any("backdoor_success" in r for r in rs):
         row["backdoor_success"] = _stat([r["backdoor_success"] for r in rs])
     return row
@@ -378,7 +400,9 @@ def targets(summary: dict) -> dict:
             if kind != "none" and _nothing_trained(kind):
                 c["budget_share_le_0.02"] = m["attacker_budget_share"][stat] <= 0.02
             elif kind != "none":
-                c["paid_le_honest"] = m["attacker_pay_per_honest_pay"][stat] <= 1.0
+                # the best-paid attacker where the runs say who was paid what, else the average one
+                pay = m.get("top_attacker_pay_per_honest_pay", m["attacker_pay_per_honest_pay"])
+                c["paid_le_honest"] = pay[stat] <= 1.0
                 if "sybils_together_per_honest_pay" in m:
                     c["sybils_together_paid_le_honest"] = m["sybils_together_per_honest_pay"][stat] <= 1.0
             if "backdoor_success" in m:

@@ -310,6 +310,7 @@ def run_merit(
                 "flags": outcome.flags,
                 "accuracy": round(setup.accuracy(g), 4),
                 "attacker_share": round(attacker_share[-1], 4),
+                "weights": list(outcome.weights),  # per trainer, fixed point: what each one is paid
                 "flag_reasons": _flag_reasons(outcome.report),
                 "timings": outcome.report.timings,
             }

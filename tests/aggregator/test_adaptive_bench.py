@@ -136,6 +136,26 @@ def test_summary_reports_the_worst_seed_and_its_targets():
     assert adaptive.summarize(merit, {}, seeds=[0])["alie"]["merit"]["honest_flag_rate"] == {"mean": 0.1, "worst": 0.1}
 
 
+def test_the_best_paid_attacker_is_held_to_an_honest_trainers_pay():
+    # one ALIE attacker takes 3 honest trainers' worth in round 0, nothing after: 1.0x on average
+    rounds = [{"weights": [100] * 7 + [300, 0, 0]}, {"weights": [100] * 7 + [0, 0, 0]}]
+    alie = _merit_run("alie", 0, 0.15, rounds=rounds)
+    sybil = _merit_run("sybil", 0, 0.15, rounds=rounds)
+    summary = adaptive.summarize({"alie": [alie], "sybil": [sybil]}, {}, seeds=[0])
+    row = summary["alie"]["merit"]
+    assert row["attacker_pay_per_honest_pay"]["worst"] == pytest.approx((0.15 / 3) / (0.85 / 7), abs=1e-3)
+    assert row["top_attacker_pay_per_honest_pay"]["worst"] == pytest.approx(0.3 / (0.1 + 1 / 7), abs=1e-3)
+    assert summary["sybil"]["merit"]["sybils_together_per_honest_pay"] == row["top_attacker_pay_per_honest_pay"]
+    checks = adaptive.targets(summary)
+    assert checks["alie"]["worst"]["paid_le_honest"] is False
+    assert checks["sybil"]["worst"]["sybils_together_paid_le_honest"] is False
+    # a round nobody is paid in carries its budget: it adds to nobody's pay
+    idle = _merit_run("alie", 0, 0.0, rounds=[{"weights": [0] * 10}, {"weights": [100] * 10}])
+    assert adaptive.summarize({"alie": [idle]}, {}, seeds=[0])["alie"]["merit"]["top_attacker_pay_per_honest_pay"][
+        "worst"
+    ] == pytest.approx(1.0)
+
+
 def test_plain_rules_summary_names_the_best_robust_rule():
     def plain(kind, seed, fedavg, median, krum):
         rules = {"fedavg": {"accuracy": fedavg}, "median": {"accuracy": median}, "krum": {"accuracy": krum}}
