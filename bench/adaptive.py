@@ -415,13 +415,16 @@ def targets(summary: dict) -> dict:
 # -- the run -------------------------------------------------------------------------------------
 
 
-def _load_partial(path: pathlib.Path) -> dict[str, dict]:
+def _load_partial(path: pathlib.Path) -> dict:
+    """The finished jobs (by id) and the history of the runs that ran them, from an earlier run."""
+    empty = {"jobs": {}, "history": []}
     if os.environ.get("MERIT_ADAPTIVE_FRESH") == "1" or not path.exists():
-        return {}
+        return empty
     try:
-        return json.loads(path.read_text()).get("jobs", {})
+        saved = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}  # a file cut short by a stopped run: start over
+        return empty  # a file cut short by a stopped run: start over
+    return {"jobs": saved.get("jobs", {}), "history": saved.get("history", [])}
 
 
 def run(out_dir: pathlib.Path) -> dict:
@@ -435,25 +438,28 @@ def run(out_dir: pathlib.Path) -> dict:
     rules, rule_info = plain_rules()
     prints = fingerprints(rules, {k: v for k, v in rule_info.items() if k in ("flwr", "byzfl")})
     partial_path = out_dir / PARTIAL
-    finished = _load_partial(partial_path)
+    saved = _load_partial(partial_path)
     # seed by seed, every kind each: a run stopped early still compares every kind on the same seeds
-    plan = [(part, kind, s, rounds, rules) for part in parts for s in range(seeds) for kind in kinds]
-    results = {
-        job_id(*job[:4], prints): finished[job_id(*job[:4], prints)]
-        for job in plan
-        if job_id(*job[:4], prints) in finished
-    }
-    todo = [job for job in plan if job_id(*job[:4], prints) not in results]
+    plan = [(part, kind, s, rounds, tuple(rules)) for part in parts for s in range(seeds) for kind in kinds]
+    ids = {job: job_id(*job[:4], prints) for job in plan}
+    results = {ids[job]: saved["jobs"][ids[job]] for job in plan if ids[job] in saved["jobs"]}
+    todo = [job for job in plan if ids[job] not in results]
     print(f"   adaptive: {len(plan)} jobs, {len(plan) - len(todo)} reused, {jobs} at once", flush=True)
     started, loads = time.perf_counter(), [os.getloadavg()[0]]
+    this_run = {"fingerprints": prints, "jobs_at_once": jobs, "cores": os.cpu_count(), "jobs_run": {}}
 
     def done(job: tuple, result: dict) -> None:
-        results[job_id(*job[:4], prints)] = result
+        results[ids[job]] = result
         loads.append(os.getloadavg()[0])
         print(f"   adaptive: {job[0]} {job[1]} seed {job[2]}: {result['job_seconds']} s", flush=True)
+        this_run["jobs_run"][job[0]] = this_run["jobs_run"].get(job[0], 0) + 1
+        this_run["wall_seconds"] = round(time.perf_counter() - started, 1)
+        this_run["load_average"] = {"min": min(loads), "max": max(loads), "mean": round(float(np.mean(loads)), 2)}
+        this_run["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         # keep what is done (and what earlier runs did) if the run is stopped
+        history = [*saved["history"], this_run]
         tmp = partial_path.with_suffix(".writing")
-        tmp.write_text(json.dumps({"fingerprints": prints, "jobs": {**finished, **results}}, default=str))
+        tmp.write_text(json.dumps({"jobs": {**saved["jobs"], **results}, "history": history}, default=str))
         tmp.replace(partial_path)
 
     cache_dir = os.environ.get("MERIT_BENCH_TRAIN_CACHE") or tempfile.mkdtemp(prefix="merit-train-cache-")
@@ -463,11 +469,12 @@ def run(out_dir: pathlib.Path) -> dict:
     finally:
         if not os.environ.get("MERIT_BENCH_TRAIN_CACHE"):
             shutil.rmtree(cache_dir, ignore_errors=True)
-    wall = round(time.perf_counter() - started, 1)
-    return report(plan, results, prints, rules, rule_info, kinds, seeds, rounds, jobs, wall, loads)
+    history = [*saved["history"], this_run] if this_run["jobs_run"] else saved["history"]
+    setup = {"seeds": seeds, "rounds": rounds, "kinds": kinds, "rules": rules, "rule_info": rule_info}
+    return report(plan, results, prints, setup, history)
 
 
-def report(plan, results, prints, rules, rule_info, kinds, seeds, rounds, jobs, wall, loads) -> dict:
+def report(plan: list[tuple], results: dict, prints: dict, setup: dict, history: list[dict]) -> dict:
     by_part: dict[str, dict[str, list[dict]]] = {"merit": {}, "plain": {}}
     for job in plan:
         result = results.get(job_id(*job[:4], prints))
@@ -476,36 +483,51 @@ def report(plan, results, prints, rules, rule_info, kinds, seeds, rounds, jobs, 
     # a seed counts when every kind has it, so that kinds are compared on the same seeds
     ids = {(part, s): [job_id(*j[:4], prints) for j in plan if (j[0], j[2]) == (part, s)] for part, _, s, *_ in plan}
     complete = {
-        part: [s for s in range(seeds) if ids.get((part, s)) and all(i in results for i in ids[(part, s)])]
+        part: [s for s in range(setup["seeds"]) if ids.get((part, s)) and all(i in results for i in ids[(part, s)])]
         for part in ("merit", "plain")
     }
     summary = summarize(by_part["merit"], by_part["plain"], complete["merit"], complete["plain"])
+    # the runs that ran this code's jobs: their wall time and load, part by part
+    runs = {
+        part: [h for h in history if h["jobs_run"].get(part) and h["fingerprints"][part] == prints[part]]
+        for part in ("merit", "plain")
+    }
     return {
         "setup": {
             "trainers": agg.N_TRAINERS,
             "attackers": agg.N_ATTACKERS,
             "seeds": complete,
-            "rounds": rounds,
-            "kinds": kinds,
+            "rounds": setup["rounds"],
+            "kinds": setup["kinds"],
             "model": "cnn",
             "knowledge": "omniscient within a round (the stronger case; commit-reveal hides in-round updates)",
-            "plain_rules": rules,
-            "plain_rules_from": rule_info,
+            "plain_rules": setup["rules"],
+            "plain_rules_from": setup["rule_info"],
         },
-        "note": (
-            f"complete seeds: Merit {complete['merit']}, plain rules {complete['plain']}, of {seeds} x {rounds} "
-            f"rounds; {jobs} jobs at once on {os.cpu_count()} cores; load average {min(loads):.1f}-"
-            f"{max(loads):.1f} (mean {np.mean(loads):.1f}) while this run's jobs finished; wall {wall} s "
-            "for the jobs run now (reused jobs ran earlier; see time)"
+        "note": "; ".join(
+            f"{part}: seeds {complete[part]} x {setup['rounds']} rounds, " + _runs_note(part, runs[part])
+            for part in ("merit", "plain")
+            if by_part[part]
         ),
+        "runs": runs,
         "time": _time_spent(by_part),
         "fingerprints": prints,
         "summary": summary,
         "targets": targets(summary),
         "merit_runs": by_part["merit"],
         "plain_runs": by_part["plain"],
-        "wall_seconds": wall,
     }
+
+
+def _runs_note(part: str, runs: list[dict]) -> str:
+    if not runs:
+        return "run by an earlier run whose wall time was not recorded"
+    return ", ".join(
+        f"{r['jobs_run'][part]} jobs in a run of {r['wall_seconds']:.0f} s wall ({r['jobs_at_once']} at once on "
+        f"{r['cores']} cores, load average {r['load_average']['min']:.1f}-{r['load_average']['max']:.1f}, "
+        f"mean {r['load_average']['mean']:.1f}; finished {r['finished']})"
+        for r in runs
+    )
 
 
 def _time_spent(by_part: dict[str, dict[str, list[dict]]]) -> dict:

@@ -176,7 +176,7 @@ def _fake_run(tmp_path, monkeypatch, partial: dict | None, fresh: bool = False):
     monkeypatch.setenv("MERIT_ADAPTIVE_FRESH", "1" if fresh else "0")
     monkeypatch.setattr(adaptive, "plain_rules", lambda: (["fedavg"], {"python": None}))
     if partial is not None:
-        (tmp_path / adaptive.PARTIAL).write_text(json.dumps({"jobs": partial}))
+        (tmp_path / adaptive.PARTIAL).write_text(json.dumps(partial))
     ran = []
 
     def run_jobs(plan, jobs, init, done):
@@ -200,19 +200,23 @@ def _fake_run(tmp_path, monkeypatch, partial: dict | None, fresh: bool = False):
 def test_finished_jobs_are_reused_only_under_the_same_code(tmp_path, monkeypatch):
     result, ran = _fake_run(tmp_path, monkeypatch, None)
     assert ran == [("plain", "none", 0, 1), ("plain", "ipm", 0, 1)]
-    saved = json.loads((tmp_path / adaptive.PARTIAL).read_text())["jobs"]
-    # the same code: nothing runs again
-    assert _fake_run(tmp_path, monkeypatch, saved)[1] == []
-    # results of other code (another fingerprint) are not taken
-    stale = {key.rsplit("|", 1)[0] + "|0000000000000000": value for key, value in saved.items()}
-    assert len(_fake_run(tmp_path, monkeypatch, stale)[1]) == 2
     assert result["setup"]["seeds"] == {"merit": [], "plain": [0]}
     assert result["summary"]["ipm"]["plain"]["rules"]["fedavg"]["final_accuracy"]["mean"] == 0.5
+    saved = json.loads((tmp_path / adaptive.PARTIAL).read_text())
+    # the run that ran them is on record
+    assert [h["jobs_run"] for h in saved["history"]] == [{"plain": 2}]
+    assert result["note"].startswith("plain: seeds [0] x 1 rounds, 2 jobs in a run of")
+    # the same code: nothing runs again, the report is the same, and the record does not grow
+    again, ran = _fake_run(tmp_path, monkeypatch, saved)
+    assert ran == [] and again["summary"] == result["summary"] and again["runs"]["plain"] == saved["history"]
+    # results of other code (another fingerprint) are not taken
+    stale = {key.rsplit("|", 1)[0] + "|0000000000000000": value for key, value in saved["jobs"].items()}
+    assert len(_fake_run(tmp_path, monkeypatch, {"jobs": stale})[1]) == 2
 
 
 def test_a_fresh_run_reuses_nothing(tmp_path, monkeypatch):
-    _, ran = _fake_run(tmp_path, monkeypatch, None)
-    saved = json.loads((tmp_path / adaptive.PARTIAL).read_text())["jobs"]
+    _fake_run(tmp_path, monkeypatch, None)
+    saved = json.loads((tmp_path / adaptive.PARTIAL).read_text())
     assert len(_fake_run(tmp_path, monkeypatch, saved, fresh=True)[1]) == 2
 
 
