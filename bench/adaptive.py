@@ -1,9 +1,10 @@
 """Adaptive attacks (3 of 10 trainers, real MNIST digits, the CNN): for each kind, how often the
-attackers are flagged, the share of the budget they are paid (and one attacker's pay against one
-honest trainer's), honest trainers flagged, final test accuracy against a clean run, and for the
-backdoor its attack success rate; beside FedAvg and the robust rules of Flower and ByzFL on the same
-attack (run in the bench virtualenv, ``MERIT_BENCH_PYTHON``; without it, the coordinate-wise median
-and trimmed mean they compute, in process).
+attackers are flagged, the share of the budget they are paid (and the best-paid attacker's pay
+against an honest trainer's), honest trainers flagged, final test accuracy against a clean run, and
+for the backdoor its attack success rate, each as the mean over seeds and its worst seed, with the
+issue's targets; beside FedAvg and the robust rules of Flower and ByzFL on the same attack (run in
+the bench virtualenv, ``MERIT_BENCH_PYTHON``; without it, the coordinate-wise median and trimmed
+mean they compute, in process).
 
 The Merit side is the landed round function, round after round (``bench.aggregator.drive_market``);
 nothing here changes what it computes. Two things make the bench fit a small machine:

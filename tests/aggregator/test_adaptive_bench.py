@@ -5,6 +5,7 @@ with its worst seed."""
 from __future__ import annotations
 
 import json
+import pathlib
 
 import pytest
 import torch
@@ -41,6 +42,18 @@ def test_bench_kinds_default_and_refusals():
         adaptive.bench_kinds("ipm(noise=0.2)")
     with pytest.raises(SystemExit, match="not param=number"):
         adaptive.bench_kinds("noisy_copycat(noise=lots)")
+
+
+def test_scale_knobs_refuse_what_is_not_a_positive_integer(monkeypatch):
+    for bad in ("two", "0", "-1"):
+        monkeypatch.setenv("MERIT_BENCH_JOBS", bad)
+        with pytest.raises(SystemExit, match="MERIT_BENCH_JOBS must be"):
+            adaptive._env_int("MERIT_BENCH_JOBS", 1)
+    monkeypatch.setenv("MERIT_BENCH_JOBS", "")
+    assert adaptive._env_int("MERIT_BENCH_JOBS", 1) == 1
+    monkeypatch.setenv("MERIT_ADAPTIVE_PARTS", "merit,everything")
+    with pytest.raises(SystemExit, match="MERIT_ADAPTIVE_PARTS"):
+        adaptive.run(pathlib.Path("/nonexistent"))
 
 
 def test_a_cache_hit_is_what_training_returns(tmp_path):
