@@ -328,6 +328,7 @@ def summarize(
     mean and its worst seed, FedAvg and the best plain rule."""
     plain_seeds = seeds if plain_seeds is None else plain_seeds
     clean = {r["seed"]: r["final_accuracy"] for r in merit.get("none", [])}
+    excluded = _attackers_excluded(merit)
     plain_clean = {r["seed"]: r["rules"] for r in plain.get("none", [])}
     out: dict = {}
     for kind in dict.fromkeys([*merit, *plain]):
@@ -335,10 +336,26 @@ def summarize(
         rs = sorted((r for r in merit.get(kind, []) if r["seed"] in seeds), key=lambda r: r["seed"])
         if rs:
             row["merit"] = _merit_row(kind, rs, clean)
+            if kind != "none" and all(r["seed"] in excluded for r in rs):
+                # what the attackers the detectors let through cost, apart from the shards they withheld
+                drops = [excluded[r["seed"]] - r["final_accuracy"] for r in rs]
+                row["merit"]["accuracy_drop_vs_attackers_excluded"] = _stat(drops)
         ps = [r for r in plain.get(kind, []) if r["seed"] in plain_seeds]
         if ps:
             row["plain"] = _plain_row(ps, plain_clean)
         out[kind] = row
+    return out
+
+
+def _attackers_excluded(merit: dict[str, list[dict]]) -> dict[int, float]:
+    """Per seed, the final accuracy of the honest trainers' model alone: that of a run whose attackers
+    were all flagged (so left out of the model) in every round and whose honest trainers never were.
+    Such runs aggregate the same updates, so any of them gives it (the first kind, in order)."""
+    out: dict[int, float] = {}
+    for kind, rs in merit.items():
+        for r in rs:
+            if kind != "none" and r["attacker_flag_rate"] == 1.0 and r["honest_flag_rate"] == 0.0:
+                out.setdefault(r["seed"], r["final_accuracy"])
     return out
 
 

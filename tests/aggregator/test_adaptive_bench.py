@@ -149,6 +149,25 @@ def test_summary_reports_the_worst_seed_and_its_targets():
     assert adaptive.summarize(merit, {}, seeds=[0])["alie"]["merit"]["honest_flag_rate"] == {"mean": 0.1, "worst": 0.1}
 
 
+def test_damage_is_also_measured_against_the_honest_trainers_alone():
+    merit = {
+        "none": [_merit_run("none", 0, 0.0, accuracy=0.80)],
+        "ipm": [_merit_run("ipm", 0, 0.0, accuracy=0.77)],  # every attacker excluded: the honest model
+        "alie": [_merit_run("alie", 0, 0.05, flagged=0.67, accuracy=0.74)],
+        "backdoor": [_merit_run("backdoor", 0, 0.0, flagged=1.0, honest=0.1, accuracy=0.70)],
+    }
+    summary = adaptive.summarize(merit, {}, seeds=[0])
+    assert summary["alie"]["merit"]["accuracy_drop_vs_clean"]["worst"] == pytest.approx(0.06)
+    assert summary["alie"]["merit"]["accuracy_drop_vs_attackers_excluded"]["worst"] == pytest.approx(0.03)
+    assert summary["ipm"]["merit"]["accuracy_drop_vs_attackers_excluded"]["worst"] == 0
+    # a run that flagged an honest trainer aggregated other updates: not the reference
+    assert summary["backdoor"]["merit"]["accuracy_drop_vs_attackers_excluded"]["worst"] == pytest.approx(0.07)
+    assert (
+        "accuracy_drop_vs_attackers_excluded"
+        not in adaptive.summarize({"alie": merit["alie"]}, {}, [0])["alie"]["merit"]
+    )
+
+
 def test_the_best_paid_attacker_is_held_to_an_honest_trainers_pay():
     # one ALIE attacker takes 3 honest trainers' worth in round 0, nothing after: 1.0x on average
     rounds = [{"weights": [100] * 7 + [300, 0, 0]}, {"weights": [100] * 7 + [0, 0, 0]}]
