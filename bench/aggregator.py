@@ -212,10 +212,31 @@ def _round_updates(
         )
         for i, idx in enumerate(shards)
     ]
-    prepare_round(kinds, contexts)
-    for kind, ctx in zip(kinds, contexts):
-        previous.append(make_update(kind, ctx))
+    behaviours = [behaviour(kind) for kind in kinds]
+    prepare_round([name for name, _ in behaviours], contexts)
+    for (name, params), ctx in zip(behaviours, contexts):
+        previous.append(make_update(name, ctx, **params))
     return list(previous)
+
+
+def behaviour(kind: str) -> tuple[str, dict[str, float]]:
+    """A bench kind -> (simulator behaviour, its parameters): ``noisy_copycat(noise=0.5)`` runs the
+    noisy copycat at another strength than its default; a bare name runs the defaults."""
+    name, paren, rest = kind.partition("(")
+    if not paren:
+        return kind, {}
+    if not rest.endswith(")"):
+        raise ValueError(f"bench kind {kind!r}: expected name(param=value,...)")
+    params = {}
+    for item in filter(None, rest[:-1].split(",")):
+        key, _, value = item.partition("=")
+        try:
+            if not key.strip():
+                raise ValueError
+            params[key.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"bench kind {kind!r}: {item!r} is not param=number") from None
+    return name, params
 
 
 def _kinds(attack: str | None) -> list[str]:
@@ -302,6 +323,7 @@ def run_merit(
                 "flags": outcome.flags,
                 "accuracy": round(setup.accuracy(g), 4),
                 "attacker_share": round(attacker_share[-1], 4),
+                "weights": list(outcome.weights),  # per trainer, fixed point: what each one is paid
                 "flag_reasons": _flag_reasons(outcome.report),
                 "excluded": [t.index for t in outcome.report.trainers if t.excluded],
                 "timings": outcome.report.timings,
