@@ -70,7 +70,10 @@ class Settings(BaseSettings):
     api_keep_alive_s: int = Field(5, ge=1, description="seconds an idle keep-alive connection stays open")
     api_max_connections: int = Field(256, ge=1, description="open connections (and requests) before new ones get 503")
     api_chain_cache_s: float = Field(
-        1.0, ge=0, description="seconds a chain read is reused within one block (0: never)"
+        1.0,
+        ge=0,
+        description="seconds a clock-dependent chain read (a round's phase) is reused within one block; "
+        "stored state is reused until the next block (0: no cache at all)",
     )
     api_forwarded_allow_ips: str | None = Field(
         None,
