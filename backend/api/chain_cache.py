@@ -4,8 +4,8 @@ A read is answered from the cache while the chain's head is still the block it w
 whose answer depends on the clock as well (a round's phase moves with time even when no block is
 mined, as on a quiet Anvil) are reused for at most ``max_age_s`` besides; reads of stored state only
 (projects, the project list) are ``timeless``: only a new block retires them, so a quiet chain is
-read once however many clients list it. The head is polled at most every ``HEAD_POLL_S``, so a burst of requests shares
-one ``eth_blockNumber``. Concurrent misses of one key wait for a single read (single flight), so
+read once however many clients list it. The head is polled at most every ``HEAD_POLL_S``, so a
+burst of requests shares one ``eth_blockNumber``. Concurrent misses of one key wait for a single read (single flight), so
 eight clients listing a cold page cost the chain one batch, not eight. No lock is held while the
 chain is read. Writes' eligibility checks use ``fresh``, the uncached view.
 """

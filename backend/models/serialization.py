@@ -64,6 +64,11 @@ def _canonical_safetensors(tensors: Mapping[str, torch.Tensor], metadata: Mappin
     return struct.pack("<Q", len(text)) + text + b"".join(chunks)
 
 
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The names, in ``tensors``' order, of the floating tensors holding NaN or infinity."""
+    return [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
 def load_weights(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Parse safetensors bytes of a model (a global model posted on-chain, initial weights). Its
     header is parsed with bounded depth, since whoever posted it may be hostile; updates from

@@ -16,7 +16,7 @@ from safetensors.torch import load as st_load
 
 from backend import safe_json
 from backend.limits import UPDATE_MAX_ABS, UPDATE_MAX_BYTES
-from backend.models.serialization import TORCH_TO_ST, WEIGHTS_HEADER_MAX_BYTES
+from backend.models.serialization import TORCH_TO_ST, WEIGHTS_HEADER_MAX_BYTES, non_finite
 from backend.models.vectors import Layout
 
 # safetensors dtype names and their sizes in bytes
@@ -122,9 +122,9 @@ def _validate(data: bytes | None, layout: Layout, max_bytes: int, max_abs: float
         return _fail(checks, "format", f"safetensors could not load it: {exc}")
     # the loader returns a hash-ordered dict: walk the layout so the first failure named is stable
     ordered = {name: tensors[name] for name in layout.names}
-    for name, t in ordered.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            return _fail(checks, "finite", f"{name} contains NaN or infinity")
+    bad = non_finite(ordered)
+    if bad:
+        return _fail(checks, "finite", f"{bad[0]} contains NaN or infinity")
     checks["finite"] = True
     for name, t in ordered.items():
         if t.numel() and float(t.abs().max()) > max_abs:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from backend.chain.client import MarketClient
 from backend.chain.transactions import ContractRevert
@@ -21,7 +20,7 @@ from backend.config import get_settings
 from backend.data import validate_data
 from backend.errors import ConfigError, IntegrityError, MeritError
 from backend.limits import GLOBAL_MODEL_MAX_BYTES
-from backend.models.serialization import load_weights, save_weights
+from backend.models.serialization import load_weights, non_finite, save_weights
 from backend.models.spec import ModelSpec, fetch_model_spec, round_spec
 from backend.models.training import compute_update, train_local
 from backend.trainer.api_client import ApiRequestError
@@ -114,7 +113,7 @@ def load_round(market: MarketClient, pid: int, round_: int, store=None, api=None
 def _require_finite(tensors: dict, pid: int, cid: str) -> None:
     """A global model with NaN or infinite values would make every update garbage (and every honest
     trainer look like a poisoner): refuse to train on it, and say what the trainer can do."""
-    bad = sorted(name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all())
+    bad = sorted(non_finite(tensors))
     if bad:
         raise IntegrityError(
             f"the global model {cid} of project {pid} holds NaN or infinite values (in {', '.join(bad[:3])})",
