@@ -17,7 +17,8 @@ confidence``) and the same scores paid in proportion (``proportional``, the rule
 reported, on the same updates.
 
 Scale knobs (environment): ``MERIT_FAIR_SEEDS`` (5), ``MERIT_FAIR_ROUNDS`` (5),
-``MERIT_FAIR_MARKETS`` (comma-separated subset), ``MERIT_BENCH_THREADS`` (1).
+``MERIT_FAIR_MARKETS`` (comma-separated subset), ``MERIT_BENCH_THREADS`` (1), ``MERIT_BENCH_JOBS`` (1:
+markets run at once in worker processes; runs are seeded, so the results do not depend on it).
 """
 
 from __future__ import annotations
@@ -201,6 +202,33 @@ def targets(summary: dict) -> dict:
     }
 
 
+_WORKER_SETUP: Setup | None = None
+
+
+def _market_job(job: tuple[str, int, int]) -> dict:
+    """One market in a worker process, which builds its Setup once."""
+    global _WORKER_SETUP
+    if _WORKER_SETUP is None:
+        torch.set_num_threads(_env_int("MERIT_BENCH_THREADS", 1))
+        _WORKER_SETUP = Setup()
+    return run_market(_WORKER_SETUP, *job)
+
+
+def _runs(plan: list[tuple[str, int, int]], jobs: int):
+    """Each planned market's result as it is done, ``jobs`` at once."""
+    if jobs <= 1:
+        setup = Setup()
+        for job in plan:
+            yield run_market(setup, *job)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for future in as_completed([pool.submit(_market_job, job) for job in plan]):
+            yield future.result()
+
+
 def run(out_dir: pathlib.Path) -> dict:
     torch.set_num_threads(_env_int("MERIT_BENCH_THREADS", 1))
     seeds, rounds = _env_int("MERIT_FAIR_SEEDS", 5), _env_int("MERIT_FAIR_ROUNDS", 5)
@@ -208,14 +236,15 @@ def run(out_dir: pathlib.Path) -> dict:
     unknown = sorted(set(markets) - set(MARKETS))
     if unknown:
         raise SystemExit(f"MERIT_FAIR_MARKETS: unknown market(s) {unknown}; known: {', '.join(MARKETS)}")
-    setup = Setup()
+    plan = [(market, seed, rounds) for market in markets for seed in range(seeds)]
     runs, started = [], time.perf_counter()
-    for market in markets:
-        for seed in range(seeds):
-            runs.append(run_market(setup, market, seed, rounds))
-            print(f"   fairness: {market} seed {seed}: posted {runs[-1]['posted']}", flush=True)
-            # keep what is done if the run is stopped
-            (out_dir / "fairness.partial.json.tmp").write_text(json.dumps(runs, default=str))
+    for result in _runs(plan, _env_int("MERIT_BENCH_JOBS", 1)):
+        runs.append(result)
+        print(f"   fairness: {result['market']} seed {result['seed']}: posted {result['posted']}", flush=True)
+        # keep what is done if the run is stopped
+        (out_dir / "fairness.partial.json.tmp").write_text(json.dumps(runs, default=str))
+    order = {(m, s): n for n, (m, s, _) in enumerate(plan)}
+    runs.sort(key=lambda r: order[(r["market"], r["seed"])])
     summary = summarize(runs)
     return {
         "setup": {

@@ -304,3 +304,36 @@ def test_an_update_only_the_reference_catches_is_flagged_provisionally():
     assert (verdicts[7].flagged, verdicts[7].excluded, verdicts[7].reason) == (False, True, "excluded")
     verdicts[8].confirm("harmful")
     assert verdicts[8].flagged and verdicts[8].detail.endswith("; harmful")
+
+
+def test_copy_detector_keeps_honest_updates_of_a_gradient_of_sizes():
+    """Shards of growing size: bigger ones take more steps, further along a direction only they
+    reach. The biggest resembles the next (cosine ~0.8) and what it has beyond it is invisible to
+    the median (which sits with the small steps) but shared with the other big shards: learning,
+    not noise (measured on MNIST: cosine 0.006 with the median, 0.30 with the next-biggest shard)."""
+    rng = np.random.default_rng(5)
+    first, further = rng.normal(0, 1, D), rng.normal(0, 1, D)
+    steps = np.arange(1, 9)
+    u = np.stack([s * first + max(s - 5, 0) ** 1.5 * further + rng.normal(0, 0.8 * s, D) for s in steps])
+    batch = DetectionBatch(u.astype(np.float32), [str(i) for i in range(8)], reference=first)
+    found = copy_detector(batch, all_active(8))
+    assert found[7].scores["copy_cosine"] > 0.5  # it does resemble an earlier update
+    assert flags(found) == []
+
+
+@pytest.mark.parametrize("noise", [0.2, 0.5])
+def test_copy_detector_sees_copiers_chained_on_each_other(noise):
+    """A second copier that copies the first copier (plus its own noise) shares the first one's noise:
+    it would vouch for the first if it counted as a witness. Neither counts for the other, so both
+    are flagged, in either order."""
+    for order in ((8, 9), (9, 8)):
+        u = list(honest_updates(8))
+        rng = np.random.default_rng(13)
+        first = u[3] + rng.normal(0, noise * _rms(u[3]), D)
+        second = first + rng.normal(0, noise * _rms(u[3]), D)
+        placed = dict(zip(order, (first, second)))
+        u = np.stack(u + [placed[8], placed[9]]).astype(np.float32)
+        found = copy_detector(
+            DetectionBatch(u, [str(i) for i in range(10)], reference=honest_updates(1, seed=0)[0]), all_active(10)
+        )
+        assert flags(found) == [8, 9], order
