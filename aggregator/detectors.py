@@ -147,14 +147,20 @@ def copy_detector(
             out[i] = Finding(
                 True, COPY, f"within {best:.3g} relative distance of submission #{j}", {"copy_distance": round(best, 6)}
             )
-    _noisy_copies(batch, active, out, min_cosine, noise_z / np.sqrt(max(batch.updates.shape[1], 1)))
+    _noisy_copies(batch, active, out, min_cosine, noise_z / np.sqrt(max(batch.updates.shape[1], 1)), near)
     return out
 
 
 def _noisy_copies(
-    batch: DetectionBatch, active: np.ndarray, out: list[Finding], min_cosine: float, noise_cosine: float
+    batch: DetectionBatch,
+    active: np.ndarray,
+    out: list[Finding],
+    min_cosine: float,
+    noise_cosine: float,
+    near: float = 0.05,
 ) -> None:
-    """Flag (in ``out``) updates that are another submission or the last global step plus noise.
+    """Flag (in ``out``) updates that are another submission or the last global step, scaled (what
+    is left orthogonal to it is within ``near`` of the update's norm) or plus noise.
 
     For each source that update ``i`` resembles (cosine at least ``min_cosine``), its residual (its
     part orthogonal to the source) is compared with what each witness says beyond that source:
@@ -194,6 +200,19 @@ def _noisy_copies(
             cosines = {s: float(gram[i, s] / (norms[i] * norms[s])) for s in candidates}
             sources = sorted((s for s in candidates if cosines[s] >= min_cosine), key=lambda s: -cosines[s])
             for s in sources:
+                left = 1.0 - cosines[s] ** 2  # the residual's squared share of the update's norm
+                if left <= near**2:  # a scaled copy: the earlier of the two (or the last step) is the original
+                    if s != last and s > i:
+                        continue
+                    name = "the last global step" if s == last else f"submission #{s}"
+                    out[i] = Finding(
+                        True,
+                        COPY,
+                        f"{name} scaled (cos {cosines[s]:.5f}: what differs is {np.sqrt(max(left, 0.0)):.3g} of its norm)",
+                        {**out[i].scores, "copy_cosine": round(cosines[s], 6)},
+                    )
+                    changed = True
+                    break
                 witnesses = [j for j in others if j != s]
                 traces = _traces(gram, i, s, witnesses + ([] if ref is None else [ref]))
                 if len(witnesses) >= 2:  # and their median, a consensus with less noise
@@ -304,8 +323,8 @@ def free_rider_detector(
     use_reference: bool = True,
     min_updates: int = 3,
 ) -> list[Finding]:
-    """Negligible norm (below ``min_relative_norm`` x the median norm, or zero), or "global model
-    plus noise": an update unaligned with the consensus that is not large enough to be an outlier
+    """Negligible norm (below ``min_relative_norm`` x the median norm, or zero) and aligned with
+    neither the consensus nor the reference beyond noise, or "global model plus noise": an update unaligned with the consensus that is not large enough to be an outlier
     (norm <= ``max_noise_ratio`` x median; larger ones are left to the outlier detectors).
 
     Unaligned means |cos| against the coordinate-wise median below ``min_cosine``, or below
@@ -315,7 +334,11 @@ def free_rider_detector(
 
     With a reference update (``use_reference``), an update unaligned with the consensus is noise
     only if it is unaligned with the reference as well: with label-skewed data an honest shard can
-    be orthogonal to the median of the others and still learn what the owner's data teaches."""
+    be orthogonal to the median of the others and still learn what the owner's data teaches.
+
+    A small update that is aligned is a small shard's training, not free-riding (measured: an honest
+    Dirichlet 0.1 trainer's update at 0.03 x the median norm was slashed as negligible); it is scored
+    like any other. A zero update is always negligible."""
     out = [Finding() for _ in range(batch.k)]
     if batch.k:
         min_cosine = min(min_cosine, noise_z / np.sqrt(max(batch.updates.shape[1], 1)))
@@ -338,8 +361,11 @@ def free_rider_detector(
         if cos_ref is not None:
             scores["cos_reference"] = round(float(cos_ref[i]), 6)
         unaligned = cos is not None and abs(cos[i]) < min_cosine and (cos_ref is None or abs(cos_ref[i]) < min_cosine)
-        if norms[i] <= 1e-12 or ratio < min_relative_norm:
+        aligned = (cos is not None and cos[i] > min_cosine) or (cos_ref is not None and cos_ref[i] > min_cosine)
+        if norms[i] <= 1e-12 or (ratio < min_relative_norm and not aligned):
             out[i] = Finding(True, FREE_RIDER, f"negligible update (norm {norms[i]:.3g}, {ratio:.3g} x median)", scores)
+        elif ratio < min_relative_norm:
+            out[i] = Finding(scores=scores)  # small but it learned what the others or the owner's data teach
         elif unaligned and ratio <= max_noise_ratio:
             against = (
                 f"the consensus (cos {cos[i]:.3f})"
@@ -353,15 +379,34 @@ def free_rider_detector(
 
 
 def norm_detector(
-    batch: DetectionBatch, active: np.ndarray, z: float = 3.5, sigma_floor: float = 0.25, min_updates: int = 3
+    batch: DetectionBatch,
+    active: np.ndarray,
+    z: float = 3.5,
+    sigma_floor: float = 0.25,
+    min_updates: int = 3,
+    needs_harm: bool = True,
+    noise_z: float = 5.0,
 ) -> list[Finding]:
     """Norms far above the rest: robust z-score of log-norm against median/MAD (floored, so that a
-    tight honest cluster does not make every small deviation an outlier)."""
+    tight honest cluster does not make every small deviation an outlier).
+
+    With ``needs_harm`` (the default), the flag on an update that points the way the others do
+    (cosine with the median of the others above ``noise_z`` standard deviations of a random
+    direction's, 1/sqrt(d)) is *provisional*, as the reference's: an honest shard of one or two
+    classes takes bigger steps than the rest (measured at Dirichlet 0.1: honest norms 2.7x and 4.7x
+    the median, 4.0 and 6.2 robust deviations), so its size alone is no evidence of an attack. The
+    round flags it if, joined to the others, it harms the validation metric beyond its noise, and
+    otherwise leaves it out (no model, no pay, no slash): a boosted update enters the model neither
+    way. A large update unaligned with the others (noise) or against them is flagged outright."""
     out = [Finding() for _ in range(batch.k)]
     if active.sum() < min_updates:
         return out
     log_norms = np.log(np.maximum(batch.norms, 1e-30))
     scores = _robust_z(log_norms, active, sigma_floor)
+    if not needs_harm or not (scores[active] > z).any():
+        aligned = np.zeros(batch.k, dtype=bool)
+    else:
+        aligned = _consensus_cosines(batch, active) > noise_z / np.sqrt(max(batch.updates.shape[1], 1))
     for i in np.flatnonzero(active):
         s = {"norm": round(float(batch.norms[i]), 6), "norm_z": round(float(scores[i]), 4)}
         flagged = bool(scores[i] > z)
@@ -370,6 +415,7 @@ def norm_detector(
             OUTLIER if flagged else None,
             f"norm {batch.norms[i]:.3g} is {scores[i]:.1f} robust deviations above the median" if flagged else "",
             s,
+            provisional=flagged and bool(aligned[i]),
         )
     return out
 

@@ -56,11 +56,29 @@ def test_free_rider_detector_zero_tiny_and_noise():
     u = honest_updates(10)
     rng = np.random.default_rng(1)
     u[7] = 0.0
-    u[8] = u[0] * 1e-4
+    u[8] = rng.normal(0, 1e-4 * np.linalg.norm(u[0]) / np.sqrt(D), D)  # global + a little noise
     u[9] = rng.normal(0, np.linalg.norm(u[0]) / np.sqrt(D), D)  # global + noise of honest-like size
     found = free_rider_detector(DetectionBatch(u), all_active(10))
     assert flags(found) == [7, 8, 9]
-    assert "uncorrelated" in found[9].detail
+    assert "negligible" in found[8].detail and "uncorrelated" in found[9].detail
+
+
+def test_a_small_shard_that_learned_is_no_free_rider_and_a_scaled_copy_is_a_copy():
+    """A tiny update that points where the others (or the owner's reference) point is a small
+    shard's training: scored, not slashed. The same smallness made of an earlier update scaled down
+    is a copy, and so is a scaled replay of the last global step."""
+    u = honest_updates(10)
+    rng = np.random.default_rng(2)
+    learned = u[1:7].mean(axis=0)  # what the shards teach, and some of its own
+    u[7] = 0.02 * (learned + rng.normal(0, 0.01, D))  # a few steps on a few samples
+    found = free_rider_detector(DetectionBatch(u), all_active(10))
+    assert flags(found) == [] and found[7].scores["relative_norm"] < 0.05
+    step = honest_updates(1, seed=5)[0]
+    u[8] = u[0] * 1e-4
+    u[9] = step * 3.0
+    verdicts = run_detectors(DetectionBatch(u, [str(i) for i in range(10)], last_step=step))
+    assert [i for i, v in enumerate(verdicts) if v.flagged] == [8, 9]
+    assert "submission #0 scaled" in verdicts[8].detail and "the last global step scaled" in verdicts[9].detail
 
 
 def test_norm_detector_flags_boosted_updates_only():
@@ -69,6 +87,21 @@ def test_norm_detector_flags_boosted_updates_only():
     found = norm_detector(DetectionBatch(u), all_active(10))
     assert flags(found) == [4]
     assert found[4].scores["norm_z"] > 3.5
+
+
+def test_a_large_update_is_provisional_when_it_points_with_the_others_and_flagged_when_not():
+    """Size alone is what an honest one-class shard shows too: the validation set settles it. Size
+    with no alignment (noise) or against the others is flagged outright."""
+    u = honest_updates(10)
+    rng = np.random.default_rng(9)
+    u[4] *= 10  # boosted, pointing the way the others do
+    u[6] = rng.normal(0, 10 * _rms(u[0]), D)  # as large, but noise
+    u[8] = -8 * u[8]  # as large, against them
+    found = norm_detector(DetectionBatch(u), all_active(10))
+    assert flags(found) == [4, 6, 8]
+    assert [i for i, f in enumerate(found) if f.provisional] == [4]
+    strict = norm_detector(DetectionBatch(u), all_active(10), needs_harm=False)
+    assert flags(strict) == [4, 6, 8] and not any(f.provisional for f in strict)
 
 
 def test_direction_detector_median_and_reference():
