@@ -172,9 +172,9 @@ def _noisy_copies(
     (measured: an 800-digit trainer's residual against a 600-digit trainer's update had cosine 0.006
     with the median and 0.30 with the 700-digit trainer's update).
 
-    Sources are every other submission, earlier or later: the original's residual against its noisy
-    copy still holds the original's own learning (the copy is the original scaled plus noise), so
-    only the copy is flagged. A flagged copier is neither a source nor a witness, and the check runs
+    Sources are every other submission, earlier or later (a copier may come first in a chain). When
+    two updates are each the other plus noise (the original's residual against a copy with little
+    noise holds little of its own learning), the later one is the copy, as with exact copies. A flagged copier is neither a source nor a witness, and the check runs
     again without it until no flag changes: a second copier chained on the first shares the first
     one's noise and would vouch for it."""
     idx = [int(i) for i in np.flatnonzero(active) if not out[i].flagged and batch.norms[i] > 0]
@@ -213,16 +213,19 @@ def _noisy_copies(
                     )
                     changed = True
                     break
-                witnesses = [j for j in others if j != s]
-                traces = _traces(gram, i, s, witnesses + ([] if ref is None else [ref]))
-                if len(witnesses) >= 2:  # and their median, a consensus with less noise
-                    traces += _traces_to(y, gram, i, s, np.median(y[witnesses], axis=0))
-                if not traces:
+                extra = [] if ref is None else [ref]
+                trace = _trace(y, gram, i, s, others, extra)
+                if trace is None:
                     continue
-                trace = max(traces)
                 if s == sources[0]:
                     out[i].scores["copy_cosine"] = round(cosines[s], 6)
                     out[i].scores["copy_residual_trace"] = round(trace, 6)
+                if trace < noise_cosine and s != last and s > i:
+                    # a later source that is as much this update plus noise is the copy, this the
+                    # original: at little noise the original's residual holds little of its own
+                    reverse = _trace(y, gram, s, i, others, extra)
+                    if reverse is not None and reverse < noise_cosine:
+                        continue
                 if trace < noise_cosine:
                     name = "the last global step" if s == last else f"submission #{s}"
                     out[i] = Finding(
@@ -234,6 +237,17 @@ def _noisy_copies(
                     )
                     changed = True
                     break
+
+
+def _trace(y: np.ndarray, gram: np.ndarray, a: int, source: int, updates: list[int], extra: list[int]) -> float | None:
+    """The largest |cos| of row ``a``'s residual against row ``source`` with what the witnesses
+    (the rows ``updates``, their median, the rows ``extra``) hold beyond the source; None if none
+    holds anything beyond it."""
+    updates = [w for w in updates if w != a and w != source]
+    traces = _traces(gram, a, source, updates + extra)
+    if len(updates) >= 2:  # and their median, a consensus with less noise
+        traces += _traces_to(y, gram, a, source, np.median(y[updates], axis=0))
+    return max(traces) if traces else None
 
 
 def _traces(gram: np.ndarray, a: int, source: int, witnesses: list[int]) -> list[float]:

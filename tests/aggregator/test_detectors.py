@@ -260,7 +260,7 @@ def _rms(v):
     return float(np.sqrt(np.mean(v.astype(np.float64) ** 2)))
 
 
-@pytest.mark.parametrize("noise", [0.2, 0.5, 1.0])
+@pytest.mark.parametrize("noise", [0.06, 0.1, 0.2, 0.5, 1.0])
 def test_copy_detector_sees_an_earlier_update_under_noise(noise):
     u = honest_updates(8)
     rng = np.random.default_rng(7)
