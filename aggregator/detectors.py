@@ -404,23 +404,28 @@ def norm_detector(
     """Norms far above the rest: robust z-score of log-norm against median/MAD (floored, so that a
     tight honest cluster does not make every small deviation an outlier).
 
-    With ``needs_harm`` (the default), the flag on an update that points the way the others do
-    (cosine with the median of the others above ``noise_z`` standard deviations of a random
-    direction's, 1/sqrt(d)) is *provisional*, as the reference's: an honest shard of one or two
+    With ``needs_harm`` (the default), the flag on an update that points the way the others or the
+    owner's reference do (cosine with the median of the others, or with the reference, above
+    ``noise_z`` standard deviations of a random direction's, 1/sqrt(d)) is *provisional*, as the
+    reference's: an honest shard of one or two
     classes takes bigger steps than the rest (measured at Dirichlet 0.1: honest norms 2.7x and 4.7x
     the median, 4.0 and 6.2 robust deviations), so its size alone is no evidence of an attack. The
     round flags it if, joined to the others, it harms the validation metric beyond its noise, and
     otherwise leaves it out (no model, no pay, no slash): a boosted update enters the model neither
-    way. A large update unaligned with the others (noise) or against them is flagged outright."""
+    way. A large update aligned with neither (noise) or against both is flagged outright. (A one-class
+    shard late in training can be orthogonal to the others' median, 0.003 at Dirichlet 0.1, and still
+    point the way of the owner's reference, 0.31.)"""
     out = [Finding() for _ in range(batch.k)]
     if active.sum() < min_updates:
         return out
     log_norms = np.log(np.maximum(batch.norms, 1e-30))
     scores = _robust_z(log_norms, active, sigma_floor)
-    if not needs_harm or not (scores[active] > z).any():
-        aligned = np.zeros(batch.k, dtype=bool)
-    else:
-        aligned = _consensus_cosines(batch, active) > noise_z / np.sqrt(max(batch.updates.shape[1], 1))
+    aligned = np.zeros(batch.k, dtype=bool)
+    if needs_harm and (scores[active] > z).any():
+        noise = noise_z / np.sqrt(max(batch.updates.shape[1], 1))
+        aligned = _consensus_cosines(batch, active) > noise
+        if batch.reference_cosines is not None:
+            aligned |= batch.reference_cosines > noise
     for i in np.flatnonzero(active):
         s = {"norm": round(float(batch.norms[i]), 6), "norm_z": round(float(scores[i]), 4)}
         flagged = bool(scores[i] > z)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aggregator.detectors import (
+    _consensus_cosines,
     DETECTORS,
     DetectionBatch,
     copy_detector,
@@ -102,6 +103,15 @@ def test_a_large_update_is_provisional_when_it_points_with_the_others_and_flagge
     assert [i for i, f in enumerate(found) if f.provisional] == [4]
     strict = norm_detector(DetectionBatch(u), all_active(10), needs_harm=False)
     assert flags(strict) == [4, 6, 8] and not any(f.provisional for f in strict)
+    # a one-class shard late in training: orthogonal to the others, along what the owner's data teaches
+    owner = rng.normal(0, 1, D)
+    median = np.median(np.delete(u, 2, axis=0), axis=0)
+    own = owner - (owner @ median) / (median @ median) * median
+    u[2] = 10 * _rms(u[0]) * own / _rms(own)
+    found = norm_detector(DetectionBatch(u, reference=owner.astype(np.float32)), all_active(10))
+    assert abs(_consensus_cosines(DetectionBatch(u), all_active(10))[2]) < 5 / np.sqrt(D)
+    assert 2 in flags(found) and found[2].provisional
+    assert not norm_detector(DetectionBatch(u), all_active(10))[2].provisional  # no reference: noise to us
 
 
 def test_direction_detector_median_and_reference():
