@@ -186,25 +186,25 @@ def _noisy_copies(
         last, rows = batch.k, rows + [np.asarray(batch.last_step, dtype=np.float64)[None, :]]
     if batch.reference is not None:
         ref, rows = batch.k + len(rows) - 1, rows + [np.asarray(batch.reference, dtype=np.float64)[None, :]]
-    y = np.concatenate(rows)
-    gram = y @ y.T
-    norms = np.sqrt(np.maximum(np.diag(gram), 0.0))
+    witnesses = _Witnesses(np.concatenate(rows), [] if ref is None else [ref], noise_cosine)
+    gram, norms = witnesses.gram, witnesses.norms
     changed = True
     while changed:
         changed = False
+        witnesses.start_pass([i for i in idx if not out[i].flagged])
         for i in idx:
             if out[i].flagged:
                 continue
-            others = [j for j in idx if j != i and not out[j].flagged]
-            candidates = others + ([last] if last is not None and norms[last] > 0 else [])
+            candidates = [j for j in witnesses.unflagged if j != i]
+            candidates += [last] if last is not None and norms[last] > 0 else []
             cosines = {s: float(gram[i, s] / (norms[i] * norms[s])) for s in candidates}
             sources = sorted((s for s in candidates if cosines[s] >= min_cosine), key=lambda s: -cosines[s])
             for s in sources:
+                name = "the last global step" if s == last else f"submission #{s}"
                 left = 1.0 - cosines[s] ** 2  # the residual's squared share of the update's norm
                 if left <= near**2:  # a scaled copy: the earlier of the two (or the last step) is the original
                     if s != last and s > i:
                         continue
-                    name = "the last global step" if s == last else f"submission #{s}"
                     out[i] = Finding(
                         True,
                         COPY,
@@ -213,8 +213,7 @@ def _noisy_copies(
                     )
                     changed = True
                     break
-                extra = [] if ref is None else [ref]
-                trace = _trace(y, gram, i, s, others, extra)
+                trace = witnesses.trace(i, s)
                 if trace is None:
                     continue
                 if s == sources[0]:
@@ -223,11 +222,10 @@ def _noisy_copies(
                 if trace < noise_cosine and s != last and s > i:
                     # a later source that is as much this update plus noise is the copy, this the
                     # original: at little noise the original's residual holds little of its own
-                    reverse = _trace(y, gram, s, i, others, extra)
+                    reverse = witnesses.trace(s, i)
                     if reverse is not None and reverse < noise_cosine:
                         continue
                 if trace < noise_cosine:
-                    name = "the last global step" if s == last else f"submission #{s}"
                     out[i] = Finding(
                         True,
                         COPY,
@@ -239,39 +237,84 @@ def _noisy_copies(
                     break
 
 
-def _trace(y: np.ndarray, gram: np.ndarray, a: int, source: int, updates: list[int], extra: list[int]) -> float | None:
-    """The largest |cos| of row ``a``'s residual against row ``source`` with what the witnesses
-    (the rows ``updates``, their median, the rows ``extra``) hold beyond the source; None if none
-    holds anything beyond it."""
-    updates = [w for w in updates if w != a and w != source]
-    traces = _traces(gram, a, source, updates + extra)
-    if len(updates) >= 2:  # and their median, a consensus with less noise
-        traces += _traces_to(y, gram, a, source, np.median(y[updates], axis=0))
-    return max(traces) if traces else None
+class _Witnesses:
+    """What a residual is checked against, from one Gram matrix of the rows ``y`` (updates, then the
+    last step and the reference): the unflagged updates, the rows ``extra`` (the reference), and the
+    coordinate-wise median of the unflagged updates other than the two compared. The median is only
+    computed when no single witness already holds ``enough`` (the noise bound): then the verdict
+    needs it. Each coordinate's values are sorted once per round of checks, so a median costs one
+    pass over the coordinates."""
 
+    def __init__(self, y: np.ndarray, extra: list[int], enough: float):
+        self.y, self.extra, self.enough = y, extra, enough
+        self.gram = y @ y.T
+        self.norms = np.sqrt(np.maximum(np.diag(self.gram), 0.0))
+        self.unflagged: list[int] = []
+        self._medians: dict[int, tuple[np.ndarray, float] | None] = {}
 
-def _traces(gram: np.ndarray, a: int, source: int, witnesses: list[int]) -> list[float]:
-    """|cos| of vector ``a``'s part orthogonal to ``source`` with each witness's part orthogonal to
-    it, all from the Gram matrix: (a - proj a)·(b - proj b) = a·b - (a·s)(b·s)/(s·s)."""
-    ss = gram[source, source]
-    ra = gram[a, a] - gram[a, source] ** 2 / ss
-    out = []
-    for b in witnesses:
-        rb = gram[b, b] - gram[b, source] ** 2 / ss
-        if ra <= 1e-24 * gram[a, a] or rb <= 1e-24 * max(gram[b, b], 1e-300):
-            continue  # nothing beyond the source (the source itself, or parallel to it)
-        out.append(abs(float(gram[a, b] - gram[a, source] * gram[b, source] / ss)) / float(np.sqrt(ra * rb)))
-    return out
+    def start_pass(self, unflagged: list[int]) -> None:
+        self.unflagged, self._medians = unflagged, {}
+        # each column sorted once, and each member's rank in it: the median without one member is
+        # then read off the sorted column, never sorted again
+        members = np.ascontiguousarray(self.y[unflagged].T)  # one row per coordinate: sorts in place, fast
+        order = np.argsort(members, axis=1, kind="stable")
+        self._sorted = np.take_along_axis(members, order, axis=1)
+        self._rank = np.empty(order.shape, dtype=np.int32)
+        np.put_along_axis(self._rank, order, np.arange(len(unflagged), dtype=np.int32)[None, :], axis=1)
 
+    def _median(self, a: int, source: int) -> tuple[float, float, float] | None:
+        """The coordinate-wise median m of the unflagged updates but ``a`` and ``source``, as
+        (a·m, source·m, m·m); None with fewer than two of them."""
+        key = frozenset((a, source))
+        if key not in self._medians:
+            out = [self.unflagged.index(j) for j in key if j in self.unflagged]
+            left = len(self.unflagged) - len(out)
+            median = self._median_without(out, left) if left >= 2 else None
+            self._medians[key] = None if median is None else {j: float(self.y[j] @ median) for j in key}
+            if median is not None:
+                self._medians[key]["norm2"] = float(median @ median)
+        dots = self._medians[key]
+        return None if dots is None else (dots[a], dots[source], dots["norm2"])
 
-def _traces_to(y: np.ndarray, gram: np.ndarray, a: int, source: int, vector: np.ndarray) -> list[float]:
-    """``_traces`` against one vector outside the Gram matrix."""
-    ss = gram[source, source]
-    va, vs, vv = float(y[a] @ vector), float(y[source] @ vector), float(vector @ vector)
-    ra, rv = gram[a, a] - gram[a, source] ** 2 / ss, vv - vs**2 / ss
-    if ra <= 1e-24 * gram[a, a] or rv <= 1e-24 * max(vv, 1e-300):
-        return []
-    return [abs(float(va - gram[a, source] * vs / ss)) / float(np.sqrt(ra * rv))]
+    def _median_without(self, out: list[int], left: int) -> np.ndarray:
+        """The coordinate-wise median of the unflagged updates but those at positions ``out`` (of
+        ``self.unflagged``; ``left`` remain), read off each coordinate's sorted values."""
+        s = self._sorted
+        ranks = np.sort(self._rank[:, out], axis=1) if out else np.zeros((len(s), 0), dtype=np.int32)
+
+        def at(h: int) -> np.ndarray:  # the h-th smallest of what remains in each coordinate
+            pos = np.full(len(s), h)
+            for r in ranks.T:  # ascending: each removed entry at or before the position shifts it by one
+                pos += r <= pos
+            return np.take_along_axis(s, pos[:, None], axis=1)[:, 0]
+
+        return at(left // 2) if left % 2 else (at(left // 2 - 1) + at(left // 2)) / 2
+
+    def trace(self, a: int, source: int) -> float | None:
+        """The largest |cos| of row ``a``'s residual against row ``source`` with each witness's part
+        beyond the source, (a - proj a)·(b - proj b) = a·b - (a·s)(b·s)/(s·s); None if no witness
+        holds anything beyond it."""
+        g = self.gram
+        ss, ra = g[source, source], g[a, a] - g[a, source] ** 2 / g[source, source]
+        if ra <= 1e-24 * g[a, a]:
+            return None
+        rows = np.array([j for j in self.unflagged if j != a and j != source] + self.extra, dtype=int)
+        dots = g[a, rows] - g[a, source] * g[rows, source] / ss
+        rb = g[rows, rows] - g[rows, source] ** 2 / ss
+        norms = [g[rows, rows]]
+        held = rb > 1e-24 * np.maximum(g[rows, rows], 1e-300)
+        if held.any() and np.max(np.abs(dots[held]) / np.sqrt(ra * rb[held])) >= self.enough:
+            return float(np.max(np.abs(dots[held]) / np.sqrt(ra * rb[held])))  # settled: no median needed
+        median = self._median(a, source)
+        if median is not None:
+            ma, ms, mm = median
+            dots = np.append(dots, ma - g[a, source] * ms / ss)
+            rb = np.append(rb, mm - ms**2 / ss)
+            norms.append([mm])
+        held = rb > 1e-24 * np.maximum(np.concatenate(norms), 1e-300)  # nothing beyond the source: no witness
+        if not held.any():
+            return None
+        return float(np.max(np.abs(dots[held]) / np.sqrt(ra * rb[held])))
 
 
 def split_detector(

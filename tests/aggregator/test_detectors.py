@@ -380,3 +380,23 @@ def test_copy_detector_sees_copiers_chained_on_each_other(noise):
             DetectionBatch(u, [str(i) for i in range(10)], reference=honest_updates(1, seed=0)[0]), all_active(10)
         )
         assert flags(found) == [8, 9], order
+
+
+def test_the_witness_median_without_two_updates_is_numpys():
+    """The copy check reads each median (all unflagged updates but the two compared) off columns
+    sorted once; it must be the median numpy computes, ties and even counts included."""
+    from itertools import permutations
+
+    from aggregator.detectors import _Witnesses
+
+    rng = np.random.default_rng(0)
+    for m in (4, 5, 7, 8):
+        y = rng.normal(size=(m + 1, 50))
+        y[1, :5] = y[2, :5]  # ties
+        y[3, 5:9] = y[0, 5:9]
+        w = _Witnesses(y, [m], enough=1.0)
+        w.start_pass(list(range(m)))
+        for a, b in permutations(range(m), 2):
+            assert np.allclose(w._median_without([a, b], m - 2), np.median(np.delete(y[:m], [a, b], axis=0), axis=0))
+        for a in range(m):
+            assert np.allclose(w._median_without([a], m - 1), np.median(np.delete(y[:m], a, axis=0), axis=0))
