@@ -376,13 +376,16 @@ def free_rider_detector(
     min_relative_norm: float = 0.05,
     min_cosine: float = 0.05,
     noise_z: float = 5.0,
-    max_noise_ratio: float = 3.0,
+    max_noise_ratio: float | None = None,
     use_reference: bool = True,
     min_updates: int = 3,
 ) -> list[Finding]:
     """Negligible norm (below ``min_relative_norm`` x the median norm, or zero) and aligned with
-    neither the consensus nor the reference beyond noise, or "global model plus noise": an update unaligned with the consensus that is not large enough to be an outlier
-    (norm <= ``max_noise_ratio`` x median; larger ones are left to the outlier detectors).
+    neither the consensus nor the reference beyond noise, or "global model plus noise": an update
+    unaligned with the consensus, of any size (``max_noise_ratio``, None by default, caps the size
+    x the median norm it is judged at). A cap at 3x used to leave larger ones to the outlier
+    detectors, and at Dirichlet 0.5 pure noise 3-5x the median norm was no outlier of the spread
+    honest norms: scored, and paid 1 % of the budget.
 
     Unaligned means |cos| against the coordinate-wise median below ``min_cosine``, or below
     ``noise_z`` standard deviations of the cosine of a random direction (1/sqrt(d)) if that is
@@ -423,7 +426,7 @@ def free_rider_detector(
             out[i] = Finding(True, FREE_RIDER, f"negligible update (norm {norms[i]:.3g}, {ratio:.3g} x median)", scores)
         elif ratio < min_relative_norm:
             out[i] = Finding(scores=scores)  # small but it learned what the others or the owner's data teach
-        elif unaligned and ratio <= max_noise_ratio:
+        elif unaligned and (max_noise_ratio is None or ratio <= max_noise_ratio):
             against = (
                 f"the consensus (cos {cos[i]:.3f})"
                 if cos_ref is None

@@ -64,6 +64,23 @@ def test_free_rider_detector_zero_tiny_and_noise():
     assert "negligible" in found[8].detail and "uncorrelated" in found[9].detail
 
 
+def test_noise_of_any_size_is_no_training():
+    """Pure noise a few times the median norm, where spread honest norms keep it from being a norm
+    outlier, is still "global model plus noise": unaligned with the others and the reference."""
+    u = honest_updates(10)
+    rng = np.random.default_rng(3)
+    u[:5] *= np.linspace(0.3, 3.0, 5)[:, None]  # honest norms spread widely
+    median = float(np.median(np.linalg.norm(u[:9].astype(np.float64), axis=1)))
+    u[9] = rng.normal(0, 4 * median / np.sqrt(D), D)
+    reference = honest_updates(1, seed=0)[0]
+    assert not norm_detector(DetectionBatch(u), all_active(10))[9].flagged
+    found = free_rider_detector(DetectionBatch(u, reference=reference), all_active(10))
+    assert flags(found) == [9] and "noise, not training" in found[9].detail
+    assert found[9].scores["relative_norm"] > 3
+    capped = free_rider_detector(DetectionBatch(u, reference=reference), all_active(10), max_noise_ratio=3.0)
+    assert flags(capped) == []  # the old cap left it to a norm rule that does not see it
+
+
 def test_a_small_shard_that_learned_is_no_free_rider_and_a_scaled_copy_is_a_copy():
     """A tiny update that points where the others (or the owner's reference) point is a small
     shard's training: scored, not slashed. The same smallness made of an earlier update scaled down

@@ -78,7 +78,7 @@ def test_attackers_are_flagged_with_their_reasons(attacked_round):
     assert "robust deviations above the median" in scale["detail"] and "no harm" in scale["detail"]
     assert reasons == {
         "sign_flip": "outlier",
-        "noise": "outlier",
+        "noise": "free_rider",  # noise of any size is "global model plus noise", not training
         "free_rider": "free_rider",
         "copycat": "copy",
         "malformed": "malformed",
