@@ -200,41 +200,48 @@ def _noisy_copies(
             cosines = {s: float(gram[i, s] / (norms[i] * norms[s])) for s in candidates}
             sources = sorted((s for s in candidates if cosines[s] >= min_cosine), key=lambda s: -cosines[s])
             for s in sources:
-                name = "the last global step" if s == last else f"submission #{s}"
-                left = 1.0 - cosines[s] ** 2  # the residual's squared share of the update's norm
-                if left <= near**2:  # a scaled copy: the earlier of the two (or the last step) is the original
-                    if s != last and s > i:
-                        continue
-                    out[i] = Finding(
-                        True,
-                        COPY,
-                        f"{name} scaled (cos {cosines[s]:.5f}: what differs is {np.sqrt(max(left, 0.0)):.3g} of its norm)",
-                        {**out[i].scores, "copy_cosine": round(cosines[s], 6)},
-                    )
-                    changed = True
+                finding = _copy_of(witnesses, i, s, cosines[s], s == last, near, noise_cosine, out[i].scores)
+                if s == sources[0] and "copy_residual_trace" in finding.scores:
+                    out[i].scores.update(finding.scores)  # what the closest source says, flagged or not
+                if finding.flagged:
+                    out[i], changed = finding, True
                     break
-                trace = witnesses.trace(i, s)
-                if trace is None:
-                    continue
-                if s == sources[0]:
-                    out[i].scores["copy_cosine"] = round(cosines[s], 6)
-                    out[i].scores["copy_residual_trace"] = round(trace, 6)
-                if trace < noise_cosine and s != last and s > i:
-                    # a later source that is as much this update plus noise is the copy, this the
-                    # original: at little noise the original's residual holds little of its own
-                    reverse = witnesses.trace(s, i)
-                    if reverse is not None and reverse < noise_cosine:
-                        continue
-                if trace < noise_cosine:
-                    out[i] = Finding(
-                        True,
-                        COPY,
-                        f"{name} plus noise (cos {cosines[s]:.3f}; what differs is noise: its "
-                        f"cosine with what others learn is {trace:.4f})",
-                        {**out[i].scores, "copy_cosine": round(cosines[s], 6), "copy_residual_trace": round(trace, 6)},
-                    )
-                    changed = True
-                    break
+
+
+def _copy_of(
+    witnesses: _Witnesses,
+    i: int,
+    s: int,
+    cos: float,
+    is_last: bool,
+    near: float,
+    noise_cosine: float,
+    scores: dict[str, float],
+) -> Finding:
+    """Whether update ``i`` is source ``s`` scaled or plus noise (a flagged Finding), and its scores."""
+    name = "the last global step" if is_last else f"submission #{s}"
+    left = 1.0 - cos**2  # the residual's squared share of the update's norm
+    if left <= near**2:  # a scaled copy: the earlier of the two (or the last step) is the original
+        if not is_last and s > i:
+            return Finding()
+        detail = f"{name} scaled (cos {cos:.5f}: what differs is {np.sqrt(max(left, 0.0)):.3g} of its norm)"
+        return Finding(True, COPY, detail, {**scores, "copy_cosine": round(cos, 6)})
+    trace = witnesses.trace(i, s)
+    if trace is None:
+        return Finding()
+    found = {**scores, "copy_cosine": round(cos, 6), "copy_residual_trace": round(trace, 6)}
+    if trace >= noise_cosine:
+        return Finding(scores=found)
+    if not is_last and s > i:
+        # a later source that is as much this update plus noise is the copy, this the original: at
+        # little noise the original's residual holds little of its own learning
+        reverse = witnesses.trace(s, i)
+        if reverse is not None and reverse < noise_cosine:
+            return Finding(scores=found)
+    detail = (
+        f"{name} plus noise (cos {cos:.3f}; what differs is noise: its cosine with what others learn is {trace:.4f})"
+    )
+    return Finding(True, COPY, detail, found)
 
 
 class _Witnesses:
