@@ -51,6 +51,11 @@ class DetectionBatch:
             self._norms = np.sqrt(np.einsum("ij,ij->i", self.updates, self.updates, dtype=np.float64))
         return self._norms
 
+    def noise_cosine(self, z: float) -> float:
+        """``z`` standard deviations of the cosine between a random direction and any fixed one,
+        1/sqrt(d): the bound within which noise stays."""
+        return z / np.sqrt(max(self.updates.shape[1], 1))
+
     @property
     def reference_cosines(self) -> np.ndarray | None:
         """Cosine of each update with the reference (None without one), computed once per batch:
@@ -147,7 +152,7 @@ def copy_detector(
             out[i] = Finding(
                 True, COPY, f"within {best:.3g} relative distance of submission #{j}", {"copy_distance": round(best, 6)}
             )
-    _noisy_copies(batch, active, out, min_cosine, noise_z / np.sqrt(max(batch.updates.shape[1], 1)), near)
+    _noisy_copies(batch, active, out, min_cosine, batch.noise_cosine(noise_z), near)
     return out
 
 
@@ -180,13 +185,11 @@ def _noisy_copies(
     idx = [int(i) for i in np.flatnonzero(active) if not out[i].flagged and batch.norms[i] > 0]
     if len(idx) < 2 and batch.last_step is None:
         return
-    rows = [batch.updates.astype(np.float64)]
-    last = ref = None
-    if batch.last_step is not None:
-        last, rows = batch.k, rows + [np.asarray(batch.last_step, dtype=np.float64)[None, :]]
-    if batch.reference is not None:
-        ref, rows = batch.k + len(rows) - 1, rows + [np.asarray(batch.reference, dtype=np.float64)[None, :]]
-    witnesses = _Witnesses(np.concatenate(rows), [] if ref is None else [ref], noise_cosine)
+    extra = [v for v in (batch.last_step, batch.reference) if v is not None]
+    last = batch.k if batch.last_step is not None else None
+    ref = batch.k + len(extra) - 1 if batch.reference is not None else None
+    y = np.concatenate([batch.updates.astype(np.float64), *(np.asarray(v, dtype=np.float64)[None, :] for v in extra)])
+    witnesses = _Witnesses(y, [] if ref is None else [ref], noise_cosine)
     gram, norms = witnesses.gram, witnesses.norms
     changed = True
     while changed:
@@ -249,25 +252,28 @@ class _Witnesses:
     last step and the reference): the unflagged updates, the rows ``extra`` (the reference), and the
     coordinate-wise median of the unflagged updates other than the two compared. The median is only
     computed when no single witness already holds ``enough`` (the noise bound): then the verdict
-    needs it. Each coordinate's values are sorted once per round of checks, so a median costs one
-    pass over the coordinates."""
+    needs it. Then each coordinate's values are sorted, once per round of checks, so a median costs
+    one pass over the coordinates."""
 
     def __init__(self, y: np.ndarray, extra: list[int], enough: float):
         self.y, self.extra, self.enough = y, extra, enough
         self.gram = y @ y.T
         self.norms = np.sqrt(np.maximum(np.diag(self.gram), 0.0))
-        self.unflagged: list[int] = []
-        self._medians: dict[int, tuple[np.ndarray, float] | None] = {}
+        self.start_pass([])
 
     def start_pass(self, unflagged: list[int]) -> None:
-        self.unflagged, self._medians = unflagged, {}
-        # each column sorted once, and each member's rank in it: the median without one member is
-        # then read off the sorted column, never sorted again
-        members = np.ascontiguousarray(self.y[unflagged].T)  # one row per coordinate: sorts in place, fast
+        self.unflagged = unflagged
+        self._medians: dict[frozenset[int], tuple[dict[int, float], float] | None] = {}
+        self._sorted = self._rank = None  # sorted on the first median a pass needs: most need none
+
+    def _sort(self) -> None:
+        """Each coordinate's values sorted once, and each member's rank among them: a median without
+        some members is then read off the sorted values, never sorted again."""
+        members = np.ascontiguousarray(self.y[self.unflagged].T)  # one row per coordinate: sorts in place, fast
         order = np.argsort(members, axis=1, kind="stable")
         self._sorted = np.take_along_axis(members, order, axis=1)
         self._rank = np.empty(order.shape, dtype=np.int32)
-        np.put_along_axis(self._rank, order, np.arange(len(unflagged), dtype=np.int32)[None, :], axis=1)
+        np.put_along_axis(self._rank, order, np.arange(len(self.unflagged), dtype=np.int32)[None, :], axis=1)
 
     def _median(self, a: int, source: int) -> tuple[float, float, float] | None:
         """The coordinate-wise median m of the unflagged updates but ``a`` and ``source``, as
@@ -276,16 +282,22 @@ class _Witnesses:
         if key not in self._medians:
             out = [self.unflagged.index(j) for j in key if j in self.unflagged]
             left = len(self.unflagged) - len(out)
-            median = self._median_without(out, left) if left >= 2 else None
-            self._medians[key] = None if median is None else {j: float(self.y[j] @ median) for j in key}
-            if median is not None:
-                self._medians[key]["norm2"] = float(median @ median)
-        dots = self._medians[key]
-        return None if dots is None else (dots[a], dots[source], dots["norm2"])
+            if left < 2:
+                self._medians[key] = None
+            else:
+                median = self._median_without(out, left)
+                self._medians[key] = ({j: float(self.y[j] @ median) for j in key}, float(median @ median))
+        record = self._medians[key]
+        if record is None:
+            return None
+        dots, norm2 = record
+        return dots[a], dots[source], norm2
 
     def _median_without(self, out: list[int], left: int) -> np.ndarray:
         """The coordinate-wise median of the unflagged updates but those at positions ``out`` (of
         ``self.unflagged``; ``left`` remain), read off each coordinate's sorted values."""
+        if self._sorted is None:
+            self._sort()
         s = self._sorted
         ranks = np.sort(self._rank[:, out], axis=1) if out else np.zeros((len(s), 0), dtype=np.int32)
 
@@ -308,20 +320,19 @@ class _Witnesses:
         rows = np.array([j for j in self.unflagged if j != a and j != source] + self.extra, dtype=int)
         dots = g[a, rows] - g[a, source] * g[rows, source] / ss
         rb = g[rows, rows] - g[rows, source] ** 2 / ss
-        norms = [g[rows, rows]]
-        held = rb > 1e-24 * np.maximum(g[rows, rows], 1e-300)
-        if held.any() and np.max(np.abs(dots[held]) / np.sqrt(ra * rb[held])) >= self.enough:
-            return float(np.max(np.abs(dots[held]) / np.sqrt(ra * rb[held])))  # settled: no median needed
+        held = rb > 1e-24 * np.maximum(g[rows, rows], 1e-300)  # nothing beyond the source: no witness
+        best = float(np.max(np.abs(dots[held]) / np.sqrt(ra * rb[held]))) if held.any() else None
+        if best is not None and best >= self.enough:
+            return best  # settled: no median needed
         median = self._median(a, source)
-        if median is not None:
-            ma, ms, mm = median
-            dots = np.append(dots, ma - g[a, source] * ms / ss)
-            rb = np.append(rb, mm - ms**2 / ss)
-            norms.append([mm])
-        held = rb > 1e-24 * np.maximum(np.concatenate(norms), 1e-300)  # nothing beyond the source: no witness
-        if not held.any():
-            return None
-        return float(np.max(np.abs(dots[held]) / np.sqrt(ra * rb[held])))
+        if median is None:
+            return best
+        ma, ms, mm = median
+        rm = mm - ms**2 / ss
+        if rm <= 1e-24 * max(mm, 1e-300):
+            return best
+        traced = abs(float(ma - g[a, source] * ms / ss)) / float(np.sqrt(ra * rm))
+        return traced if best is None else max(best, traced)
 
 
 def split_detector(
@@ -408,7 +419,7 @@ def free_rider_detector(
     like any other. A zero update is always negligible."""
     out = [Finding() for _ in range(batch.k)]
     if batch.k:
-        min_cosine = min(min_cosine, noise_z / np.sqrt(max(batch.updates.shape[1], 1)))
+        min_cosine = min(min_cosine, batch.noise_cosine(noise_z))
     norms = batch.norms
     if not active.any():
         return out
@@ -475,7 +486,7 @@ def norm_detector(
     scores = _robust_z(log_norms, active, sigma_floor)
     aligned = np.zeros(batch.k, dtype=bool)
     if needs_harm and (scores[active] > z).any():
-        noise = noise_z / np.sqrt(max(batch.updates.shape[1], 1))
+        noise = batch.noise_cosine(noise_z)
         aligned = _consensus_cosines(batch, active) > noise
         if batch.reference_cosines is not None:
             aligned |= batch.reference_cosines > noise
