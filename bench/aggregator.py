@@ -352,14 +352,19 @@ def _flag_reasons(report: RoundReport) -> dict[int, str]:
 _WORKER_SETUP: Setup | None = None
 
 
-def _robust_run(job: tuple[str, int, int, bool]) -> dict:
-    """One robustness run in a worker process (each builds its Setup once, with the bench's torch
-    threads, MERIT_BENCH_THREADS)."""
+def worker_setup() -> Setup:
+    """The Setup of a bench worker process, built once per process with the bench's torch threads
+    (MERIT_BENCH_THREADS)."""
     global _WORKER_SETUP
     if _WORKER_SETUP is None:
         torch.set_num_threads(_env_int("MERIT_BENCH_THREADS", 1))
         _WORKER_SETUP = Setup()
-    return _run_job(_WORKER_SETUP, job)
+    return _WORKER_SETUP
+
+
+def _robust_run(job: tuple[str, int, int, bool]) -> dict:
+    """One robustness run in a worker process."""
+    return _run_job(worker_setup(), job)
 
 
 def _run_job(setup: Setup, job: tuple[str, int, int, bool]) -> dict:

@@ -35,7 +35,7 @@ from aggregator.fixed_point import fixed_point_weights
 from aggregator.report import RoundReport
 from aggregator.round import AggregatorConfig
 from backend.data import add_label_noise, partition_iid, partition_label_skew, partition_sizes
-from bench.aggregator import Setup, _flag_reasons, drive_market
+from bench.aggregator import Setup, _flag_reasons, drive_market, worker_setup
 from bench.contribution import spearman
 
 TRAINERS = 8
@@ -202,16 +202,9 @@ def targets(summary: dict) -> dict:
     }
 
 
-_WORKER_SETUP: Setup | None = None
-
-
 def _market_job(job: tuple[str, int, int]) -> dict:
-    """One market in a worker process, which builds its Setup once."""
-    global _WORKER_SETUP
-    if _WORKER_SETUP is None:
-        torch.set_num_threads(_env_int("MERIT_BENCH_THREADS", 1))
-        _WORKER_SETUP = Setup()
-    return run_market(_WORKER_SETUP, *job)
+    """One market in a worker process."""
+    return run_market(worker_setup(), *job)
 
 
 def _runs(plan: list[tuple[str, int, int]], jobs: int):
